@@ -1,0 +1,39 @@
+# One task runner for people and CI. `make demo` and `make test` are the README's two commands.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+# The CPU torch wheel lies in /opt/wheels on these machines; elsewhere pip takes torch==2.13.0 from PyPI.
+FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
+
+.PHONY: setup demo test test-fast lint fmt bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet $(FIND_LINKS) -c constraints.txt -e '.[dev]'
+	touch $@
+
+demo: setup
+	$(BIN)/ragharness run goldsets/support/harness.yaml
+
+test: setup
+	$(BIN)/python -m pytest
+
+test-fast: setup
+	$(BIN)/python -m pytest -m "not integration"
+
+lint: setup
+	$(BIN)/ruff check ragharness tests benchmarks
+	$(BIN)/ruff format --check ragharness tests benchmarks
+	$(BIN)/mypy
+
+fmt: setup
+	$(BIN)/ruff format ragharness tests benchmarks
+	$(BIN)/ruff check --fix ragharness tests benchmarks
+
+clean:
+	rm -rf $(VENV) .ragharness runs .pytest_cache .mypy_cache .ruff_cache

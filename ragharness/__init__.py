@@ -1,0 +1,50 @@
+"""ragharness: an evaluation harness for RAG-grounded assistants.
+
+Public names are re-exported here; the stages live in `ragharness.ingest`, `ragharness.retrieval`,
+`ragharness.eval` and `ragharness.guardrails`.
+"""
+
+from ragharness.errors import (
+    ConfigError,
+    EmbedderError,
+    GoldSetError,
+    IngestError,
+    ProviderError,
+    RagharnessError,
+    RunError,
+    StoreError,
+)
+from ragharness.types import (
+    Candidate,
+    Chunk,
+    ContextPack,
+    Document,
+    Generation,
+    GoldItem,
+    GoldSet,
+    Passage,
+    Score,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Candidate",
+    "Chunk",
+    "ConfigError",
+    "ContextPack",
+    "Document",
+    "EmbedderError",
+    "Generation",
+    "GoldItem",
+    "GoldSet",
+    "GoldSetError",
+    "IngestError",
+    "Passage",
+    "ProviderError",
+    "RagharnessError",
+    "RunError",
+    "Score",
+    "StoreError",
+    "__version__",
+]

@@ -1,0 +1,215 @@
+"""The `ragharness` command line (typer).
+
+Exit codes: 0 pass; 1 a threshold gate failed; 2 usage error; 3 configuration or input error (config, gold
+set, corpus, run directory); 4 the run is incomplete (some calls failed for good).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from enum import IntEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ragharness.errors import GoldSetError, RagharnessError
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    GATE_FAILED = 1
+    USAGE = 2
+    CONFIG = 3
+    INCOMPLETE = 4
+
+
+app = typer.Typer(help="Evaluate RAG-grounded assistants: ingest, locked retrieval, candidates, scores, reports.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+goldset_app = typer.Typer(help="Validate gold sets and publish their schema.", no_args_is_help=True)
+app.add_typer(goldset_app, name="goldset")
+
+console = Console(width=max(120, Console().width), highlight=False)
+err_console = Console(stderr=True, width=max(120, Console().width), highlight=False)
+
+ConfigArg = Annotated[Path, typer.Argument(help="Path of the harness.yaml to use.")]
+
+
+def _fail(exc: RagharnessError) -> typer.Exit:
+    problems = exc.problems if isinstance(exc, GoldSetError) else [str(exc)]
+    err_console.print(f"[bold red]error:[/] {exc if isinstance(exc, GoldSetError) else ''}".rstrip())
+    for p in problems:
+        err_console.print(f"  {p}", markup=False)
+    return typer.Exit(ExitCode.CONFIG)
+
+
+class _Bars:
+    """rich progress bars keyed by stage name."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.tasks: dict[str, object] = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if stage not in self.tasks:
+            self.tasks[stage] = self.progress.add_task(stage, total=total)
+        self.progress.update(self.tasks[stage], completed=done, total=total)  # type: ignore[arg-type]
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description:>9}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=err_console, transient=False, disable=not err_console.is_terminal)
+
+
+@app.command()
+def ingest(config: ConfigArg) -> None:
+    """Ingest the configured corpus into the store; only new or changed text is embedded."""
+    from ragharness.components import build_embedder, build_store
+    from ragharness.config import load_config
+    from ragharness.ingest.pipeline import ingest as run_ingest
+
+    try:
+        cfg = load_config(config)
+        embedder, store = build_embedder(cfg), build_store(cfg)
+        with _progress() as p:
+            report = run_ingest(cfg, embedder, store, _Bars(p))
+    except RagharnessError as exc:
+        raise _fail(exc) from exc
+    out = cfg.resolve(cfg.data_dir) / "ingest-report.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(report.model_dump_json(indent=2), encoding="utf-8")
+    for line in report.summary_lines():
+        console.print(line, markup=False)
+    console.print(f"ingest report: {out}", markup=False)
+
+
+@app.command()
+def run(
+    config: ConfigArg,
+    out: Annotated[Path | None, typer.Option(help="Run directory (default: output_dir/<run id>).")] = None,
+    no_ingest: Annotated[bool, typer.Option("--no-ingest", help="Use the store as it is; skip ingest.")] = False,
+) -> None:
+    """Run the evaluation: ingest, locked retrieval, candidates, guardrails, scores, report."""
+    from ragharness.config import load_config
+    from ragharness.eval.run import execute_run
+
+    try:
+        cfg = load_config(config)
+        with _progress() as p:
+            result = execute_run(cfg, out_dir=out, progress=_Bars(p), skip_ingest=no_ingest,
+                                 log=lambda s: console.print(s, markup=False))
+    except RagharnessError as exc:
+        raise _fail(exc) from exc
+    summary = result.summary
+    print_summary(summary)
+    console.print(f"run directory: {result.run_dir}", markup=False)
+    console.print(f"report: {result.run_dir / 'report.html'}", markup=False)
+    if summary.status == "fail":
+        raise typer.Exit(ExitCode.GATE_FAILED)
+    if summary.status == "incomplete":
+        raise typer.Exit(ExitCode.INCOMPLETE)
+
+
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:
+    """Re-render report.html from a run directory (no model is called)."""
+    from ragharness.eval.report import write_report
+    from ragharness.eval.rundir import RunDir
+
+    try:
+        path = write_report(RunDir.open(run_dir))
+    except RagharnessError as exc:
+        raise _fail(exc) from exc
+    console.print(f"report: {path}", markup=False)
+
+
+@app.command()
+def plugins() -> None:
+    """List the registered providers, embedders, stores, scorers and guardrails."""
+    from ragharness.registry import EMBEDDERS, GUARDRAILS, PROVIDERS, SCORERS, STORES
+
+    for reg in (PROVIDERS, EMBEDDERS, STORES, SCORERS, GUARDRAILS):
+        console.print(f"{reg.seam}: {', '.join(reg.forms())}", markup=False)
+
+
+@goldset_app.command("lint")
+def goldset_lint(files: Annotated[list[Path], typer.Argument(help="Gold set files (YAML or JSONL).")]) -> None:
+    """Validate gold sets; report every problem with file, item id and field."""
+    from ragharness.goldset import load_goldset
+
+    bad = 0
+    for file in files:
+        try:
+            gs = load_goldset(file)
+        except GoldSetError as exc:
+            bad += 1
+            for p in exc.problems:
+                err_console.print(p, markup=False)
+            continue
+        intents = sorted({i.intent for i in gs.items})
+        refusals = sum(1 for i in gs.items if not i.answerable)
+        console.print(f"{file}: ok: {len(gs.items)} items, {len(intents)} intents, {refusals} must-refuse",
+                      markup=False)
+    if bad:
+        raise typer.Exit(ExitCode.CONFIG)
+
+
+@goldset_app.command("schema")
+def goldset_schema(out: Annotated[Path | None, typer.Option(help="Write to this file.")] = None) -> None:
+    """Print (or write) the gold set JSON schema."""
+    from ragharness.goldset import goldset_json_schema
+
+    text = json.dumps(goldset_json_schema(), indent=2)
+    if out:
+        out.write_text(text + "\n", encoding="utf-8")
+    else:
+        sys.stdout.write(text + "\n")
+
+
+def print_summary(summary: object) -> None:
+    from ragharness.eval.report import MAIN_METRICS, fmt
+    from ragharness.eval.summary import RunSummary
+
+    assert isinstance(summary, RunSummary)  # noqa: S101 - typed for mypy; callers pass a RunSummary
+    table = Table(title=f"{summary.name} · {summary.n_items} items · {summary.status.upper()}")
+    table.add_column("candidate")
+    for m in MAIN_METRICS:
+        table.add_column(m.replace("citation_", "cite_"), justify="right")
+    table.add_column("errors", justify="right")
+    table.add_column("tokens", justify="right")
+    table.add_column("cost $", justify="right")
+    table.add_column("p50 ms", justify="right")
+    for c in summary.candidates:
+        table.add_row(c.candidate, *[fmt(c.metrics[m].mean if m in c.metrics else None) for m in MAIN_METRICS],
+                      f"{c.errors}/{c.generations}", str(c.input_tokens + c.output_tokens), fmt(c.cost_usd, 4),
+                      fmt(c.latency_p50_ms, 0))
+    console.print(table)
+    intents = list(summary.retrieval_by_intent)
+    it = Table(title="correctness per intent (retrieval hit rate)")
+    it.add_column("intent")
+    for c in summary.candidates:
+        it.add_column(c.candidate, justify="right")
+    it.add_column("retrieval hit", justify="right")
+    for intent in intents:
+        row = []
+        for c in summary.candidates:
+            ms = c.by_intent.get(intent, {}).get("correctness")
+            row.append(fmt(ms.mean if ms else None))
+        hit = summary.retrieval_by_intent[intent].get("retrieval_hit")
+        it.add_row(intent, *row, fmt(hit.mean if hit else None))
+    console.print(it)
+    for g in summary.gates:
+        console.print(("PASS " if g.passed else "FAIL ") + g.message, markup=False)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,57 @@
+"""Build the configured components (embedder, store, providers, guardrails, scorers) through the registries."""
+
+from __future__ import annotations
+
+from ragharness.config import HarnessConfig
+from ragharness.errors import ConfigError, RagharnessError
+from ragharness.eval.providers.base import Provider, ProviderContext, split_provider_id
+from ragharness.eval.scorers.base import Scorer, ScorerContext
+from ragharness.guardrails.base import GuardrailChain
+from ragharness.registry import EMBEDDERS, GUARDRAILS, PROVIDERS, SCORERS, STORES
+from ragharness.retrieval.embedders import Embedder
+from ragharness.retrieval.store import VectorStore
+
+
+def build_embedder(cfg: HarnessConfig) -> Embedder:
+    try:
+        return EMBEDDERS.create(cfg.embedder.kind, cfg.embedder, where=f"{cfg.source_file}: embedder.kind")
+    except TypeError as exc:
+        raise ConfigError(f"{cfg.source_file}: embedder.options: {exc}") from exc
+
+
+def build_store(cfg: HarnessConfig) -> VectorStore:
+    return STORES.create(cfg.store.kind, cfg.store, cfg.resolve(cfg.data_dir), where=f"{cfg.source_file}: store.kind")
+
+
+def build_providers(cfg: HarnessConfig) -> dict[str, Provider]:
+    ctx = ProviderContext(base_dir=cfg.base_dir)
+    out: dict[str, Provider] = {}
+    for i, c in enumerate(cfg.candidates):
+        kind, _ = split_provider_id(c.provider)
+        where = f"{cfg.source_file}: candidates[{i}].provider"
+        try:
+            out[c.name] = PROVIDERS.create(kind, c.to_candidate(), ctx, where=where)
+        except ConfigError:
+            raise
+        except RagharnessError as exc:
+            raise ConfigError(f"{cfg.source_file}: candidates[{i}] ({c.name}): {exc}") from exc
+    return out
+
+
+def build_guardrails(cfg: HarnessConfig) -> tuple[GuardrailChain, GuardrailChain]:
+    chains = []
+    for stage in ("input", "output"):
+        guards = []
+        for i, g in enumerate(getattr(cfg.guardrails, stage)):
+            where = f"{cfg.source_file}: guardrails.{stage}[{i}]"
+            try:
+                guards.append(GUARDRAILS.create(g.kind, g.options, where=f"{where}.kind"))
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"{where}.options: {exc}") from exc
+        chains.append(GuardrailChain(guards, stage))  # type: ignore[arg-type]
+    return chains[0], chains[1]
+
+
+def build_scorers(cfg: HarnessConfig, embedder: Embedder | None) -> list[Scorer]:
+    ctx = ScorerContext(embedder=embedder)
+    return [SCORERS.create(name, ctx, where=f"{cfg.source_file}: scorers[{i}]") for i, name in enumerate(cfg.scorers)]

@@ -1,0 +1,251 @@
+"""harness.yaml: one validated file per evaluation.
+
+Relative paths resolve against the directory of the config file. Secrets are never literal: any option whose
+name looks like a credential must be an environment reference `${NAME}`, resolved only when used.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ragharness.errors import ConfigError
+from ragharness.types import FILTERABLE_FIELDS, Candidate, FilterValue, Metadata, PromptRef, SearchMode
+
+ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+_SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|passwd|credential)", re.IGNORECASE)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PathRule(Strict):
+    """Tag every document whose corpus-relative path matches `match` (glob, `**` allowed)."""
+
+    match: str
+    metadata: Metadata
+
+
+class TicketFormat(Strict):
+    """How to read a JSONL ticket export: one ticket per line."""
+
+    id_field: str = "id"
+    text_fields: list[str] = Field(default_factory=lambda: ["subject", "body"])
+    title_field: str = "subject"
+    metadata_fields: dict[str, str] = Field(
+        default_factory=dict, description="Metadata field -> ticket field, e.g. {product: product}."
+    )
+
+
+class CorpusConfig(Strict):
+    path: str = Field(description="Local folder (or, later, s3://bucket/prefix) holding the corpus.")
+    include: list[str] = Field(default_factory=lambda: ["**/*.md", "**/*.html", "**/*.htm", "**/*.txt", "**/*.jsonl"])
+    exclude: list[str] = Field(default_factory=lambda: ["**/*.meta.yaml"])
+    max_file_bytes: int = Field(5_000_000, gt=0, description="Larger files are skipped with a reason.")
+    tickets: TicketFormat = TicketFormat()
+    rules: list[PathRule] = Field(default_factory=list)
+
+
+class ChunkingConfig(Strict):
+    chunk_size: int | None = Field(
+        None, gt=16, description="Tokens (embedder word pieces) per chunk; default: the embedder's input limit."
+    )
+    chunk_overlap: int = Field(32, ge=0)
+    markdown_headers: bool = True
+
+
+class EmbedderConfig(Strict):
+    kind: str = "minilm"
+    batch_size: int = Field(64, gt=0)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class StoreConfig(Strict):
+    kind: str = "lancedb"
+    table: str = "chunks"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class RetrievalConfig(Strict):
+    mode: SearchMode = SearchMode.hybrid
+    k: int = Field(6, gt=0, le=100)
+    filters: dict[str, FilterValue] = Field(default_factory=dict)
+
+    @field_validator("filters")
+    @classmethod
+    def _known_fields(cls, v: dict[str, FilterValue]) -> dict[str, FilterValue]:
+        return check_filter_fields(v)
+
+
+class CandidateConfig(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9._@:-]+$")
+    provider: str = Field(description="Provider id: 'extractive', 'replay', 'mock', 'bedrock:<model>', ...")
+    prompt: PromptRef = PromptRef(id="support-answer", version=1)
+    params: dict[str, Any] = Field(default_factory=dict, description="Model parameters (temperature, max_tokens).")
+    options: dict[str, Any] = Field(default_factory=dict, description="Provider options (file, region, base_url).")
+    concurrency: int = Field(8, gt=0)
+
+    def to_candidate(self) -> Candidate:
+        return Candidate(
+            name=self.name, provider=self.provider, prompt=self.prompt, params=self.params, options=self.options
+        )
+
+
+class GuardrailConfig(Strict):
+    kind: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class GuardrailsConfig(Strict):
+    input: list[GuardrailConfig] = Field(default_factory=lambda: [GuardrailConfig(kind="pii")])
+    output: list[GuardrailConfig] = Field(default_factory=lambda: [GuardrailConfig(kind="pii")])
+
+
+class Threshold(Strict):
+    """Gate: the mean of `metric` must be >= min (or <= max) for every listed candidate (all if empty)."""
+
+    metric: str
+    min: float | None = None
+    max: float | None = None
+    candidates: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> Threshold:
+        if self.min is None and self.max is None:
+            raise ValueError("a threshold needs `min` or `max`")
+        return self
+
+
+class HarnessConfig(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9._-]+$")
+    data_dir: str = Field(".ragharness", description="Where the embedded store and ingest state live.")
+    output_dir: str = "runs"
+    corpus: CorpusConfig
+    chunking: ChunkingConfig = ChunkingConfig()
+    embedder: EmbedderConfig = EmbedderConfig()
+    store: StoreConfig = StoreConfig()
+    retrieval: RetrievalConfig = RetrievalConfig()
+    goldset: str
+    prompts_dir: str | None = None
+    candidates: list[CandidateConfig] = Field(min_length=1)
+    guardrails: GuardrailsConfig = GuardrailsConfig()
+    scorers: list[str] = Field(
+        default_factory=lambda: ["citation", "groundedness", "correctness", "refusal", "retrieval"]
+    )
+    thresholds: list[Threshold] = Field(default_factory=list)
+
+    # Set by load_config, not by the file.
+    base_dir: Path = Field(Path("."), exclude=True)
+    source_file: Path = Field(Path("harness.yaml"), exclude=True)
+
+    @model_validator(mode="after")
+    def _unique_candidates(self) -> HarnessConfig:
+        names = [c.name for c in self.candidates]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"candidate names must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+    def resolve(self, path: str) -> Path:
+        p = Path(os.path.expanduser(path))
+        return p if p.is_absolute() else (self.base_dir / p).resolve()
+
+    def candidate(self, name: str) -> CandidateConfig:
+        for c in self.candidates:
+            if c.name == name:
+                return c
+        raise ConfigError(f"{self.source_file}: no candidate named {name!r}; have {[c.name for c in self.candidates]}")
+
+
+def check_filter_fields(filters: dict[str, FilterValue]) -> dict[str, FilterValue]:
+    unknown = sorted(set(filters) - set(FILTERABLE_FIELDS))
+    if unknown:
+        raise ValueError(f"unknown filter field(s) {unknown}; allowed: {', '.join(FILTERABLE_FIELDS)}")
+    return filters
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def format_validation_error(source: str | Path, err: ValidationError, prefix: str = "") -> list[str]:
+    """One line per problem: `file: key.path: message (got value)`."""
+    lines = []
+    for e in err.errors():
+        loc = _loc(tuple(e["loc"]))
+        if prefix:
+            loc = f"{prefix}.{loc}" if loc != "(top level)" else prefix
+        got = e.get("input")
+        shown = "" if e["type"] in ("missing",) or isinstance(got, dict) else f" (got {got!r})"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key; check the spelling against the documented keys"
+        lines.append(f"{source}: {loc}: {msg}{shown}")
+    return lines
+
+
+def _check_secrets(node: Any, path: str, problems: list[str]) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            sub = f"{path}.{key}" if path else str(key)
+            if isinstance(value, str) and _SECRET_KEY.search(str(key)) and not ENV_REF.match(value):
+                problems.append(
+                    f"{sub}: secrets must be environment references like '${{MY_API_KEY}}', not literal values"
+                )
+            _check_secrets(value, sub, problems)
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            _check_secrets(value, f"{path}[{i}]", problems)
+
+
+def load_config(path: str | Path) -> HarnessConfig:
+    """Read and validate harness.yaml. Raises ConfigError naming the file, key path and what is allowed."""
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"{file}: config file not found; pass the path of a harness.yaml")
+    try:
+        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{file}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{file}: expected a mapping of settings at the top level, got {type(raw).__name__}")
+    problems: list[str] = []
+    _check_secrets(raw, "", problems)
+    if problems:
+        raise ConfigError("\n".join(f"{file}: {p}" for p in problems))
+    for key in ("base_dir", "source_file"):
+        if key in raw:
+            raise ConfigError(f"{file}: {key}: unknown key; check the spelling against the documented keys")
+    try:
+        cfg = HarnessConfig.model_validate({**raw, "base_dir": file.parent.resolve(), "source_file": file})
+    except ValidationError as exc:
+        raise ConfigError("\n".join(format_validation_error(file, exc))) from exc
+    return cfg
+
+
+def resolve_env(value: str, *, what: str) -> str:
+    """Resolve `${NAME}` from the environment at the point of use. Literal values pass through."""
+    m = ENV_REF.match(value)
+    if not m:
+        return value
+    name = m.group(1)
+    resolved = os.environ.get(name)
+    if resolved is None:
+        raise ConfigError(f"{what}: environment variable {name} is not set; export it before running")
+    return resolved
+
+
+def config_snapshot(cfg: HarnessConfig) -> dict[str, Any]:
+    """What a run stores: the validated config, secrets still as references."""
+    return cfg.model_dump(mode="json")
+
+

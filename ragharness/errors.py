@@ -1,0 +1,52 @@
+"""The package's one exception root.
+
+    RagharnessError
+    ├── ConfigError        harness.yaml is missing, malformed or invalid (exit code 3)
+    ├── GoldSetError       a gold set file or item is invalid (exit code 3)
+    ├── IngestError        the corpus cannot be ingested as a whole (single bad files are skipped, not raised)
+    ├── StoreError         the vector store is unusable (wrong embedder, dimension mismatch, backend failure)
+    ├── EmbedderError      the embedder cannot load or embed
+    ├── ProviderError      a provider cannot be built (unknown id, bad options); call failures are recorded
+    │                      as Generations with an error, never raised through the run
+    └── RunError           a run directory is missing or inconsistent
+
+Messages carry the bad value and what to do about it.
+"""
+
+from __future__ import annotations
+
+
+class RagharnessError(Exception):
+    """Root of every error ragharness raises on purpose."""
+
+
+class ConfigError(RagharnessError):
+    """The harness configuration is invalid."""
+
+
+class GoldSetError(RagharnessError):
+    """A gold set is invalid. `problems` lists every problem found, each naming file, item and field."""
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or [message]
+
+
+class IngestError(RagharnessError):
+    """The corpus as a whole cannot be ingested."""
+
+
+class StoreError(RagharnessError):
+    """The vector store is unusable."""
+
+
+class EmbedderError(RagharnessError):
+    """The embedder cannot be loaded or used."""
+
+
+class ProviderError(RagharnessError):
+    """A provider cannot be built from its id and options."""
+
+
+class RunError(RagharnessError):
+    """A run directory is missing or inconsistent."""

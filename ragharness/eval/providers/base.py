@@ -1,0 +1,83 @@
+"""The Provider seam: one async call per (item, candidate) returning a Generation.
+
+Providers raise `ProviderCallError` with a typed retry decision for call failures; the runner retries what is
+retryable and records what finally fails as a Generation with its error (never a dropped row).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Protocol, TypeVar, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from ragharness.errors import ProviderError
+from ragharness.types import Candidate, Frozen, Passage, Usage
+
+RetryKind = Literal["rate_limit", "transient", "fatal"]
+
+
+class ProviderCallError(Exception):
+    """A failed model call, classified once by the provider that understands its wire format."""
+
+    def __init__(self, kind: RetryKind, type_: str, message: str, retry_after: float | None = None) -> None:
+        super().__init__(f"{type_}: {message}")
+        self.kind: RetryKind = kind
+        self.type = type_
+        self.message = message
+        self.retry_after = retry_after
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind != "fatal"
+
+
+class GenerationRequest(Frozen):
+    """What a candidate receives. Only redacted text is ever in here."""
+
+    item_id: str
+    candidate: Candidate
+    system: str
+    user: str
+    question: str
+    passages: tuple[Passage, ...]
+    request_hash: str
+
+
+class ProviderResponse(Frozen):
+    text: str
+    usage: Usage = Usage()
+    model: str = ""
+    latency_ms: float | None = None
+
+
+@runtime_checkable
+class Provider(Protocol):
+    @property
+    def id(self) -> str: ...
+
+    async def generate(self, request: GenerationRequest) -> ProviderResponse: ...
+
+
+class ProviderContext(BaseModel):
+    """What a provider factory gets besides the candidate: where relative paths resolve."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    base_dir: Path = Path(".")
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_options(model: type[M], candidate: Candidate) -> M:
+    try:
+        return model.model_validate(candidate.options)
+    except ValidationError as exc:
+        details = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ProviderError(f"candidate {candidate.name!r} ({candidate.provider}): options: {details}") from exc
+
+
+def split_provider_id(provider: str) -> tuple[str, str]:
+    kind, _, model = provider.partition(":")
+    return kind, model

@@ -1,0 +1,188 @@
+"""One evaluation run: ingest (incremental) -> locked retrieval -> input guardrails -> candidates -> output
+guardrails -> scores -> summary -> report. Everything lands in the run directory as it is produced."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from ragharness import __version__
+from ragharness.components import build_embedder, build_guardrails, build_providers, build_scorers, build_store
+from ragharness.config import HarnessConfig, config_snapshot
+from ragharness.eval.prompts_loader import PromptTemplate, load_prompt, render
+from ragharness.eval.providers.base import GenerationRequest
+from ragharness.eval.report import write_report
+from ragharness.eval.rundir import RunDir, RunManifest
+from ragharness.eval.runner import Runner
+from ragharness.eval.scorers.base import Scorer, ScoringInput, run_scorer
+from ragharness.eval.summary import RunSummary, summarise
+from ragharness.goldset import load_goldset
+from ragharness.guardrails.base import GuardrailChain
+from ragharness.ingest.pipeline import IngestReport, Progress, ingest
+from ragharness.retrieval.retriever import Retriever
+from ragharness.types import ContextPack, Generation, GoldItem, GuardrailAction, Passage, Score, canonical_hash
+
+
+class RunResult(BaseModel):
+    run_dir: Path
+    summary: RunSummary
+    ingest: IngestReport | None = None
+
+
+def _noop(stage: str, done: int, total: int) -> None:
+    return None
+
+
+def new_run_id(name: str) -> str:
+    return f"{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}-{name}-{secrets.token_hex(2)}"
+
+
+def lock_context(
+    pack: ContextPack, chain: GuardrailChain
+) -> tuple[ContextPack, list[GuardrailAction], tuple[str, str]]:
+    """Redact question and passages once; the result is hashed and is all any candidate or judge sees."""
+    actions: list[GuardrailAction] = []
+    q = chain.apply(pack.question, where="question", item_id=pack.item_id)
+    actions += q.actions
+    passages: list[Passage] = []
+    for p in pack.passages:
+        res = chain.apply(p.text, where=f"passage:{p.chunk_id}", item_id=pack.item_id)
+        actions += res.actions
+        passages.append(p.model_copy(update={"text": res.text}))
+    locked = pack.model_copy(update={"question": q.text, "passages": tuple(passages)}).with_hash()
+    return locked, actions, (q.blocked_by, q.block_message)
+
+
+def build_request(item: GoldItem, pack: ContextPack, cand_cfg: object, tpl: PromptTemplate) -> GenerationRequest:
+    from ragharness.config import CandidateConfig
+
+    assert isinstance(cand_cfg, CandidateConfig)  # noqa: S101 - internal invariant, typed for mypy
+    cand = cand_cfg.to_candidate()
+    prompt = render(tpl, pack.question, pack.passages)
+    request_hash = canonical_hash({
+        "provider": cand.provider, "params": cand.params, "prompt": cand.prompt.model_dump(),
+        "system": prompt.system, "user": prompt.user,
+    })
+    return GenerationRequest(
+        item_id=item.id, candidate=cand, system=prompt.system, user=prompt.user, question=pack.question,
+        passages=pack.passages, request_hash=request_hash,
+    )
+
+
+def score_all(
+    items: list[GoldItem], packs: dict[str, ContextPack], generations: list[Generation], scorers: list[Scorer],
+    progress: Progress = _noop,
+) -> list[Score]:
+    by_item = {i.id: i for i in items}
+    out: list[Score] = []
+    for item in items:
+        for s in scorers:
+            if s.level == "item":
+                out += run_scorer(s, ScoringInput(item=item, pack=packs[item.id]))
+    for n, gen in enumerate(generations, start=1):
+        item = by_item[gen.item_id]
+        for s in scorers:
+            if s.level == "answer":
+                out += run_scorer(s, ScoringInput(item=item, pack=packs[item.id], generation=gen))
+        progress("score", n, len(generations))
+    return out
+
+
+def execute_run(
+    cfg: HarnessConfig,
+    *,
+    out_dir: Path | None = None,
+    progress: Progress = _noop,
+    log: Callable[[str], None] = print,
+    skip_ingest: bool = False,
+) -> RunResult:
+    started = time.perf_counter()
+    embedder = build_embedder(cfg)
+    store = build_store(cfg)
+    providers = build_providers(cfg)
+    in_chain, out_chain = build_guardrails(cfg)
+    scorers = build_scorers(cfg, embedder)
+    prompts_dir = cfg.resolve(cfg.prompts_dir) if cfg.prompts_dir else None
+    templates = {c.name: load_prompt(c.prompt, prompts_dir) for c in cfg.candidates}
+
+    report: IngestReport | None = None
+    if skip_ingest:
+        store.ensure(embedder.name, embedder.dimension)
+    else:
+        report = ingest(cfg, embedder, store, progress)
+        for line in report.summary_lines():
+            log(f"ingest: {line}")
+    known = set(report.document_ids) if report else None
+    gold = load_goldset(cfg.resolve(cfg.goldset), known_sources=known)
+
+    run_id = new_run_id(cfg.name)
+    path = out_dir or cfg.resolve(cfg.output_dir) / run_id
+    path.mkdir(parents=True, exist_ok=True)
+    run = RunDir(path)
+    manifest = RunManifest(
+        run_id=run_id, name=cfg.name, started_at=datetime.now(UTC).isoformat(), ragharness_version=__version__,
+        store=store.name, embedder=embedder.name, candidates=[c.name for c in cfg.candidates],
+    )
+    run.write_json("run.json", manifest)
+    run.write_yaml("config.yaml", config_snapshot(cfg))
+    run.write_json("goldset.json", gold)
+
+    retriever = Retriever(embedder, store, mode=cfg.retrieval.mode, k=cfg.retrieval.k, filters=cfg.retrieval.filters)
+    packs: dict[str, ContextPack] = {}
+    actions: list[GuardrailAction] = []
+    blocked: dict[str, tuple[str, str]] = {}
+    for n, item in enumerate(gold.items, start=1):
+        locked, acts, (blocked_by, message) = lock_context(retriever.retrieve(item), in_chain)
+        packs[item.id] = locked
+        actions += acts
+        if blocked_by:
+            blocked[item.id] = (blocked_by, message)
+        progress("retrieve", n, len(gold.items))
+    run.write_jsonl("context_packs.jsonl", packs.values())
+    run.write_jsonl("guardrails.jsonl", actions)
+
+    requests = [build_request(item, packs[item.id], c, templates[c.name]) for item in gold.items
+                for c in cfg.candidates]
+    run.write_jsonl("requests.jsonl", requests)
+    generations: list[Generation] = []
+    for r in requests:
+        if r.item_id in blocked:  # refused before generation: no model sees the request
+            by, message = blocked[r.item_id]
+            generations.append(Generation(item_id=r.item_id, candidate=r.candidate.name, text=message,
+                                          blocked_by=by, request_hash=r.request_hash, attempts=0))
+    run.append("generations.jsonl", generations)
+    todo = [r for r in requests if r.item_id not in blocked]
+    done = 0
+
+    def on_done(gen: Generation, acts: list[GuardrailAction]) -> None:
+        nonlocal done
+        done += 1
+        run.append("generations.jsonl", [gen])
+        if acts:
+            run.append("guardrails.jsonl", acts)
+            actions.extend(acts)
+        progress("generate", done, len(todo))
+
+    runner = Runner(providers, {c.name: c.concurrency for c in cfg.candidates}, output_guardrails=out_chain,
+                    on_done=on_done)
+    generations += asyncio.run(runner.run(todo))
+    order = {(r.item_id, r.candidate.name): i for i, r in enumerate(requests)}
+    generations.sort(key=lambda g: order[(g.item_id, g.candidate)])
+
+    scores = score_all(gold.items, packs, generations, scorers, progress)
+    run.write_jsonl("scores.jsonl", scores)
+    summary = summarise(run_id, cfg.name, gold.items, [c.to_candidate() for c in cfg.candidates], generations,
+                        scores, actions, cfg.thresholds)
+    run.write_json("summary.json", summary)
+    manifest.finished_at = datetime.now(UTC).isoformat()
+    manifest.status = summary.status
+    manifest.seconds = round(time.perf_counter() - started, 3)
+    run.write_json("run.json", manifest)
+    write_report(run)
+    return RunResult(run_dir=path, summary=summary, ingest=report)

@@ -1,0 +1,112 @@
+"""The run directory: the source of truth. Reports and summaries are pure functions of it.
+
+    run.json             manifest: id, config name, status, timings, versions
+    config.yaml          the validated config (secrets still as ${REFERENCES})
+    goldset.json         the gold set as used
+    context_packs.jsonl  the locked, redacted, hashed passages per item
+    requests.jsonl       the redacted rendered prompt per (item, candidate)
+    generations.jsonl    one line per (item, candidate), appended as each completes
+    guardrails.jsonl     audit of every guardrail action (types and counts, never values)
+    scores.jsonl         one Score record per line
+    summary.json         aggregates and gates
+    report.html          the side-by-side report
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import yaml
+from pydantic import BaseModel
+
+from ragharness.errors import RunError
+from ragharness.types import ContextPack, Generation, GoldSet, GuardrailAction, Score
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class RunManifest(BaseModel):
+    run_id: str
+    name: str
+    started_at: str
+    finished_at: str = ""
+    status: str = "running"
+    seconds: float = 0.0
+    ragharness_version: str = ""
+    store: str = ""
+    embedder: str = ""
+    candidates: list[str] = []
+
+
+class RunDir:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, path: Path) -> RunDir:
+        if not (path / "run.json").is_file():
+            raise RunError(f"{path}: not a run directory (no run.json); pass a directory written by `ragharness run`")
+        return cls(path)
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def write_json(self, name: str, model: BaseModel) -> None:
+        tmp = self.file(name + ".tmp")
+        tmp.write_text(model.model_dump_json(indent=2), encoding="utf-8")
+        os.replace(tmp, self.file(name))
+
+    def write_yaml(self, name: str, data: object) -> None:
+        self.file(name).write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+
+    def write_jsonl(self, name: str, records: Iterable[BaseModel]) -> None:
+        with self.file(name).open("w", encoding="utf-8") as fh:
+            for r in records:
+                fh.write(r.model_dump_json() + "\n")
+
+    def append(self, name: str, records: Iterable[BaseModel]) -> None:
+        """Durable append: flushed and fsynced, so a crash loses at most the line being written."""
+        with self._lock, self.file(name).open("a", encoding="utf-8") as fh:
+            for r in records:
+                fh.write(r.model_dump_json() + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def read_jsonl(self, name: str, model: type[M]) -> Iterator[M]:
+        file = self.file(name)
+        if not file.is_file():
+            return
+        for n, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                yield model.model_validate_json(line)
+            except ValueError as exc:
+                # A torn last line after a crash is expected; anything else is corruption worth naming.
+                if n == len(file.read_text(encoding="utf-8").splitlines()):
+                    return
+                raise RunError(f"{file}:{n}: unreadable record: {str(exc).splitlines()[0]}") from exc
+
+    def manifest(self) -> RunManifest:
+        return RunManifest.model_validate(json.loads(self.file("run.json").read_text(encoding="utf-8")))
+
+    def goldset(self) -> GoldSet:
+        return GoldSet.model_validate_json(self.file("goldset.json").read_text(encoding="utf-8"))
+
+    def packs(self) -> list[ContextPack]:
+        return list(self.read_jsonl("context_packs.jsonl", ContextPack))
+
+    def generations(self) -> list[Generation]:
+        return list(self.read_jsonl("generations.jsonl", Generation))
+
+    def scores(self) -> list[Score]:
+        return list(self.read_jsonl("scores.jsonl", Score))
+
+    def actions(self) -> list[GuardrailAction]:
+        return list(self.read_jsonl("guardrails.jsonl", GuardrailAction))

@@ -1,0 +1,73 @@
+"""Sentence support against passages: lexical overlap + embedding similarity + a hard check on facts.
+
+A sentence is supported by a set of passages when
+  1. every number/amount in it appears in the passages, and every capitalised name in it appears there
+     (this is what catches hallucinated prices, limits, dates and product names), and
+  2. enough of its content is there: stemmed content-word recall >= `lexical_min` (0.6), or recall >= 0.35 with
+     embedding similarity to the best-matching passage sentence >= `embed_min` (0.6), or similarity >= 0.8.
+Thresholds are first guesses documented here; issue 4 measures them against human labels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pydantic import BaseModel
+
+from ragharness.eval.text import content_words, names, numbers, sentences, stem, strip_citations
+from ragharness.retrieval.embedders import Embedder, cosine
+from ragharness.types import Passage
+
+
+class Support(BaseModel):
+    supported: bool
+    lexical: float
+    similarity: float
+    missing_facts: list[str]
+
+    def why(self) -> str:
+        if self.missing_facts:
+            return f"not in passages: {', '.join(self.missing_facts[:4])}"
+        return f"overlap {self.lexical:.2f}, similarity {self.similarity:.2f}"
+
+
+class SupportJudge:
+    def __init__(self, embedder: Embedder | None, lexical_min: float = 0.6, embed_min: float = 0.6) -> None:
+        self.embedder = embedder
+        self.lexical_min = lexical_min
+        self.embed_min = embed_min
+        self._cache: dict[str, list[float]] = {}
+
+    def _vectors(self, texts: Sequence[str]) -> list[list[float]]:
+        if self.embedder is None:
+            return []
+        todo = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        if todo:
+            for t, v in zip(todo, self.embedder.embed(todo), strict=True):
+                self._cache[t] = v
+        return [self._cache[t] for t in texts]
+
+    def similarity(self, a: str, b: str) -> float:
+        if self.embedder is None:
+            return 0.0
+        va, vb = self._vectors([a, b])
+        return cosine(va, vb)
+
+    def support(self, sentence: str, passages: Sequence[Passage]) -> Support:
+        claim = strip_citations(sentence)
+        evidence = "\n".join(f"{p.title}\n{p.section}\n{p.text}" for p in passages)
+        ev_lower = evidence.lower()
+        missing = sorted(n for n in numbers(claim) if n not in numbers(evidence))
+        missing += sorted(n for n in names(claim) if n not in ev_lower)
+        words = {stem(w) for w in content_words(claim)}
+        ev_words = {stem(w) for w in content_words(evidence)}
+        lexical = len(words & ev_words) / len(words) if words else 1.0
+        sim = 0.0
+        if self.embedder is not None and passages:
+            ev_sents = [s for p in passages for s in sentences(p.text)] or [p.text for p in passages]
+            vecs = self._vectors([claim, *ev_sents])
+            sim = max(cosine(vecs[0], v) for v in vecs[1:])
+        content_ok = (
+            lexical >= self.lexical_min or (lexical >= 0.35 and sim >= self.embed_min) or sim >= 0.8
+        )
+        return Support(supported=not missing and content_ok, lexical=lexical, similarity=sim, missing_facts=missing)

@@ -1,0 +1,173 @@
+"""Aggregation: per candidate, per intent, per metric; counts of errors and n/a; gates from thresholds.
+
+Means are over applicable scores; a failed generation or judge is a 0 in that mean (never dropped), and 'n/a'
+(the metric does not apply, e.g. citation coverage of a refusal) is counted separately and shown.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+
+from pydantic import BaseModel, Field
+
+from ragharness.config import Threshold
+from ragharness.types import Candidate, Generation, GoldItem, GuardrailAction, Score
+
+OPS_METRICS = ("error_rate", "latency_p50_ms", "latency_p95_ms", "cost_usd", "input_tokens", "output_tokens")
+
+
+class MetricSummary(BaseModel):
+    mean: float | None = Field(description="Mean over applicable scores (errors count as 0); None if none apply.")
+    n: int
+    n_applicable: int
+    n_errors: int
+    labels: dict[str, int] = {}
+
+
+class CandidateSummary(BaseModel):
+    candidate: str
+    provider: str
+    prompt: str
+    generations: int
+    errors: int
+    retries: int = Field(description="Extra attempts beyond the first, summed over calls.")
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    latency_p50_ms: float
+    latency_p95_ms: float
+    metrics: dict[str, MetricSummary]
+    by_intent: dict[str, dict[str, MetricSummary]]
+
+    def value(self, metric: str) -> float | None:
+        if metric == "error_rate":
+            return self.errors / self.generations if self.generations else 0.0
+        if metric in OPS_METRICS:
+            return float(getattr(self, metric))
+        m = self.metrics.get(metric)
+        return m.mean if m else None
+
+
+class GateResult(BaseModel):
+    metric: str
+    candidate: str
+    value: float | None
+    min: float | None = None
+    max: float | None = None
+    passed: bool
+    message: str
+
+
+class RunSummary(BaseModel):
+    run_id: str
+    name: str
+    n_items: int
+    candidates: list[CandidateSummary]
+    retrieval: dict[str, MetricSummary]
+    retrieval_by_intent: dict[str, dict[str, MetricSummary]]
+    guardrails: dict[str, int] = Field(description="Guardrail action counts by 'stage:guardrail:entity'.")
+    gates: list[GateResult] = []
+    complete: bool = True
+    status: str = "pass"
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear-interpolated percentile (q in [0, 100]); 0 for no values."""
+    if not values:
+        return 0.0
+    xs = sorted(values)
+    pos = (len(xs) - 1) * q / 100
+    lo = int(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def summarise_metric(scores: Iterable[Score]) -> MetricSummary:
+    items = list(scores)
+    applicable = [s for s in items if s.value is not None]
+    return MetricSummary(
+        mean=sum(s.value for s in applicable if s.value is not None) / len(applicable) if applicable else None,
+        n=len(items),
+        n_applicable=len(applicable),
+        n_errors=sum(1 for s in items if s.error),
+        labels=dict(Counter(s.label for s in items if s.label)),
+    )
+
+
+def _group(scores: Iterable[Score]) -> dict[str, MetricSummary]:
+    by_metric: dict[str, list[Score]] = defaultdict(list)
+    for s in scores:
+        by_metric[s.metric].append(s)
+    return {m: summarise_metric(v) for m, v in sorted(by_metric.items())}
+
+
+def summarise(
+    run_id: str,
+    name: str,
+    items: Sequence[GoldItem],
+    candidates: Sequence[Candidate],
+    generations: Sequence[Generation],
+    scores: Sequence[Score],
+    actions: Sequence[GuardrailAction],
+    thresholds: Sequence[Threshold],
+) -> RunSummary:
+    intent = {i.id: i.intent for i in items}
+    cands: list[CandidateSummary] = []
+    for cand in candidates:
+        gens = [g for g in generations if g.candidate == cand.name]
+        mine = [s for s in scores if s.candidate == cand.name]
+        by_intent: dict[str, list[Score]] = defaultdict(list)
+        for s in mine:
+            by_intent[intent.get(s.item_id, "?")].append(s)
+        lat = [g.latency_ms for g in gens if g.ok]
+        cands.append(CandidateSummary(
+            candidate=cand.name, provider=cand.provider, prompt=f"{cand.prompt.id}@v{cand.prompt.version}",
+            generations=len(gens), errors=sum(1 for g in gens if not g.ok),
+            retries=sum(g.attempts - 1 for g in gens),
+            input_tokens=sum(g.usage.input_tokens for g in gens), output_tokens=sum(g.usage.output_tokens for g in gens),
+            cost_usd=round(sum(g.cost_usd for g in gens), 6),
+            latency_p50_ms=percentile(lat, 50), latency_p95_ms=percentile(lat, 95),
+            metrics=_group(mine), by_intent={k: _group(v) for k, v in sorted(by_intent.items())},
+        ))
+    item_scores = [s for s in scores if not s.candidate]
+    ret_by_intent: dict[str, list[Score]] = defaultdict(list)
+    for s in item_scores:
+        ret_by_intent[intent.get(s.item_id, "?")].append(s)
+    guard = Counter(
+        f"{a.stage}:{a.guardrail}:{f.entity}" for a in actions for f in a.findings for _ in range(f.count)
+    )
+    expected = len(items) * len(candidates)
+    summary = RunSummary(
+        run_id=run_id, name=name, n_items=len(items), candidates=cands, retrieval=_group(item_scores),
+        retrieval_by_intent={k: _group(v) for k, v in sorted(ret_by_intent.items())}, guardrails=dict(guard),
+        complete=len(generations) == expected and all(g.ok for g in generations),
+    )
+    summary.gates = evaluate_gates(summary, thresholds)
+    if not all(g.passed for g in summary.gates):
+        summary.status = "fail"
+    elif not summary.complete:
+        summary.status = "incomplete"
+    return summary
+
+
+def evaluate_gates(summary: RunSummary, thresholds: Sequence[Threshold]) -> list[GateResult]:
+    results = []
+    for t in thresholds:
+        targets = [c for c in summary.candidates if not t.candidates or c.candidate in t.candidates]
+        if t.metric.startswith("retrieval_"):
+            value = summary.retrieval.get(t.metric, MetricSummary(mean=None, n=0, n_applicable=0, n_errors=0)).mean
+            results.append(_gate(t, "(retrieval)", value))
+            continue
+        for c in targets:
+            results.append(_gate(t, c.candidate, c.value(t.metric)))
+    return results
+
+
+def _gate(t: Threshold, who: str, value: float | None) -> GateResult:
+    ok = value is not None and (t.min is None or value >= t.min) and (t.max is None or value <= t.max)
+    bound = " and ".join(x for x in (f">= {t.min}" if t.min is not None else "",
+                                      f"<= {t.max}" if t.max is not None else "") if x)
+    shown = "no value" if value is None else f"{value:.3f}"
+    return GateResult(metric=t.metric, candidate=who, value=value, min=t.min, max=t.max, passed=ok,
+                      message=f"{t.metric} for {who}: {shown} (needs {bound})")

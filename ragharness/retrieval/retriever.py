@@ -1,0 +1,60 @@
+"""Retrieval for gold items: query embedding, mode, k, merged filters -> a ContextPack (not yet redacted)."""
+
+from __future__ import annotations
+
+import time
+
+from ragharness.retrieval.embedders import Embedder
+from ragharness.retrieval.store import SearchRequest, VectorStore, merge_filters
+from ragharness.types import ContextPack, FilterValue, GoldItem, Passage, SearchHit, SearchMode
+
+
+class Retriever:
+    def __init__(
+        self,
+        embedder: Embedder,
+        store: VectorStore,
+        *,
+        mode: SearchMode = SearchMode.hybrid,
+        k: int = 6,
+        filters: dict[str, FilterValue] | None = None,
+    ) -> None:
+        self.embedder = embedder
+        self.store = store
+        self.mode = mode
+        self.k = k
+        self.filters = filters or {}
+
+    def search(
+        self, query: str, *, mode: SearchMode | None = None, k: int | None = None,
+        filters: dict[str, FilterValue] | None = None,
+    ) -> list[SearchHit]:
+        mode = mode or self.mode
+        vector = tuple(self.embedder.embed([query])[0]) if mode is not SearchMode.bm25 else None
+        request = SearchRequest(mode=mode, k=k or self.k, text=query, vector=vector, filters=filters or {})
+        return self.store.search(request)
+
+    def retrieve(self, item: GoldItem) -> ContextPack:
+        filters = merge_filters(self.filters, item.filters)
+        started = time.perf_counter()
+        hits = self.search(item.question, filters=filters)
+        elapsed = (time.perf_counter() - started) * 1000
+        return ContextPack(
+            item_id=item.id,
+            question=item.question,
+            mode=self.mode,
+            k=self.k,
+            filters=filters,
+            passages=tuple(passage_from_hit(i, h) for i, h in enumerate(hits, start=1)),
+            store=self.store.name,
+            embedder=self.embedder.name,
+            retrieval_ms=elapsed,
+        ).with_hash()
+
+
+def passage_from_hit(number: int, hit: SearchHit) -> Passage:
+    c = hit.chunk
+    return Passage(
+        number=number, chunk_id=c.chunk_id, doc_id=c.doc_id, text=c.text, title=c.title, section=c.section,
+        source=c.source, metadata=c.metadata, score=hit.score,
+    )

@@ -1,0 +1,68 @@
+"""The VectorStore seam. Fits LanceDB (embedded) and OpenSearch (k-NN, BM25, hybrid, aliases).
+
+Every implementation runs the contract suite in tests/contract_store.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from pydantic import Field
+
+from ragharness.types import EmbeddedChunk, FilterValue, Frozen, SearchHit, SearchMode
+
+
+class SearchRequest(Frozen):
+    mode: SearchMode
+    k: int = Field(gt=0)
+    text: str = Field(description="Query text (BM25 and hybrid).")
+    vector: tuple[float, ...] | None = Field(None, description="Query vector (vector and hybrid).")
+    filters: dict[str, FilterValue] = {}
+
+
+@runtime_checkable
+class VectorStore(Protocol):
+    @property
+    def name(self) -> str:
+        """Backend and concrete table/index version, recorded in every context pack."""
+        ...
+
+    def ensure(self, embedder_name: str, dimension: int) -> None:
+        """Create the index if missing; raise StoreError if it was built for another embedder or dimension."""
+        ...
+
+    def upsert(self, chunks: Sequence[EmbeddedChunk]) -> None: ...
+
+    def delete_documents(self, doc_ids: Sequence[str]) -> int:
+        """Delete every chunk of these documents; returns how many chunks went."""
+        ...
+
+    def document_hashes(self) -> dict[str, str]:
+        """doc_id -> doc content hash, for incremental ingest."""
+        ...
+
+    def vectors_for(self, content_hashes: Sequence[str]) -> dict[str, list[float]]:
+        """Stored vectors keyed by chunk content hash, so unchanged text is never re-embedded."""
+        ...
+
+    def search(self, request: SearchRequest) -> list[SearchHit]: ...
+
+    def count(self) -> int: ...
+
+
+def merge_filters(*layers: dict[str, FilterValue]) -> dict[str, FilterValue]:
+    """Later layers win per field (the gold item's filters override the config's)."""
+    out: dict[str, FilterValue] = {}
+    for layer in layers:
+        out.update(layer)
+    return out
+
+
+def rrf_fuse(rankings: Sequence[Sequence[str]], k: int, c: int = 60) -> list[tuple[str, float]]:
+    """Reciprocal rank fusion of id rankings: score = sum 1 / (c + rank). Ties keep first-seen order."""
+    scores: dict[str, float] = {}
+    for ranking in rankings:
+        for rank, key in enumerate(ranking, start=1):
+            scores[key] = scores.get(key, 0.0) + 1.0 / (c + rank)
+    return sorted(scores.items(), key=lambda kv: -kv[1])[:k]

@@ -1,0 +1,241 @@
+"""Domain types shared by every stage. Pydantic models at every seam; no loose dicts.
+
+Document -> Chunk (ingest); GoldItem in a GoldSet; ContextPack (the locked, hashed passages of one item);
+Candidate (model + prompt version); Generation (one answer); Score (one judgement); the run ties them up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+METADATA_FIELDS: tuple[str, ...] = ("product", "region", "plan", "owner", "retention", "compliance_scope")
+"""Metadata fields every chunk carries (empty string when unknown); filters may use these and `doc_id`."""
+
+FILTERABLE_FIELDS: tuple[str, ...] = (*METADATA_FIELDS, "doc_id", "source_type")
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def canonical_hash(obj: Any) -> str:
+    """SHA-256 of canonical JSON (sorted keys, no whitespace): equal content, equal hash."""
+    return sha256_text(json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False))
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Metadata(Frozen):
+    """Tags on a document and on each of its chunks."""
+
+    product: str = ""
+    region: str = ""
+    plan: str = ""
+    owner: str = ""
+    retention: str = ""
+    compliance_scope: str = ""
+    tags: tuple[str, ...] = ()
+
+    def merged(self, other: Metadata) -> Metadata:
+        """Fields set in `other` win; tags are unioned."""
+        data = self.model_dump()
+        for key, value in other.model_dump().items():
+            if key == "tags":
+                data["tags"] = tuple(dict.fromkeys([*self.tags, *other.tags]))
+            elif value:
+                data[key] = value
+        return Metadata(**data)
+
+
+SourceType = Literal["markdown", "html", "text", "ticket"]
+
+
+class Document(Frozen):
+    """One source document after loading and cleaning (text is Markdown-ish plain text)."""
+
+    doc_id: str
+    source: str = Field(description="Path (or URI) the document came from, relative to the corpus root.")
+    source_type: SourceType
+    title: str = ""
+    text: str
+    metadata: Metadata = Metadata()
+    content_hash: str = Field(description="SHA-256 of text and metadata: what decides re-chunking.")
+
+
+class Chunk(Frozen):
+    """A piece of a document, the unit that is embedded, indexed and retrieved."""
+
+    chunk_id: str
+    doc_id: str
+    position: int = Field(description="0-based order of the chunk inside its document.")
+    text: str
+    title: str = ""
+    section: str = Field("", description="Markdown header path, e.g. 'Refunds > EU customers'.")
+    source: str = ""
+    source_type: SourceType = "text"
+    metadata: Metadata = Metadata()
+    content_hash: str = Field(description="SHA-256 of the chunk text: equal hash, reusable vector.")
+    doc_hash: str = ""
+    n_tokens: int = Field(0, description="Length in the embedder's own word pieces.")
+
+
+class EmbeddedChunk(Frozen):
+    chunk: Chunk
+    vector: tuple[float, ...]
+
+
+class SearchMode(StrEnum):
+    vector = "vector"
+    bm25 = "bm25"
+    hybrid = "hybrid"
+
+
+FilterValue = str | list[str]
+
+
+class SearchHit(Frozen):
+    chunk: Chunk
+    score: float = Field(description="Backend score: cosine similarity (vector), BM25 (bm25) or RRF (hybrid).")
+    rank: int = Field(description="1-based rank in the result list.")
+
+
+class Passage(Frozen):
+    """A numbered passage inside a locked context pack. `number` is what answers cite as [n]."""
+
+    number: int
+    chunk_id: str
+    doc_id: str
+    text: str
+    title: str = ""
+    section: str = ""
+    source: str = ""
+    metadata: Metadata = Metadata()
+    score: float = 0.0
+
+
+class ContextPack(Frozen):
+    """The locked context of one gold item in one run: retrieved once, redacted once, sent to every candidate."""
+
+    item_id: str
+    question: str = Field(description="The question as candidates see it (after input guardrails).")
+    mode: SearchMode
+    k: int
+    filters: dict[str, FilterValue] = {}
+    passages: tuple[Passage, ...] = ()
+    store: str = Field("", description="Store backend and concrete table/index version used.")
+    embedder: str = ""
+    retrieval_ms: float = 0.0
+    content_hash: str = Field("", description="SHA-256 over question and passages: identical input, identical hash.")
+
+    def with_hash(self) -> ContextPack:
+        payload = {"question": self.question, "passages": [p.model_dump(mode="json") for p in self.passages]}
+        return self.model_copy(update={"content_hash": canonical_hash(payload)})
+
+
+class GoldItem(BaseModel):
+    """One gold question."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9._:-]+$")
+    question: str = Field(min_length=1)
+    intent: str = Field(min_length=1)
+    reference_answer: str = ""
+    expected_sources: list[str] = Field(
+        default_factory=list, description="Document ids and/or chunk ids that contain the answer."
+    )
+    filters: dict[str, FilterValue] = Field(default_factory=dict)
+    answerable: bool = Field(True, description="False: the assistant must refuse or say it cannot answer.")
+    tags: list[str] = Field(default_factory=list)
+
+
+class GoldSet(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    source: str = ""
+    items: list[GoldItem]
+
+
+class PromptRef(Frozen):
+    id: str
+    version: int
+
+
+class Candidate(Frozen):
+    """A model + prompt version under evaluation. Two prompt versions of one model are two candidates."""
+
+    name: str
+    provider: str
+    prompt: PromptRef
+    params: dict[str, Any] = {}
+    options: dict[str, Any] = {}
+
+
+class Usage(Frozen):
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class ErrorInfo(Frozen):
+    type: str = Field(description="Error class, e.g. 'ThrottlingException', 'ReplayMissing'.")
+    message: str
+    retryable: bool = False
+
+
+class Generation(Frozen):
+    """One candidate's answer to one item. A failed call is a Generation with `error` set, never dropped."""
+
+    item_id: str
+    candidate: str
+    text: str = ""
+    citations: tuple[int, ...] = Field((), description="Passage numbers cited in the text, in order of first use.")
+    usage: Usage = Usage()
+    latency_ms: float = 0.0
+    cost_usd: float = 0.0
+    attempts: int = 1
+    error: ErrorInfo | None = None
+    blocked_by: str = Field("", description="Output guardrail that replaced the answer, if any.")
+    request_hash: str = ""
+    model: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class Score(Frozen):
+    """One judgement. `value` is in [0, 1]; None only when the metric does not apply (`label='n/a'`)."""
+
+    item_id: str
+    candidate: str = Field(description="Candidate name, or '' for per-item scores such as retrieval.")
+    metric: str
+    value: float | None
+    label: str = ""
+    reason: str = ""
+    scorer: str
+    scorer_version: str
+    error: str = ""
+
+
+class Finding(Frozen):
+    entity: str
+    count: int
+
+
+class GuardrailAction(Frozen):
+    """Audit record of one guardrail action. Never carries the raw value found."""
+
+    guardrail: str
+    stage: Literal["input", "output"]
+    where: str = Field(description="'question', 'passage:<chunk_id>' or 'answer:<candidate>'.")
+    item_id: str
+    action: Literal["redacted", "blocked", "flagged"]
+    findings: tuple[Finding, ...] = ()
