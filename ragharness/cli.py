@@ -23,6 +23,7 @@ from ragharness.errors import GoldSetError, RagharnessError
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 class ExitCode(IntEnum):
@@ -38,7 +39,7 @@ app = typer.Typer(help="Evaluate RAG-grounded assistants: ingest, locked retriev
 goldset_app = typer.Typer(help="Validate gold sets and publish their schema.", no_args_is_help=True)
 app.add_typer(goldset_app, name="goldset")
 
-console = Console(width=max(120, Console().width), highlight=False)
+console = Console(width=max(150, Console().width), highlight=False)
 err_console = Console(stderr=True, width=max(120, Console().width), highlight=False)
 
 ConfigArg = Annotated[Path, typer.Argument(help="Path of the harness.yaml to use.")]
@@ -181,9 +182,11 @@ def print_summary(summary: object) -> None:
 
     assert isinstance(summary, RunSummary)  # noqa: S101 - typed for mypy; callers pass a RunSummary
     table = Table(title=f"{summary.name} · {summary.n_items} items · {summary.status.upper()}")
-    table.add_column("candidate")
+    table.add_column("candidate", no_wrap=True)
+    short = {"correctness": "correct", "groundedness": "grounded", "citation_coverage": "cite cov",
+             "citation_validity": "cite valid", "citation_precision": "cite prec", "refusal": "refusal"}
     for m in MAIN_METRICS:
-        table.add_column(m.replace("citation_", "cite_"), justify="right")
+        table.add_column(short.get(m, m), justify="right")
     table.add_column("errors", justify="right")
     table.add_column("tokens", justify="right")
     table.add_column("cost $", justify="right")
@@ -195,7 +198,7 @@ def print_summary(summary: object) -> None:
     console.print(table)
     intents = list(summary.retrieval_by_intent)
     it = Table(title="correctness per intent (retrieval hit rate)")
-    it.add_column("intent")
+    it.add_column("intent", no_wrap=True)
     for c in summary.candidates:
         it.add_column(c.candidate, justify="right")
     it.add_column("retrieval hit", justify="right")

@@ -183,7 +183,7 @@ def format_validation_error(source: str | Path, err: ValidationError, prefix: st
     for e in err.errors():
         loc = _loc(tuple(e["loc"]))
         if prefix:
-            loc = f"{prefix}.{loc}" if loc != "(top level)" else prefix
+            loc = f"{prefix} {loc}" if loc != "(top level)" else prefix
         got = e.get("input")
         shown = "" if e["type"] in ("missing",) or isinstance(got, dict) else f" (got {got!r})"
         msg = e["msg"]

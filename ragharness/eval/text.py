@@ -32,10 +32,26 @@ _REFUSAL = re.compile(
 )
 
 
+_TRAILING_CITES = re.compile(r"([.!?])((?:\s*\[\d{1,3}(?:\s*,\s*\d{1,3})*\])+)")
+_ONLY_CITES = re.compile(r"^(?:\[\d{1,3}(?:\s*,\s*\d{1,3})*\]\s*)+[.!?]?$")
+
+
 def sentences(text: str) -> list[str]:
-    """Split prose into sentences; Markdown list items and lines count as sentences."""
-    parts = [p.strip(" -*\t") for p in _SENT_SPLIT.split(text.strip())]
-    return [p for p in parts if len(_WORD.findall(p.lower())) >= 2 or _CITATION.search(p)]
+    """Split prose into sentences; Markdown list items and lines count as sentences.
+
+    Citations written after the full stop ("... 30 days. [2]") belong to the sentence before them.
+    """
+    text = _TRAILING_CITES.sub(lambda m: " " + " ".join(m.group(2).split()) + m.group(1), text.strip())
+    out: list[str] = []
+    for raw in _SENT_SPLIT.split(text):
+        part = raw.strip(" -*\t")
+        if not part:
+            continue
+        if _ONLY_CITES.match(part) and out:
+            out[-1] = f"{out[-1]} {part}"
+            continue
+        out.append(part)
+    return [p for p in out if len(_WORD.findall(strip_citations(p).lower())) >= 2]
 
 
 def parse_citations(text: str) -> list[int]:

@@ -12,6 +12,7 @@ from ragharness.errors import ConfigError
 from ragharness.retrieval.embedders import Embedder
 from ragharness.types import Chunk, Document, sha256_text
 
+CHUNKER_VERSION = "1"
 _HEADERS = [("#", "h1"), ("##", "h2"), ("###", "h3")]
 _SEPARATORS = ["\n\n", "\n", ". ", "; ", ", ", " ", ""]
 
@@ -39,6 +40,11 @@ class Chunker:
         self.markdown_headers = markdown_headers
         self._md = MarkdownHeaderTextSplitter(_HEADERS, strip_headers=False)
 
+    @property
+    def signature(self) -> str:
+        """Everything that changes the chunks of an unchanged document; part of the stored document hash."""
+        return f"chunker{CHUNKER_VERSION}:{self.embedder.name}:{self.size}:{self.overlap}:{self.markdown_headers}"
+
     def _splitter(self, budget: int) -> RecursiveCharacterTextSplitter:
         return RecursiveCharacterTextSplitter(
             chunk_size=budget,
@@ -47,6 +53,9 @@ class Chunker:
             separators=_SEPARATORS,
             keep_separator="end",
         )
+
+    def doc_hash(self, doc: Document) -> str:
+        return sha256_text(f"{doc.content_hash}:{self.signature}")
 
     def split(self, doc: Document) -> list[Chunk]:
         title_tokens = self.embedder.count_tokens(doc.title) + 1 if doc.title else 0
@@ -62,13 +71,13 @@ class Chunker:
         chunks: list[Chunk] = []
         for section, text in sections:
             for piece in splitter.split_text(text):
-                piece = piece.strip()
+                piece = "\n".join(line.rstrip() for line in piece.strip().splitlines())
                 if not piece:
                     continue
                 chunk = Chunk(
                     chunk_id=f"{doc.doc_id}#{len(chunks)}", doc_id=doc.doc_id, position=len(chunks), text=piece,
                     title=doc.title, section=section, source=doc.source, source_type=doc.source_type,
-                    metadata=doc.metadata, content_hash="", doc_hash=doc.content_hash,
+                    metadata=doc.metadata, content_hash="", doc_hash=self.doc_hash(doc),
                     n_tokens=self.embedder.count_tokens(piece),
                 )
                 embed_text = embedding_input(chunk)

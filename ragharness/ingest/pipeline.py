@@ -101,7 +101,7 @@ def ingest(
     to_write: list[Document] = []
     for doc in docs:
         old = existing.get(doc.doc_id)
-        if old == doc.content_hash:
+        if old == chunker.doc_hash(doc):
             report.documents_unchanged += 1
             continue
         to_write.append(doc)

@@ -58,9 +58,13 @@ class SupportJudge:
         evidence = "\n".join(f"{p.title}\n{p.section}\n{p.text}" for p in passages)
         ev_lower = evidence.lower()
         missing = sorted(n for n in numbers(claim) if n not in numbers(evidence))
-        missing += sorted(n for n in names(claim) if n not in ev_lower)
         words = {stem(w) for w in content_words(claim)}
         ev_words = {stem(w) for w in content_words(evidence)}
+        # A name counts as present when it appears verbatim, or all its words do (stemmed: Mondays ~ Monday).
+        missing += sorted(
+            n for n in names(claim)
+            if n not in ev_lower and not all(stem(w) in ev_words or w in ev_lower for w in n.split())
+        )
         lexical = len(words & ev_words) / len(words) if words else 1.0
         sim = 0.0
         if self.embedder is not None and passages:

@@ -1,0 +1,127 @@
+"""Contract suite for the VectorStore seam. Every store implementation subclasses StoreContract and provides the
+`make_store` fixture (a factory returning a fresh store over the same backing location on each call)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from ragharness.errors import StoreError
+from ragharness.retrieval.embedders import HashingEmbedder
+from ragharness.retrieval.store import SearchRequest, VectorStore
+from ragharness.types import Chunk, EmbeddedChunk, Metadata, SearchMode, sha256_text
+
+EMB = HashingEmbedder(32)
+
+TEXTS = {
+    ("refunds", 0, "us"): "Annual plans can be refunded within 30 days of purchase.",
+    ("refunds", 1, "us"): "Monthly plans can be refunded within 7 days of the charge.",
+    ("refunds-eu", 0, "eu"): "EU customers can withdraw within 14 days of purchase.",
+    ("sso", 0, ""): "Single sign-on with SAML requires the Enterprise plan and a verified domain.",
+    ("sync", 0, ""): "Error VX-409 means a sync conflict between two devices.",
+}
+
+
+def chunk(doc: str, pos: int, region: str, text: str, doc_hash: str = "h1") -> EmbeddedChunk:
+    meta = Metadata(product="vault", region=region, plan="all", tags=("kb", doc))
+    c = Chunk(chunk_id=f"{doc}#{pos}", doc_id=doc, position=pos, text=text, title=f"{doc} title", section="S",
+              source=f"{doc}.md", source_type="markdown", metadata=meta, content_hash=sha256_text(text),
+              doc_hash=doc_hash, n_tokens=len(text.split()))
+    return EmbeddedChunk(chunk=c, vector=tuple(EMB.embed([text])[0]))
+
+
+def corpus() -> list[EmbeddedChunk]:
+    return [chunk(d, p, r, t) for (d, p, r), t in TEXTS.items()]
+
+
+def req(mode: SearchMode, text: str, k: int = 3, **filters: str | list[str]) -> SearchRequest:
+    vector = tuple(EMB.embed([text])[0]) if mode is not SearchMode.bm25 else None
+    return SearchRequest(mode=mode, k=k, text=text, vector=vector, filters=filters)
+
+
+class StoreContract:
+    @pytest.fixture
+    def make_store(self) -> Callable[[], VectorStore]:
+        raise NotImplementedError
+
+    @pytest.fixture
+    def store(self, make_store: Callable[[], VectorStore]) -> VectorStore:
+        s = make_store()
+        s.ensure(EMB.name, EMB.dimension)
+        return s
+
+    @pytest.fixture
+    def filled(self, store: VectorStore) -> VectorStore:
+        store.upsert(corpus())
+        return store
+
+    def test_empty_store_searches_return_nothing(self, store: VectorStore) -> None:
+        assert store.count() == 0
+        for mode in SearchMode:
+            assert store.search(req(mode, "refund")) == []
+
+    def test_upsert_and_count(self, filled: VectorStore) -> None:
+        assert filled.count() == len(TEXTS)
+
+    def test_upsert_same_id_updates_instead_of_duplicating(self, filled: VectorStore) -> None:
+        filled.upsert([chunk("sync", 0, "", "Error VX-409 now means something else entirely.")])
+        assert filled.count() == len(TEXTS)
+        hits = filled.search(req(SearchMode.bm25, "entirely"))
+        assert [h.chunk.chunk_id for h in hits] == ["sync#0"]
+
+    @pytest.mark.parametrize("mode", list(SearchMode))
+    def test_best_match_first_in_every_mode(self, filled: VectorStore, mode: SearchMode) -> None:
+        hits = filled.search(req(mode, "single sign-on SAML enterprise verified domain"))
+        assert hits[0].chunk.chunk_id == "sso#0"
+        assert [h.rank for h in hits] == list(range(1, len(hits) + 1))
+        assert len(hits) <= 3
+
+    @pytest.mark.parametrize("mode", list(SearchMode))
+    def test_filters_apply_in_every_mode(self, filled: VectorStore, mode: SearchMode) -> None:
+        hits = filled.search(req(mode, "refunded within days of purchase", k=5, region="eu"))
+        assert [h.chunk.chunk_id for h in hits] == ["refunds-eu#0"]
+        hits = filled.search(req(mode, "refunded within days of purchase", k=5, region=["us", "eu"]))
+        assert {h.chunk.doc_id for h in hits} <= {"refunds", "refunds-eu"}
+        assert len(hits) == 3
+
+    def test_unknown_filter_field_is_refused(self, filled: VectorStore) -> None:
+        with pytest.raises(StoreError, match="not filterable"):
+            filled.search(req(SearchMode.vector, "x", colour="red"))
+
+    def test_filter_values_are_data_not_code(self, filled: VectorStore) -> None:
+        hits = filled.search(req(SearchMode.vector, "refund", region="us' OR '1'='1"))
+        assert hits == []
+
+    def test_chunk_fields_round_trip(self, filled: VectorStore) -> None:
+        hit = filled.search(req(SearchMode.bm25, "VX-409 conflict"))[0]
+        original = next(c.chunk for c in corpus() if c.chunk.chunk_id == "sync#0")
+        assert hit.chunk == original
+
+    def test_delete_documents_removes_all_their_chunks(self, filled: VectorStore) -> None:
+        assert filled.delete_documents(["refunds"]) == 2
+        assert filled.count() == len(TEXTS) - 2
+        assert all(h.chunk.doc_id != "refunds" for h in filled.search(req(SearchMode.hybrid, "refunded", k=5)))
+        assert filled.delete_documents([]) == 0
+
+    def test_document_hashes_and_vectors_for_reuse(self, filled: VectorStore) -> None:
+        assert filled.document_hashes() == {d: "h1" for d in ("refunds", "refunds-eu", "sso", "sync")}
+        text = TEXTS[("sso", 0, "")]
+        vectors = filled.vectors_for([sha256_text(text), "unknown"])
+        assert list(vectors) == [sha256_text(text)]
+        assert vectors[sha256_text(text)] == pytest.approx(EMB.embed([text])[0], abs=1e-6)
+
+    def test_data_persists_across_instances(self, filled: VectorStore, make_store: Callable[[], VectorStore]) -> None:
+        again = make_store()
+        again.ensure(EMB.name, EMB.dimension)
+        assert again.count() == len(TEXTS)
+
+    def test_refuses_another_embedder(self, filled: VectorStore, make_store: Callable[[], VectorStore]) -> None:
+        other = make_store()
+        with pytest.raises(StoreError, match="built with embedder"):
+            other.ensure("minilm:all-MiniLM-L6-v2", 384)
+
+    def test_name_names_backend_and_version(self, store: VectorStore) -> None:
+        before = store.name
+        store.upsert(corpus())
+        assert store.name != before

@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import io
+import json
+
+import boto3
+import pytest
+from botocore.response import StreamingBody
+from botocore.stub import Stubber
+
+from contract_embedder import EmbedderContract
+from ragharness.errors import EmbedderError
+from ragharness.retrieval.embedders import Embedder, HashingEmbedder, MiniLMEmbedder, TitanEmbedder
+
+
+class TestHashingEmbedder(EmbedderContract):
+    @pytest.fixture
+    def embedder(self) -> Embedder:
+        return HashingEmbedder(64)
+
+
+@pytest.mark.integration
+class TestMiniLMEmbedder(EmbedderContract):
+    @pytest.fixture
+    def embedder(self, minilm: MiniLMEmbedder) -> Embedder:
+        return minilm
+
+    def test_matches_the_published_model_geometry(self, embedder: Embedder) -> None:
+        a, b = embedder.embed(["The cat sits on the mat.", "A cat is sitting on a mat."])
+        assert sum(x * y for x, y in zip(a, b, strict=True)) > 0.8
+
+    def test_counts_word_pieces_without_special_tokens(self, embedder: Embedder) -> None:
+        assert embedder.count_tokens("hello world") == 2
+        assert embedder.max_input_tokens == 254
+
+
+def _fake_titan_vector(text: str, dim: int) -> list[float]:
+    vec = HashingEmbedder(dim).embed([text])[0]
+    return vec
+
+
+class _TitanStubbed:
+    """A Titan embedder whose bedrock-runtime client is a botocore Stubber validating the real service model."""
+
+    def __init__(self, dim: int = 256) -> None:
+        client = boto3.client("bedrock-runtime", region_name="us-east-1", aws_access_key_id="test",
+                              aws_secret_access_key="test")  # noqa: S106 - dummy credentials for the stub
+        self.stubber = Stubber(client)
+        self.stubber.activate()
+        self.dim = dim
+        self.embedder = TitanEmbedder(dimensions=dim, client=client)
+
+    def expect(self, texts: list[str]) -> None:
+        for t in texts:
+            payload = json.dumps({"embedding": _fake_titan_vector(t, self.dim), "inputTextTokenCount": 3}).encode()
+            self.stubber.add_response(
+                "invoke_model",
+                {"body": StreamingBody(io.BytesIO(payload), len(payload)), "contentType": "application/json"},
+                {"modelId": "amazon.titan-embed-text-v2:0", "contentType": "application/json",
+                 "accept": "application/json",
+                 "body": json.dumps({"inputText": t, "dimensions": self.dim, "normalize": True})},
+            )
+
+
+class _ExpectingTitan:
+    """Adapter so the contract suite can call embed(); each call queues the expected stubbed responses."""
+
+    def __init__(self, stub: _TitanStubbed) -> None:
+        self.stub = stub
+        self.name = stub.embedder.name
+        self.dimension = stub.embedder.dimension
+        self.max_input_tokens = stub.embedder.max_input_tokens
+
+    def count_tokens(self, text: str) -> int:
+        return self.stub.embedder.count_tokens(text)
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        self.stub.expect(list(texts))
+        out = self.stub.embedder.embed(texts)
+        self.stub.stubber.assert_no_pending_responses()
+        return out
+
+
+class TestTitanEmbedder(EmbedderContract):
+    @pytest.fixture
+    def embedder(self) -> Embedder:
+        return _ExpectingTitan(_TitanStubbed())  # type: ignore[return-value]
+
+
+def test_titan_rejects_wrong_dimension_response() -> None:
+    stub = _TitanStubbed(256)
+    payload = json.dumps({"embedding": [0.1] * 10}).encode()
+    stub.stubber.add_response("invoke_model", {"body": StreamingBody(io.BytesIO(payload), len(payload)),
+                                               "contentType": "application/json"})
+    with pytest.raises(EmbedderError, match="no 256-d embedding"):
+        stub.embedder.embed(["x"])
+
+
+def test_titan_rejects_unsupported_dimensions() -> None:
+    with pytest.raises(EmbedderError, match="256, 512 or 1024"):
+        TitanEmbedder(dimensions=300, client=object())
