@@ -11,7 +11,7 @@ import os
 import sys
 from enum import IntEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -19,6 +19,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ragharness.errors import GoldSetError, RagharnessError
+
+if TYPE_CHECKING:
+    from ragharness.eval.summary import RunSummary
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -34,8 +37,12 @@ class ExitCode(IntEnum):
     INCOMPLETE = 4
 
 
-app = typer.Typer(help="Evaluate RAG-grounded assistants: ingest, locked retrieval, candidates, scores, reports.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Evaluate RAG-grounded assistants: ingest, locked retrieval, candidates, scores, reports.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 goldset_app = typer.Typer(help="Validate gold sets and publish their schema.", no_args_is_help=True)
 app.add_typer(goldset_app, name="goldset")
 
@@ -67,8 +74,15 @@ class _Bars:
 
 
 def _progress() -> Progress:
-    return Progress(TextColumn("{task.description:>9}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=err_console, transient=False, disable=not err_console.is_terminal)
+    return Progress(
+        TextColumn("{task.description:>9}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=False,
+        disable=not err_console.is_terminal,
+    )
 
 
 @app.command()
@@ -106,8 +120,13 @@ def run(
     try:
         cfg = load_config(config)
         with _progress() as p:
-            result = execute_run(cfg, out_dir=out, progress=_Bars(p), skip_ingest=no_ingest,
-                                 log=lambda s: console.print(s, markup=False))
+            result = execute_run(
+                cfg,
+                out_dir=out,
+                progress=_Bars(p),
+                skip_ingest=no_ingest,
+                log=lambda s: console.print(s, markup=False),
+            )
     except RagharnessError as exc:
         raise _fail(exc) from exc
     summary = result.summary
@@ -143,7 +162,9 @@ def plugins() -> None:
 
 
 @goldset_app.command("lint")
-def goldset_lint(files: Annotated[list[Path], typer.Argument(help="Gold set files (YAML or JSONL).")]) -> None:
+def goldset_lint(
+    files: Annotated[list[Path], typer.Argument(help="Gold set files (YAML or JSONL).")],
+) -> None:
     """Validate gold sets; report every problem with file, item id and field."""
     from ragharness.goldset import load_goldset
 
@@ -158,8 +179,9 @@ def goldset_lint(files: Annotated[list[Path], typer.Argument(help="Gold set file
             continue
         intents = sorted({i.intent for i in gs.items})
         refusals = sum(1 for i in gs.items if not i.answerable)
-        console.print(f"{file}: ok: {len(gs.items)} items, {len(intents)} intents, {refusals} must-refuse",
-                      markup=False)
+        console.print(
+            f"{file}: ok: {len(gs.items)} items, {len(intents)} intents, {refusals} must-refuse", markup=False
+        )
     if bad:
         raise typer.Exit(ExitCode.CONFIG)
 
@@ -176,15 +198,19 @@ def goldset_schema(out: Annotated[Path | None, typer.Option(help="Write to this 
         sys.stdout.write(text + "\n")
 
 
-def print_summary(summary: object) -> None:
+def print_summary(summary: RunSummary) -> None:
     from ragharness.eval.report import MAIN_METRICS, fmt
-    from ragharness.eval.summary import RunSummary
 
-    assert isinstance(summary, RunSummary)  # noqa: S101 - typed for mypy; callers pass a RunSummary
     table = Table(title=f"{summary.name} · {summary.n_items} items · {summary.status.upper()}")
     table.add_column("candidate", no_wrap=True)
-    short = {"correctness": "correct", "groundedness": "grounded", "citation_coverage": "cite cov",
-             "citation_validity": "cite valid", "citation_precision": "cite prec", "refusal": "refusal"}
+    short = {
+        "correctness": "correct",
+        "groundedness": "grounded",
+        "citation_coverage": "cite cov",
+        "citation_validity": "cite valid",
+        "citation_precision": "cite prec",
+        "refusal": "refusal",
+    }
     for m in MAIN_METRICS:
         table.add_column(short.get(m, m), justify="right")
     table.add_column("errors", justify="right")
@@ -192,9 +218,14 @@ def print_summary(summary: object) -> None:
     table.add_column("cost $", justify="right")
     table.add_column("p50 ms", justify="right")
     for c in summary.candidates:
-        table.add_row(c.candidate, *[fmt(c.metrics[m].mean if m in c.metrics else None) for m in MAIN_METRICS],
-                      f"{c.errors}/{c.generations}", str(c.input_tokens + c.output_tokens), fmt(c.cost_usd, 4),
-                      fmt(c.latency_p50_ms, 0))
+        table.add_row(
+            c.candidate,
+            *[fmt(c.metrics[m].mean if m in c.metrics else None) for m in MAIN_METRICS],
+            f"{c.errors}/{c.generations}",
+            str(c.input_tokens + c.output_tokens),
+            fmt(c.cost_usd, 4),
+            fmt(c.latency_p50_ms, 0),
+        )
     console.print(table)
     intents = list(summary.retrieval_by_intent)
     it = Table(title="correctness per intent (retrieval hit rate)")

@@ -23,6 +23,13 @@ def build_store(cfg: HarnessConfig) -> VectorStore:
     return STORES.create(cfg.store.kind, cfg.store, cfg.resolve(cfg.data_dir), where=f"{cfg.source_file}: store.kind")
 
 
+def open_store(cfg: HarnessConfig, embedder: Embedder) -> VectorStore:
+    """The configured store, opened (and checked) for this embedder."""
+    store = build_store(cfg)
+    store.ensure(embedder.name, embedder.dimension)
+    return store
+
+
 def build_providers(cfg: HarnessConfig) -> dict[str, Provider]:
     ctx = ProviderContext(base_dir=cfg.base_dir)
     out: dict[str, Provider] = {}
@@ -48,7 +55,7 @@ def build_guardrails(cfg: HarnessConfig) -> tuple[GuardrailChain, GuardrailChain
                 guards.append(GUARDRAILS.create(g.kind, g.options, where=f"{where}.kind"))
             except (TypeError, ValueError) as exc:
                 raise ConfigError(f"{where}.options: {exc}") from exc
-        chains.append(GuardrailChain(guards, stage))  # type: ignore[arg-type]
+        chains.append(GuardrailChain(guards, stage))
     return chains[0], chains[1]
 
 

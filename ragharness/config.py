@@ -54,7 +54,9 @@ class CorpusConfig(Strict):
 
 class ChunkingConfig(Strict):
     chunk_size: int | None = Field(
-        None, gt=16, description="Tokens (embedder word pieces) per chunk; default: the embedder's input limit."
+        None,
+        gt=16,
+        description="Tokens (embedder word pieces) per chunk; default: the embedder's input limit.",
     )
     chunk_overlap: int = Field(32, ge=0)
     markdown_headers: bool = True
@@ -93,7 +95,11 @@ class CandidateConfig(Strict):
 
     def to_candidate(self) -> Candidate:
         return Candidate(
-            name=self.name, provider=self.provider, prompt=self.prompt, params=self.params, options=self.options
+            name=self.name,
+            provider=self.provider,
+            prompt=self.prompt,
+            params=self.params,
+            options=self.options,
         )
 
 
@@ -247,5 +253,3 @@ def resolve_env(value: str, *, what: str) -> str:
 def config_snapshot(cfg: HarnessConfig) -> dict[str, Any]:
     """What a run stores: the validated config, secrets still as references."""
     return cfg.model_dump(mode="json")
-
-

@@ -58,39 +58,48 @@ def load_goldset(path: str | Path, known_sources: set[str] | None = None) -> Gol
     items: list[GoldItem] = []
     seen: dict[str, int] = {}
     for index, raw in enumerate(raw_items):
-        label = f"item {raw.get('id')!r}" if isinstance(raw, dict) and raw.get("id") else f"item #{index + 1}"
-        if not isinstance(raw, dict):
-            problems.append(f"{file}: {label}: expected a mapping of fields, got {type(raw).__name__}")
-            continue
-        try:
-            item = GoldItem.model_validate(raw)
-        except ValidationError as exc:
-            problems.extend(format_validation_error(f"{file}: {label}", exc, prefix="field"))
-            continue
-        try:
-            check_filter_fields(item.filters)
-        except ValueError as exc:
-            problems.append(f"{file}: {label}: field filters: {exc}")
-        if item.id in seen:
-            problems.append(f"{file}: {label}: field id: duplicate of item #{seen[item.id] + 1}; ids must be unique")
-        seen.setdefault(item.id, index)
-        if item.answerable and not item.reference_answer.strip():
-            problems.append(f"{file}: {label}: field reference_answer: required when answerable is true")
-        if item.answerable and not item.expected_sources:
-            problems.append(f"{file}: {label}: field expected_sources: list the doc or chunk ids holding the answer")
-        if known_sources is not None:
-            missing = [s for s in item.expected_sources if s.split("#", 1)[0] not in known_sources]
-            if missing:
-                problems.append(
-                    f"{file}: {label}: field expected_sources: {missing} not found in the ingested corpus; "
-                    "use document ids (see the ingest report) or chunk ids"
-                )
-        items.append(item)
+        item = _check_item(file, index, raw, seen, known_sources, problems)
+        if item is not None:
+            items.append(item)
     if not raw_items:
         problems.append(f"{file}: the gold set has no items")
     if problems:
         raise GoldSetError(f"{file}: {len(problems)} problem(s) in the gold set", problems)
     return GoldSet(name=name, source=str(file), items=items)
+
+
+def _check_item(
+    file: Path, index: int, raw: Any, seen: dict[str, int], known_sources: set[str] | None, problems: list[str]
+) -> GoldItem | None:
+    """Validate one raw item, appending every problem found; returns the item if it parsed."""
+    label = f"item {raw.get('id')!r}" if isinstance(raw, dict) and raw.get("id") else f"item #{index + 1}"
+    if not isinstance(raw, dict):
+        problems.append(f"{file}: {label}: expected a mapping of fields, got {type(raw).__name__}")
+        return None
+    try:
+        item = GoldItem.model_validate(raw)
+    except ValidationError as exc:
+        problems.extend(format_validation_error(f"{file}: {label}", exc, prefix="field"))
+        return None
+    try:
+        check_filter_fields(item.filters)
+    except ValueError as exc:
+        problems.append(f"{file}: {label}: field filters: {exc}")
+    if item.id in seen:
+        problems.append(f"{file}: {label}: field id: duplicate of item #{seen[item.id] + 1}; ids must be unique")
+    seen.setdefault(item.id, index)
+    if item.answerable and not item.reference_answer.strip():
+        problems.append(f"{file}: {label}: field reference_answer: required when answerable is true")
+    if item.answerable and not item.expected_sources:
+        problems.append(f"{file}: {label}: field expected_sources: list the doc or chunk ids holding the answer")
+    if known_sources is not None:
+        missing = [s for s in item.expected_sources if s.split("#", 1)[0] not in known_sources]
+        if missing:
+            problems.append(
+                f"{file}: {label}: field expected_sources: {missing} not found in the ingested corpus; "
+                "use document ids (see the ingest report) or chunk ids"
+            )
+    return item
 
 
 def goldset_json_schema() -> dict[str, Any]:

@@ -53,9 +53,7 @@ class Registry(Generic[T]):
         entry = self._entries.get(kind)
         if entry is None:
             prefix = f"{where}: " if where else ""
-            raise ConfigError(
-                f"{prefix}unknown {self.seam} {kind!r}; valid forms: {', '.join(self.forms())}"
-            )
+            raise ConfigError(f"{prefix}unknown {self.seam} {kind!r}; valid forms: {', '.join(self.forms())}")
         return entry
 
     def create(self, kind: str, *args: Any, where: str = "", **kwargs: Any) -> T:

@@ -15,7 +15,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from ragharness.retrieval.embedders import HashingEmbedder, MiniLMEmbedder  # noqa: E402 - env must be set first
+from ragharness.retrieval.embedders import HashingEmbedder, MiniLMEmbedder
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "goldsets" / "support"
@@ -109,14 +109,28 @@ def mini_project(tmp_path: Path) -> Path:
     """A tiny self-contained project using the hashing embedder (fast, no model)."""
     root = tmp_path / "mini"
     write(root / "harness.yaml", MINIMAL_CONFIG.format(mode="hybrid"))
-    write(root / "corpus/a/refunds.md", "---\ntitle: Alpha refunds\nregion: us\n---\n# Refunds\n\n"
-          "Alpha annual plans can be refunded within 30 days of purchase. Monthly plans are not refundable.\n")
-    write(root / "corpus/a/limits.md", "---\ntitle: Alpha limits\n---\n# Limits\n\nThe Alpha free plan includes 5 GB "
-          "of storage and files up to 250 MB.\n")
-    write(root / "corpus/b/contact.txt", "Support is reached at help@example.com or +1 415 555 0134 on weekdays.\n")
-    write(root / "corpus/t.jsonl", '{"id": "T1", "subject": "Locked out", "body": "Account locked after 5 '
-          'failed attempts; it unlocks after 15 minutes.", "product": "alpha"}\n')
-    write(root / "gold.yaml", """
+    write(
+        root / "corpus/a/refunds.md",
+        "---\ntitle: Alpha refunds\nregion: us\n---\n# Refunds\n\n"
+        "Alpha annual plans can be refunded within 30 days of purchase. Monthly plans are not refundable.\n",
+    )
+    write(
+        root / "corpus/a/limits.md",
+        "---\ntitle: Alpha limits\n---\n# Limits\n\nThe Alpha free plan includes 5 GB "
+        "of storage and files up to 250 MB.\n",
+    )
+    write(
+        root / "corpus/b/contact.txt",
+        "Support is reached at help@example.com or +1 415 555 0134 on weekdays.\n",
+    )
+    write(
+        root / "corpus/t.jsonl",
+        '{"id": "T1", "subject": "Locked out", "body": "Account locked after 5 '
+        'failed attempts; it unlocks after 15 minutes.", "product": "alpha"}\n',
+    )
+    write(
+        root / "gold.yaml",
+        """
 name: mini
 items:
   - id: refund
@@ -133,10 +147,17 @@ items:
     question: What is the weather in Paris tomorrow?
     intent: out_of_scope
     answerable: false
-""")
-    write(root / "replay.jsonl", "\n".join([
-        '{"item_id": "refund", "answer": "Annual plans can be refunded within 30 days of purchase [1]."}',
-        '{"item_id": "storage", "answer": "The free plan includes 50 GB of storage [1]."}',
-        '{"item_id": "weather", "answer": "It will be sunny in Paris, write to help@example.com."}',
-    ]) + "\n")
+""",
+    )
+    write(
+        root / "replay.jsonl",
+        "\n".join(
+            [
+                '{"item_id": "refund", "answer": "Annual plans can be refunded within 30 days of purchase [1]."}',
+                '{"item_id": "storage", "answer": "The free plan includes 50 GB of storage [1]."}',
+                '{"item_id": "weather", "answer": "It will be sunny in Paris, write to help@example.com."}',
+            ]
+        )
+        + "\n",
+    )
     return root

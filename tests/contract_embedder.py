@@ -29,8 +29,11 @@ class EmbedderContract:
 
     def test_similar_texts_are_closer(self, embedder: Embedder) -> None:
         q, near, far = embedder.embed(
-            ["how do I get a refund for my plan", "refunds for annual plans are paid within 30 days",
-             "the desktop client crashes on launch"]
+            [
+                "how do I get a refund for my plan",
+                "refunds for annual plans are paid within 30 days",
+                "the desktop client crashes on launch",
+            ]
         )
         assert cosine(q, near) > cosine(q, far)
 

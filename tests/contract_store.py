@@ -25,9 +25,20 @@ TEXTS = {
 
 def chunk(doc: str, pos: int, region: str, text: str, doc_hash: str = "h1") -> EmbeddedChunk:
     meta = Metadata(product="vault", region=region, plan="all", tags=("kb", doc))
-    c = Chunk(chunk_id=f"{doc}#{pos}", doc_id=doc, position=pos, text=text, title=f"{doc} title", section="S",
-              source=f"{doc}.md", source_type="markdown", metadata=meta, content_hash=sha256_text(text),
-              doc_hash=doc_hash, n_tokens=len(text.split()))
+    c = Chunk(
+        chunk_id=f"{doc}#{pos}",
+        doc_id=doc,
+        position=pos,
+        text=text,
+        title=f"{doc} title",
+        section="S",
+        source=f"{doc}.md",
+        source_type="markdown",
+        metadata=meta,
+        content_hash=sha256_text(text),
+        doc_hash=doc_hash,
+        n_tokens=len(text.split()),
+    )
     return EmbeddedChunk(chunk=c, vector=tuple(EMB.embed([text])[0]))
 
 

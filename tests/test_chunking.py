@@ -9,8 +9,14 @@ from ragharness.types import Document
 
 
 def doc(text: str, kind: str = "markdown", title: str = "Guide") -> Document:
-    return Document(doc_id="d", source="d.md", source_type=kind, title=title, text=text,  # type: ignore[arg-type]
-                    content_hash="h")
+    return Document(
+        doc_id="d",
+        source="d.md",
+        source_type=kind,
+        title=title,
+        text=text,  # type: ignore[arg-type]
+        content_hash="h",
+    )
 
 
 def test_chunks_respect_the_embedder_limit_including_title() -> None:

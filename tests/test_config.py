@@ -34,7 +34,8 @@ def test_bad_enum_value_lists_what_is_allowed(tmp_path: Path) -> None:
 
 def test_literal_secret_is_refused(tmp_path: Path) -> None:
     text = MINIMAL_CONFIG.format(mode="hybrid").replace(
-        "options: {file: replay.jsonl}", "options: {file: replay.jsonl, api_key: sk-live-123}")
+        "options: {file: replay.jsonl}", "options: {file: replay.jsonl, api_key: sk-live-123}"
+    )
     with pytest.raises(ConfigError, match=r"candidates\[1\]\.options\.api_key: secrets must be environment"):
         load_config(write(tmp_path / "h.yaml", text))
 

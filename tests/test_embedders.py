@@ -43,8 +43,9 @@ class _TitanStubbed:
     """A Titan embedder whose bedrock-runtime client is a botocore Stubber validating the real service model."""
 
     def __init__(self, dim: int = 256) -> None:
-        client = boto3.client("bedrock-runtime", region_name="us-east-1", aws_access_key_id="test",
-                              aws_secret_access_key="test")  # noqa: S106 - dummy credentials for the stub
+        client = boto3.client(
+            "bedrock-runtime", region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test"
+        )
         self.stubber = Stubber(client)
         self.stubber.activate()
         self.dim = dim
@@ -56,9 +57,12 @@ class _TitanStubbed:
             self.stubber.add_response(
                 "invoke_model",
                 {"body": StreamingBody(io.BytesIO(payload), len(payload)), "contentType": "application/json"},
-                {"modelId": "amazon.titan-embed-text-v2:0", "contentType": "application/json",
-                 "accept": "application/json",
-                 "body": json.dumps({"inputText": t, "dimensions": self.dim, "normalize": True})},
+                {
+                    "modelId": "amazon.titan-embed-text-v2:0",
+                    "contentType": "application/json",
+                    "accept": "application/json",
+                    "body": json.dumps({"inputText": t, "dimensions": self.dim, "normalize": True}),
+                },
             )
 
 
@@ -90,8 +94,10 @@ class TestTitanEmbedder(EmbedderContract):
 def test_titan_rejects_wrong_dimension_response() -> None:
     stub = _TitanStubbed(256)
     payload = json.dumps({"embedding": [0.1] * 10}).encode()
-    stub.stubber.add_response("invoke_model", {"body": StreamingBody(io.BytesIO(payload), len(payload)),
-                                               "contentType": "application/json"})
+    stub.stubber.add_response(
+        "invoke_model",
+        {"body": StreamingBody(io.BytesIO(payload), len(payload)), "contentType": "application/json"},
+    )
     with pytest.raises(EmbedderError, match="no 256-d embedding"):
         stub.embedder.embed(["x"])
 

@@ -19,7 +19,9 @@ def test_example_gold_set_meets_the_brief() -> None:
 
 
 def test_every_problem_is_reported_with_file_item_and_field(tmp_path: Path) -> None:
-    f = write(tmp_path / "gold.yaml", """
+    f = write(
+        tmp_path / "gold.yaml",
+        """
 name: broken
 items:
   - id: ok-1
@@ -57,7 +59,8 @@ items:
     reference_answer: y
     expected_sources: [doc]
     answerabel: false
-""")
+""",
+    )
     with pytest.raises(GoldSetError) as e:
         load_goldset(f)
     problems = "\n".join(e.value.problems)
@@ -75,12 +78,20 @@ def test_jsonl_bad_line_is_named(tmp_path: Path) -> None:
     f = write(tmp_path / "g.jsonl", json.dumps(good) + "\n{not json\n")
     with pytest.raises(GoldSetError) as e:
         load_goldset(f)
-    assert e.value.problems == [f"{f}: line 2: not valid JSON (Expecting property name enclosed in double quotes); "
-                                "each line must be one item object"]
+    assert e.value.problems == [
+        f"{f}: line 2: not valid JSON (Expecting property name enclosed in double quotes); "
+        "each line must be one item object"
+    ]
 
 
 def test_unknown_expected_sources_against_corpus(tmp_path: Path) -> None:
-    good = {"id": "a", "question": "q", "intent": "i", "reference_answer": "r", "expected_sources": ["d#2", "zz"]}
+    good = {
+        "id": "a",
+        "question": "q",
+        "intent": "i",
+        "reference_answer": "r",
+        "expected_sources": ["d#2", "zz"],
+    }
     f = write(tmp_path / "g.jsonl", json.dumps(good) + "\n")
     with pytest.raises(GoldSetError, match="problem") as e:
         load_goldset(f, known_sources={"d"})

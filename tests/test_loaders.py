@@ -13,8 +13,10 @@ def load(path: str, data: bytes, sidecar: bytes | None = None, **cfg: object) ->
 
 
 def test_markdown_front_matter_becomes_metadata_and_id() -> None:
-    docs, skipped = load("vault/a.md", b"---\nid: custom-id\ntitle: T\nproduct: vault\nregion: eu\n"
-                         b"tags: [x, y]\n---\n# Heading\n\nBody text.\n")
+    docs, skipped = load(
+        "vault/a.md",
+        b"---\nid: custom-id\ntitle: T\nproduct: vault\nregion: eu\ntags: [x, y]\n---\n# Heading\n\nBody text.\n",
+    )
     assert skipped == []
     (doc,) = docs
     assert doc.doc_id == "custom-id" and doc.title == "T" and doc.source_type == "markdown"
@@ -23,7 +25,7 @@ def test_markdown_front_matter_becomes_metadata_and_id() -> None:
 
 
 def test_markdown_without_front_matter_uses_path_and_heading() -> None:
-    (doc,), _ = load("docs/guide.md", "# Guide title\n\nText.".encode())
+    (doc,), _ = load("docs/guide.md", b"# Guide title\n\nText.")
     assert doc.doc_id == "docs/guide" and doc.title == "Guide title"
 
 
@@ -40,11 +42,13 @@ def test_html_drops_boilerplate_and_keeps_tables() -> None:
 
 
 def test_tickets_one_document_per_line_bad_lines_skipped_with_reason() -> None:
-    data = (b'{"id": "T1", "subject": "Locked", "body": "Account locked", "product": "vault"}\n'
-            b'{not json}\n'
-            b'{"subject": "no id", "body": "x"}\n'
-            b'{"id": "T4", "subject": "", "body": ""}\n'
-            b'{"id": "T5", "subject": "Ok", "body": "Fine", "product": "relay"}\n')
+    data = (
+        b'{"id": "T1", "subject": "Locked", "body": "Account locked", "product": "vault"}\n'
+        b"{not json}\n"
+        b'{"subject": "no id", "body": "x"}\n'
+        b'{"id": "T4", "subject": "", "body": ""}\n'
+        b'{"id": "T5", "subject": "Ok", "body": "Fine", "product": "relay"}\n'
+    )
     docs, skipped = load("tickets/export.jsonl", data, tickets=TicketFormat(metadata_fields={"product": "product"}))
     assert [d.doc_id for d in docs] == ["tickets/export/T1", "tickets/export/T5"]
     assert docs[0].metadata.product == "vault" and docs[0].text == "Locked\n\nAccount locked"
@@ -74,8 +78,12 @@ def test_oversized_file_is_skipped() -> None:
 
 def test_metadata_precedence_rules_then_sidecar_then_front_matter() -> None:
     rules = [PathRule(match="vault/**", metadata=Metadata(product="vault", owner="team", plan="free"))]
-    docs, _ = load("vault/x.md", b"---\nplan: pro\n---\nText here.", sidecar=b"owner: sidecar-owner\nregion: us\n",
-                   rules=rules)
+    docs, _ = load(
+        "vault/x.md",
+        b"---\nplan: pro\n---\nText here.",
+        sidecar=b"owner: sidecar-owner\nregion: us\n",
+        rules=rules,
+    )
     assert docs[0].metadata == Metadata(product="vault", owner="sidecar-owner", plan="pro", region="us")
 
 

@@ -11,10 +11,17 @@ from markupsafe import Markup, escape
 
 from ragharness.eval.rundir import RunDir
 from ragharness.eval.summary import RunSummary
+from ragharness.types import Generation
 
 TEMPLATES = Path(__file__).parent / "templates"
-MAIN_METRICS = ("correctness", "groundedness", "citation_coverage", "citation_validity", "citation_precision",
-                "refusal")
+MAIN_METRICS = (
+    "correctness",
+    "groundedness",
+    "citation_coverage",
+    "citation_validity",
+    "citation_precision",
+    "refusal",
+)
 RETRIEVAL_METRICS = ("retrieval_hit", "retrieval_recall", "retrieval_mrr", "retrieval_ndcg")
 _CITE = re.compile(r"\[(\d{1,3})\]")
 
@@ -50,7 +57,7 @@ def render_report(run: RunDir) -> str:
     summary = RunSummary.model_validate_json(run.file("summary.json").read_text(encoding="utf-8"))
     gold = run.goldset()
     packs = {p.item_id: p for p in run.packs()}
-    gens = defaultdict(dict)
+    gens: dict[str, dict[str, Generation]] = defaultdict(dict)
     for g in run.generations():
         gens[g.item_id][g.candidate] = g
     scores: dict[tuple[str, str], dict[str, object]] = defaultdict(dict)
@@ -58,9 +65,21 @@ def render_report(run: RunDir) -> str:
         scores[(s.item_id, s.candidate)][s.metric] = s
     candidates = [c.candidate for c in summary.candidates]
     anchors = {item.id: "i-" + re.sub(r"[^A-Za-z0-9_-]", "_", item.id) for item in gold.items}
-    return _env().get_template("report.html.j2").render(
-        manifest=manifest, summary=summary, items=gold.items, packs=packs, gens=gens, scores=scores,
-        candidates=candidates, main_metrics=MAIN_METRICS, retrieval_metrics=RETRIEVAL_METRICS, anchors=anchors,
+    return (
+        _env()
+        .get_template("report.html.j2")
+        .render(
+            manifest=manifest,
+            summary=summary,
+            items=gold.items,
+            packs=packs,
+            gens=gens,
+            scores=scores,
+            candidates=candidates,
+            main_metrics=MAIN_METRICS,
+            retrieval_metrics=RETRIEVAL_METRICS,
+            anchors=anchors,
+        )
     )
 
 

@@ -10,13 +10,19 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from ragharness import __version__
-from ragharness.components import build_embedder, build_guardrails, build_providers, build_scorers, build_store
+from ragharness.components import (
+    build_embedder,
+    build_guardrails,
+    build_providers,
+    build_scorers,
+    build_store,
+)
 from ragharness.config import HarnessConfig, config_snapshot
 from ragharness.eval.prompts_loader import PromptTemplate, load_prompt, render
-from ragharness.eval.providers.base import GenerationRequest
+from ragharness.eval.providers.base import GenerationRequest, Provider
 from ragharness.eval.report import write_report
 from ragharness.eval.rundir import RunDir, RunManifest
 from ragharness.eval.runner import Runner
@@ -25,8 +31,19 @@ from ragharness.eval.summary import RunSummary, summarise
 from ragharness.goldset import load_goldset
 from ragharness.guardrails.base import GuardrailChain
 from ragharness.ingest.pipeline import IngestReport, Progress, ingest
+from ragharness.retrieval.embedders import Embedder
 from ragharness.retrieval.retriever import Retriever
-from ragharness.types import ContextPack, Generation, GoldItem, GuardrailAction, Passage, Score, canonical_hash
+from ragharness.retrieval.store import VectorStore
+from ragharness.types import (
+    Candidate,
+    ContextPack,
+    Generation,
+    GoldItem,
+    GuardrailAction,
+    Passage,
+    Score,
+    canonical_hash,
+)
 
 
 class RunResult(BaseModel):
@@ -59,24 +76,33 @@ def lock_context(
     return locked, actions, (q.blocked_by, q.block_message)
 
 
-def build_request(item: GoldItem, pack: ContextPack, cand_cfg: object, tpl: PromptTemplate) -> GenerationRequest:
-    from ragharness.config import CandidateConfig
-
-    assert isinstance(cand_cfg, CandidateConfig)  # noqa: S101 - internal invariant, typed for mypy
-    cand = cand_cfg.to_candidate()
+def build_request(item: GoldItem, pack: ContextPack, cand: Candidate, tpl: PromptTemplate) -> GenerationRequest:
     prompt = render(tpl, pack.question, pack.passages)
-    request_hash = canonical_hash({
-        "provider": cand.provider, "params": cand.params, "prompt": cand.prompt.model_dump(),
-        "system": prompt.system, "user": prompt.user,
-    })
+    request_hash = canonical_hash(
+        {
+            "provider": cand.provider,
+            "params": cand.params,
+            "prompt": cand.prompt.model_dump(),
+            "system": prompt.system,
+            "user": prompt.user,
+        }
+    )
     return GenerationRequest(
-        item_id=item.id, candidate=cand, system=prompt.system, user=prompt.user, question=pack.question,
-        passages=pack.passages, request_hash=request_hash,
+        item_id=item.id,
+        candidate=cand,
+        system=prompt.system,
+        user=prompt.user,
+        question=pack.question,
+        passages=pack.passages,
+        request_hash=request_hash,
     )
 
 
 def score_all(
-    items: list[GoldItem], packs: dict[str, ContextPack], generations: list[Generation], scorers: list[Scorer],
+    items: list[GoldItem],
+    packs: dict[str, ContextPack],
+    generations: list[Generation],
+    scorers: list[Scorer],
     progress: Progress = _noop,
 ) -> list[Score]:
     by_item = {i.id: i for i in items}
@@ -94,6 +120,98 @@ def score_all(
     return out
 
 
+class _Components(BaseModel):
+    """Everything a run builds from its config, validated before any model is called."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    embedder: Embedder
+    store: VectorStore
+    providers: dict[str, Provider]
+    input_chain: GuardrailChain
+    output_chain: GuardrailChain
+    scorers: list[Scorer]
+    templates: dict[str, PromptTemplate]
+
+
+def build_components(cfg: HarnessConfig) -> _Components:
+    embedder = build_embedder(cfg)
+    in_chain, out_chain = build_guardrails(cfg)
+    prompts_dir = cfg.resolve(cfg.prompts_dir) if cfg.prompts_dir else None
+    return _Components(
+        embedder=embedder,
+        store=build_store(cfg),
+        providers=build_providers(cfg),
+        input_chain=in_chain,
+        output_chain=out_chain,
+        scorers=build_scorers(cfg, embedder),
+        templates={c.name: load_prompt(c.prompt, prompts_dir) for c in cfg.candidates},
+    )
+
+
+class LockedContexts(BaseModel):
+    packs: dict[str, ContextPack]
+    actions: list[GuardrailAction]
+    blocked: dict[str, tuple[str, str]] = Field(description="item id -> (guardrail, message) for blocked questions")
+
+
+def lock_all(items: list[GoldItem], retriever: Retriever, chain: GuardrailChain, progress: Progress) -> LockedContexts:
+    locked = LockedContexts(packs={}, actions=[], blocked={})
+    for n, item in enumerate(items, start=1):
+        pack, acts, (blocked_by, message) = lock_context(retriever.retrieve(item), chain)
+        locked.packs[item.id] = pack
+        locked.actions += acts
+        if blocked_by:
+            locked.blocked[item.id] = (blocked_by, message)
+        progress("retrieve", n, len(items))
+    return locked
+
+
+def generate_all(
+    run: RunDir,
+    requests: list[GenerationRequest],
+    locked: LockedContexts,
+    comps: _Components,
+    cfg: HarnessConfig,
+    progress: Progress,
+) -> list[Generation]:
+    """Blocked items get their block message without any model call; the rest run concurrently."""
+    generations = [
+        Generation(
+            item_id=r.item_id,
+            candidate=r.candidate.name,
+            text=locked.blocked[r.item_id][1],
+            blocked_by=locked.blocked[r.item_id][0],
+            request_hash=r.request_hash,
+            attempts=0,
+        )
+        for r in requests
+        if r.item_id in locked.blocked
+    ]
+    run.append("generations.jsonl", generations)
+    todo = [r for r in requests if r.item_id not in locked.blocked]
+    done = 0
+
+    def on_done(gen: Generation, acts: list[GuardrailAction]) -> None:
+        nonlocal done
+        done += 1
+        run.append("generations.jsonl", [gen])
+        if acts:
+            run.append("guardrails.jsonl", acts)
+            locked.actions.extend(acts)
+        progress("generate", done, len(todo))
+
+    runner = Runner(
+        comps.providers,
+        {c.name: c.concurrency for c in cfg.candidates},
+        output_guardrails=comps.output_chain,
+        on_done=on_done,
+    )
+    generations += asyncio.run(runner.run(todo))
+    order = {(r.item_id, r.candidate.name): i for i, r in enumerate(requests)}
+    return sorted(generations, key=lambda g: order[(g.item_id, g.candidate)])
+
+
 def execute_run(
     cfg: HarnessConfig,
     *,
@@ -103,82 +221,59 @@ def execute_run(
     skip_ingest: bool = False,
 ) -> RunResult:
     started = time.perf_counter()
-    embedder = build_embedder(cfg)
-    store = build_store(cfg)
-    providers = build_providers(cfg)
-    in_chain, out_chain = build_guardrails(cfg)
-    scorers = build_scorers(cfg, embedder)
-    prompts_dir = cfg.resolve(cfg.prompts_dir) if cfg.prompts_dir else None
-    templates = {c.name: load_prompt(c.prompt, prompts_dir) for c in cfg.candidates}
-
+    comps = build_components(cfg)
     report: IngestReport | None = None
     if skip_ingest:
-        store.ensure(embedder.name, embedder.dimension)
+        comps.store.ensure(comps.embedder.name, comps.embedder.dimension)
     else:
-        report = ingest(cfg, embedder, store, progress)
+        report = ingest(cfg, comps.embedder, comps.store, progress)
         for line in report.summary_lines():
             log(f"ingest: {line}")
-    known = set(report.document_ids) if report else None
-    gold = load_goldset(cfg.resolve(cfg.goldset), known_sources=known)
+    gold = load_goldset(cfg.resolve(cfg.goldset), known_sources=set(report.document_ids) if report else None)
 
     run_id = new_run_id(cfg.name)
     path = out_dir or cfg.resolve(cfg.output_dir) / run_id
     path.mkdir(parents=True, exist_ok=True)
     run = RunDir(path)
     manifest = RunManifest(
-        run_id=run_id, name=cfg.name, started_at=datetime.now(UTC).isoformat(), ragharness_version=__version__,
-        store=store.name, embedder=embedder.name, candidates=[c.name for c in cfg.candidates],
+        run_id=run_id,
+        name=cfg.name,
+        started_at=datetime.now(UTC).isoformat(),
+        ragharness_version=__version__,
+        store=comps.store.name,
+        embedder=comps.embedder.name,
+        candidates=[c.name for c in cfg.candidates],
     )
     run.write_json("run.json", manifest)
     run.write_yaml("config.yaml", config_snapshot(cfg))
     run.write_json("goldset.json", gold)
 
-    retriever = Retriever(embedder, store, mode=cfg.retrieval.mode, k=cfg.retrieval.k, filters=cfg.retrieval.filters)
-    packs: dict[str, ContextPack] = {}
-    actions: list[GuardrailAction] = []
-    blocked: dict[str, tuple[str, str]] = {}
-    for n, item in enumerate(gold.items, start=1):
-        locked, acts, (blocked_by, message) = lock_context(retriever.retrieve(item), in_chain)
-        packs[item.id] = locked
-        actions += acts
-        if blocked_by:
-            blocked[item.id] = (blocked_by, message)
-        progress("retrieve", n, len(gold.items))
-    run.write_jsonl("context_packs.jsonl", packs.values())
-    run.write_jsonl("guardrails.jsonl", actions)
-
-    requests = [build_request(item, packs[item.id], c, templates[c.name]) for item in gold.items
-                for c in cfg.candidates]
+    retriever = Retriever(
+        comps.embedder, comps.store, mode=cfg.retrieval.mode, k=cfg.retrieval.k, filters=cfg.retrieval.filters
+    )
+    locked = lock_all(gold.items, retriever, comps.input_chain, progress)
+    run.write_jsonl("context_packs.jsonl", locked.packs.values())
+    run.write_jsonl("guardrails.jsonl", locked.actions)
+    requests = [
+        build_request(item, locked.packs[item.id], c.to_candidate(), comps.templates[c.name])
+        for item in gold.items
+        for c in cfg.candidates
+    ]
     run.write_jsonl("requests.jsonl", requests)
-    generations: list[Generation] = []
-    for r in requests:
-        if r.item_id in blocked:  # refused before generation: no model sees the request
-            by, message = blocked[r.item_id]
-            generations.append(Generation(item_id=r.item_id, candidate=r.candidate.name, text=message,
-                                          blocked_by=by, request_hash=r.request_hash, attempts=0))
-    run.append("generations.jsonl", generations)
-    todo = [r for r in requests if r.item_id not in blocked]
-    done = 0
+    generations = generate_all(run, requests, locked, comps, cfg, progress)
 
-    def on_done(gen: Generation, acts: list[GuardrailAction]) -> None:
-        nonlocal done
-        done += 1
-        run.append("generations.jsonl", [gen])
-        if acts:
-            run.append("guardrails.jsonl", acts)
-            actions.extend(acts)
-        progress("generate", done, len(todo))
-
-    runner = Runner(providers, {c.name: c.concurrency for c in cfg.candidates}, output_guardrails=out_chain,
-                    on_done=on_done)
-    generations += asyncio.run(runner.run(todo))
-    order = {(r.item_id, r.candidate.name): i for i, r in enumerate(requests)}
-    generations.sort(key=lambda g: order[(g.item_id, g.candidate)])
-
-    scores = score_all(gold.items, packs, generations, scorers, progress)
+    scores = score_all(gold.items, locked.packs, generations, comps.scorers, progress)
     run.write_jsonl("scores.jsonl", scores)
-    summary = summarise(run_id, cfg.name, gold.items, [c.to_candidate() for c in cfg.candidates], generations,
-                        scores, actions, cfg.thresholds)
+    summary = summarise(
+        run_id,
+        cfg.name,
+        gold.items,
+        [c.to_candidate() for c in cfg.candidates],
+        generations,
+        scores,
+        locked.actions,
+        cfg.thresholds,
+    )
     run.write_json("summary.json", summary)
     manifest.finished_at = datetime.now(UTC).isoformat()
     manifest.status = summary.status

@@ -1,15 +1,15 @@
 """The run directory: the source of truth. Reports and summaries are pure functions of it.
 
-    run.json             manifest: id, config name, status, timings, versions
-    config.yaml          the validated config (secrets still as ${REFERENCES})
-    goldset.json         the gold set as used
-    context_packs.jsonl  the locked, redacted, hashed passages per item
-    requests.jsonl       the redacted rendered prompt per (item, candidate)
-    generations.jsonl    one line per (item, candidate), appended as each completes
-    guardrails.jsonl     audit of every guardrail action (types and counts, never values)
-    scores.jsonl         one Score record per line
-    summary.json         aggregates and gates
-    report.html          the side-by-side report
+run.json             manifest: id, config name, status, timings, versions
+config.yaml          the validated config (secrets still as ${REFERENCES})
+goldset.json         the gold set as used
+context_packs.jsonl  the locked, redacted, hashed passages per item
+requests.jsonl       the redacted rendered prompt per (item, candidate)
+generations.jsonl    one line per (item, candidate), appended as each completes
+guardrails.jsonl     audit of every guardrail action (types and counts, never values)
+scores.jsonl         one Score record per line
+summary.json         aggregates and gates
+report.html          the side-by-side report
 """
 
 from __future__ import annotations

@@ -55,8 +55,9 @@ class Runner:
         self.rng = random.Random(seed)
         self.retries = 0
 
-    async def _call(self, provider: Provider, request: GenerationRequest) -> tuple[ProviderResponse | None,
-                                                                                    ErrorInfo | None, int, float]:
+    async def _call(
+        self, provider: Provider, request: GenerationRequest
+    ) -> tuple[ProviderResponse | None, ErrorInfo | None, int, float]:
         attempt = 0
         started = time.perf_counter()
         while True:
@@ -68,8 +69,7 @@ class Runner:
                 error = ErrorInfo(type=exc.type, message=exc.message, retryable=exc.retryable)
                 retry_after = exc.retry_after
             except TimeoutError:
-                error = ErrorInfo(type="Timeout", message=f"no answer within {self.policy.timeout_s} s",
-                                  retryable=True)
+                error = ErrorInfo(type="Timeout", message=f"no answer within {self.policy.timeout_s} s", retryable=True)
                 retry_after = None
             except Exception as exc:  # a provider bug must not kill the run; recorded, not retried
                 error = ErrorInfo(type=type(exc).__name__, message=str(exc)[:500], retryable=False)
@@ -85,17 +85,30 @@ class Runner:
             response, error, attempts, wall_ms = await self._call(self.providers[cand.name], request)
         actions: list[GuardrailAction] = []
         if response is None:
-            gen = Generation(item_id=request.item_id, candidate=cand.name, error=error, attempts=attempts,
-                             latency_ms=wall_ms, request_hash=request.request_hash)
+            gen = Generation(
+                item_id=request.item_id,
+                candidate=cand.name,
+                error=error,
+                attempts=attempts,
+                latency_ms=wall_ms,
+                request_hash=request.request_hash,
+            )
         else:
             text, blocked = response.text, ""
             if self.output_guardrails is not None:
                 res = self.output_guardrails.apply(text, where=f"answer:{cand.name}", item_id=request.item_id)
                 text, blocked, actions = res.block_message or res.text, res.blocked_by, res.actions
             gen = Generation(
-                item_id=request.item_id, candidate=cand.name, text=text, citations=tuple(parse_citations(text)),
-                usage=response.usage, latency_ms=response.latency_ms if response.latency_ms is not None else wall_ms,
-                attempts=attempts, blocked_by=blocked, request_hash=request.request_hash, model=response.model,
+                item_id=request.item_id,
+                candidate=cand.name,
+                text=text,
+                citations=tuple(parse_citations(text)),
+                usage=response.usage,
+                latency_ms=response.latency_ms if response.latency_ms is not None else wall_ms,
+                attempts=attempts,
+                blocked_by=blocked,
+                request_hash=request.request_hash,
+                model=response.model,
             )
         if self.on_done is not None:
             self.on_done(gen, actions)

@@ -121,26 +121,37 @@ def summarise(
         for s in mine:
             by_intent[intent.get(s.item_id, "?")].append(s)
         lat = [g.latency_ms for g in gens if g.ok]
-        cands.append(CandidateSummary(
-            candidate=cand.name, provider=cand.provider, prompt=f"{cand.prompt.id}@v{cand.prompt.version}",
-            generations=len(gens), errors=sum(1 for g in gens if not g.ok),
-            retries=sum(g.attempts - 1 for g in gens),
-            input_tokens=sum(g.usage.input_tokens for g in gens), output_tokens=sum(g.usage.output_tokens for g in gens),
-            cost_usd=round(sum(g.cost_usd for g in gens), 6),
-            latency_p50_ms=percentile(lat, 50), latency_p95_ms=percentile(lat, 95),
-            metrics=_group(mine), by_intent={k: _group(v) for k, v in sorted(by_intent.items())},
-        ))
+        cands.append(
+            CandidateSummary(
+                candidate=cand.name,
+                provider=cand.provider,
+                prompt=f"{cand.prompt.id}@v{cand.prompt.version}",
+                generations=len(gens),
+                errors=sum(1 for g in gens if not g.ok),
+                retries=sum(g.attempts - 1 for g in gens),
+                input_tokens=sum(g.usage.input_tokens for g in gens),
+                output_tokens=sum(g.usage.output_tokens for g in gens),
+                cost_usd=round(sum(g.cost_usd for g in gens), 6),
+                latency_p50_ms=percentile(lat, 50),
+                latency_p95_ms=percentile(lat, 95),
+                metrics=_group(mine),
+                by_intent={k: _group(v) for k, v in sorted(by_intent.items())},
+            )
+        )
     item_scores = [s for s in scores if not s.candidate]
     ret_by_intent: dict[str, list[Score]] = defaultdict(list)
     for s in item_scores:
         ret_by_intent[intent.get(s.item_id, "?")].append(s)
-    guard = Counter(
-        f"{a.stage}:{a.guardrail}:{f.entity}" for a in actions for f in a.findings for _ in range(f.count)
-    )
+    guard = Counter(f"{a.stage}:{a.guardrail}:{f.entity}" for a in actions for f in a.findings for _ in range(f.count))
     expected = len(items) * len(candidates)
     summary = RunSummary(
-        run_id=run_id, name=name, n_items=len(items), candidates=cands, retrieval=_group(item_scores),
-        retrieval_by_intent={k: _group(v) for k, v in sorted(ret_by_intent.items())}, guardrails=dict(guard),
+        run_id=run_id,
+        name=name,
+        n_items=len(items),
+        candidates=cands,
+        retrieval=_group(item_scores),
+        retrieval_by_intent={k: _group(v) for k, v in sorted(ret_by_intent.items())},
+        guardrails=dict(guard),
         complete=len(generations) == expected and all(g.ok for g in generations),
     )
     summary.gates = evaluate_gates(summary, thresholds)
@@ -166,8 +177,16 @@ def evaluate_gates(summary: RunSummary, thresholds: Sequence[Threshold]) -> list
 
 def _gate(t: Threshold, who: str, value: float | None) -> GateResult:
     ok = value is not None and (t.min is None or value >= t.min) and (t.max is None or value <= t.max)
-    bound = " and ".join(x for x in (f">= {t.min}" if t.min is not None else "",
-                                      f"<= {t.max}" if t.max is not None else "") if x)
+    bound = " and ".join(
+        x for x in (f">= {t.min}" if t.min is not None else "", f"<= {t.max}" if t.max is not None else "") if x
+    )
     shown = "no value" if value is None else f"{value:.3f}"
-    return GateResult(metric=t.metric, candidate=who, value=value, min=t.min, max=t.max, passed=ok,
-                      message=f"{t.metric} for {who}: {shown} (needs {bound})")
+    return GateResult(
+        metric=t.metric,
+        candidate=who,
+        value=value,
+        min=t.min,
+        max=t.max,
+        passed=ok,
+        message=f"{t.metric} for {who}: {shown} (needs {bound})",
+    )

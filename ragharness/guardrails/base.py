@@ -46,10 +46,16 @@ class GuardrailChain:
             verdict = guard.check(result.text)
             if verdict.action == "pass":
                 continue
-            result.actions.append(GuardrailAction(
-                guardrail=guard.name, stage=self.stage, where=where, item_id=item_id, action=verdict.action,
-                findings=verdict.findings,
-            ))
+            result.actions.append(
+                GuardrailAction(
+                    guardrail=guard.name,
+                    stage=self.stage,
+                    where=where,
+                    item_id=item_id,
+                    action=verdict.action,
+                    findings=verdict.findings,
+                )
+            )
             if verdict.action == "redacted":
                 result.text = verdict.text
             if verdict.action == "blocked":

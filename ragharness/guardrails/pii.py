@@ -39,24 +39,28 @@ def _analyzer(entities: tuple[str, ...]) -> Any:
         UsSsnRecognizer,
     )
 
-    class OfflineEmailRecognizer(EmailRecognizer):  # type: ignore[misc]
+    class OfflineEmailRecognizer(EmailRecognizer):
         def validate_result(self, pattern_text: str) -> bool:
             return bool(_offline_tld_extract()(pattern_text).fqdn)
 
-    class BlankSpacyEngine(SpacyNlpEngine):  # type: ignore[misc]
+    class BlankSpacyEngine(SpacyNlpEngine):
         """Tokenisation only: regex recognizers need no trained pipeline."""
 
         def __init__(self) -> None:
             super().__init__(models=[{"lang_code": "en", "model_name": "blank"}])
-            self.nlp = {"en": spacy.blank("en")}
+            self.nlp = {"en": spacy.blank("en")}  # type: ignore[assignment]  # base declares None until load()
 
         def load(self) -> None:
             return None
 
     registry = RecognizerRegistry(supported_languages=["en"])
     makers = {
-        "EMAIL_ADDRESS": OfflineEmailRecognizer, "PHONE_NUMBER": PhoneRecognizer, "US_SSN": UsSsnRecognizer,
-        "CREDIT_CARD": CreditCardRecognizer, "IP_ADDRESS": IpRecognizer, "IBAN_CODE": IbanRecognizer,
+        "EMAIL_ADDRESS": OfflineEmailRecognizer,
+        "PHONE_NUMBER": PhoneRecognizer,
+        "US_SSN": UsSsnRecognizer,
+        "CREDIT_CARD": CreditCardRecognizer,
+        "IP_ADDRESS": IpRecognizer,
+        "IBAN_CODE": IbanRecognizer,
     }
     for entity in entities:
         registry.add_recognizer(makers[entity]())
@@ -95,5 +99,7 @@ class PiiRedactor:
             out = out[: r.start] + f"[REDACTED_{r.entity_type}]" + out[r.end :]
         counts = Counter(r.entity_type for r in kept)
         return Verdict(
-            text=out, action="redacted", findings=tuple(Finding(entity=e, count=n) for e, n in sorted(counts.items()))
+            text=out,
+            action="redacted",
+            findings=tuple(Finding(entity=e, count=n) for e, n in sorted(counts.items())),
         )

@@ -23,7 +23,11 @@ def embedding_input(chunk: Chunk) -> str:
 
 class Chunker:
     def __init__(
-        self, embedder: Embedder, chunk_size: int | None = None, chunk_overlap: int = 32, markdown_headers: bool = True
+        self,
+        embedder: Embedder,
+        chunk_size: int | None = None,
+        chunk_overlap: int = 32,
+        markdown_headers: bool = True,
     ) -> None:
         limit = embedder.max_input_tokens
         size = chunk_size or limit
@@ -70,14 +74,22 @@ class Chunker:
             sections.append(("", doc.text))
         chunks: list[Chunk] = []
         for section, text in sections:
-            for piece in splitter.split_text(text):
-                piece = "\n".join(line.rstrip() for line in piece.strip().splitlines())
+            for raw in splitter.split_text(text):
+                piece = "\n".join(line.rstrip() for line in raw.strip().splitlines())
                 if not piece:
                     continue
                 chunk = Chunk(
-                    chunk_id=f"{doc.doc_id}#{len(chunks)}", doc_id=doc.doc_id, position=len(chunks), text=piece,
-                    title=doc.title, section=section, source=doc.source, source_type=doc.source_type,
-                    metadata=doc.metadata, content_hash="", doc_hash=self.doc_hash(doc),
+                    chunk_id=f"{doc.doc_id}#{len(chunks)}",
+                    doc_id=doc.doc_id,
+                    position=len(chunks),
+                    text=piece,
+                    title=doc.title,
+                    section=section,
+                    source=doc.source,
+                    source_type=doc.source_type,
+                    metadata=doc.metadata,
+                    content_hash="",
+                    doc_hash=self.doc_hash(doc),
                     n_tokens=self.embedder.count_tokens(piece),
                 )
                 embed_text = embedding_input(chunk)

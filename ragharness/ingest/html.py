@@ -7,7 +7,19 @@ from typing import Any
 from bs4 import BeautifulSoup
 from markdownify import markdownify
 
-_BOILERPLATE = ("script", "style", "nav", "header", "footer", "aside", "noscript", "form", "iframe", "svg", "button")
+_BOILERPLATE = (
+    "script",
+    "style",
+    "nav",
+    "header",
+    "footer",
+    "aside",
+    "noscript",
+    "form",
+    "iframe",
+    "svg",
+    "button",
+)
 
 
 def html_to_markdown(html: str) -> tuple[str, str, dict[str, Any]]:

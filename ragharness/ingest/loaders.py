@@ -108,15 +108,18 @@ def decode(data: bytes) -> str:
         raise ValueError(f"not UTF-8 text (byte {exc.start}: {exc.reason}); re-save the file as UTF-8") from exc
 
 
-def _doc(
-    doc_id: str, source: str, kind: SourceType, title: str, text: str, meta: Metadata
-) -> Document:
+def _doc(doc_id: str, source: str, kind: SourceType, title: str, text: str, meta: Metadata) -> Document:
     text = clean_text(text)
     if not text:
         raise ValueError("empty after cleaning")
     payload = {"text": text, "title": title, "metadata": meta.model_dump(mode="json")}
     return Document(
-        doc_id=doc_id, source=source, source_type=kind, title=title, text=text, metadata=meta,
+        doc_id=doc_id,
+        source=source,
+        source_type=kind,
+        title=title,
+        text=text,
+        metadata=meta,
         content_hash=canonical_hash(payload),
     )
 
@@ -201,8 +204,12 @@ def load_file(
     """Parse one corpus file into documents. Every failure becomes a Skipped with its reason."""
     path = ref.path
     if ref.size > cfg.max_file_bytes:
-        return [], [Skipped(source=path, reason=f"oversized: {ref.size} bytes > corpus.max_file_bytes "
-                                                 f"{cfg.max_file_bytes}")]
+        return [], [
+            Skipped(
+                source=path,
+                reason=f"oversized: {ref.size} bytes > corpus.max_file_bytes {cfg.max_file_bytes}",
+            )
+        ]
     try:
         text = decode(data)
         base = path_metadata(path, cfg)

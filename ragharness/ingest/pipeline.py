@@ -78,19 +78,19 @@ def load_corpus(cfg: HarnessConfig) -> tuple[list[Document], list[Skipped], set[
         skipped.extend(skips)
         for doc in loaded:
             if doc.doc_id in docs:
-                skipped.append(Skipped(
-                    source=doc.source,
-                    reason=f"duplicate document id {doc.doc_id!r} (first seen in {docs[doc.doc_id].source}); "
-                    "give it a unique `id` in its front matter",
-                ))
+                skipped.append(
+                    Skipped(
+                        source=doc.source,
+                        reason=f"duplicate document id {doc.doc_id!r} (first seen in {docs[doc.doc_id].source}); "
+                        "give it a unique `id` in its front matter",
+                    )
+                )
                 continue
             docs[doc.doc_id] = doc
     return list(docs.values()), skipped, skipped_files
 
 
-def ingest(
-    cfg: HarnessConfig, embedder: Embedder, store: VectorStore, progress: Progress = _noop
-) -> IngestReport:
+def ingest(cfg: HarnessConfig, embedder: Embedder, store: VectorStore, progress: Progress = _noop) -> IngestReport:
     started = time.perf_counter()
     chunker = Chunker(embedder, cfg.chunking.chunk_size, cfg.chunking.chunk_overlap, cfg.chunking.markdown_headers)
     docs, skipped, skipped_files = load_corpus(cfg)

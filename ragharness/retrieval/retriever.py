@@ -26,7 +26,11 @@ class Retriever:
         self.filters = filters or {}
 
     def search(
-        self, query: str, *, mode: SearchMode | None = None, k: int | None = None,
+        self,
+        query: str,
+        *,
+        mode: SearchMode | None = None,
+        k: int | None = None,
         filters: dict[str, FilterValue] | None = None,
     ) -> list[SearchHit]:
         mode = mode or self.mode
@@ -55,6 +59,13 @@ class Retriever:
 def passage_from_hit(number: int, hit: SearchHit) -> Passage:
     c = hit.chunk
     return Passage(
-        number=number, chunk_id=c.chunk_id, doc_id=c.doc_id, text=c.text, title=c.title, section=c.section,
-        source=c.source, metadata=c.metadata, score=hit.score,
+        number=number,
+        chunk_id=c.chunk_id,
+        doc_id=c.doc_id,
+        text=c.text,
+        title=c.title,
+        section=c.section,
+        source=c.source,
+        metadata=c.metadata,
+        score=hit.score,
     )

@@ -18,7 +18,7 @@ class SearchRequest(Frozen):
     k: int = Field(gt=0)
     text: str = Field(description="Query text (BM25 and hybrid).")
     vector: tuple[float, ...] | None = Field(None, description="Query vector (vector and hybrid).")
-    filters: dict[str, FilterValue] = {}
+    filters: dict[str, FilterValue] = Field(default_factory=dict)
 
 
 @runtime_checkable

@@ -29,7 +29,10 @@ class _Opts(BaseModel):
 class ExtractiveOptions(_Opts):
     max_sentences: int = Field(2, gt=0)
     min_overlap: float = Field(
-        0.5, ge=0, le=1, description="Share of the question's content words a sentence must contain to be used."
+        0.5,
+        ge=0,
+        le=1,
+        description="Share of the question's content words a sentence must contain to be used.",
     )
     refusal: str = "I can't answer that from the available documentation."
 
@@ -60,8 +63,9 @@ class ExtractiveProvider:
         best = [s for s in scored[: self.opts.max_sentences] if s[0] >= self.opts.min_overlap]
         text = " ".join(s[3] for s in best) if best else self.opts.refusal
         n_in = len(request.system.split()) + len(request.user.split())
-        return ProviderResponse(text=text, usage=Usage(input_tokens=n_in, output_tokens=len(text.split())),
-                                model="extractive")
+        return ProviderResponse(
+            text=text, usage=Usage(input_tokens=n_in, output_tokens=len(text.split())), model="extractive"
+        )
 
 
 class ReplayOptions(_Opts):
@@ -102,8 +106,9 @@ class ReplayProvider:
         rec = self.records.get(request.item_id)
         if rec is None:
             raise ProviderCallError("fatal", "ReplayMissing", f"no recorded answer for item {request.item_id!r}")
-        return ProviderResponse(text=rec.answer, usage=rec.usage, model=rec.model or "replay",
-                                latency_ms=rec.latency_ms)
+        return ProviderResponse(
+            text=rec.answer, usage=rec.usage, model=rec.model or "replay", latency_ms=rec.latency_ms
+        )
 
 
 class MockOptions(_Opts):
@@ -132,8 +137,10 @@ class MockProvider:
             self._attempts[request.item_id] = attempt + 1
         if self._log is not None:
             with self._log.open("a", encoding="utf-8") as fh:
-                fh.write(json.dumps({"item_id": request.item_id, "candidate": request.candidate.name,
-                                     "attempt": attempt}) + "\n")
+                fh.write(
+                    json.dumps({"item_id": request.item_id, "candidate": request.candidate.name, "attempt": attempt})
+                    + "\n"
+                )
         rng = random.Random(f"{self.opts.seed}:{request.candidate.name}:{request.item_id}:{attempt}")
         if self.opts.latency_ms:
             await asyncio.sleep(self.opts.latency_ms / 1000)
@@ -143,7 +150,12 @@ class MockProvider:
         # Fatal errors are decided per item (not per attempt) so a retry cannot hide them.
         if random.Random(f"{self.opts.seed}:{request.item_id}:fatal").random() < self.opts.error_rate:
             raise ProviderCallError("fatal", "MockError", "mock failed the call")
-        first = sentences(request.passages[0].text)[0] if request.passages and sentences(request.passages[0].text) else ""
+        first = (
+            sentences(request.passages[0].text)[0] if request.passages and sentences(request.passages[0].text) else ""
+        )
         text = self.opts.answer.format(first_sentence=first or "No passages.", question=request.question)
-        return ProviderResponse(text=text, usage=Usage(input_tokens=len(request.user.split()),
-                                                       output_tokens=len(text.split())), model="mock")
+        return ProviderResponse(
+            text=text,
+            usage=Usage(input_tokens=len(request.user.split()), output_tokens=len(text.split())),
+            model="mock",
+        )

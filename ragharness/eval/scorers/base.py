@@ -49,11 +49,25 @@ class ScorerContext(BaseModel):
     options: dict[str, object] = {}
 
 
-def make_score(scorer: Scorer, inp: ScoringInput, metric: str, value: float | None, label: str, reason: str,
-               error: str = "") -> Score:
+def make_score(
+    scorer: Scorer,
+    inp: ScoringInput,
+    metric: str,
+    value: float | None,
+    label: str,
+    reason: str,
+    error: str = "",
+) -> Score:
     return Score(
-        item_id=inp.item.id, candidate=inp.generation.candidate if inp.generation else "", metric=metric,
-        value=value, label=label, reason=reason, scorer=scorer.name, scorer_version=scorer.version, error=error,
+        item_id=inp.item.id,
+        candidate=inp.generation.candidate if inp.generation else "",
+        metric=metric,
+        value=value,
+        label=label,
+        reason=reason,
+        scorer=scorer.name,
+        scorer_version=scorer.version,
+        error=error,
     )
 
 
@@ -66,5 +80,4 @@ def run_scorer(scorer: Scorer, inp: ScoringInput) -> list[Score]:
         return scorer.score(inp)
     except Exception as exc:  # a scorer bug is a recorded failure that counts against the score
         msg = f"{type(exc).__name__}: {exc}"[:300]
-        return [make_score(scorer, inp, m, 0.0, "scorer_error", msg, error=type(exc).__name__)
-                for m in scorer.metrics]
+        return [make_score(scorer, inp, m, 0.0, "scorer_error", msg, error=type(exc).__name__) for m in scorer.metrics]

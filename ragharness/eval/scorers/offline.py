@@ -66,11 +66,17 @@ class CitationScorer:
             return out
         invalid = [n for n in all_cited if not 1 <= n <= n_passages]
         validity = 1 - len(invalid) / len(all_cited)
-        out.append(make_score(
-            self, inp, "citation_validity", validity, "valid" if not invalid else "invalid",
-            f"cites {all_cited}; context has passages 1-{n_passages}"
-            + (f"; {invalid} do not exist" if invalid else ""),
-        ))
+        out.append(
+            make_score(
+                self,
+                inp,
+                "citation_validity",
+                validity,
+                "valid" if not invalid else "invalid",
+                f"cites {all_cited}; context has passages 1-{n_passages}"
+                + (f"; {invalid} do not exist" if invalid else ""),
+            )
+        )
         pairs = [(s, by_number[n]) for s, ns in zip(claims, cited, strict=True) for n in ns]
         if not pairs:
             out.append(make_score(self, inp, "citation_precision", 0.0, "invalid", "no valid citation to check"))

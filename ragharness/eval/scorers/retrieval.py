@@ -21,8 +21,9 @@ class RetrievalScorer:
     def score(self, inp: ScoringInput) -> list[Score]:
         item, pack = inp.item, inp.pack
         if not item.expected_sources:
-            return [make_score(self, inp, m, None, "n/a", "no expected sources (must-refuse item)")
-                    for m in self.metrics]
+            return [
+                make_score(self, inp, m, None, "n/a", "no expected sources (must-refuse item)") for m in self.metrics
+            ]
         ranked = [(p.chunk_id, p.doc_id) for p in pack.passages]
         m = retrieval_metrics(ranked, item.expected_sources, pack.k)
         found = f"found {m.matched or 'none'} of {item.expected_sources} in top {pack.k}"

@@ -62,7 +62,8 @@ class SupportJudge:
         ev_words = {stem(w) for w in content_words(evidence)}
         # A name counts as present when it appears verbatim, or all its words do (stemmed: Mondays ~ Monday).
         missing += sorted(
-            n for n in names(claim)
+            n
+            for n in names(claim)
             if n not in ev_lower and not all(stem(w) in ev_words or w in ev_lower for w in n.split())
         )
         lexical = len(words & ev_words) / len(words) if words else 1.0
@@ -71,7 +72,5 @@ class SupportJudge:
             ev_sents = [s for p in passages for s in sentences(p.text)] or [p.text for p in passages]
             vecs = self._vectors([claim, *ev_sents])
             sim = max(cosine(vecs[0], v) for v in vecs[1:])
-        content_ok = (
-            lexical >= self.lexical_min or (lexical >= 0.35 and sim >= self.embed_min) or sim >= 0.8
-        )
+        content_ok = lexical >= self.lexical_min or (lexical >= 0.35 and sim >= self.embed_min) or sim >= 0.8
         return Support(supported=not missing and content_ok, lexical=lexical, similarity=sim, missing_facts=missing)

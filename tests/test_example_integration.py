@@ -1,0 +1,115 @@
+"""Integration tier: the shipped example, real all-MiniLM-L6-v2 and real LanceDB, through the CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import EXAMPLE
+from ragharness.cli import app
+from ragharness.components import build_store, open_store
+from ragharness.config import load_config
+from ragharness.goldset import load_goldset
+from ragharness.ingest.pipeline import ingest
+from ragharness.retrieval.embedders import MiniLMEmbedder
+from ragharness.retrieval.retriever import Retriever
+from ragharness.types import SearchMode
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("example")
+    dest = root / "support"
+    shutil.copytree(EXAMPLE, dest)
+    cfg = (dest / "harness.yaml").read_text()
+    cfg = cfg.replace("../../.ragharness/support", str(root / "data")).replace("../../runs", str(root / "runs"))
+    (dest / "harness.yaml").write_text(cfg)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def demo(project: Path) -> tuple[int, str, Path]:
+    result = CliRunner().invoke(app, ["run", str(project / "harness.yaml")])
+    run_dir = next((project.parent / "runs").iterdir())
+    return result.exit_code, result.output, run_dir
+
+
+def test_demo_passes_and_prints_summary_and_report(demo: tuple[int, str, Path]) -> None:
+    code, output, run_dir = demo
+    assert code == 0, output
+    assert "support-demo · 68 items · PASS" in output
+    assert "correctness per intent" in output
+    assert f"report: {run_dir / 'report.html'}" in output
+    assert "ingest: documents: 54 seen, 54 new" in output
+
+
+def test_demo_scores_separate_the_candidates_sensibly(demo: tuple[int, str, Path]) -> None:
+    summary = json.loads((demo[2] / "summary.json").read_text())
+    c = {x["candidate"]: x["metrics"] for x in summary["candidates"]}
+    ext, rep = c["extractive"], c["replay-assistant-v1"]
+    # The replay transcript contains hallucinated numbers, uncited and invalid citations and missed refusals.
+    assert rep["groundedness"]["mean"] < ext["groundedness"]["mean"]
+    assert rep["citation_coverage"]["mean"] < ext["citation_coverage"]["mean"]
+    assert rep["citation_validity"]["labels"].get("invalid", 0) == 3
+    assert rep["refusal"]["labels"]["should_have_refused"] == 3
+    assert rep["correctness"]["labels"].get("incorrect", 0) >= 7
+    # ... but answers more questions correctly than the extractive floor.
+    assert rep["correctness"]["mean"] > ext["correctness"]["mean"]
+    assert summary["retrieval"]["retrieval_hit"]["mean"] >= 0.9
+    assert summary["guardrails"].get("input:pii:EMAIL_ADDRESS", 0) >= 1
+
+
+def test_ticket_pii_never_reaches_run_files(demo: tuple[int, str, Path]) -> None:
+    for f in demo[2].iterdir():
+        text = f.read_text(encoding="utf-8")
+        for raw in (
+            "jane.doe@example.com",
+            "4111 1111 1111 1111",
+            "DE89 3704 0044 0532 0130 00",
+            "536-22-8914",
+            "203.0.113.45",
+            "+1 415 555 0134",
+        ):
+            assert raw not in text, (raw, f.name)
+
+
+def test_reingest_with_nothing_changed_embeds_nothing(
+    project: Path, demo: tuple[int, str, Path], minilm: MiniLMEmbedder
+) -> None:
+    cfg = load_config(project / "harness.yaml")
+    report = ingest(cfg, minilm, build_store(cfg))
+    assert report.documents_unchanged == 54 and report.chunks_embedded == 0 and report.chunks_written == 0
+
+
+def test_metadata_filters_decide_region_specific_answers(
+    project: Path, demo: tuple[int, str, Path], minilm: MiniLMEmbedder
+) -> None:
+    cfg = load_config(project / "harness.yaml")
+    gold = {i.id: i for i in load_goldset(project / "gold.yaml").items}
+    retriever = Retriever(minilm, open_store(cfg, minilm), mode=SearchMode.hybrid, k=3)
+    us, eu = retriever.retrieve(gold["refund-us-annual"]), retriever.retrieve(gold["refund-eu-window"])
+    assert us.question == eu.question
+    assert {p.doc_id for p in us.passages} == {"vault/refund-policy-us"}
+    assert eu.passages[0].doc_id == "vault/refund-policy-eu"
+    assert all(p.metadata.region == "eu" for p in eu.passages)
+
+
+@pytest.mark.parametrize("mode", list(SearchMode))
+def test_every_mode_finds_the_expected_sources_for_most_items(
+    project: Path, demo: tuple[int, str, Path], minilm: MiniLMEmbedder, mode: SearchMode
+) -> None:
+    cfg = load_config(project / "harness.yaml")
+    retriever = Retriever(minilm, open_store(cfg, minilm), mode=mode, k=6)
+    items = [i for i in load_goldset(project / "gold.yaml").items if i.expected_sources]
+    hits = 0
+    for item in items:
+        pack = retriever.retrieve(item)
+        found = {p.doc_id for p in pack.passages} | {p.chunk_id for p in pack.passages}
+        hits += bool(found & set(item.expected_sources))
+    assert hits / len(items) >= 0.85
