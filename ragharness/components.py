@@ -8,7 +8,7 @@ from ragharness.eval.providers.base import Provider, ProviderContext, split_prov
 from ragharness.eval.scorers.base import Scorer, ScorerContext
 from ragharness.guardrails.base import GuardrailChain
 from ragharness.registry import EMBEDDERS, GUARDRAILS, PROVIDERS, SCORERS, STORES
-from ragharness.retrieval.embedders import Embedder
+from ragharness.retrieval.embedders import CachedEmbedder, Embedder
 from ragharness.retrieval.store import VectorStore
 
 
@@ -60,5 +60,7 @@ def build_guardrails(cfg: HarnessConfig) -> tuple[GuardrailChain, GuardrailChain
 
 
 def build_scorers(cfg: HarnessConfig, embedder: Embedder | None) -> list[Scorer]:
-    ctx = ScorerContext(embedder=embedder)
+    """Scorers share one cached embedder: each text is embedded once per run, whatever the number of scorers."""
+    shared = embedder if embedder is None or isinstance(embedder, CachedEmbedder) else CachedEmbedder(embedder)
+    ctx = ScorerContext(embedder=shared)
     return [SCORERS.create(name, ctx, where=f"{cfg.source_file}: scorers[{i}]") for i, name in enumerate(cfg.scorers)]

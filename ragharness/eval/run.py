@@ -28,10 +28,11 @@ from ragharness.eval.rundir import RunDir, RunManifest
 from ragharness.eval.runner import Runner
 from ragharness.eval.scorers.base import Scorer, ScoringInput, run_scorer
 from ragharness.eval.summary import RunSummary, summarise
+from ragharness.eval.text import sentences, strip_citations
 from ragharness.goldset import load_goldset
 from ragharness.guardrails.base import GuardrailChain
 from ragharness.ingest.pipeline import IngestReport, Progress, ingest
-from ragharness.retrieval.embedders import Embedder
+from ragharness.retrieval.embedders import CachedEmbedder, Embedder
 from ragharness.retrieval.retriever import Retriever
 from ragharness.retrieval.store import VectorStore
 from ragharness.types import (
@@ -98,14 +99,29 @@ def build_request(item: GoldItem, pack: ContextPack, cand: Candidate, tpl: Promp
     )
 
 
+def _prewarm(
+    embedder: Embedder, packs: dict[str, ContextPack], generations: list[Generation], items: list[GoldItem]
+) -> None:
+    """Embed every text the scorers will compare in a few large batches (much faster than one at a time)."""
+    texts: list[str] = [t for p in packs.values() for x in p.passages for t in sentences(x.text)]
+    texts += [strip_citations(t) for g in generations for t in sentences(g.text)] + [g.text for g in generations]
+    texts += [i.reference_answer for i in items if i.reference_answer] + [i.question for i in items]
+    embedder.embed(texts)
+
+
 def score_all(
     items: list[GoldItem],
     packs: dict[str, ContextPack],
     generations: list[Generation],
     scorers: list[Scorer],
     progress: Progress = _noop,
+    embedder: Embedder | None = None,
 ) -> list[Score]:
+    """Score every generation (and every item, for item-level scorers). Pass the scorers' shared embedder to
+    embed all texts up front in large batches."""
     by_item = {i.id: i for i in items}
+    if embedder is not None:
+        _prewarm(embedder, packs, generations, items)
     out: list[Score] = []
     for item in items:
         for s in scorers:
@@ -126,6 +142,7 @@ class _Components(BaseModel):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     embedder: Embedder
+    cached_embedder: CachedEmbedder
     store: VectorStore
     providers: dict[str, Provider]
     input_chain: GuardrailChain
@@ -136,15 +153,17 @@ class _Components(BaseModel):
 
 def build_components(cfg: HarnessConfig) -> _Components:
     embedder = build_embedder(cfg)
+    cached = CachedEmbedder(embedder)
     in_chain, out_chain = build_guardrails(cfg)
     prompts_dir = cfg.resolve(cfg.prompts_dir) if cfg.prompts_dir else None
     return _Components(
         embedder=embedder,
+        cached_embedder=cached,
         store=build_store(cfg),
         providers=build_providers(cfg),
         input_chain=in_chain,
         output_chain=out_chain,
-        scorers=build_scorers(cfg, embedder),
+        scorers=build_scorers(cfg, cached),
         templates={c.name: load_prompt(c.prompt, prompts_dir) for c in cfg.candidates},
     )
 
@@ -157,8 +176,9 @@ class LockedContexts(BaseModel):
 
 def lock_all(items: list[GoldItem], retriever: Retriever, chain: GuardrailChain, progress: Progress) -> LockedContexts:
     locked = LockedContexts(packs={}, actions=[], blocked={})
+    vectors = retriever.query_vectors([i.question for i in items])
     for n, item in enumerate(items, start=1):
-        pack, acts, (blocked_by, message) = lock_context(retriever.retrieve(item), chain)
+        pack, acts, (blocked_by, message) = lock_context(retriever.retrieve(item, vectors[n - 1]), chain)
         locked.packs[item.id] = pack
         locked.actions += acts
         if blocked_by:
@@ -262,7 +282,7 @@ def execute_run(
     run.write_jsonl("requests.jsonl", requests)
     generations = generate_all(run, requests, locked, comps, cfg, progress)
 
-    scores = score_all(gold.items, locked.packs, generations, comps.scorers, progress)
+    scores = score_all(gold.items, locked.packs, generations, comps.scorers, progress, comps.cached_embedder)
     run.write_jsonl("scores.jsonl", scores)
     summary = summarise(
         run_id,

@@ -79,8 +79,16 @@ class PiiRedactor:
             raise ValueError(f"unknown PII entities {unknown}; supported: {', '.join(DEFAULT_ENTITIES)}")
         self.entities = chosen
         self.score_threshold = score_threshold
+        self._cache: dict[str, Verdict] = {}
 
     def check(self, text: str) -> Verdict:
+        """Redact; verdicts are cached by text (the same passage recurs across items and runs)."""
+        cached = self._cache.get(text)
+        if cached is None:
+            cached = self._cache[text] = self._check(text)
+        return cached
+
+    def _check(self, text: str) -> Verdict:
         if not text.strip():
             return Verdict(text=text)
         results = _analyzer(self.entities).analyze(

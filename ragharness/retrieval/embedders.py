@@ -173,6 +173,33 @@ class HashingEmbedder:
         return out
 
 
+class CachedEmbedder:
+    """Wraps an embedder with an in-memory cache keyed by text; missing texts are embedded in one batch.
+
+    Scorers and the retriever share one instance per run, so a passage sentence is embedded once, not once per
+    scorer and candidate.
+    """
+
+    def __init__(self, inner: Embedder) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.dimension = inner.dimension
+        self.max_input_tokens = inner.max_input_tokens
+        self._cache: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        with self._lock:
+            todo = [t for t in dict.fromkeys(texts) if t not in self._cache]
+            if todo:
+                for t, v in zip(todo, self.inner.embed(todo), strict=True):
+                    self._cache[t] = v
+            return [self._cache[t] for t in texts]
+
+
 def cosine(a: Sequence[float], b: Sequence[float]) -> float:
     """Cosine similarity of two vectors (assumed normalised by the embedders above)."""
     return float(sum(x * y for x, y in zip(a, b, strict=True)))

@@ -25,6 +25,12 @@ class Retriever:
         self.k = k
         self.filters = filters or {}
 
+    def query_vectors(self, queries: list[str]) -> list[tuple[float, ...] | None]:
+        """Embed many queries in one batch (None for BM25, which needs no vector)."""
+        if self.mode is SearchMode.bm25:
+            return [None] * len(queries)
+        return [tuple(v) for v in self.embedder.embed(queries)]
+
     def search(
         self,
         query: str,
@@ -32,16 +38,18 @@ class Retriever:
         mode: SearchMode | None = None,
         k: int | None = None,
         filters: dict[str, FilterValue] | None = None,
+        vector: tuple[float, ...] | None = None,
     ) -> list[SearchHit]:
         mode = mode or self.mode
-        vector = tuple(self.embedder.embed([query])[0]) if mode is not SearchMode.bm25 else None
+        if vector is None and mode is not SearchMode.bm25:
+            vector = tuple(self.embedder.embed([query])[0])
         request = SearchRequest(mode=mode, k=k or self.k, text=query, vector=vector, filters=filters or {})
         return self.store.search(request)
 
-    def retrieve(self, item: GoldItem) -> ContextPack:
+    def retrieve(self, item: GoldItem, vector: tuple[float, ...] | None = None) -> ContextPack:
         filters = merge_filters(self.filters, item.filters)
         started = time.perf_counter()
-        hits = self.search(item.question, filters=filters)
+        hits = self.search(item.question, filters=filters, vector=vector)
         elapsed = (time.perf_counter() - started) * 1000
         return ContextPack(
             item_id=item.id,

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pydantic import BaseModel
 
 from ragharness.eval.text import content_words, names, numbers, sentences, stem, strip_citations
-from ragharness.retrieval.embedders import Embedder, cosine
+from ragharness.retrieval.embedders import CachedEmbedder, Embedder, cosine
 from ragharness.types import Passage
 
 
@@ -33,19 +33,14 @@ class Support(BaseModel):
 
 class SupportJudge:
     def __init__(self, embedder: Embedder | None, lexical_min: float = 0.6, embed_min: float = 0.6) -> None:
-        self.embedder = embedder
+        self.embedder = (
+            embedder if embedder is None or isinstance(embedder, CachedEmbedder) else CachedEmbedder(embedder)
+        )
         self.lexical_min = lexical_min
         self.embed_min = embed_min
-        self._cache: dict[str, list[float]] = {}
 
     def _vectors(self, texts: Sequence[str]) -> list[list[float]]:
-        if self.embedder is None:
-            return []
-        todo = [t for t in dict.fromkeys(texts) if t not in self._cache]
-        if todo:
-            for t, v in zip(todo, self.embedder.embed(todo), strict=True):
-                self._cache[t] = v
-        return [self._cache[t] for t in texts]
+        return self.embedder.embed(texts) if self.embedder is not None else []
 
     def similarity(self, a: str, b: str) -> float:
         if self.embedder is None:
