@@ -18,11 +18,11 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
-from ragharness.components import build_embedder, build_store  # noqa: E402
-from ragharness.config import load_config  # noqa: E402
-from ragharness.eval.run import execute_run  # noqa: E402
-from ragharness.ingest.chunking import Chunker, embedding_input  # noqa: E402
-from ragharness.ingest.pipeline import ingest, load_corpus  # noqa: E402
+from ragharness.components import build_embedder, build_store
+from ragharness.config import load_config
+from ragharness.eval.run import execute_run
+from ragharness.ingest.chunking import Chunker, embedding_input
+from ragharness.ingest.pipeline import ingest, load_corpus
 
 
 def main() -> None:

@@ -158,7 +158,10 @@ def plugins() -> None:
     from ragharness.registry import EMBEDDERS, GUARDRAILS, PROVIDERS, SCORERS, STORES
 
     for reg in (PROVIDERS, EMBEDDERS, STORES, SCORERS, GUARDRAILS):
-        console.print(f"{reg.seam}: {', '.join(reg.forms())}", markup=False)
+        console.print(f"{reg.seam}s:", markup=False)
+        for kind in reg.kinds():
+            entry = reg.get(kind)
+            console.print(f"  {entry.form:<16} {entry.help}", markup=False)
 
 
 @goldset_app.command("lint")

@@ -113,3 +113,10 @@ def test_schema_is_published() -> None:
     item = schema["$defs"]["GoldItem"]
     assert item["additionalProperties"] is False
     assert {"id", "question", "intent", "expected_sources", "answerable"} <= set(item["properties"])
+
+
+def test_published_schema_file_is_current() -> None:
+    published = json.loads((EXAMPLE.parent / "goldset.schema.json").read_text())
+    assert published == goldset_json_schema(), (
+        "regenerate: ragharness goldset schema --out goldsets/goldset.schema.json"
+    )

@@ -41,6 +41,10 @@ class CorpusSource(Protocol):
 
     def read(self, ref: SourceRef) -> bytes: ...
 
+    def sidecar(self, ref: SourceRef) -> bytes | None:
+        """The optional `<file>.meta.yaml` beside a file."""
+        ...
+
 
 def _glob_match(path: str, pattern: str) -> bool:
     """fnmatch where `**/` may also match nothing (so `**/*.md` matches `a.md`)."""

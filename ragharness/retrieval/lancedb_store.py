@@ -137,16 +137,21 @@ class LanceDBStore:
         table = self._t()
         if table.count_rows() == 0:
             return {}
-        data = table.to_arrow().select(["doc_id", "doc_hash"]).to_pylist()
-        return {row["doc_id"]: row["doc_hash"] for row in data}
+        rows = table.search().select(["doc_id", "doc_hash"]).limit(None).to_arrow().to_pylist()
+        return {row["doc_id"]: row["doc_hash"] for row in rows}
 
     def vectors_for(self, content_hashes: Sequence[str]) -> dict[str, list[float]]:
-        wanted = set(content_hashes)
         table = self._t()
+        wanted = sorted(set(content_hashes))
         if not wanted or table.count_rows() == 0:
             return {}
-        data = table.to_arrow().select(["content_hash", "vector"]).to_pylist()
-        return {r["content_hash"]: r["vector"] for r in data if r["content_hash"] in wanted}
+        out: dict[str, list[float]] = {}
+        for start in range(0, len(wanted), 500):
+            batch = ", ".join(_quote(h) for h in wanted[start : start + 500])
+            query = table.search().where(f"content_hash IN ({batch})").select(["content_hash", "vector"])
+            for row in query.limit(None).to_arrow().to_pylist():
+                out[row["content_hash"]] = row["vector"]
+        return out
 
     def count(self) -> int:
         return int(self._t().count_rows())
