@@ -267,6 +267,8 @@ def execute_run(
     run.write_json("run.json", manifest)
     run.write_yaml("config.yaml", config_snapshot(cfg))
     run.write_json("goldset.json", gold)
+    if report is not None:
+        run.write_json("ingest.json", report)
 
     retriever = Retriever(
         comps.embedder, comps.store, mode=cfg.retrieval.mode, k=cfg.retrieval.k, filters=cfg.retrieval.filters

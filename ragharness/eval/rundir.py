@@ -3,6 +3,7 @@
 run.json             manifest: id, config name, status, timings, versions
 config.yaml          the validated config (secrets still as ${REFERENCES})
 goldset.json         the gold set as used
+ingest.json          the report of the ingest that preceded the run (when it ran)
 context_packs.jsonl  the locked, redacted, hashed passages per item
 requests.jsonl       the redacted rendered prompt per (item, candidate)
 generations.jsonl    one line per (item, candidate), appended as each completes
