@@ -35,6 +35,18 @@ def _mock(candidate: Candidate, ctx: ProviderContext) -> Provider:
     return MockProvider(candidate, ctx)
 
 
+def _bedrock(candidate: Candidate, ctx: ProviderContext) -> Provider:
+    from ragharness.eval.providers.bedrock import BedrockProvider
+
+    return BedrockProvider(candidate, ctx, concurrency=ctx.concurrency)
+
+
+def _openai(candidate: Candidate, ctx: ProviderContext) -> Provider:
+    from ragharness.eval.providers.openai_compat import OpenAIProvider
+
+    return OpenAIProvider(candidate, ctx)
+
+
 def _minilm(cfg: EmbedderConfig) -> Embedder:
     from ragharness.retrieval.embedders import MiniLMEmbedder
 
@@ -89,6 +101,18 @@ def register() -> None:
     PROVIDERS.register("extractive", _extractive, help="offline baseline: cites the best-matching sentences")
     PROVIDERS.register("replay", _replay, help="recorded answers; options.file is a JSONL keyed by item_id")
     PROVIDERS.register("mock", _mock, help="deterministic fake with latency, errors and throttling")
+    PROVIDERS.register(
+        "bedrock",
+        _bedrock,
+        form="bedrock:<model or inference profile id>",
+        help="Amazon Bedrock Converse (region/profile from options or AWS_* environment)",
+    )
+    PROVIDERS.register(
+        "openai",
+        _openai,
+        form="openai:<model>",
+        help="any OpenAI-compatible chat-completions endpoint (options.base_url, options.api_key)",
+    )
     EMBEDDERS.register("minilm", _minilm, help="all-MiniLM-L6-v2, local and offline (default)")
     EMBEDDERS.register("titan", _titan, help="Amazon Titan Text Embeddings v2 via bedrock-runtime")
     EMBEDDERS.register("hashing", _hashing, help="bag-of-words hashing; tests only")

@@ -31,9 +31,9 @@ def open_store(cfg: HarnessConfig, embedder: Embedder) -> VectorStore:
 
 
 def build_providers(cfg: HarnessConfig) -> dict[str, Provider]:
-    ctx = ProviderContext(base_dir=cfg.base_dir)
     out: dict[str, Provider] = {}
     for i, c in enumerate(cfg.candidates):
+        ctx = ProviderContext(base_dir=cfg.base_dir, concurrency=c.concurrency)
         kind, _ = split_provider_id(c.provider)
         where = f"{cfg.source_file}: candidates[{i}].provider"
         try:

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ragharness.errors import ConfigError
+from ragharness.eval.costs import Price
 from ragharness.types import FILTERABLE_FIELDS, Candidate, FilterValue, Metadata, PromptRef, SearchMode
 
 ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
@@ -85,6 +86,16 @@ class RetrievalConfig(Strict):
         return check_filter_fields(v)
 
 
+class RunnerConfig(Strict):
+    """Retries, timeouts and the response cache for every model call."""
+
+    max_attempts: int = Field(6, ge=1, le=50)
+    base_delay_s: float = Field(1.0, ge=0, description="First backoff ceiling; doubles each retry (full jitter).")
+    max_delay_s: float = Field(60.0, ge=0)
+    timeout_s: float = Field(120.0, gt=0, description="Per-call timeout.")
+    cache: bool = Field(True, description="Serve unchanged requests from the response cache under data_dir.")
+
+
 class CandidateConfig(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9._@:-]+$")
     provider: str = Field(description="Provider id: 'extractive', 'replay', 'mock', 'bedrock:<model>', ...")
@@ -92,6 +103,8 @@ class CandidateConfig(Strict):
     params: dict[str, Any] = Field(default_factory=dict, description="Model parameters (temperature, max_tokens).")
     options: dict[str, Any] = Field(default_factory=dict, description="Provider options (file, region, base_url).")
     concurrency: int = Field(8, gt=0)
+    rpm: float | None = Field(None, gt=0, description="Requests per minute for this candidate.")
+    tpm: float | None = Field(None, gt=0, description="Tokens per minute (estimated) for this candidate.")
 
     def to_candidate(self) -> Candidate:
         return Candidate(
@@ -145,6 +158,11 @@ class HarnessConfig(Strict):
         default_factory=lambda: ["citation", "groundedness", "correctness", "refusal", "retrieval"]
     )
     thresholds: list[Threshold] = Field(default_factory=list)
+    runner: RunnerConfig = RunnerConfig()
+    prices: dict[str, Price] = Field(
+        default_factory=dict, description="USD per 1k tokens by model id; extends/overrides the shipped table."
+    )
+    budget_usd: float | None = Field(None, gt=0, description="Stop cleanly (resumable) before spending more.")
 
     # Set by load_config, not by the file.
     base_dir: Path = Field(Path("."), exclude=True)
@@ -253,3 +271,13 @@ def resolve_env(value: str, *, what: str) -> str:
 def config_snapshot(cfg: HarnessConfig) -> dict[str, Any]:
     """What a run stores: the validated config, secrets still as references."""
     return cfg.model_dump(mode="json")
+
+
+RESUME_MAY_CHANGE = frozenset({"budget_usd", "thresholds", "runner", "output_dir", "prices"})
+
+
+def resume_differences(stored: dict[str, Any], current: HarnessConfig) -> list[str]:
+    """Top-level config keys that changed since a run started and that a resume may not change."""
+    now = config_snapshot(current)
+    keys = (set(stored) | set(now)) - RESUME_MAY_CHANGE
+    return sorted(k for k in keys if stored.get(k) != now.get(k))

@@ -190,6 +190,16 @@ class ErrorInfo(Frozen):
     retryable: bool = False
 
 
+class Attempt(Frozen):
+    """One try of a model call, as the runner saw it."""
+
+    number: int
+    error: str = Field("", description="Error class of this attempt; '' when it succeeded.")
+    kind: str = Field("", description="'rate_limit', 'transient' or 'fatal' for a failed attempt.")
+    latency_ms: float = 0.0
+    wait_s: float = Field(0.0, description="Backoff slept after this attempt before the next one.")
+
+
 class Generation(Frozen):
     """One candidate's answer to one item. A failed call is a Generation with `error` set, never dropped."""
 
@@ -201,6 +211,10 @@ class Generation(Frozen):
     latency_ms: float = 0.0
     cost_usd: float = 0.0
     attempts: int = 1
+    attempt_log: tuple[Attempt, ...] = ()
+    cached: bool = Field(False, description="Served from the response cache: no call was made, nothing was paid.")
+    unpriced: bool = Field(False, description="The model has no price in the price table; cost_usd is 0.")
+    request_id: str = ""
     error: ErrorInfo | None = None
     blocked_by: str = Field("", description="Output guardrail that replaced the answer, if any.")
     request_hash: str = ""

@@ -3,13 +3,13 @@ guardrails -> scores -> summary -> report. Everything lands in the run directory
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from ragharness import __version__
@@ -20,15 +20,17 @@ from ragharness.components import (
     build_scorers,
     build_store,
 )
-from ragharness.config import HarnessConfig, config_snapshot
+from ragharness.config import HarnessConfig, config_snapshot, resume_differences
+from ragharness.errors import ConfigError
+from ragharness.eval.generate import StatsCallback, blocked_generations, generate, make_runner
 from ragharness.eval.prompts_loader import PromptTemplate, load_prompt, render
 from ragharness.eval.providers.base import GenerationRequest, Provider
 from ragharness.eval.report import write_report
 from ragharness.eval.rundir import RunDir, RunManifest
-from ragharness.eval.runner import Runner
-from ragharness.eval.scorers.base import Scorer, ScoringInput, run_scorer
+from ragharness.eval.runner import RunStats
+from ragharness.eval.scorers.base import Scorer
+from ragharness.eval.scoring import score_all
 from ragharness.eval.summary import RunSummary, summarise
-from ragharness.eval.text import sentences, strip_citations
 from ragharness.goldset import load_goldset
 from ragharness.guardrails.base import GuardrailChain
 from ragharness.ingest.pipeline import IngestReport, Progress, ingest
@@ -40,9 +42,9 @@ from ragharness.types import (
     ContextPack,
     Generation,
     GoldItem,
+    GoldSet,
     GuardrailAction,
     Passage,
-    Score,
     canonical_hash,
 )
 
@@ -51,6 +53,7 @@ class RunResult(BaseModel):
     run_dir: Path
     summary: RunSummary
     ingest: IngestReport | None = None
+    stats: RunStats | None = None
 
 
 def _noop(stage: str, done: int, total: int) -> None:
@@ -97,43 +100,6 @@ def build_request(item: GoldItem, pack: ContextPack, cand: Candidate, tpl: Promp
         passages=pack.passages,
         request_hash=request_hash,
     )
-
-
-def _prewarm(
-    embedder: Embedder, packs: dict[str, ContextPack], generations: list[Generation], items: list[GoldItem]
-) -> None:
-    """Embed every text the scorers will compare in a few large batches (much faster than one at a time)."""
-    texts: list[str] = [t for p in packs.values() for x in p.passages for t in sentences(x.text)]
-    texts += [strip_citations(t) for g in generations for t in sentences(g.text)] + [g.text for g in generations]
-    texts += [i.reference_answer for i in items if i.reference_answer] + [i.question for i in items]
-    embedder.embed(texts)
-
-
-def score_all(
-    items: list[GoldItem],
-    packs: dict[str, ContextPack],
-    generations: list[Generation],
-    scorers: list[Scorer],
-    progress: Progress = _noop,
-    embedder: Embedder | None = None,
-) -> list[Score]:
-    """Score every generation (and every item, for item-level scorers). Pass the scorers' shared embedder to
-    embed all texts up front in large batches."""
-    by_item = {i.id: i for i in items}
-    if embedder is not None:
-        _prewarm(embedder, packs, generations, items)
-    out: list[Score] = []
-    for item in items:
-        for s in scorers:
-            if s.level == "item":
-                out += run_scorer(s, ScoringInput(item=item, pack=packs[item.id]))
-    for n, gen in enumerate(generations, start=1):
-        item = by_item[gen.item_id]
-        for s in scorers:
-            if s.level == "answer":
-                out += run_scorer(s, ScoringInput(item=item, pack=packs[item.id], generation=gen))
-        progress("score", n, len(generations))
-    return out
 
 
 class _Components(BaseModel):
@@ -187,61 +153,37 @@ def lock_all(items: list[GoldItem], retriever: Retriever, chain: GuardrailChain,
     return locked
 
 
-def generate_all(
-    run: RunDir,
-    requests: list[GenerationRequest],
-    locked: LockedContexts,
+def _latest(generations: list[Generation]) -> dict[tuple[str, str], Generation]:
+    """Last generation per (item, candidate): a resumed retry supersedes the earlier failure."""
+    out: dict[tuple[str, str], Generation] = {}
+    for g in generations:
+        out[(g.item_id, g.candidate)] = g
+    return out
+
+
+class _Prepared(BaseModel):
+    """A run directory ready for generation: locked contexts, requests, and what is already done."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    run: RunDir
+    manifest: RunManifest
+    gold: GoldSet
+    packs: dict[str, ContextPack]
+    requests: list[GenerationRequest]
+    actions: list[GuardrailAction]
+    done: dict[tuple[str, str], Generation]
+    report: IngestReport | None = None
+
+
+def _start_run(
+    cfg: HarnessConfig,
     comps: _Components,
-    cfg: HarnessConfig,
+    path: Path | None,
     progress: Progress,
-) -> list[Generation]:
-    """Blocked items get their block message without any model call; the rest run concurrently."""
-    generations = [
-        Generation(
-            item_id=r.item_id,
-            candidate=r.candidate.name,
-            text=locked.blocked[r.item_id][1],
-            blocked_by=locked.blocked[r.item_id][0],
-            request_hash=r.request_hash,
-            attempts=0,
-        )
-        for r in requests
-        if r.item_id in locked.blocked
-    ]
-    run.append("generations.jsonl", generations)
-    todo = [r for r in requests if r.item_id not in locked.blocked]
-    done = 0
-
-    def on_done(gen: Generation, acts: list[GuardrailAction]) -> None:
-        nonlocal done
-        done += 1
-        run.append("generations.jsonl", [gen])
-        if acts:
-            run.append("guardrails.jsonl", acts)
-            locked.actions.extend(acts)
-        progress("generate", done, len(todo))
-
-    runner = Runner(
-        comps.providers,
-        {c.name: c.concurrency for c in cfg.candidates},
-        output_guardrails=comps.output_chain,
-        on_done=on_done,
-    )
-    generations += asyncio.run(runner.run(todo))
-    order = {(r.item_id, r.candidate.name): i for i, r in enumerate(requests)}
-    return sorted(generations, key=lambda g: order[(g.item_id, g.candidate)])
-
-
-def execute_run(
-    cfg: HarnessConfig,
-    *,
-    out_dir: Path | None = None,
-    progress: Progress = _noop,
-    log: Callable[[str], None] = print,
-    skip_ingest: bool = False,
-) -> RunResult:
-    started = time.perf_counter()
-    comps = build_components(cfg)
+    log: Callable[[str], None],
+    skip_ingest: bool,
+) -> _Prepared:
     report: IngestReport | None = None
     if skip_ingest:
         comps.store.ensure(comps.embedder.name, comps.embedder.dimension)
@@ -250,9 +192,8 @@ def execute_run(
         for line in report.summary_lines():
             log(f"ingest: {line}")
     gold = load_goldset(cfg.resolve(cfg.goldset), known_sources=set(report.document_ids) if report else None)
-
     run_id = new_run_id(cfg.name)
-    path = out_dir or cfg.resolve(cfg.output_dir) / run_id
+    path = path or cfg.resolve(cfg.output_dir) / run_id
     path.mkdir(parents=True, exist_ok=True)
     run = RunDir(path)
     manifest = RunManifest(
@@ -269,7 +210,6 @@ def execute_run(
     run.write_json("goldset.json", gold)
     if report is not None:
         run.write_json("ingest.json", report)
-
     retriever = Retriever(
         comps.embedder, comps.store, mode=cfg.retrieval.mode, k=cfg.retrieval.k, filters=cfg.retrieval.filters
     )
@@ -282,24 +222,94 @@ def execute_run(
         for c in cfg.candidates
     ]
     run.write_jsonl("requests.jsonl", requests)
-    generations = generate_all(run, requests, locked, comps, cfg, progress)
-
-    scores = score_all(gold.items, locked.packs, generations, comps.scorers, progress, comps.cached_embedder)
-    run.write_jsonl("scores.jsonl", scores)
-    summary = summarise(
-        run_id,
-        cfg.name,
-        gold.items,
-        [c.to_candidate() for c in cfg.candidates],
-        generations,
-        scores,
-        locked.actions,
-        cfg.thresholds,
+    blocked = blocked_generations(requests, locked.blocked)
+    run.append("generations.jsonl", blocked)
+    return _Prepared(
+        run=run,
+        manifest=manifest,
+        gold=gold,
+        packs=locked.packs,
+        requests=requests,
+        actions=locked.actions,
+        done=_latest(blocked),
+        report=report,
     )
+
+
+def _resume_run(cfg: HarnessConfig, path: Path) -> _Prepared:
+    """Reopen a run: its locked contexts and rendered requests are reused exactly; completed calls are kept."""
+    run = RunDir.open(path)
+    stored = yaml.safe_load(run.file("config.yaml").read_text(encoding="utf-8")) or {}
+    changed = resume_differences(stored, cfg)
+    if changed:
+        raise ConfigError(
+            f"{cfg.source_file}: cannot resume {path}: the config changed since the run started "
+            f"({', '.join(changed)}); only budget_usd, thresholds, runner, prices and output_dir may change. "
+            "Start a new run instead."
+        )
+    manifest = run.manifest()
+    manifest.resumed += 1
+    requests = list(run.read_jsonl("requests.jsonl", GenerationRequest))
+    done = {k: g for k, g in _latest(run.generations()).items() if g.ok}
+    return _Prepared(
+        run=run,
+        manifest=manifest,
+        gold=run.goldset(),
+        packs={p.item_id: p for p in run.packs()},
+        requests=requests,
+        actions=run.actions(),
+        done=done,
+    )
+
+
+def execute_run(
+    cfg: HarnessConfig,
+    *,
+    out_dir: Path | None = None,
+    resume: Path | None = None,
+    progress: Progress = _noop,
+    on_stats: StatsCallback | None = None,
+    log: Callable[[str], None] = print,
+    skip_ingest: bool = False,
+    use_cache: bool = True,
+) -> RunResult:
+    """Run (or resume) an evaluation. Passing `out_dir` that already holds a run resumes it."""
+    started = time.perf_counter()
+    comps = build_components(cfg)
+    if resume is None and out_dir is not None and (out_dir / "run.json").is_file():
+        resume = out_dir
+    prep = (
+        _resume_run(cfg, resume) if resume is not None else _start_run(cfg, comps, out_dir, progress, log, skip_ingest)
+    )
+    if resume is not None:
+        comps.store.ensure(comps.embedder.name, comps.embedder.dimension)
+    run, manifest = prep.run, prep.manifest
+    manifest.status = "running"
+    run.write_json("run.json", manifest)
+    todo = [r for r in prep.requests if (r.item_id, r.candidate.name) not in prep.done]
+    spent = sum(g.cost_usd for g in prep.done.values())
+    runner = make_runner(
+        cfg, comps.providers, comps.output_chain, use_cache=use_cache and cfg.runner.cache, spent_usd=spent
+    )
+    outcome = generate(run, runner, todo, prep.actions, on_stats)
+
+    latest = {**prep.done, **_latest(outcome.generations)}
+    order = {(r.item_id, r.candidate.name): i for i, r in enumerate(prep.requests)}
+    generations = sorted(latest.values(), key=lambda g: order[(g.item_id, g.candidate)])
+    run.write_jsonl("generations.jsonl", generations)  # canonical: one line per call, in request order
+    scores = score_all(prep.gold.items, prep.packs, generations, comps.scorers, progress, comps.cached_embedder)
+    run.write_jsonl("scores.jsonl", scores)
+    candidates = [c.to_candidate() for c in cfg.candidates]
+    summary = summarise(
+        manifest.run_id, cfg.name, prep.gold.items, candidates, generations, scores, prep.actions, cfg.thresholds
+    )
+    summary.budget_exhausted = outcome.budget_exhausted
     run.write_json("summary.json", summary)
     manifest.finished_at = datetime.now(UTC).isoformat()
     manifest.status = summary.status
-    manifest.seconds = round(time.perf_counter() - started, 3)
+    manifest.pending = summary.pending
+    manifest.seconds = round(manifest.seconds + time.perf_counter() - started, 3)
+    manifest.spent_usd = round(outcome.spent_usd, 6)
     run.write_json("run.json", manifest)
     write_report(run)
-    return RunResult(run_dir=path, summary=summary, ingest=report)
+    return RunResult(run_dir=run.path, summary=summary, ingest=prep.report, stats=outcome.stats)

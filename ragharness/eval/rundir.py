@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import yaml
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from ragharness.errors import RunError
 from ragharness.types import ContextPack, Generation, GoldSet, GuardrailAction, Score
@@ -38,6 +38,9 @@ class RunManifest(BaseModel):
     finished_at: str = ""
     status: str = "running"
     seconds: float = 0.0
+    resumed: int = Field(0, description="How many times the run was resumed.")
+    pending: int = Field(0, description="Calls not made yet (budget stop or crash); `--resume` makes them.")
+    spent_usd: float = 0.0
     ragharness_version: str = ""
     store: str = ""
     embedder: str = ""

@@ -32,6 +32,9 @@ class CandidateSummary(BaseModel):
     generations: int
     errors: int
     retries: int = Field(description="Extra attempts beyond the first, summed over calls.")
+    cached: int = Field(0, description="Answers served from the response cache (no call, no cost).")
+    unpriced: int = Field(0, description="Calls whose model has no price: their cost is unknown, not zero.")
+    cost_by_intent: dict[str, float] = {}
     input_tokens: int
     output_tokens: int
     cost_usd: float
@@ -69,6 +72,9 @@ class RunSummary(BaseModel):
     guardrails: dict[str, int] = Field(description="Guardrail action counts by 'stage:guardrail:entity'.")
     gates: list[GateResult] = []
     complete: bool = True
+    pending: int = Field(0, description="(item, candidate) pairs with no generation yet.")
+    budget_exhausted: bool = False
+    cost_usd: float = 0.0
     status: str = "pass"
 
 
@@ -128,7 +134,10 @@ def summarise(
                 prompt=f"{cand.prompt.id}@v{cand.prompt.version}",
                 generations=len(gens),
                 errors=sum(1 for g in gens if not g.ok),
-                retries=sum(g.attempts - 1 for g in gens),
+                retries=sum(max(0, g.attempts - 1) for g in gens),
+                cached=sum(1 for g in gens if g.cached),
+                unpriced=sum(1 for g in gens if g.unpriced),
+                cost_by_intent=_cost_by_intent(gens, intent),
                 input_tokens=sum(g.usage.input_tokens for g in gens),
                 output_tokens=sum(g.usage.output_tokens for g in gens),
                 cost_usd=round(sum(g.cost_usd for g in gens), 6),
@@ -144,6 +153,7 @@ def summarise(
         ret_by_intent[intent.get(s.item_id, "?")].append(s)
     guard = Counter(f"{a.stage}:{a.guardrail}:{f.entity}" for a in actions for f in a.findings for _ in range(f.count))
     expected = len(items) * len(candidates)
+    pending = expected - len(generations)
     summary = RunSummary(
         run_id=run_id,
         name=name,
@@ -152,7 +162,9 @@ def summarise(
         retrieval=_group(item_scores),
         retrieval_by_intent={k: _group(v) for k, v in sorted(ret_by_intent.items())},
         guardrails=dict(guard),
-        complete=len(generations) == expected and all(g.ok for g in generations),
+        complete=pending == 0 and all(g.ok for g in generations),
+        pending=pending,
+        cost_usd=round(sum(g.cost_usd for g in generations), 6),
     )
     summary.gates = evaluate_gates(summary, thresholds)
     if not all(g.passed for g in summary.gates):
@@ -160,6 +172,13 @@ def summarise(
     elif not summary.complete:
         summary.status = "incomplete"
     return summary
+
+
+def _cost_by_intent(gens: Sequence[Generation], intent: dict[str, str]) -> dict[str, float]:
+    out: dict[str, float] = defaultdict(float)
+    for g in gens:
+        out[intent.get(g.item_id, "?")] += g.cost_usd
+    return {k: round(v, 6) for k, v in sorted(out.items())}
 
 
 def evaluate_gates(summary: RunSummary, thresholds: Sequence[Threshold]) -> list[GateResult]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Protocol, TypeVar, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ragharness.errors import ProviderError
 from ragharness.types import Candidate, Frozen, Passage, Usage
@@ -48,13 +48,20 @@ class ProviderResponse(Frozen):
     text: str
     usage: Usage = Usage()
     model: str = ""
-    latency_ms: float | None = None
+    latency_ms: float | None = Field(None, description="Provider-reported latency; else the runner measures it.")
+    request_id: str = Field("", description="The provider's request id, for support tickets and tracing.")
+    stop_reason: str = ""
 
 
 @runtime_checkable
 class Provider(Protocol):
     @property
     def id(self) -> str: ...
+
+    @property
+    def cacheable(self) -> bool:
+        """Whether responses may be served from the response cache (False for offline fakes and replays)."""
+        ...
 
     async def generate(self, request: GenerationRequest) -> ProviderResponse: ...
 
@@ -65,6 +72,7 @@ class ProviderContext(BaseModel):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     base_dir: Path = Path(".")
+    concurrency: int = Field(8, description="The candidate's concurrency (sizes thread pools of sync clients).")
 
 
 M = TypeVar("M", bound=BaseModel)

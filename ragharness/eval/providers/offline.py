@@ -46,6 +46,7 @@ class ExtractiveProvider:
     def __init__(self, candidate: Candidate, ctx: ProviderContext) -> None:
         self.opts = parse_options(ExtractiveOptions, candidate)
         self.id = "extractive"
+        self.cacheable = False
 
     async def generate(self, request: GenerationRequest) -> ProviderResponse:
         q = {stem(w) for w in content_words(request.question)}
@@ -101,6 +102,7 @@ class ReplayProvider:
                 raise ProviderError(f"{path}:{n}: invalid replay record: {str(exc).splitlines()[0]}") from exc
             self.records[rec.item_id] = rec
         self.id = f"replay:{path.name}"
+        self.cacheable = False
 
     async def generate(self, request: GenerationRequest) -> ProviderResponse:
         rec = self.records.get(request.item_id)
@@ -118,6 +120,9 @@ class MockOptions(_Opts):
     seed: int = 0
     answer: str = Field("{first_sentence} [1]", description="Template: {first_sentence}, {question}.")
     call_log: str | None = Field(None, description="Append one JSON line per call here (fault tests).")
+    cacheable: bool = Field(False, description="Let the response cache serve this fake (cache tests).")
+    input_tokens: int | None = Field(None, ge=0, description="Fixed input tokens per call (default: word count).")
+    output_tokens: int | None = Field(None, ge=0, description="Fixed output tokens per call (default: word count).")
 
 
 class MockProvider:
@@ -126,6 +131,7 @@ class MockProvider:
     def __init__(self, candidate: Candidate, ctx: ProviderContext) -> None:
         self.opts = parse_options(MockOptions, candidate)
         self.id = f"mock:{candidate.name}"
+        self.cacheable = self.opts.cacheable
         self._attempts: dict[str, int] = {}
         self._lock = threading.Lock()
         log = self.opts.call_log
@@ -154,8 +160,8 @@ class MockProvider:
             sentences(request.passages[0].text)[0] if request.passages and sentences(request.passages[0].text) else ""
         )
         text = self.opts.answer.format(first_sentence=first or "No passages.", question=request.question)
-        return ProviderResponse(
-            text=text,
-            usage=Usage(input_tokens=len(request.user.split()), output_tokens=len(text.split())),
-            model="mock",
+        usage = Usage(
+            input_tokens=self.opts.input_tokens if self.opts.input_tokens is not None else len(request.user.split()),
+            output_tokens=self.opts.output_tokens if self.opts.output_tokens is not None else len(text.split()),
         )
+        return ProviderResponse(text=text, usage=usage, model="mock")
