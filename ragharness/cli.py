@@ -15,12 +15,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ragharness.errors import GoldSetError, RagharnessError
 
 if TYPE_CHECKING:
+    from ragharness.config import HarnessConfig
+    from ragharness.eval.runner import RunStats
     from ragharness.eval.summary import RunSummary
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -61,16 +63,21 @@ def _fail(exc: RagharnessError) -> typer.Exit:
 
 
 class _Bars:
-    """rich progress bars keyed by stage name."""
+    """rich progress bars keyed by stage name; the generate bar also shows in-flight, retries, tokens and cost."""
 
     def __init__(self, progress: Progress) -> None:
         self.progress = progress
-        self.tasks: dict[str, object] = {}
+        self.tasks: dict[str, TaskID] = {}
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         if stage not in self.tasks:
-            self.tasks[stage] = self.progress.add_task(stage, total=total)
-        self.progress.update(self.tasks[stage], completed=done, total=total)  # type: ignore[arg-type]
+            self.tasks[stage] = self.progress.add_task(stage, total=total, info="")
+        self.progress.update(self.tasks[stage], completed=done, total=total)
+
+    def stats(self, s: RunStats) -> None:
+        if "generate" not in self.tasks:
+            self.tasks["generate"] = self.progress.add_task("generate", total=s.total, info="")
+        self.progress.update(self.tasks["generate"], completed=s.done + s.budget_refused, total=s.total, info=s.line())
 
 
 def _progress() -> Progress:
@@ -79,6 +86,7 @@ def _progress() -> Progress:
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        TextColumn("{task.fields[info]}"),
         console=err_console,
         transient=False,
         disable=not err_console.is_terminal,
@@ -110,8 +118,17 @@ def ingest(config: ConfigArg) -> None:
 @app.command()
 def run(
     config: ConfigArg,
-    out: Annotated[Path | None, typer.Option(help="Run directory (default: output_dir/<run id>).")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Run directory (default: output_dir/<run id>); an existing run is resumed.")
+    ] = None,
+    resume: Annotated[
+        Path | None, typer.Option(help="Resume this run directory: completed calls are kept, the rest are made.")
+    ] = None,
     no_ingest: Annotated[bool, typer.Option("--no-ingest", help="Use the store as it is; skip ingest.")] = False,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Call every model; ignore the response cache.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Validate, render every request, estimate tokens and cost; call nothing.")
+    ] = False,
 ) -> None:
     """Run the evaluation: ingest, locked retrieval, candidates, guardrails, scores, report."""
     from ragharness.config import load_config
@@ -119,24 +136,84 @@ def run(
 
     try:
         cfg = load_config(config)
+        if dry_run:
+            _dry_run(cfg, use_cache=not no_cache)
+            return
         with _progress() as p:
+            bars = _Bars(p)
             result = execute_run(
                 cfg,
                 out_dir=out,
-                progress=_Bars(p),
+                resume=resume,
+                progress=bars,
+                on_stats=bars.stats,
                 skip_ingest=no_ingest,
+                use_cache=not no_cache,
                 log=lambda s: console.print(s, markup=False),
             )
     except RagharnessError as exc:
         raise _fail(exc) from exc
     summary = result.summary
     print_summary(summary)
+    if result.stats is not None:
+        console.print(f"calls this session: {result.stats.done} · {result.stats.line()}", markup=False)
     console.print(f"run directory: {result.run_dir}", markup=False)
     console.print(f"report: {result.run_dir / 'report.html'}", markup=False)
+    if summary.pending:
+        reason = " (budget_usd reached)" if summary.budget_exhausted else ""
+        console.print(
+            f"stopped: {summary.pending} call(s) pending{reason}; "
+            f"resume with: ragharness run {config} --resume {result.run_dir}",
+            markup=False,
+        )
     if summary.status == "fail":
         raise typer.Exit(ExitCode.GATE_FAILED)
     if summary.status == "incomplete":
         raise typer.Exit(ExitCode.INCOMPLETE)
+
+
+def _dry_run(cfg: HarnessConfig, *, use_cache: bool) -> None:
+    from ragharness.eval.dryrun import plan
+
+    result = plan(cfg, use_cache=use_cache)
+    shown = result.calls if len(result.calls) <= 200 else result.calls[:50]
+    for c in shown:
+        cost = "unpriced" if c.est_cost_usd is None else f"${c.est_cost_usd:.5f}"
+        state = " (blocked: no call)" if c.blocked else (" (cached: free)" if c.cached else "")
+        console.print(
+            f"call {c.candidate} {c.item_id}: ~{c.est_input_tokens} in / <={c.est_output_tokens} out, {cost}{state}",
+            markup=False,
+        )
+    if len(shown) < len(result.calls):
+        console.print(f"... and {len(result.calls) - len(shown)} more calls", markup=False)
+    table = Table(title=f"dry run: {cfg.name} · store has {result.store_chunks} chunks · no model was called")
+    for col in ("candidate", "calls", "cached", "blocked", "est. input tokens", "est. output tokens", "est. cost $"):
+        table.add_column(col, justify="left" if col == "candidate" else "right", no_wrap=True)
+    for name, t in result.totals().items():
+        est = t["cost_usd"]
+        table.add_row(
+            name,
+            str(t["calls"]),
+            str(t["cached"]),
+            str(t["blocked"]),
+            f"{t['input_tokens']:,}",
+            f"{t['output_tokens']:,}",
+            "unpriced" if est is None else f"{float(est):.4f}",
+        )
+    console.print(table)
+    total = result.total_cost
+    line = "estimated total: " + (
+        "unknown (a model has no price; add it under `prices:`)" if total is None else f"${total:.4f}"
+    )
+    if cfg.budget_usd is not None:
+        line += f" · budget ${cfg.budget_usd:.2f}"
+        if total is not None and total > cfg.budget_usd:
+            line += " · the run would stop at the budget (resumable)"
+    console.print(line, markup=False)
+    if result.store_chunks == 0:
+        console.print(
+            "warning: the store is empty; run `ragharness ingest` first for realistic estimates", markup=False
+        )
 
 
 @app.command()
