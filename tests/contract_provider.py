@@ -35,7 +35,7 @@ def make_request(
         user=f"Question: {question}",
         question=question,
         passages=PASSAGES,
-        request_hash="h",
+        request_hash=f"h:{candidate.provider}:{item_id}:{question}",
     )
 
 

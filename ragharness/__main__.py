@@ -1,0 +1,3 @@
+from ragharness.cli import main
+
+main()
