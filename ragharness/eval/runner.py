@@ -148,7 +148,8 @@ class Runner:
         async with limits.sem:
             self.stats.in_flight += 1
             try:
-                return await asyncio.wait_for(provider.generate(request), self.policy.timeout_s)
+                async with asyncio.timeout(self.policy.timeout_s):  # no extra task per call, unlike wait_for
+                    return await provider.generate(request)
             finally:
                 self.stats.in_flight -= 1
 
