@@ -27,28 +27,55 @@ PASSAGES = (Passage(number=1, chunk_id="d#0", doc_id="d", text="Refunds are paid
 
 
 def scenario(items: int, n_cands: int, latency_ms: float, concurrency: int, throttle: float, out: Path) -> dict:
-    cands = [Candidate(name=f"c{i}", provider="mock", prompt=PromptRef(id="p", version=1),
-                       options={"latency_ms": latency_ms, "throttle_rate": throttle, "seed": i})
-             for i in range(n_cands)]
+    cands = [
+        Candidate(
+            name=f"c{i}",
+            provider="mock",
+            prompt=PromptRef(id="p", version=1),
+            options={"latency_ms": latency_ms, "throttle_rate": throttle, "seed": i},
+        )
+        for i in range(n_cands)
+    ]
     providers = {c.name: MockProvider(c, ProviderContext()) for c in cands}
-    requests = [GenerationRequest(item_id=f"q{n}", candidate=c, system="s", user=f"question {n}", question="q",
-                                  passages=PASSAGES, request_hash=f"{c.name}:{n}")
-                for n in range(items) for c in cands]
+    requests = [
+        GenerationRequest(
+            item_id=f"q{n}",
+            candidate=c,
+            system="s",
+            user=f"question {n}",
+            question="q",
+            passages=PASSAGES,
+            request_hash=f"{c.name}:{n}",
+        )
+        for n in range(items)
+        for c in cands
+    ]
     run = RunDir(out)
     out.mkdir(parents=True, exist_ok=True)
 
     def on_done(gen: Generation, actions: list[GuardrailAction]) -> None:
         run.append("generations.jsonl", [gen])
 
-    runner = Runner(providers, {c.name: concurrency for c in cands}, on_done=on_done,
-                    policy=RetryPolicy(max_attempts=20, base_delay_s=0.05, max_delay_s=0.2))
+    runner = Runner(
+        providers,
+        {c.name: concurrency for c in cands},
+        on_done=on_done,
+        policy=RetryPolicy(max_attempts=20, base_delay_s=0.05, max_delay_s=0.2),
+    )
     cpu0, t0 = time.process_time(), time.perf_counter()
     gens = asyncio.run(runner.run(requests))
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     attempts = {c.name: sum(g.attempts for g in gens if g.candidate == c.name) for c in cands}
     ideal = max(math.ceil(a / concurrency) for a in attempts.values()) * latency_ms / 1000
-    return {"wall": wall, "ideal": ideal, "cpu": cpu, "calls": len(requests), "completed": sum(g.ok for g in gens),
-            "retries": runner.stats.retried, "attempts": sum(attempts.values())}
+    return {
+        "wall": wall,
+        "ideal": ideal,
+        "cpu": cpu,
+        "calls": len(requests),
+        "completed": sum(g.ok for g in gens),
+        "retries": runner.stats.retried,
+        "attempts": sum(attempts.values()),
+    }
 
 
 def main() -> None:
