@@ -148,6 +148,9 @@ class GoldItem(BaseModel):
     question: str = Field(min_length=1)
     intent: str = Field(min_length=1)
     reference_answer: str = ""
+    alternative_answers: list[str] = Field(
+        default_factory=list, description="Other accepted forms of the answer (aliases, spellings)."
+    )
     expected_sources: list[str] = Field(
         default_factory=list, description="Document ids and/or chunk ids that contain the answer."
     )

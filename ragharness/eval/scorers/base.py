@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
+from ragharness.eval.scorers.calibration import ScorerThresholds, load_thresholds
 from ragharness.retrieval.embedders import Embedder
 from ragharness.types import ContextPack, Generation, GoldItem, Score
 
@@ -46,6 +47,7 @@ class ScorerContext(BaseModel):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     embedder: Embedder | None = None
+    thresholds: ScorerThresholds = Field(default_factory=load_thresholds)
     options: dict[str, object] = {}
 
 

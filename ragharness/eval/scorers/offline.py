@@ -6,11 +6,22 @@ are 'n/a' for them (reported as such, with counts); refusal and correctness scor
 
 from __future__ import annotations
 
+import re
 from typing import Literal
+
+from pydantic import BaseModel
 
 from ragharness.eval.scorers.base import ScorerContext, ScoringInput, make_score
 from ragharness.eval.scorers.support import SupportJudge
-from ragharness.eval.text import content_words, is_refusal, numbers, parse_citations, sentences, stem
+from ragharness.eval.text import (
+    content_words,
+    is_refusal,
+    numbers,
+    parse_citations,
+    sentences,
+    stem,
+    strip_citations,
+)
 from ragharness.types import Generation, Passage, Score
 
 
@@ -40,7 +51,7 @@ class CitationScorer:
     metrics = ("citation_coverage", "citation_validity", "citation_precision")
 
     def __init__(self, ctx: ScorerContext) -> None:
-        self.judge = SupportJudge(ctx.embedder)
+        self.judge = SupportJudge(ctx.embedder, ctx.thresholds)
 
     def score(self, inp: ScoringInput) -> list[Score]:
         gen = _answer(inp)
@@ -100,7 +111,7 @@ class GroundednessScorer:
     metrics = ("groundedness",)
 
     def __init__(self, ctx: ScorerContext) -> None:
-        self.judge = SupportJudge(ctx.embedder)
+        self.judge = SupportJudge(ctx.embedder, ctx.thresholds)
 
     def score(self, inp: ScoringInput) -> list[Score]:
         gen = _answer(inp)
@@ -148,26 +159,84 @@ class RefusalScorer:
         return [make_score(self, inp, "refusal", 0.0, "should_have_refused", "must-refuse item was answered")]
 
 
-class CorrectnessScorer:
-    """correct / partially_correct / incorrect / off_topic against the reference answer.
+_PUNCT = re.compile(r"[^\w\s]")
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
 
-    Measures: recall of the reference's stemmed content words in the answer; embedding similarity of answer
-    and reference; agreement of numbers (a number in the reference missing from the answer, or a number in the
-    answer absent from reference and passages, caps the label at partially correct / incorrect).
-      correct:   (recall >= 0.6 or similarity >= 0.8) and numbers agree
-      partially: recall >= 0.3 or similarity >= 0.6
-      off_topic: similarity to both reference and question < 0.25 and recall < 0.1
-      else incorrect.
+
+def normalise_answer(text: str) -> str:
+    """SQuAD-style normalisation: lower case, no punctuation, no articles, single spaces."""
+    text = _PUNCT.sub(" ", strip_citations(text).lower().replace("’", "'"))
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+class _Match(BaseModel):
+    reference: str
+    contained: str
+    recall: float
+    missing: list[str]
+    others: list[str]
+
+    @property
+    def replaced(self) -> bool:
+        """A reference number is missing and the answer states other numbers: a wrong amount or date."""
+        return bool(self.missing) and bool(self.others)
+
+
+def _match(answer: str, accepted: list[str]) -> _Match:
+    """Best-matching accepted answer: the first contained as a phrase, else the one with most words present."""
+    answer_norm = f" {normalise_answer(answer)} "
+    ans_words = {stem(w) for w in content_words(answer)}
+    best, best_recall, contained = accepted[0], -1.0, ""
+    for a in accepted:
+        norm = normalise_answer(a)
+        if norm and f" {norm} " in answer_norm and not contained:
+            contained = a
+        words = {stem(w) for w in content_words(a)}
+        recall = len(words & ans_words) / len(words) if words else 0.0
+        if recall > best_recall:
+            best, best_recall = a, recall
+    reference = contained or best
+    ref_nums, ans_nums = numbers(reference), numbers(answer)
+    return _Match(
+        reference=reference,
+        contained=contained,
+        recall=max(best_recall, 0.0),
+        missing=sorted(ref_nums - ans_nums),
+        others=sorted(ans_nums - ref_nums),
+    )
+
+
+class CorrectnessScorer:
+    """correct / partially_correct / incorrect / off_topic against the reference (and alternative) answers.
+
+    Evidence used, in order:
+      1. containment: the normalised answer contains an accepted answer (reference or alternative) as a
+         phrase -> correct (unless a number contradicts it);
+      2. numbers: a number of the reference is missing while the answer states other numbers -> incorrect
+         (a wrong amount, limit or date); missing without a replacement -> at most partially correct;
+      3. short references (<= 4 content words): all their stemmed content words present -> correct, at least
+         half -> partially correct;
+      4. longer references: content-word recall >= `correct_recall_min` or MiniLM similarity >=
+         `correct_similarity_min` -> correct; recall >= `partial_recall_min` or similarity >=
+         `partial_similarity_min` -> partially correct;
+      5. similarity to both reference and question < 0.25 with (almost) no shared words -> off_topic;
+         else incorrect.
     Unanswerable items: a refusal is correct, an answer incorrect. Values: 1 / 0.5 / 0 / 0.
+    Thresholds: ragharness/eval/scorers/calibration.yaml (overridable under `scoring:`).
     """
 
     name = "correctness"
-    version = "1"
+    version = "2"
     level: Literal["answer"] = "answer"
     metrics = ("correctness",)
 
     def __init__(self, ctx: ScorerContext) -> None:
-        self.judge = SupportJudge(ctx.embedder)
+        self.judge = SupportJudge(ctx.embedder, ctx.thresholds)
+        self.t = ctx.thresholds
+
+    def _result(self, inp: ScoringInput, label: str, reason: str) -> list[Score]:
+        value = {"correct": 1.0, "partially_correct": 0.5}.get(label, 0.0)
+        return [make_score(self, inp, "correctness", value, label, reason)]
 
     def score(self, inp: ScoringInput) -> list[Score]:
         gen = _answer(inp)
@@ -175,28 +244,37 @@ class CorrectnessScorer:
         item = inp.item
         if not item.answerable:
             if refused:
-                return [make_score(self, inp, "correctness", 1.0, "correct", "must-refuse item, refused")]
-            return [make_score(self, inp, "correctness", 0.0, "incorrect", "must-refuse item, answered instead")]
+                return self._result(inp, "correct", "must-refuse item, refused")
+            return self._result(inp, "incorrect", "must-refuse item, answered instead")
         if refused and not _claims(gen):
-            return [make_score(self, inp, "correctness", 0.0, "incorrect", "refused an answerable question")]
-        ref_words = {stem(w) for w in content_words(item.reference_answer)}
-        ans_words = {stem(w) for w in content_words(gen.text)}
-        recall = len(ref_words & ans_words) / len(ref_words) if ref_words else 0.0
-        sim = self.judge.similarity(gen.text, item.reference_answer)
+            return self._result(inp, "incorrect", "refused an answerable question")
+        m = _match(gen.text, [a for a in (item.reference_answer, *item.alternative_answers) if a.strip()])
+        facts = f"recall {m.recall:.2f}"
+        if m.missing:
+            facts += f"; reference numbers missing: {m.missing}" + (f", answer says {m.others}" if m.replaced else "")
+        if m.contained and not m.missing:
+            return self._result(inp, "correct", f"answer contains the accepted answer {_short(m.contained, 60)!r}")
+        if m.replaced:
+            return self._result(inp, "incorrect", facts)
+        label, sim = self._grade(gen.text, item.reference_answer, m)
+        if label:
+            return self._result(inp, label, facts + (f", similarity {sim:.2f}" if sim is not None else ""))
+        sim_ref = sim if sim is not None else self.judge.similarity(gen.text, item.reference_answer)
         sim_q = self.judge.similarity(gen.text, item.question)
-        ref_nums, ans_nums = numbers(item.reference_answer), numbers(gen.text)
-        ctx_nums = set().union(*(numbers(p.text) for p in inp.pack.passages)) if inp.pack.passages else set()
-        missing_nums = sorted(ref_nums - ans_nums)
-        foreign_nums = sorted(ans_nums - ref_nums - ctx_nums)
-        facts = f"recall {recall:.2f}, similarity {sim:.2f}"
-        if missing_nums:
-            facts += f"; reference numbers missing: {missing_nums}"
-        if foreign_nums:
-            facts += f"; numbers in neither reference nor passages: {foreign_nums}"
-        if (recall >= 0.6 or sim >= 0.8) and not missing_nums and not foreign_nums:
-            return [make_score(self, inp, "correctness", 1.0, "correct", facts)]
-        if sim < 0.25 and sim_q < 0.25 and recall < 0.1:
-            return [make_score(self, inp, "correctness", 0.0, "off_topic", facts + f", to question {sim_q:.2f}")]
-        if (recall >= 0.3 or sim >= 0.6) and not foreign_nums:
-            return [make_score(self, inp, "correctness", 0.5, "partially_correct", facts)]
-        return [make_score(self, inp, "correctness", 0.0, "incorrect", facts)]
+        if sim_ref < 0.25 and sim_q < 0.25 and m.recall < 0.1:
+            why = f"; similarity to reference {sim_ref:.2f}, question {sim_q:.2f}"
+            return self._result(inp, "off_topic", facts + why)
+        return self._result(inp, "incorrect", facts)
+
+    def _grade(self, answer: str, reference: str, m: _Match) -> tuple[str, float | None]:
+        """correct / partially_correct / '' from word recall (short references) or recall and similarity."""
+        if len(content_words(m.reference)) <= 4:
+            if m.recall >= 1.0 and not m.missing:
+                return "correct", None
+            return ("partially_correct" if m.recall >= 0.5 else ""), None
+        sim = self.judge.similarity(answer, reference)
+        if (m.recall >= self.t.correct_recall_min or sim >= self.t.correct_similarity_min) and not m.missing:
+            return "correct", sim
+        if m.recall >= self.t.partial_recall_min or sim >= self.t.partial_similarity_min:
+            return "partially_correct", sim
+        return "", sim

@@ -3,8 +3,9 @@
 A sentence is supported by a set of passages when
   1. every number/amount in it appears in the passages, and every capitalised name in it appears there
      (this is what catches hallucinated prices, limits, dates and product names), and
-  2. enough of its content is there: stemmed content-word recall >= `lexical_min` (0.6), or recall >= 0.35 with
-     embedding similarity to the best-matching passage sentence >= `embed_min` (0.6), or similarity >= 0.8.
+  2. enough of its content is there: stemmed content-word recall >= `lexical_min`, or recall >=
+     `lexical_with_embedding_min` with embedding similarity to the best-matching passage sentence >= `embed_min`,
+     or similarity >= `embed_alone_min` (values and provenance: calibration.yaml).
 Thresholds are first guesses documented here; issue 4 measures them against human labels.
 """
 
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel
 
+from ragharness.eval.scorers.calibration import THRESHOLDS, ScorerThresholds
 from ragharness.eval.text import content_words, names, numbers, sentences, stem, strip_citations
 from ragharness.retrieval.embedders import CachedEmbedder, Embedder, cosine
 from ragharness.types import Passage
@@ -32,12 +34,11 @@ class Support(BaseModel):
 
 
 class SupportJudge:
-    def __init__(self, embedder: Embedder | None, lexical_min: float = 0.6, embed_min: float = 0.6) -> None:
+    def __init__(self, embedder: Embedder | None, thresholds: ScorerThresholds | None = None) -> None:
         self.embedder = (
             embedder if embedder is None or isinstance(embedder, CachedEmbedder) else CachedEmbedder(embedder)
         )
-        self.lexical_min = lexical_min
-        self.embed_min = embed_min
+        self.t = thresholds or THRESHOLDS
 
     def _vectors(self, texts: Sequence[str]) -> list[list[float]]:
         return self.embedder.embed(texts) if self.embedder is not None else []
@@ -67,5 +68,10 @@ class SupportJudge:
             ev_sents = [s for p in passages for s in sentences(p.text)] or [p.text for p in passages]
             vecs = self._vectors([claim, *ev_sents])
             sim = max(cosine(vecs[0], v) for v in vecs[1:])
-        content_ok = lexical >= self.lexical_min or (lexical >= 0.35 and sim >= self.embed_min) or sim >= 0.8
+        t = self.t
+        content_ok = (
+            lexical >= t.lexical_min
+            or (lexical >= t.lexical_with_embedding_min and sim >= t.embed_min)
+            or sim >= t.embed_alone_min
+        )
         return Support(supported=not missing and content_ok, lexical=lexical, similarity=sim, missing_facts=missing)

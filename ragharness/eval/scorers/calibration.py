@@ -1,0 +1,31 @@
+"""Decision thresholds of the offline scorers: shipped defaults with provenance (calibration.yaml), overridable
+in harness.yaml under `scoring:`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ScorerThresholds(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    lexical_min: float = Field(ge=0, le=1)
+    lexical_with_embedding_min: float = Field(ge=0, le=1)
+    embed_min: float = Field(ge=-1, le=1)
+    embed_alone_min: float = Field(ge=-1, le=1)
+    groundedness_faithful_min: float = Field(ge=0, le=1)
+    correct_recall_min: float = Field(ge=0, le=1)
+    correct_similarity_min: float = Field(ge=-1, le=1)
+    partial_recall_min: float = Field(ge=0, le=1)
+    partial_similarity_min: float = Field(ge=-1, le=1)
+
+
+def load_thresholds(overrides: dict[str, float] | None = None) -> ScorerThresholds:
+    data = yaml.safe_load((Path(__file__).parent / "calibration.yaml").read_text(encoding="utf-8"))
+    return ScorerThresholds.model_validate({**data, **(overrides or {})})
+
+
+THRESHOLDS = load_thresholds()
