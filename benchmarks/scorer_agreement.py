@@ -51,8 +51,10 @@ def report_binary(name: str, human: list[int], pred: list[int], labels: tuple[st
     macro = f1_score(human, pred, average="macro")
     neg_f1 = f1_score(human, pred, pos_label=0)
     cm = confusion_matrix(human, pred, labels=[1, 0])
-    print(f"{name}: n={len(human)} accuracy={acc:.3f} balanced_accuracy={bal:.3f} kappa={kappa:.3f} "
-          f"macro_f1={macro:.3f} f1_{labels[1]}={neg_f1:.3f}")
+    print(
+        f"{name}: n={len(human)} accuracy={acc:.3f} balanced_accuracy={bal:.3f} kappa={kappa:.3f} "
+        f"macro_f1={macro:.3f} f1_{labels[1]}={neg_f1:.3f}"
+    )
     print(f"{name}: confusion (rows human {labels[0]}/{labels[1]}, cols scorer): {cm.tolist()}")
     return {"accuracy": acc, "balanced_accuracy": bal, "kappa": kappa, "macro_f1": macro}
 
@@ -62,8 +64,13 @@ def groundedness(path: Path, embedder: CachedEmbedder, limit: int | None) -> dic
     scorer = GroundednessScorer(ScorerContext(embedder=embedder))
     human, pred, values = [], [], []
     for n, r in enumerate(rows):
-        item = GoldItem(id=f"m{n}", question=r["question"], intent=r.get("domain", "x"),
-                        reference_answer=r.get("reference_answer") or "x", expected_sources=["x"])
+        item = GoldItem(
+            id=f"m{n}",
+            question=r["question"],
+            intent=r.get("domain", "x"),
+            reference_answer=r.get("reference_answer") or "x",
+            expected_sources=["x"],
+        )
         pack = _pack(item.id, r["question"], [(c.get("title") or "", c["text"]) for c in r["contexts"]])
         gen = Generation(item_id=item.id, candidate=r["model_id"], text=r["response"])
         (score,) = scorer.score(ScoringInput(item=item, pack=pack, generation=gen))
@@ -94,8 +101,14 @@ def correctness(path: Path, embedder: CachedEmbedder, limit: int | None) -> dict
         if q.get("improper"):
             continue
         aliases = [a.strip() for a in str(q["golden_answer"]).split("/") if a.strip()]
-        item = GoldItem(id=f"e{n}", question=q["question"], intent="trivia", reference_answer=aliases[0],
-                        alternative_answers=aliases[1:], expected_sources=["x"])
+        item = GoldItem(
+            id=f"e{n}",
+            question=q["question"],
+            intent="trivia",
+            reference_answer=aliases[0],
+            alternative_answers=aliases[1:],
+            expected_sources=["x"],
+        )
         pack = _pack(item.id, q["question"], [])
         for system in SYSTEMS:
             label = q.get(f"judge_{system}")
