@@ -47,9 +47,11 @@ app = typer.Typer(
 )
 goldset_app = typer.Typer(help="Validate gold sets and publish their schema.", no_args_is_help=True)
 app.add_typer(goldset_app, name="goldset")
+annotate_app = typer.Typer(help="Export a run for human labelling; import the labels back.", no_args_is_help=True)
+app.add_typer(annotate_app, name="annotate")
 
-console = Console(width=max(150, Console().width), highlight=False)
-err_console = Console(stderr=True, width=max(120, Console().width), highlight=False)
+console = Console(width=max(150, Console().width), highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, width=max(120, Console().width), highlight=False, soft_wrap=True)
 
 ConfigArg = Annotated[Path, typer.Argument(help="Path of the harness.yaml to use.")]
 
@@ -227,6 +229,107 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) ->
     except RagharnessError as exc:
         raise _fail(exc) from exc
     console.print(f"report: {path}", markup=False)
+
+
+@app.command()
+def score(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    judge: Annotated[str | None, typer.Option(help="Judge provider id, e.g. bedrock:<model>; adds the judge.")] = None,
+    scorers: Annotated[str | None, typer.Option(help="Comma-separated scorers to run (default: the config's).")] = None,
+    config: Annotated[Path | None, typer.Option(help="Take judge/scorer settings from this harness.yaml.")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Call the judge even for cached inputs.")] = False,
+) -> None:
+    """Re-score a run without regenerating any answer; new scores are stored beside the old ones."""
+    from ragharness.config import load_config
+    from ragharness.eval.rescore import rescore
+
+    try:
+        cfg = load_config(config) if config else None
+        chosen = [s.strip() for s in scorers.split(",") if s.strip()] if scorers else None
+        summary, new = rescore(run_dir, config=cfg, judge=judge, scorers=chosen, use_cache=not no_cache)
+    except RagharnessError as exc:
+        raise _fail(exc) from exc
+    by_scorer: dict[str, int] = {}
+    for s in new:
+        by_scorer[f"{s.scorer}@{s.scorer_version}"] = by_scorer.get(f"{s.scorer}@{s.scorer_version}", 0) + 1
+    for name, n in sorted(by_scorer.items()):
+        console.print(f"scored: {name}: {n} records", markup=False)
+    failures = sum(1 for s in new if s.label == "judge_error")
+    if failures:
+        console.print(f"judge failures (counted as 0): {failures}", markup=False)
+    print_summary(summary)
+    console.print(f"report: {run_dir / 'report.html'}", markup=False)
+
+
+@annotate_app.command("export")
+def annotate_export(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    csv: Annotated[Path, typer.Option("--csv", help="CSV file to write.")],
+    show_candidate: Annotated[bool, typer.Option(help="Include the candidate column (not blind).")] = False,
+) -> None:
+    """Write one row per (item, candidate) with question, passages, answer and empty label columns."""
+    from ragharness.eval.annotate import export_csv
+
+    try:
+        n = export_csv(run_dir, csv, show_candidate=show_candidate)
+    except RagharnessError as exc:
+        raise _fail(exc) from exc
+    console.print(
+        f"wrote {n} rows to {csv}; fill human_groundedness (grounded/ungrounded) and "
+        "human_correctness (correct/partially_correct/incorrect/off_topic)",
+        markup=False,
+    )
+
+
+@annotate_app.command("import")
+def annotate_import(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    csv: Annotated[Path, typer.Option("--csv", help="The labelled CSV.")],
+) -> None:
+    """Read human labels back into the run directory (labels.jsonl)."""
+    from ragharness.eval.annotate import import_csv
+
+    try:
+        labels = import_csv(run_dir, csv)
+    except RagharnessError as exc:
+        raise _fail(exc) from exc
+    console.print(f"imported {len(labels)} labelled rows into {run_dir / 'labels.jsonl'}", markup=False)
+
+
+@app.command()
+def calibrate(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    labels: Annotated[Path | None, typer.Option(help="Labelled CSV or labels.jsonl (default: the run's).")] = None,
+) -> None:
+    """Agreement of each scorer with human labels: accuracy, balanced accuracy, Cohen's kappa, F1, confusion."""
+    from ragharness.eval.annotate import calibrate as run_calibration
+    from ragharness.eval.report import write_report
+    from ragharness.eval.rundir import RunDir
+
+    try:
+        result = run_calibration(run_dir, labels)
+        write_report(RunDir.open(run_dir))
+    except RagharnessError as exc:
+        raise _fail(exc) from exc
+    table = Table(title=f"agreement with {result.n_labels} human labels")
+    for col in ("scorer", "metric", "n", "accuracy", "balanced acc.", "kappa", "F1 negative"):
+        table.add_column(col, no_wrap=True)
+    for a in result.agreements:
+        table.add_row(
+            a.scorer,
+            a.metric,
+            str(a.n),
+            f"{a.accuracy:.3f}",
+            f"{a.balanced_accuracy:.3f}",
+            f"{a.cohen_kappa:.3f}",
+            f"{a.f1_negative:.3f}",
+        )
+    console.print(table)
+    for a in result.agreements:
+        console.print(
+            f"{a.scorer} {a.metric} confusion (rows human, cols scorer; {', '.join(a.labels)}): {a.confusion}",
+            markup=False,
+        )
 
 
 @app.command()

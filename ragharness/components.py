@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 from ragharness.config import HarnessConfig
 from ragharness.errors import ConfigError, RagharnessError
 from ragharness.eval.providers.base import Provider, ProviderContext, split_provider_id
 from ragharness.eval.scorers.base import Scorer, ScorerContext
+from ragharness.eval.scorers.calibration import load_thresholds
 from ragharness.guardrails.base import GuardrailChain
 from ragharness.registry import EMBEDDERS, GUARDRAILS, PROVIDERS, SCORERS, STORES
 from ragharness.retrieval.embedders import CachedEmbedder, Embedder
@@ -62,5 +65,12 @@ def build_guardrails(cfg: HarnessConfig) -> tuple[GuardrailChain, GuardrailChain
 def build_scorers(cfg: HarnessConfig, embedder: Embedder | None) -> list[Scorer]:
     """Scorers share one cached embedder: each text is embedded once per run, whatever the number of scorers."""
     shared = embedder if embedder is None or isinstance(embedder, CachedEmbedder) else CachedEmbedder(embedder)
-    ctx = ScorerContext(embedder=shared)
-    return [SCORERS.create(name, ctx, where=f"{cfg.source_file}: scorers[{i}]") for i, name in enumerate(cfg.scorers)]
+    try:
+        ctx = ScorerContext(embedder=shared, thresholds=load_thresholds(cfg.scoring))
+    except ValidationError as exc:
+        raise ConfigError(f"{cfg.source_file}: scoring: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from exc
+    return [
+        SCORERS.create(name, ctx, where=f"{cfg.source_file}: scorers[{i}]")
+        for i, name in enumerate(cfg.scorers)
+        if name != "judge"  # the LLM judge runs as its own stage (ragharness.eval.judge)
+    ]

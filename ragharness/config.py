@@ -116,6 +116,24 @@ class CandidateConfig(Strict):
         )
 
 
+class JudgeConfig(Strict):
+    """The LLM judge: any provider; one call per answer; never told which candidate wrote the answer."""
+
+    provider: str = Field(description="Provider id, e.g. 'bedrock:us.anthropic.claude-3-5-sonnet-20241022-v2:0'.")
+    prompt: PromptRef = PromptRef(id="judge-claims", version=1)
+    params: dict[str, Any] = Field(default_factory=lambda: {"temperature": 0, "max_tokens": 2000})
+    options: dict[str, Any] = Field(default_factory=dict)
+    concurrency: int = Field(4, gt=0)
+    rpm: float | None = Field(None, gt=0)
+    tpm: float | None = Field(None, gt=0)
+    format_retries: int = Field(1, ge=0, le=3, description="Re-asks with the validation error on malformed output.")
+
+    def to_candidate(self) -> Candidate:
+        return Candidate(
+            name="judge", provider=self.provider, prompt=self.prompt, params=self.params, options=self.options
+        )
+
+
 class GuardrailConfig(Strict):
     kind: str
     options: dict[str, Any] = Field(default_factory=dict)
@@ -154,6 +172,10 @@ class HarnessConfig(Strict):
     prompts_dir: str | None = None
     candidates: list[CandidateConfig] = Field(min_length=1)
     guardrails: GuardrailsConfig = GuardrailsConfig()
+    judge: JudgeConfig | None = Field(None, description="Enables the `judge` scorer.")
+    scoring: dict[str, float] = Field(
+        default_factory=dict, description="Overrides of offline scorer thresholds (see calibration.yaml)."
+    )
     scorers: list[str] = Field(
         default_factory=lambda: ["citation", "groundedness", "correctness", "refusal", "retrieval"]
     )
@@ -170,6 +192,8 @@ class HarnessConfig(Strict):
 
     @model_validator(mode="after")
     def _unique_candidates(self) -> HarnessConfig:
+        if "judge" in self.scorers and self.judge is None:
+            raise ValueError("scorer `judge` needs a `judge:` section (provider, prompt, params)")
         names = [c.name for c in self.candidates]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:

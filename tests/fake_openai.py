@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -38,6 +38,7 @@ class FakeOpenAI:
         self.script: list[Reply] = []
         self.default = Reply(body=completion("Refunds take 30 days [1]."))
         self.requests: list[dict[str, Any]] = []
+        self.responder: Callable[[dict[str, Any]], Reply] | None = None
         self._lock = threading.Lock()
         outer = self
 
@@ -52,7 +53,13 @@ class FakeOpenAI:
                     outer.requests.append(
                         {"path": self.path, "headers": dict(self.headers), "json": json.loads(raw or b"null")}
                     )
-                    reply = outer.script.pop(0) if outer.script else outer.default
+                    body = outer.requests[-1]["json"]
+                    if outer.script:
+                        reply = outer.script.pop(0)
+                    elif outer.responder is not None:
+                        reply = outer.responder(body)
+                    else:
+                        reply = outer.default
                 if reply.delay_s:
                     time.sleep(reply.delay_s)
                 payload = reply.body if isinstance(reply.body, str) else json.dumps(reply.body)

@@ -57,8 +57,8 @@ def load_prompt(ref: PromptRef, prompts_dir: Path | None = None) -> PromptTempla
     raise ConfigError(f"prompt {ref.id} v{ref.version}: no file {name} in {[str(d) for d in dirs]}; have {available}")
 
 
-def render(tpl: PromptTemplate, question: str, passages: tuple[Passage, ...]) -> RenderedPrompt:
-    ctx = {"question": question, "passages": passages}
+def render(tpl: PromptTemplate, question: str, passages: tuple[Passage, ...], **extra: str) -> RenderedPrompt:
+    ctx = {"question": question, "passages": passages, **extra}
     return RenderedPrompt(
         system=_ENV.from_string(tpl.system).render(ctx).strip(),
         user=_ENV.from_string(tpl.user).render(ctx).strip(),

@@ -9,6 +9,8 @@ from pathlib import Path
 import jinja2
 from markupsafe import Markup, escape
 
+from ragharness.eval.annotate import Calibration
+from ragharness.eval.judge import JUDGE_METRICS
 from ragharness.eval.rundir import RunDir
 from ragharness.eval.summary import RunSummary
 from ragharness.types import Generation
@@ -64,6 +66,11 @@ def render_report(run: RunDir) -> str:
     for s in run.scores():
         scores[(s.item_id, s.candidate)][s.metric] = s
     candidates = [c.candidate for c in summary.candidates]
+    present = {m for c in summary.candidates for m in c.metrics}
+    metrics = [m for m in (*MAIN_METRICS, *JUDGE_METRICS) if m in present]
+    calibration = None
+    if run.file("calibration.json").is_file():
+        calibration = Calibration.model_validate_json(run.file("calibration.json").read_text(encoding="utf-8"))
     anchors = {item.id: "i-" + re.sub(r"[^A-Za-z0-9_-]", "_", item.id) for item in gold.items}
     return (
         _env()
@@ -76,7 +83,8 @@ def render_report(run: RunDir) -> str:
             gens=gens,
             scores=scores,
             candidates=candidates,
-            main_metrics=MAIN_METRICS,
+            main_metrics=metrics,
+            calibration=calibration,
             retrieval_metrics=RETRIEVAL_METRICS,
             anchors=anchors,
         )

@@ -29,7 +29,7 @@ from ragharness.eval.report import write_report
 from ragharness.eval.rundir import RunDir, RunManifest
 from ragharness.eval.runner import RunStats
 from ragharness.eval.scorers.base import Scorer
-from ragharness.eval.scoring import score_all
+from ragharness.eval.scoring import run_judge, score_all
 from ragharness.eval.summary import RunSummary, summarise
 from ragharness.goldset import load_goldset
 from ragharness.guardrails.base import GuardrailChain
@@ -204,6 +204,7 @@ def _start_run(
         store=comps.store.name,
         embedder=comps.embedder.name,
         candidates=[c.name for c in cfg.candidates],
+        config_dir=str(cfg.base_dir),
     )
     run.write_json("run.json", manifest)
     run.write_yaml("config.yaml", config_snapshot(cfg))
@@ -298,12 +299,26 @@ def execute_run(
     generations = sorted(latest.values(), key=lambda g: order[(g.item_id, g.candidate)])
     run.write_jsonl("generations.jsonl", generations)  # canonical: one line per call, in request order
     scores = score_all(prep.gold.items, prep.packs, generations, comps.scorers, progress, comps.cached_embedder)
+    calls: list[Generation] = []
+    if "judge" in cfg.scorers:
+        judged, calls = run_judge(
+            cfg,
+            prep.gold.items,
+            prep.packs,
+            generations,
+            comps.cached_embedder,
+            use_cache=use_cache and cfg.runner.cache,
+            spent_usd=outcome.spent_usd,
+        )
+        scores += judged
+        run.append("judge_calls.jsonl", calls)
     run.write_jsonl("scores.jsonl", scores)
     candidates = [c.to_candidate() for c in cfg.candidates]
     summary = summarise(
         manifest.run_id, cfg.name, prep.gold.items, candidates, generations, scores, prep.actions, cfg.thresholds
     )
     summary.budget_exhausted = outcome.budget_exhausted
+    summary.judge_cost_usd = round(sum(c.cost_usd for c in calls), 6)
     run.write_json("summary.json", summary)
     manifest.finished_at = datetime.now(UTC).isoformat()
     manifest.status = summary.status

@@ -46,6 +46,7 @@ class RunManifest(BaseModel):
     store: str = ""
     embedder: str = ""
     candidates: list[str] = []
+    config_dir: str = Field("", description="Folder of the config file the run was started with.")
 
 
 class RunDir:
@@ -117,6 +118,9 @@ class RunDir:
 
     def scores(self) -> list[Score]:
         return list(self.read_jsonl("scores.jsonl", Score))
+
+    def judge_calls(self) -> list[Generation]:
+        return list(self.read_jsonl("judge_calls.jsonl", Generation))
 
     def actions(self) -> list[GuardrailAction]:
         return list(self.read_jsonl("guardrails.jsonl", GuardrailAction))

@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+
+from ragharness.config import HarnessConfig
+from ragharness.errors import ConfigError, RagharnessError
+from ragharness.eval.cache import ResponseCache
+from ragharness.eval.costs import Budget, PriceTable
+from ragharness.eval.judge import JudgeStage, judge_jobs
+from ragharness.eval.prompts_loader import load_prompt
+from ragharness.eval.providers.base import ProviderContext, split_provider_id
+from ragharness.eval.runner import RateLimits, RetryPolicy, Runner
 from ragharness.eval.scorers.base import Scorer, ScoringInput, run_scorer
+from ragharness.eval.scorers.calibration import load_thresholds
+from ragharness.eval.scorers.support import SupportJudge
 from ragharness.eval.text import sentences, strip_citations
 from ragharness.ingest.pipeline import Progress
+from ragharness.registry import PROVIDERS
 from ragharness.retrieval.embedders import Embedder
 from ragharness.types import ContextPack, Generation, GoldItem, Score
 
@@ -48,3 +61,52 @@ def score_all(
                 out += run_scorer(s, ScoringInput(item=item, pack=packs[item.id], generation=gen))
         progress("score", n, len(generations))
     return out
+
+
+def run_judge(
+    cfg: HarnessConfig,
+    items: list[GoldItem],
+    packs: dict[str, ContextPack],
+    generations: list[Generation],
+    embedder: Embedder | None,
+    *,
+    use_cache: bool = True,
+    spent_usd: float = 0.0,
+) -> tuple[list[Score], list[Generation]]:
+    """Judge every generation with the configured LLM judge; returns scores and the judge calls made."""
+    if cfg.judge is None:
+        raise ConfigError(f"{cfg.source_file}: scorer `judge` needs a `judge:` section")
+    judge_cfg = cfg.judge
+    candidate = judge_cfg.to_candidate()
+    kind, _ = split_provider_id(judge_cfg.provider)
+    ctx = ProviderContext(base_dir=cfg.base_dir, concurrency=judge_cfg.concurrency)
+    try:
+        provider = PROVIDERS.create(kind, candidate, ctx, where=f"{cfg.source_file}: judge.provider")
+    except RagharnessError as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"{cfg.source_file}: judge: {exc}") from exc
+    prompts_dir = cfg.resolve(cfg.prompts_dir) if cfg.prompts_dir else None
+    template = load_prompt(judge_cfg.prompt, prompts_dir)
+    cache = ResponseCache(cfg.resolve(cfg.data_dir) / "cache" / "responses.sqlite") if use_cache else None
+    runner = Runner(
+        {"judge": provider},
+        {"judge": judge_cfg.concurrency},
+        policy=RetryPolicy(
+            max_attempts=cfg.runner.max_attempts,
+            base_delay_s=cfg.runner.base_delay_s,
+            max_delay_s=cfg.runner.max_delay_s,
+            timeout_s=cfg.runner.timeout_s,
+        ),
+        rate_limits={"judge": RateLimits(rpm=judge_cfg.rpm, tpm=judge_cfg.tpm)},
+        cache=cache,
+        prices=PriceTable(cfg.prices),
+        budget=Budget(cfg.budget_usd, spent_usd),
+    )
+    stage = JudgeStage(judge_cfg, template, runner, SupportJudge(embedder, load_thresholds(cfg.scoring)))
+    try:
+        scores = asyncio.run(stage.judge(judge_jobs(items, packs, generations)))
+    finally:
+        if cache is not None:
+            cache.close()
+    return scores, stage.calls

@@ -74,7 +74,8 @@ class RunSummary(BaseModel):
     complete: bool = True
     pending: int = Field(0, description="(item, candidate) pairs with no generation yet.")
     budget_exhausted: bool = False
-    cost_usd: float = 0.0
+    cost_usd: float = Field(0.0, description="Candidates' calls, USD.")
+    judge_cost_usd: float = Field(0.0, description="LLM judge calls, USD.")
     status: str = "pass"
 
 
@@ -119,6 +120,8 @@ def summarise(
     thresholds: Sequence[Threshold],
 ) -> RunSummary:
     intent = {i.id: i.intent for i in items}
+    latest: dict[tuple[str, str, str], Score] = {(s.item_id, s.candidate, s.metric): s for s in scores}
+    scores = list(latest.values())  # re-scoring appends; the latest record per metric counts
     cands: list[CandidateSummary] = []
     for cand in candidates:
         gens = [g for g in generations if g.candidate == cand.name]
