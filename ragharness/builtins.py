@@ -71,6 +71,20 @@ def _lancedb(cfg: StoreConfig, data_dir: Path) -> VectorStore:
     return LanceDBStore(Path(cfg.options.get("path") or data_dir / "lancedb"), table=cfg.table)
 
 
+def _opensearch(cfg: StoreConfig, data_dir: Path) -> VectorStore:
+    from pydantic import ValidationError
+
+    from ragharness.errors import ConfigError
+    from ragharness.retrieval.opensearch_store import OpenSearchOptions, OpenSearchStore
+
+    try:
+        opts = OpenSearchOptions.model_validate(cfg.options)
+    except ValidationError as exc:
+        details = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"store.options: {details}") from exc
+    return OpenSearchStore(opts, alias=cfg.table)
+
+
 def _scorer(cls_name: str) -> Any:
     def factory(ctx: ScorerContext) -> Scorer:
         if cls_name == "RetrievalScorer":
@@ -117,6 +131,7 @@ def register() -> None:
     EMBEDDERS.register("titan", _titan, help="Amazon Titan Text Embeddings v2 via bedrock-runtime")
     EMBEDDERS.register("hashing", _hashing, help="bag-of-words hashing; tests only")
     STORES.register("lancedb", _lancedb, help="embedded LanceDB under data_dir (default)")
+    STORES.register("opensearch", _opensearch, help="OpenSearch k-NN/BM25/hybrid behind a versioned alias")
     SCORERS.register("citation", _scorer("CitationScorer"))
     SCORERS.register("groundedness", _scorer("GroundednessScorer"))
     SCORERS.register("correctness", _scorer("CorrectnessScorer"))

@@ -96,7 +96,10 @@ def _progress() -> Progress:
 
 
 @app.command()
-def ingest(config: ConfigArg) -> None:
+def ingest(
+    config: ConfigArg,
+    rebuild: Annotated[bool, typer.Option(help="Re-index everything into a new index, then swap it in.")] = False,
+) -> None:
     """Ingest the configured corpus into the store; only new or changed text is embedded."""
     from ragharness.components import build_embedder, build_store
     from ragharness.config import load_config
@@ -106,7 +109,7 @@ def ingest(config: ConfigArg) -> None:
         cfg = load_config(config)
         embedder, store = build_embedder(cfg), build_store(cfg)
         with _progress() as p:
-            report = run_ingest(cfg, embedder, store, _Bars(p))
+            report = run_ingest(cfg, embedder, store, _Bars(p), rebuild=rebuild)
     except RagharnessError as exc:
         raise _fail(exc) from exc
     out = cfg.resolve(cfg.data_dir) / "ingest-report.json"

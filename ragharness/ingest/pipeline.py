@@ -90,11 +90,41 @@ def load_corpus(cfg: HarnessConfig) -> tuple[list[Document], list[Skipped], set[
     return list(docs.values()), skipped, skipped_files
 
 
-def ingest(cfg: HarnessConfig, embedder: Embedder, store: VectorStore, progress: Progress = _noop) -> IngestReport:
+def _embed_missing(
+    chunks: list[Chunk], store: VectorStore, embedder: Embedder, batch: int, progress: Progress, report: IngestReport
+) -> dict[str, list[float]]:
+    """Vectors for every chunk: reused from the store by content hash, embedded only when new."""
+    reuse = store.vectors_for(sorted({c.content_hash for c in chunks}))
+    need = [c for c in chunks if c.content_hash not in reuse]
+    unique_need = list({c.content_hash: c for c in need}.values())
+    started = time.perf_counter()
+    fresh: dict[str, list[float]] = {}
+    for start in range(0, len(unique_need), batch):
+        part = unique_need[start : start + batch]
+        for c, vec in zip(part, embedder.embed([embedding_input(c) for c in part]), strict=True):
+            fresh[c.content_hash] = vec
+        progress("embed", min(start + batch, len(unique_need)), len(unique_need))
+    report.embed_seconds = time.perf_counter() - started
+    report.chunks_embedded = len(unique_need)
+    report.chunks_reused = len(chunks) - len(need)
+    return {**reuse, **fresh}
+
+
+def ingest(
+    cfg: HarnessConfig,
+    embedder: Embedder,
+    store: VectorStore,
+    progress: Progress = _noop,
+    *,
+    rebuild: bool = False,
+) -> IngestReport:
+    """Incremental ingest; `rebuild` re-indexes everything into a fresh index and publishes it at the end."""
     started = time.perf_counter()
     chunker = Chunker(embedder, cfg.chunking.chunk_size, cfg.chunking.chunk_overlap, cfg.chunking.markdown_headers)
     docs, skipped, skipped_files = load_corpus(cfg)
     store.ensure(embedder.name, embedder.dimension)
+    if rebuild:
+        store.rebuild()
     existing = store.document_hashes()
     report = IngestReport(documents_seen=len(docs), skipped=skipped, embedder=embedder.name)
     seen = {d.doc_id for d in docs}
@@ -123,29 +153,15 @@ def ingest(cfg: HarnessConfig, embedder: Embedder, store: VectorStore, progress:
         except ValueError as exc:
             report.skipped.append(Skipped(source=doc.source, reason=str(exc)))
         progress("chunk", i, len(to_write))
-
-    reuse = store.vectors_for(sorted({c.content_hash for c in chunks}))
-    need = [c for c in chunks if c.content_hash not in reuse]
-    unique_need = list({c.content_hash: c for c in need}.values())
-    embed_started = time.perf_counter()
-    fresh: dict[str, list[float]] = {}
-    batch = max(1, cfg.embedder.batch_size)
-    for start in range(0, len(unique_need), batch):
-        part = unique_need[start : start + batch]
-        for c, vec in zip(part, embedder.embed([embedding_input(c) for c in part]), strict=True):
-            fresh[c.content_hash] = vec
-        progress("embed", min(start + batch, len(unique_need)), len(unique_need))
-    report.embed_seconds = time.perf_counter() - embed_started
-    report.chunks_embedded = len(unique_need)
-    report.chunks_reused = len(chunks) - len(need)
-
+    vectors = _embed_missing(chunks, store, embedder, max(1, cfg.embedder.batch_size), progress, report)
     report.chunks_deleted = store.delete_documents([d.doc_id for d in to_write] + removed)
-    vectors = {**reuse, **fresh}
     written = [EmbeddedChunk(chunk=c, vector=tuple(vectors[c.content_hash])) for c in chunks]
     for start in range(0, len(written), 2000):
         store.upsert(written[start : start + 2000])
         progress("write", min(start + 2000, len(written)), len(written))
     report.chunks_written = len(written)
+    if rebuild:
+        store.publish()
     report.chunks_total = store.count()
     report.store = store.name
     report.document_ids = sorted(seen | {d for d in existing if d not in removed})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -65,11 +66,13 @@ class LanceDBStore:
         self._table: Any = None
         self._meta_file = self.path / f"{table}.ragharness.json"
         self._fts_ready = False
+        self._built = ""
 
     @property
     def name(self) -> str:
+        """Table, build stamp (changes on rebuild) and LanceDB version (changes on every write)."""
         version = self._table.version if self._table is not None else 0
-        return f"lancedb:{self.table_name}@v{version}"
+        return f"lancedb:{self.table_name}@{self._built}.v{version}"
 
     def _schema(self, dimension: int) -> Any:
         import pyarrow as pa
@@ -93,12 +96,38 @@ class LanceDBStore:
                     "use another data_dir or table name, or delete the table to rebuild"
                 )
         existing = set(self._db.list_tables().tables)
-        if self.table_name in existing:
+        built = json.loads(self._meta_file.read_text()).get("built", "") if self._meta_file.is_file() else ""
+        if self.table_name in existing and built:
             self._table = self._db.open_table(self.table_name)
         else:
+            if self.table_name in existing:
+                self._db.drop_table(self.table_name)
             self._table = self._db.create_table(self.table_name, schema=self._schema(dimension))
-        self._meta_file.write_text(json.dumps({"embedder": embedder_name, "dimension": dimension}))
+            built = time.strftime("%Y%m%d%H%M%S")
+        self._built = built
+        self._write_meta(embedder_name, dimension)
         self._fts_ready = any(getattr(ix, "index_type", "") == "FTS" for ix in self._table.list_indices())
+
+    def _write_meta(self, embedder_name: str, dimension: int) -> None:
+        self._meta_file.write_text(
+            json.dumps({"embedder": embedder_name, "dimension": dimension, "built": self._built})
+        )
+
+    def rebuild(self) -> None:
+        """Start a full re-index: the table is recreated empty and gets a new build stamp."""
+        meta = json.loads(self._meta_file.read_text()) if self._meta_file.is_file() else None
+        if meta is None or self._table is None:
+            raise StoreError("rebuild() before ensure()")
+        self._db.drop_table(self.table_name)
+        self._table = self._db.create_table(self.table_name, schema=self._schema(int(meta["dimension"])))
+        self._fts_ready = False
+        stamp = time.strftime("%Y%m%d%H%M%S")
+        self._built = stamp if stamp != self._built else f"{stamp}.{int(time.time() * 1000) % 1000:03d}"
+        self._write_meta(meta["embedder"], int(meta["dimension"]))
+
+    def publish(self) -> None:
+        """Nothing to swap: the rebuilt table is already the live one."""
+        return None
 
     def _t(self) -> Any:
         if self._table is None:

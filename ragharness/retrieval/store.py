@@ -48,6 +48,14 @@ class VectorStore(Protocol):
 
     def search(self, request: SearchRequest) -> list[SearchHit]: ...
 
+    def rebuild(self) -> None:
+        """Start a full re-index into a fresh index; reads keep seeing the old one until `publish()`."""
+        ...
+
+    def publish(self) -> None:
+        """Make the rebuilt index the live one (an atomic alias swap where the backend has aliases)."""
+        ...
+
     def count(self) -> int: ...
 
 
