@@ -302,7 +302,7 @@ def test_store_options_are_validated() -> None:
     from ragharness.errors import ConfigError
     from ragharness.registry import STORES
 
-    with pytest.raises(ConfigError, match="store.options: engine"):
+    with pytest.raises(ConfigError, match=r"store\.options: engine"):
         STORES.create(
             "opensearch", StoreConfig(kind="opensearch", options={"url": "http://x", "engine": "annoy"}), Path(".")
         )
