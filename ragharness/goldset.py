@@ -88,8 +88,11 @@ def _check_item(
     if item.id in seen:
         problems.append(f"{file}: {label}: field id: duplicate of item #{seen[item.id] + 1}; ids must be unique")
     seen.setdefault(item.id, index)
-    if item.answerable and not item.reference_answer.strip():
-        problems.append(f"{file}: {label}: field reference_answer: required when answerable is true")
+    if item.answerable and not item.reference_answer.strip() and "retrieval-only" not in item.tags:
+        problems.append(
+            f"{file}: {label}: field reference_answer: required when answerable is true "
+            "(or tag the item `retrieval-only`)"
+        )
     if item.answerable and not item.expected_sources:
         problems.append(f"{file}: {label}: field expected_sources: list the doc or chunk ids holding the answer")
     if known_sources is not None:

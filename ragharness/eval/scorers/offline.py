@@ -248,7 +248,10 @@ class CorrectnessScorer:
             return self._result(inp, "incorrect", "must-refuse item, answered instead")
         if refused and not _claims(gen):
             return self._result(inp, "incorrect", "refused an answerable question")
-        m = _match(gen.text, [a for a in (item.reference_answer, *item.alternative_answers) if a.strip()])
+        accepted = [a for a in (item.reference_answer, *item.alternative_answers) if a.strip()]
+        if not accepted:
+            return [make_score(self, inp, "correctness", None, "n/a", "no reference answer (retrieval-only item)")]
+        m = _match(gen.text, accepted)
         facts = f"recall {m.recall:.2f}"
         if m.missing:
             facts += f"; reference numbers missing: {m.missing}" + (f", answer says {m.others}" if m.replaced else "")
