@@ -20,6 +20,7 @@ from ragharness.retrieval.embedders import Embedder
 from ragharness.retrieval.store import VectorStore
 from ragharness.types import Chunk, Document, EmbeddedChunk
 
+GROUP_CHUNKS = 1024
 Progress = Callable[[str, int, int], None]
 """progress(stage, done, total)"""
 
@@ -104,10 +105,26 @@ def _embed_missing(
         for c, vec in zip(part, embedder.embed([embedding_input(c) for c in part]), strict=True):
             fresh[c.content_hash] = vec
         progress("embed", min(start + batch, len(unique_need)), len(unique_need))
-    report.embed_seconds = time.perf_counter() - started
-    report.chunks_embedded = len(unique_need)
-    report.chunks_reused = len(chunks) - len(need)
+    report.embed_seconds += time.perf_counter() - started
+    report.chunks_embedded += len(unique_need)
+    report.chunks_reused += len(chunks) - len(need)
     return {**reuse, **fresh}
+
+
+def _changed(docs: list[Document], existing: dict[str, str], chunker: Chunker, report: IngestReport) -> list[Document]:
+    """Documents to (re)write: new ones and those whose content or chunking changed."""
+    out: list[Document] = []
+    for doc in docs:
+        old = existing.get(doc.doc_id)
+        if old == chunker.doc_hash(doc):
+            report.documents_unchanged += 1
+            continue
+        out.append(doc)
+        if old is None:
+            report.documents_new += 1
+        else:
+            report.documents_changed += 1
+    return out
 
 
 def ingest(
@@ -128,17 +145,7 @@ def ingest(
     existing = store.document_hashes()
     report = IngestReport(documents_seen=len(docs), skipped=skipped, embedder=embedder.name)
     seen = {d.doc_id for d in docs}
-    to_write: list[Document] = []
-    for doc in docs:
-        old = existing.get(doc.doc_id)
-        if old == chunker.doc_hash(doc):
-            report.documents_unchanged += 1
-            continue
-        to_write.append(doc)
-        if old is None:
-            report.documents_new += 1
-        else:
-            report.documents_changed += 1
+    to_write = _changed(docs, existing, chunker, report)
 
     def kept_because_skipped(doc_id: str) -> bool:
         return any(doc_id == p or doc_id.startswith(p + "/") for p in skipped_files)
@@ -146,20 +153,32 @@ def ingest(
     removed = [d for d in existing if d not in seen and not kept_because_skipped(d)]
     report.documents_removed = len(removed)
 
-    chunks: list[Chunk] = []
+    # Streamed in groups of documents (~GROUP_CHUNKS chunks each): memory stays flat however large the corpus.
+    group: list[Chunk] = []
+    group_docs: list[str] = []
+    batch = max(1, cfg.embedder.batch_size)
+
+    def flush() -> None:
+        vectors = _embed_missing(group, store, embedder, batch, progress, report)
+        report.chunks_deleted += store.delete_documents(group_docs)
+        store.upsert([EmbeddedChunk(chunk=c, vector=tuple(vectors[c.content_hash])) for c in group])
+        report.chunks_written += len(group)
+        progress("write", report.chunks_written, report.chunks_written)
+        group.clear()
+        group_docs.clear()
+
     for i, doc in enumerate(to_write, start=1):
         try:
-            chunks.extend(chunker.split(doc))
+            group.extend(chunker.split(doc))
         except ValueError as exc:
             report.skipped.append(Skipped(source=doc.source, reason=str(exc)))
+        group_docs.append(doc.doc_id)
         progress("chunk", i, len(to_write))
-    vectors = _embed_missing(chunks, store, embedder, max(1, cfg.embedder.batch_size), progress, report)
-    report.chunks_deleted = store.delete_documents([d.doc_id for d in to_write] + removed)
-    written = [EmbeddedChunk(chunk=c, vector=tuple(vectors[c.content_hash])) for c in chunks]
-    for start in range(0, len(written), 2000):
-        store.upsert(written[start : start + 2000])
-        progress("write", min(start + 2000, len(written)), len(written))
-    report.chunks_written = len(written)
+        if len(group) >= GROUP_CHUNKS:
+            flush()
+    if group or group_docs:
+        flush()
+    report.chunks_deleted += store.delete_documents(removed)
     if rebuild:
         store.publish()
     report.chunks_total = store.count()
