@@ -179,8 +179,7 @@ def ingest(
     if group or group_docs:
         flush()
     report.chunks_deleted += store.delete_documents(removed)
-    if rebuild:
-        store.publish()
+    store.publish()
     report.chunks_total = store.count()
     report.store = store.name
     report.document_ids = sorted(seen | {d for d in existing if d not in removed})

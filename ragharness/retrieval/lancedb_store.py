@@ -67,6 +67,7 @@ class LanceDBStore:
         self._meta_file = self.path / f"{table}.ragharness.json"
         self._fts_ready = False
         self._built = ""
+        self._unindexed = 0
 
     @property
     def name(self) -> str:
@@ -126,8 +127,10 @@ class LanceDBStore:
         self._write_meta(meta["embedder"], int(meta["dimension"]))
 
     def publish(self) -> None:
-        """Nothing to swap: the rebuilt table is already the live one."""
-        return None
+        """Writes are live already (no alias to swap); fold rows written since the index build into the indexes."""
+        if self._table is not None and self._unindexed:
+            self._t().optimize()
+            self._unindexed = 0
 
     def _t(self) -> Any:
         if self._table is None:
@@ -146,11 +149,13 @@ class LanceDBStore:
             rows.append(row)
         table = self._t()
         table.merge_insert("chunk_id").when_matched_update_all().when_not_matched_insert_all().execute(rows)
+        self._unindexed += len(rows)
         if not self._fts_ready:
             from lancedb.index import FTS
 
             table.create_index("text", config=FTS(), replace=True)
             self._fts_ready = True
+            self._unindexed = 0
 
     def delete_documents(self, doc_ids: Sequence[str]) -> int:
         if not doc_ids:
@@ -222,9 +227,17 @@ class LanceDBStore:
         rows: list[dict[str, Any]] = q.limit(limit).to_list()
         return rows
 
+    def _refresh_indexes(self) -> None:
+        """Rows written after the full-text index was built are searched by brute force; fold them in (once, at
+        the first search after a large write) so BM25 stays fast."""
+        if self._unindexed >= 1000:
+            self._t().optimize()
+            self._unindexed = 0
+
     def search(self, request: SearchRequest) -> list[SearchHit]:
         if self.count() == 0:
             return []
+        self._refresh_indexes()
         where = where_clause(request.filters)
         if request.mode is SearchMode.vector:
             rows = self._vector(request, where, request.k)

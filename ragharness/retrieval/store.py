@@ -53,7 +53,8 @@ class VectorStore(Protocol):
         ...
 
     def publish(self) -> None:
-        """Make the rebuilt index the live one (an atomic alias swap where the backend has aliases)."""
+        """Make completed writes live and indexed: after `rebuild()`, swap to the new index (atomically where the
+        backend has aliases). Called at the end of every ingest."""
         ...
 
     def count(self) -> int: ...
