@@ -42,6 +42,7 @@ class RunManifest(BaseModel):
     resumed: int = Field(0, description="How many times the run was resumed.")
     pending: int = Field(0, description="Calls not made yet (budget stop or crash); `--resume` makes them.")
     spent_usd: float = 0.0
+    gate: str = Field("", description="Nightly gate verdict: pass, below_threshold, regressed, incomplete.")
     ragharness_version: str = ""
     store: str = ""
     embedder: str = ""
