@@ -134,6 +134,23 @@ class JudgeConfig(Strict):
         )
 
 
+class NightlyConfig(Strict):
+    """The nightly gate: which metrics may not drop significantly, against which baseline, where runs are kept."""
+
+    baseline: str = Field("last-pass", description="'last-pass' or a pinned run id.")
+    metrics: list[str] = Field(default_factory=lambda: ["correctness", "groundedness", "refusal"])
+    alpha: float = Field(0.05, gt=0, lt=1)
+    run_store: str | None = Field(None, description="Folder or s3://bucket/prefix; default: output_dir.")
+    webhook: str | None = Field(None, description="Notification URL as an environment reference, e.g. ${HOOK}.")
+
+    @field_validator("webhook")
+    @classmethod
+    def _webhook_is_a_reference(cls, v: str | None) -> str | None:
+        if v is not None and not ENV_REF.match(v):
+            raise ValueError("the webhook URL carries a secret token: give it as an environment reference ${NAME}")
+        return v
+
+
 class GuardrailConfig(Strict):
     kind: str
     options: dict[str, Any] = Field(default_factory=dict)
@@ -185,6 +202,7 @@ class HarnessConfig(Strict):
         default_factory=dict, description="USD per 1k tokens by model id; extends/overrides the shipped table."
     )
     budget_usd: float | None = Field(None, gt=0, description="Stop cleanly (resumable) before spending more.")
+    nightly: NightlyConfig = NightlyConfig()
 
     # Set by load_config, not by the file.
     base_dir: Path = Field(Path("."), exclude=True)
@@ -297,7 +315,7 @@ def config_snapshot(cfg: HarnessConfig) -> dict[str, Any]:
     return cfg.model_dump(mode="json")
 
 
-RESUME_MAY_CHANGE = frozenset({"budget_usd", "thresholds", "runner", "output_dir", "prices"})
+RESUME_MAY_CHANGE = frozenset({"budget_usd", "thresholds", "runner", "output_dir", "prices", "nightly"})
 
 
 def resume_differences(stored: dict[str, Any], current: HarnessConfig) -> list[str]:

@@ -1,0 +1,124 @@
+"""A/B comparison, run stores (local, S3 with moto), history index and the trend dashboard."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import boto3
+import pytest
+from moto import mock_aws
+from typer.testing import CliRunner
+
+from fake_runs import make_run
+from ragharness.cli import app
+from ragharness.eval.compare import compare, pick_candidates
+from ragharness.eval.history import HistoryIndex
+from ragharness.eval.runstore import LocalRunStore, S3RunStore
+from ragharness.eval.trends import build_dashboard
+from ragharness.errors import RunError
+
+XSS = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned=2">'
+
+
+def flags(n: int, n_true: int, seed: int = 0) -> list[bool]:
+    out = [True] * n_true + [False] * (n - n_true)
+    random.Random(seed).shuffle(out)
+    return out
+
+
+def test_significant_drop_and_noise(tmp_path: Path) -> None:
+    base = flags(90, 80)
+    worse = [ok and i % 3 != 0 for i, ok in enumerate(base)]  # loses ~27 correct answers, gains none
+    noisy = list(base)
+    noisy[0], noisy[1] = not noisy[0], not noisy[1]
+    a = make_run(tmp_path, "a", {"bot": base})
+    b = make_run(tmp_path, "b", {"bot": worse})
+    c = make_run(tmp_path, "c", {"bot": noisy})
+    drop = compare(a, b, "bot", "bot")
+    corr = next(m for m in drop.metrics if m.metric == "correctness").result
+    assert corr.significant and corr.diff < 0 and corr.discordant_b == 0
+    assert corr.ci_high < 0 and corr.losses > 20 and corr.wins == 0
+    assert [m.metric for m in drop.significant_drops(["correctness"])] == ["correctness"]
+    assert len(drop.changed) == corr.losses
+    assert {m.intent for m in drop.by_intent} == {"billing", "access", "limits"}
+    noise = compare(a, c, "bot", "bot")
+    assert not any(m.result.significant for m in noise.metrics)
+
+
+def test_two_candidates_of_one_run_and_candidate_errors(tmp_path: Path) -> None:
+    run = make_run(tmp_path, "one", {"v5": flags(60, 50), "v6": flags(60, 55, seed=1)})
+    with pytest.raises(RunError, match="name them with --candidate-a"):
+        pick_candidates(run, run, None, None)
+    assert compare(run, run, "v5", "v6").n_items == 60
+    with pytest.raises(RunError, match="no candidate 'nope'"):
+        compare(run, run, "v5", "nope")
+
+
+def test_compare_cli_writes_escaped_html(tmp_path: Path) -> None:
+    a = make_run(tmp_path, "a", {"bot": [True] * 10})
+    b = make_run(tmp_path, "b", {"bot": [False] + [True] * 9}, answers={"bot": [XSS] + ["Answer 1. [1]"] * 9})
+    res = CliRunner().invoke(app, ["compare", str(a.path), str(b.path), "--out", str(tmp_path / "cmp")])
+    assert res.exit_code == 0, res.output
+    html = (tmp_path / "cmp/comparison.html").read_text()
+    assert "<script>window.__pwned" not in html and "&lt;script&gt;window.__pwned" in html
+    data = json.loads((tmp_path / "cmp/comparison.json").read_text())
+    assert data["changed"][0]["item_id"] == "q000"
+
+
+def history(root: Path, n: int = 30) -> None:
+    rng = random.Random(3)
+    for k in range(n):
+        rate = 0.8 + 0.1 * rng.random() - (0.3 if k == 20 else 0.0)
+        make_run(root, f"run-{k:02d}", {"bot": flags(30, int(30 * rate), seed=k)},
+                 started_at=f"2026-10-{k + 1:02d}T02:00:00+00:00", gate="regressed" if k == 20 else "pass",
+                 prompt_version=5 if k < 15 else 6, cost=0.001 + k * 1e-5)
+
+
+def test_history_index_rebuilds_and_picks_baseline(tmp_path: Path) -> None:
+    history(tmp_path / "runs", 5)
+    index = HistoryIndex(tmp_path / "runs/history.sqlite", LocalRunStore(tmp_path / "runs"))
+    assert [r.run_id for r in index.runs("nightly-demo")] == [f"run-{k:02d}" for k in range(5)]
+    assert index.baseline("nightly-demo", exclude="run-04").run_id == "run-03"  # type: ignore[union-attr]
+    rows = [m for m in index.metrics() if m.metric == "correctness" and m.intent == ""]
+    assert len(rows) == 5 and all(0 <= (m.value or 0) <= 1 for m in rows)
+    index.close()
+    (tmp_path / "runs/history.sqlite").unlink()  # missing index: rebuilt from the run store
+    again = HistoryIndex(tmp_path / "runs/history.sqlite", LocalRunStore(tmp_path / "runs"))
+    assert len(again.runs()) == 5
+    again.close()
+
+
+def test_dashboard_from_thirty_runs(tmp_path: Path) -> None:
+    history(tmp_path / "runs", 30)
+    res = CliRunner().invoke(app, ["trends", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "t.html")])
+    assert res.exit_code == 0 and "trends over 30 runs" in res.output
+    page = (tmp_path / "t.html").read_text()
+    assert "<script src=" not in page and "<link " not in page  # plotly.js is inlined: works offline
+    assert page.count('id="chart-') == 3
+    assert "run-20" in page and "REGRESSED: run run-20" in page
+    assert "bot · support-answer@v5" in page and "bot · support-answer@v6" in page
+    assert page.count("/report.html") == 30
+
+
+@mock_aws
+def test_s3_run_store_layout_and_round_trip(tmp_path: Path) -> None:
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="evals")
+    store = S3RunStore("evals", "ragharness/runs", tmp_path / "cache", client=s3)
+    run = make_run(tmp_path / "local", "run-01", {"bot": [True, False, True]})
+    store.save(run)
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket="evals")["Contents"]}
+    assert {"ragharness/runs/run-01/prompts/requests.jsonl"} - keys  # the fake run has no requests file
+    for key in ("run.json", "summary.json", "report.html", "responses/generations.jsonl", "scores/scores.jsonl",
+                "fixtures/goldset.json", "fixtures/context_packs.jsonl", "fixtures/config.yaml"):
+        assert f"ragharness/runs/run-01/{key}" in keys, key
+    assert store.list_runs() == ["run-01"]
+    opened = store.open("run-01")
+    assert opened.generations() == run.generations() and opened.scores() == run.scores()
+    index = HistoryIndex(tmp_path / "h.sqlite", store)
+    assert [r.location for r in index.runs()] == ["s3://evals/ragharness/runs/run-01"]
+    index.close()
+    with pytest.raises(RunError, match="no such run"):
+        store.open("run-99")
