@@ -23,37 +23,97 @@ from ragharness.types import (
 INTENTS = ("billing", "access", "limits")
 
 
-def make_run(root: Path, run_id: str, correct: dict[str, list[bool]], *, started_at: str = "2026-11-01T02:00:00+00:00",
-             name: str = "nightly-demo", answers: dict[str, list[str]] | None = None, gate: str = "",
-             prompt_version: int = 1, cost: float = 0.001) -> RunDir:
+def make_run(
+    root: Path,
+    run_id: str,
+    correct: dict[str, list[bool]],
+    *,
+    started_at: str = "2026-11-01T02:00:00+00:00",
+    name: str = "nightly-demo",
+    answers: dict[str, list[str]] | None = None,
+    gate: str = "",
+    prompt_version: int = 1,
+    cost: float = 0.001,
+) -> RunDir:
     n = len(next(iter(correct.values())))
-    items = [GoldItem(id=f"q{i:03d}", question=f"Question {i}?", intent=INTENTS[i % 3], reference_answer=f"Answer {i}.",
-                      expected_sources=[f"d{i}"]) for i in range(n)]
+    items = [
+        GoldItem(
+            id=f"q{i:03d}",
+            question=f"Question {i}?",
+            intent=INTENTS[i % 3],
+            reference_answer=f"Answer {i}.",
+            expected_sources=[f"d{i}"],
+        )
+        for i in range(n)
+    ]
     path = root / run_id
     path.mkdir(parents=True, exist_ok=True)
     run = RunDir(path)
-    cands = [Candidate(name=c, provider="replay", prompt=PromptRef(id="support-answer", version=prompt_version))
-             for c in correct]
-    packs = [ContextPack(item_id=i.id, question=i.question, mode=SearchMode.hybrid, k=1,
-                         passages=(Passage(number=1, chunk_id=f"d{n_}#0", doc_id=f"d{n_}", text=f"Answer {n_}."),))
-             for n_, i in enumerate(items)]
+    cands = [
+        Candidate(name=c, provider="replay", prompt=PromptRef(id="support-answer", version=prompt_version))
+        for c in correct
+    ]
+    packs = [
+        ContextPack(
+            item_id=i.id,
+            question=i.question,
+            mode=SearchMode.hybrid,
+            k=1,
+            passages=(Passage(number=1, chunk_id=f"d{n_}#0", doc_id=f"d{n_}", text=f"Answer {n_}."),),
+        )
+        for n_, i in enumerate(items)
+    ]
     gens, scores = [], []
     for c, flags in correct.items():
         texts = (answers or {}).get(c) or [f"Answer {k}. [1]" if ok else f"Wrong {k}." for k, ok in enumerate(flags)]
         for item, ok, text in zip(items, flags, texts, strict=True):
-            gens.append(Generation(item_id=item.id, candidate=c, text=text, usage=Usage(input_tokens=500,
-                                   output_tokens=40), latency_ms=800.0, cost_usd=cost))
-            for metric, value, label in (("correctness", 1.0 if ok else 0.0, "correct" if ok else "incorrect"),
-                                         ("groundedness", 1.0 if ok else 0.5, "grounded" if ok else "partially_grounded"),
-                                         ("refusal", 1.0, "answered")):
-                scores.append(Score(item_id=item.id, candidate=c, metric=metric, value=value, label=label,
-                                    reason="fabricated", scorer=metric, scorer_version="1"))
+            gens.append(
+                Generation(
+                    item_id=item.id,
+                    candidate=c,
+                    text=text,
+                    usage=Usage(input_tokens=500, output_tokens=40),
+                    latency_ms=800.0,
+                    cost_usd=cost,
+                )
+            )
+            for metric, value, label in (
+                ("correctness", 1.0 if ok else 0.0, "correct" if ok else "incorrect"),
+                ("groundedness", 1.0 if ok else 0.5, "grounded" if ok else "partially_grounded"),
+                ("refusal", 1.0, "answered"),
+            ):
+                scores.append(
+                    Score(
+                        item_id=item.id,
+                        candidate=c,
+                        metric=metric,
+                        value=value,
+                        label=label,
+                        reason="fabricated",
+                        scorer=metric,
+                        scorer_version="1",
+                    )
+                )
     for item in items:
-        scores.append(Score(item_id=item.id, candidate="", metric="retrieval_hit", value=1.0, label="hit",
-                            reason="fabricated", scorer="retrieval", scorer_version="1"))
+        scores.append(
+            Score(
+                item_id=item.id,
+                candidate="",
+                metric="retrieval_hit",
+                value=1.0,
+                label="hit",
+                reason="fabricated",
+                scorer="retrieval",
+                scorer_version="1",
+            )
+        )
     summary = summarise(run_id, name, items, cands, gens, scores, [], [])
-    run.write_json("run.json", RunManifest(run_id=run_id, name=name, started_at=started_at, status=summary.status,
-                                           candidates=list(correct), gate=gate))
+    run.write_json(
+        "run.json",
+        RunManifest(
+            run_id=run_id, name=name, started_at=started_at, status=summary.status, candidates=list(correct), gate=gate
+        ),
+    )
     run.write_json("goldset.json", GoldSet(name=name, items=items))
     run.write_yaml("config.yaml", {"name": name})
     run.write_jsonl("context_packs.jsonl", packs)

@@ -8,16 +8,15 @@ from pathlib import Path
 
 import boto3
 import pytest
+from fake_runs import make_run
 from moto import mock_aws
 from typer.testing import CliRunner
 
-from fake_runs import make_run
 from ragharness.cli import app
+from ragharness.errors import RunError
 from ragharness.eval.compare import compare, pick_candidates
 from ragharness.eval.history import HistoryIndex
 from ragharness.eval.runstore import LocalRunStore, S3RunStore
-from ragharness.eval.trends import build_dashboard
-from ragharness.errors import RunError
 
 XSS = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned=2">'
 
@@ -71,9 +70,15 @@ def history(root: Path, n: int = 30) -> None:
     rng = random.Random(3)
     for k in range(n):
         rate = 0.8 + 0.1 * rng.random() - (0.3 if k == 20 else 0.0)
-        make_run(root, f"run-{k:02d}", {"bot": flags(30, int(30 * rate), seed=k)},
-                 started_at=f"2026-10-{k + 1:02d}T02:00:00+00:00", gate="regressed" if k == 20 else "pass",
-                 prompt_version=5 if k < 15 else 6, cost=0.001 + k * 1e-5)
+        make_run(
+            root,
+            f"run-{k:02d}",
+            {"bot": flags(30, int(30 * rate), seed=k)},
+            started_at=f"2026-10-{k + 1:02d}T02:00:00+00:00",
+            gate="regressed" if k == 20 else "pass",
+            prompt_version=5 if k < 15 else 6,
+            cost=0.001 + k * 1e-5,
+        )
 
 
 def test_history_index_rebuilds_and_picks_baseline(tmp_path: Path) -> None:
@@ -111,8 +116,16 @@ def test_s3_run_store_layout_and_round_trip(tmp_path: Path) -> None:
     store.save(run)
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket="evals")["Contents"]}
     assert {"ragharness/runs/run-01/prompts/requests.jsonl"} - keys  # the fake run has no requests file
-    for key in ("run.json", "summary.json", "report.html", "responses/generations.jsonl", "scores/scores.jsonl",
-                "fixtures/goldset.json", "fixtures/context_packs.jsonl", "fixtures/config.yaml"):
+    for key in (
+        "run.json",
+        "summary.json",
+        "report.html",
+        "responses/generations.jsonl",
+        "scores/scores.jsonl",
+        "fixtures/goldset.json",
+        "fixtures/context_packs.jsonl",
+        "fixtures/config.yaml",
+    ):
         assert f"ragharness/runs/run-01/{key}" in keys, key
     assert store.list_runs() == ["run-01"]
     opened = store.open("run-01")

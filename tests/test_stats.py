@@ -29,8 +29,14 @@ def test_holm_matches_hand_computation() -> None:
 def test_bootstrap_ci_equals_scipy_with_the_same_generator() -> None:
     d = [0, 1, 0, 0, -1, 1, 1, 0, 1, 0, 1, 1, 0, -1, 1] * 4
     ours = bootstrap_ci(d, seed=7)
-    ref = stats.bootstrap((np.asarray(d, dtype=float),), np.mean, confidence_level=0.95, n_resamples=2000,
-                          method="BCa", random_state=np.random.default_rng(7)).confidence_interval
+    ref = stats.bootstrap(
+        (np.asarray(d, dtype=float),),
+        np.mean,
+        confidence_level=0.95,
+        n_resamples=2000,
+        method="BCa",
+        random_state=np.random.default_rng(7),
+    ).confidence_interval
     assert ours == pytest.approx((ref.low, ref.high))
     assert ours[0] < np.mean(d) < ours[1]
     assert bootstrap_ci([0.5] * 10) == (0.5, 0.5)

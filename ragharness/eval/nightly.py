@@ -75,7 +75,7 @@ def nightly_lock(path: Path) -> Iterator[None]:
 def _store(cfg: HarnessConfig) -> RunStore:
     target = cfg.nightly.run_store
     if target:
-        return open_run_store(target, cfg.resolve(cfg.data_dir) / "run-cache")
+        return open_run_store(resolve_env(target, what="nightly.run_store"), cfg.resolve(cfg.data_dir) / "run-cache")
     return LocalRunStore(cfg.resolve(cfg.output_dir))
 
 
