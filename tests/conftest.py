@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import os
-import shutil
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -56,17 +55,6 @@ def minilm() -> MiniLMEmbedder:
 @pytest.fixture
 def embedder() -> CountingEmbedder:
     return CountingEmbedder()
-
-
-@pytest.fixture
-def example_copy(tmp_path: Path) -> Iterator[Path]:
-    """A private copy of the example gold set folder (corpus, gold set, replay file, harness.yaml)."""
-    dest = tmp_path / "support"
-    shutil.copytree(EXAMPLE, dest)
-    cfg = (dest / "harness.yaml").read_text()
-    cfg = cfg.replace("../../.ragharness/support", str(tmp_path / "data")).replace("../../runs", str(tmp_path / "runs"))
-    (dest / "harness.yaml").write_text(cfg)
-    yield dest
 
 
 def write(path: Path, text: str | bytes) -> Path:

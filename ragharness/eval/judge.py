@@ -22,10 +22,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ragharness.config import JudgeConfig
 from ragharness.eval.prompts_loader import PromptTemplate, render
-from ragharness.eval.providers.base import GenerationRequest
+from ragharness.eval.providers.base import GenerationRequest, request_hash
 from ragharness.eval.runner import Runner
 from ragharness.eval.scorers.support import SupportJudge
-from ragharness.types import ContextPack, Generation, GoldItem, Score, canonical_hash
+from ragharness.types import ContextPack, Generation, GoldItem, Score
 
 JUDGE_METRICS = (
     "judge_groundedness",
@@ -132,15 +132,7 @@ class JudgeStage:
                 f"\n\nYour previous reply could not be used: {feedback}\n"
                 "Reply again with only the JSON object described above."
             )
-        request_hash = canonical_hash(
-            {
-                "provider": self.candidate.provider,
-                "params": self.candidate.params,
-                "prompt": self.candidate.prompt.model_dump(),
-                "system": prompt.system,
-                "user": user,
-            }
-        )
+        key = request_hash(self.candidate, prompt.system, user)
         return GenerationRequest(
             item_id=job.key,
             candidate=self.candidate,
@@ -148,7 +140,7 @@ class JudgeStage:
             user=user,
             question=job.pack.question,
             passages=job.pack.passages,
-            request_hash=request_hash,
+            request_hash=key,
         )
 
     def _score(self, job: _Job, metric: str, value: float | None, label: str, reason: str, error: str = "") -> Score:

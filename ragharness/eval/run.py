@@ -24,7 +24,7 @@ from ragharness.config import HarnessConfig, config_snapshot, resume_differences
 from ragharness.errors import ConfigError
 from ragharness.eval.generate import StatsCallback, blocked_generations, generate, make_runner
 from ragharness.eval.prompts_loader import PromptTemplate, load_prompt, render
-from ragharness.eval.providers.base import GenerationRequest, Provider
+from ragharness.eval.providers.base import GenerationRequest, Provider, request_hash
 from ragharness.eval.report import write_report
 from ragharness.eval.rundir import RunDir, RunManifest
 from ragharness.eval.runner import RunStats
@@ -45,7 +45,6 @@ from ragharness.types import (
     GoldSet,
     GuardrailAction,
     Passage,
-    canonical_hash,
 )
 
 
@@ -82,15 +81,7 @@ def lock_context(
 
 def build_request(item: GoldItem, pack: ContextPack, cand: Candidate, tpl: PromptTemplate) -> GenerationRequest:
     prompt = render(tpl, pack.question, pack.passages)
-    request_hash = canonical_hash(
-        {
-            "provider": cand.provider,
-            "params": cand.params,
-            "prompt": cand.prompt.model_dump(),
-            "system": prompt.system,
-            "user": prompt.user,
-        }
-    )
+    key = request_hash(cand, prompt.system, prompt.user)
     return GenerationRequest(
         item_id=item.id,
         candidate=cand,
@@ -98,7 +89,7 @@ def build_request(item: GoldItem, pack: ContextPack, cand: Candidate, tpl: Promp
         user=prompt.user,
         question=pack.question,
         passages=pack.passages,
-        request_hash=request_hash,
+        request_hash=key,
     )
 
 

@@ -9,30 +9,17 @@ from pathlib import Path
 from typing import Any
 
 from ragharness.errors import StoreError
-from ragharness.retrieval.store import SearchRequest, rrf_fuse
+from ragharness.retrieval.store import TEXT_FIELDS, SearchRequest, chunk_from_record, chunk_record, rrf_fuse
 from ragharness.types import (
     FILTERABLE_FIELDS,
     METADATA_FIELDS,
-    Chunk,
     EmbeddedChunk,
     FilterValue,
-    Metadata,
     SearchHit,
     SearchMode,
 )
 
-_STRING_COLUMNS = (
-    "chunk_id",
-    "doc_id",
-    "text",
-    "title",
-    "section",
-    "source",
-    "source_type",
-    "content_hash",
-    "doc_hash",
-    *METADATA_FIELDS,
-)
+_STRING_COLUMNS = (*TEXT_FIELDS, *METADATA_FIELDS)
 
 
 def _quote(value: str) -> str:
@@ -140,13 +127,7 @@ class LanceDBStore:
     def upsert(self, chunks: Sequence[EmbeddedChunk]) -> None:
         if not chunks:
             return
-        rows = []
-        for ec in chunks:
-            c = ec.chunk
-            row: dict[str, Any] = {col: getattr(c, col) for col in _STRING_COLUMNS if col not in METADATA_FIELDS}
-            row.update({f: getattr(c.metadata, f) for f in METADATA_FIELDS})
-            row.update(position=c.position, n_tokens=c.n_tokens, tags=list(c.metadata.tags), vector=list(ec.vector))
-            rows.append(row)
+        rows = [{**chunk_record(ec.chunk), "vector": list(ec.vector)} for ec in chunks]
         table = self._t()
         table.merge_insert("chunk_id").when_matched_update_all().when_not_matched_insert_all().execute(rows)
         self._unindexed += len(rows)
@@ -189,23 +170,6 @@ class LanceDBStore:
 
     def count(self) -> int:
         return int(self._t().count_rows())
-
-    def _chunk(self, row: dict[str, Any]) -> Chunk:
-        meta = Metadata(**{f: row.get(f) or "" for f in METADATA_FIELDS}, tags=tuple(row.get("tags") or ()))
-        return Chunk(
-            chunk_id=row["chunk_id"],
-            doc_id=row["doc_id"],
-            position=int(row["position"]),
-            text=row["text"],
-            title=row["title"] or "",
-            section=row["section"] or "",
-            source=row["source"] or "",
-            source_type=row["source_type"],
-            metadata=meta,
-            content_hash=row["content_hash"],
-            doc_hash=row["doc_hash"] or "",
-            n_tokens=int(row["n_tokens"] or 0),
-        )
 
     def _vector(self, req: SearchRequest, where: str | None, limit: int) -> list[dict[str, Any]]:
         if req.vector is None:
@@ -251,4 +215,6 @@ class LanceDBStore:
             by_id = {r["chunk_id"]: r for r in [*lex, *vec]}
             fused = rrf_fuse([[r["chunk_id"] for r in vec], [r["chunk_id"] for r in lex]], request.k)
             rows = [{**by_id[cid], "_score": score} for cid, score in fused]
-        return [SearchHit(chunk=self._chunk(r), score=float(r["_score"]), rank=i) for i, r in enumerate(rows, start=1)]
+        return [
+            SearchHit(chunk=chunk_from_record(r), score=float(r["_score"]), rank=i) for i, r in enumerate(rows, start=1)
+        ]

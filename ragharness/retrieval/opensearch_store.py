@@ -24,34 +24,19 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ragharness.config import resolve_env
 from ragharness.errors import StoreError
-from ragharness.retrieval.store import SearchRequest, rrf_fuse
+from ragharness.retrieval.store import TEXT_FIELDS, SearchRequest, chunk_from_record, rrf_fuse
 from ragharness.types import (
     FILTERABLE_FIELDS,
     METADATA_FIELDS,
     Chunk,
     EmbeddedChunk,
     FilterValue,
-    Metadata,
     SearchHit,
     SearchMode,
 )
 
 _KEYWORDS = ("chunk_id", "doc_id", "source", "source_type", "content_hash", "doc_hash", *METADATA_FIELDS, "tags")
-SOURCE_FIELDS = (
-    "chunk_id",
-    "doc_id",
-    "text",
-    "title",
-    "section",
-    "source",
-    "source_type",
-    "content_hash",
-    "doc_hash",
-    "position",
-    "n_tokens",
-    "tags",
-    *METADATA_FIELDS,
-)
+SOURCE_FIELDS = (*TEXT_FIELDS, "position", "n_tokens", "tags", *METADATA_FIELDS)
 DEFAULT_SPACE = {"faiss": "innerproduct", "lucene": "cosinesimil", "nmslib": "cosinesimil"}
 
 
@@ -354,26 +339,9 @@ class OpenSearchStore:
     def count(self) -> int:
         return int(self.client().count(index=self.index)["count"])
 
-    def _chunk(self, src: dict[str, Any]) -> Chunk:
-        meta = Metadata(**{f: src.get(f) or "" for f in METADATA_FIELDS}, tags=tuple(src.get("tags") or ()))
-        return Chunk(
-            chunk_id=src["chunk_id"],
-            doc_id=src["doc_id"],
-            position=int(src.get("position") or 0),
-            text=src["text"],
-            title=src.get("title") or "",
-            section=src.get("section") or "",
-            source=src.get("source") or "",
-            source_type=src.get("source_type") or "text",
-            metadata=meta,
-            content_hash=src["content_hash"],
-            doc_hash=src.get("doc_hash") or "",
-            n_tokens=int(src.get("n_tokens") or 0),
-        )
-
     def _hits(self, body: dict[str, Any], **params: Any) -> list[tuple[Chunk, float]]:
         res = self.client().search(index=self.index, body=body, params=params or None)
-        return [(self._chunk(h["_source"]), float(h["_score"] or 0.0)) for h in res["hits"]["hits"]]
+        return [(chunk_from_record(h["_source"]), float(h["_score"] or 0.0)) for h in res["hits"]["hits"]]
 
     def search(self, request: SearchRequest) -> list[SearchHit]:
         k, filters = request.k, request.filters

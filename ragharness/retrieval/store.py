@@ -5,12 +5,50 @@ Every implementation runs the contract suite in tests/contract_store.py.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import Field
 
-from ragharness.types import EmbeddedChunk, FilterValue, Frozen, SearchHit, SearchMode
+from ragharness.types import (
+    METADATA_FIELDS,
+    Chunk,
+    EmbeddedChunk,
+    FilterValue,
+    Frozen,
+    Metadata,
+    SearchHit,
+    SearchMode,
+)
+
+TEXT_FIELDS = ("chunk_id", "doc_id", "text", "title", "section", "source", "source_type", "content_hash", "doc_hash")
+"""String fields every backend stores per chunk, besides METADATA_FIELDS, tags, position, n_tokens and the vector."""
+
+
+def chunk_record(chunk: Chunk) -> dict[str, Any]:
+    """A chunk as one flat record (metadata inlined, tags as a list): what backends store beside the vector."""
+    record: dict[str, Any] = {f: getattr(chunk, f) for f in TEXT_FIELDS}
+    record.update({f: getattr(chunk.metadata, f) for f in METADATA_FIELDS})
+    record.update(tags=list(chunk.metadata.tags), position=chunk.position, n_tokens=chunk.n_tokens)
+    return record
+
+
+def chunk_from_record(row: Mapping[str, Any]) -> Chunk:
+    meta = Metadata(**{f: row.get(f) or "" for f in METADATA_FIELDS}, tags=tuple(row.get("tags") or ()))
+    return Chunk(
+        chunk_id=row["chunk_id"],
+        doc_id=row["doc_id"],
+        position=int(row.get("position") or 0),
+        text=row["text"],
+        title=row.get("title") or "",
+        section=row.get("section") or "",
+        source=row.get("source") or "",
+        source_type=row.get("source_type") or "text",
+        metadata=meta,
+        content_hash=row["content_hash"],
+        doc_hash=row.get("doc_hash") or "",
+        n_tokens=int(row.get("n_tokens") or 0),
+    )
 
 
 class SearchRequest(Frozen):

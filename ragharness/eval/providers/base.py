@@ -12,7 +12,7 @@ from typing import Literal, Protocol, TypeVar, runtime_checkable
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ragharness.errors import ProviderError
-from ragharness.types import Candidate, Frozen, Passage, Usage
+from ragharness.types import Candidate, Frozen, Passage, Usage, canonical_hash
 
 RetryKind = Literal["rate_limit", "transient", "fatal"]
 
@@ -84,6 +84,19 @@ def parse_options(model: type[M], candidate: Candidate) -> M:
     except ValidationError as exc:
         details = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise ProviderError(f"candidate {candidate.name!r} ({candidate.provider}): options: {details}") from exc
+
+
+def request_hash(candidate: Candidate, system: str, user: str) -> str:
+    """Cache key of a call: provider id, model parameters, prompt id and version, and the rendered prompt."""
+    return canonical_hash(
+        {
+            "provider": candidate.provider,
+            "params": candidate.params,
+            "prompt": candidate.prompt.model_dump(),
+            "system": system,
+            "user": user,
+        }
+    )
 
 
 def split_provider_id(provider: str) -> tuple[str, str]:
