@@ -20,7 +20,9 @@ def server() -> Iterator[FakeOpenAI]:
     yield from serve()
 
 
-def make(server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch, **params: object) -> OpenAIProvider:
+def make(
+    server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch, timeout_s: float = 10.0, **params: object
+) -> OpenAIProvider:
     monkeypatch.setenv("TEST_OPENAI_KEY", "sk-test-secret")
     cand = candidate(
         "openai:gpt-4o-mini",
@@ -95,7 +97,7 @@ def test_errors_are_classified(
 ) -> None:
     server.script.append(reply)
     with pytest.raises(ProviderCallError) as e:
-        generate(make(server, monkeypatch))
+        generate(make(server, monkeypatch, timeout_s=0.5 if reply.delay_s else 10.0))
     assert (e.value.kind, e.value.type) == (kind, type_)
     if type_ == "RateLimited":
         assert e.value.retry_after == 7.0 and "Rate limit reached" in e.value.message
