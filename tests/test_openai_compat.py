@@ -29,7 +29,7 @@ def make(
         base_url=server.base_url,
         api_key="${TEST_OPENAI_KEY}",
         headers={"X-Title": "ragharness"},
-        timeout_s=0.5,
+        timeout_s=timeout_s,
     )
     return OpenAIProvider(cand.model_copy(update={"params": params}), ProviderContext())
 
