@@ -1,0 +1,142 @@
+"""Shared pieces of the `ragharness` command line: the typer apps, consoles, exit codes, progress bars.
+
+Exit codes: 0 pass; 1 a threshold gate failed; 2 usage error; 3 configuration or input error (config, gold
+set, corpus, run directory); 4 the run is incomplete (some calls failed for good); 5 (nightly) a significant
+regression against the baseline; 6 (nightly) another nightly run holds the lock.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import IntEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ragharness.errors import GoldSetError, RagharnessError
+
+if TYPE_CHECKING:
+    from ragharness.eval.runner import RunStats
+    from ragharness.eval.summary import RunSummary
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    GATE_FAILED = 1
+    USAGE = 2
+    CONFIG = 3
+    INCOMPLETE = 4
+    REGRESSED = 5
+    LOCKED = 6
+
+
+app = typer.Typer(
+    help="Evaluate RAG-grounded assistants: ingest, locked retrieval, candidates, scores, reports.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+goldset_app = typer.Typer(help="Validate gold sets and publish their schema.", no_args_is_help=True)
+app.add_typer(goldset_app, name="goldset")
+annotate_app = typer.Typer(help="Export a run for human labelling; import the labels back.", no_args_is_help=True)
+app.add_typer(annotate_app, name="annotate")
+
+console = Console(width=max(150, Console().width), highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, width=max(120, Console().width), highlight=False, soft_wrap=True)
+
+ConfigArg = Annotated[Path, typer.Argument(help="Path of the harness.yaml to use.")]
+
+
+def _fail(exc: RagharnessError) -> typer.Exit:
+    problems = exc.problems if isinstance(exc, GoldSetError) else [str(exc)]
+    err_console.print(f"[bold red]error:[/] {exc if isinstance(exc, GoldSetError) else ''}".rstrip())
+    for p in problems:
+        err_console.print(f"  {p}", markup=False)
+    return typer.Exit(ExitCode.CONFIG)
+
+
+class _Bars:
+    """rich progress bars keyed by stage name; the generate bar also shows in-flight, retries, tokens and cost."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.tasks: dict[str, TaskID] = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if stage not in self.tasks:
+            self.tasks[stage] = self.progress.add_task(stage, total=total, info="")
+        self.progress.update(self.tasks[stage], completed=done, total=total)
+
+    def stats(self, s: RunStats) -> None:
+        if "generate" not in self.tasks:
+            self.tasks["generate"] = self.progress.add_task("generate", total=s.total, info="")
+        self.progress.update(self.tasks["generate"], completed=s.done + s.budget_refused, total=s.total, info=s.line())
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description:>9}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[info]}"),
+        console=err_console,
+        transient=False,
+        disable=not err_console.is_terminal,
+    )
+
+
+def print_summary(summary: RunSummary) -> None:
+    from ragharness.eval.report import MAIN_METRICS, fmt
+
+    table = Table(title=f"{summary.name} · {summary.n_items} items · {summary.status.upper()}")
+    table.add_column("candidate", no_wrap=True)
+    short = {
+        "correctness": "correct",
+        "groundedness": "grounded",
+        "citation_coverage": "cite cov",
+        "citation_validity": "cite valid",
+        "citation_precision": "cite prec",
+        "refusal": "refusal",
+    }
+    for m in MAIN_METRICS:
+        table.add_column(short.get(m, m), justify="right")
+    table.add_column("errors", justify="right")
+    table.add_column("tokens", justify="right")
+    table.add_column("cost $", justify="right")
+    table.add_column("p50 ms", justify="right")
+    for c in summary.candidates:
+        table.add_row(
+            c.candidate,
+            *[fmt(c.metrics[m].mean if m in c.metrics else None) for m in MAIN_METRICS],
+            f"{c.errors}/{c.generations}",
+            str(c.input_tokens + c.output_tokens),
+            fmt(c.cost_usd, 4),
+            fmt(c.latency_p50_ms, 0),
+        )
+    console.print(table)
+    intents = list(summary.retrieval_by_intent)
+    it = Table(title="correctness per intent (retrieval hit rate)")
+    it.add_column("intent", no_wrap=True)
+    for c in summary.candidates:
+        it.add_column(c.candidate, justify="right")
+    it.add_column("retrieval hit", justify="right")
+    for intent in intents:
+        row = []
+        for c in summary.candidates:
+            ms = c.by_intent.get(intent, {}).get("correctness")
+            row.append(fmt(ms.mean if ms else None))
+        hit = summary.retrieval_by_intent[intent].get("retrieval_hit")
+        it.add_row(intent, *row, fmt(hit.mean if hit else None))
+    console.print(it)
+    for g in summary.gates:
+        console.print(("PASS " if g.passed else "FAIL ") + g.message, markup=False)

@@ -1,0 +1,166 @@
+"""Commands about data: retrieval evaluation, gold sets, BEIR import, plugins."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from ragharness.cli._app import (
+    ConfigArg,
+    ExitCode,
+    _Bars,
+    _fail,
+    _progress,
+    app,
+    console,
+    err_console,
+    goldset_app,
+)
+from ragharness.errors import ConfigError, GoldSetError, RagharnessError
+
+if TYPE_CHECKING:
+    pass
+
+
+@app.command("retrieval-eval")
+def retrieval_eval(
+    config: ConfigArg,
+    k: Annotated[int | None, typer.Option(help="Cut-off k (default: retrieval.k).")] = None,
+    modes: Annotated[str, typer.Option(help="Comma-separated modes to compare.")] = "vector,bm25,hybrid",
+    out: Annotated[Path | None, typer.Option(help="Folder for retrieval.json and retrieval.html.")] = None,
+    no_ingest: Annotated[bool, typer.Option("--no-ingest", help="Use the store as it is; skip ingest.")] = False,
+) -> None:
+    """Run only the retrieval half: hit@k, recall@k, MRR, nDCG@k per intent and mode, with latency."""
+    import jinja2
+
+    from ragharness.components import build_embedder, build_store
+    from ragharness.config import load_config
+    from ragharness.eval.run import new_run_id
+    from ragharness.goldset import load_goldset
+    from ragharness.ingest.pipeline import ingest as run_ingest
+    from ragharness.retrieval.evaluate import evaluate_retrieval
+    from ragharness.types import SearchMode
+
+    try:
+        cfg = load_config(config)
+        try:
+            chosen = [SearchMode(m.strip()) for m in modes.split(",") if m.strip()]
+        except ValueError as exc:
+            raise ConfigError(f"--modes: {exc}; use vector, bm25, hybrid") from exc
+        embedder, store = build_embedder(cfg), build_store(cfg)
+        with _progress() as p:
+            if no_ingest:
+                store.ensure(embedder.name, embedder.dimension)
+            else:
+                report = run_ingest(cfg, embedder, store, _Bars(p))
+                console.print(report.summary_lines()[1], markup=False)
+            gold = load_goldset(cfg.resolve(cfg.goldset))
+            result = evaluate_retrieval(
+                gold.items,
+                embedder,
+                store,
+                k=k or cfg.retrieval.k,
+                modes=chosen,
+                filters=cfg.retrieval.filters,
+                progress=_Bars(p),
+            )
+    except RagharnessError as exc:
+        raise _fail(exc) from exc
+    folder = out or cfg.resolve(cfg.output_dir) / f"retrieval-{new_run_id(cfg.name)}"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "retrieval.json").write_text(result.model_dump_json(indent=2), encoding="utf-8")
+    env = jinja2.Environment(loader=jinja2.PackageLoader("ragharness.eval", "templates"), autoescape=True)
+    (folder / "retrieval.html").write_text(
+        env.get_template("retrieval.html.j2").render(name=cfg.name, result=result), encoding="utf-8"
+    )
+    table = Table(title=f"retrieval · {len(gold.items)} items · k={result.k} · {result.store}")
+    for col in ("mode", "hit", "recall", "MRR", "nDCG", "p50 ms", "p95 ms"):
+        table.add_column(col, justify="left" if col == "mode" else "right")
+    for m in result.modes:
+        o = m.overall
+        table.add_row(
+            m.mode.value,
+            f"{o['hit']:.3f}",
+            f"{o['recall']:.3f}",
+            f"{o['mrr']:.3f}",
+            f"{o['ndcg']:.3f}",
+            f"{m.latency_p50_ms:.1f}",
+            f"{m.latency_p95_ms:.1f}",
+        )
+    console.print(table)
+    console.print(f"results: {folder / 'retrieval.json'}", markup=False)
+    console.print(f"report: {folder / 'retrieval.html'}", markup=False)
+
+
+@goldset_app.command("import-beir")
+def goldset_import_beir(
+    src: Annotated[Path, typer.Argument(help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv.")],
+    out: Annotated[Path, typer.Option(help="Folder to write corpus/, gold.jsonl and harness.yaml into.")],
+    split: Annotated[str, typer.Option(help="qrels split to use.")] = "test",
+) -> None:
+    """Turn a BEIR dataset into a corpus, a retrieval-only gold set and a harness.yaml."""
+    from ragharness.retrieval.beir import import_beir
+
+    try:
+        counts = import_beir(src, out, split=split)
+    except RagharnessError as exc:
+        raise _fail(exc) from exc
+    console.print(
+        f"imported {counts['documents']} documents and {counts['queries']} queries into {out}; "
+        f"run: ragharness retrieval-eval {out / 'harness.yaml'}",
+        markup=False,
+    )
+
+
+@app.command()
+def plugins() -> None:
+    """List the registered providers, embedders, stores, scorers and guardrails."""
+    from ragharness.registry import EMBEDDERS, GUARDRAILS, PROVIDERS, SCORERS, STORES
+
+    for reg in (PROVIDERS, EMBEDDERS, STORES, SCORERS, GUARDRAILS):
+        console.print(f"{reg.seam}s:", markup=False)
+        for kind in reg.kinds():
+            entry = reg.get(kind)
+            console.print(f"  {entry.form:<16} {entry.help}", markup=False)
+
+
+@goldset_app.command("lint")
+def goldset_lint(
+    files: Annotated[list[Path], typer.Argument(help="Gold set files (YAML or JSONL).")],
+) -> None:
+    """Validate gold sets; report every problem with file, item id and field."""
+    from ragharness.goldset import load_goldset
+
+    bad = 0
+    for file in files:
+        try:
+            gs = load_goldset(file)
+        except GoldSetError as exc:
+            bad += 1
+            for p in exc.problems:
+                err_console.print(p, markup=False)
+            continue
+        intents = sorted({i.intent for i in gs.items})
+        refusals = sum(1 for i in gs.items if not i.answerable)
+        console.print(
+            f"{file}: ok: {len(gs.items)} items, {len(intents)} intents, {refusals} must-refuse", markup=False
+        )
+    if bad:
+        raise typer.Exit(ExitCode.CONFIG)
+
+
+@goldset_app.command("schema")
+def goldset_schema(out: Annotated[Path | None, typer.Option(help="Write to this file.")] = None) -> None:
+    """Print (or write) the gold set JSON schema."""
+    from ragharness.goldset import goldset_json_schema
+
+    text = json.dumps(goldset_json_schema(), indent=2)
+    if out:
+        out.write_text(text + "\n", encoding="utf-8")
+    else:
+        sys.stdout.write(text + "\n")

@@ -1,0 +1,265 @@
+"""Commands that run and re-score evaluations: ingest, run, report, score, annotate, calibrate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from ragharness.cli._app import (
+    ConfigArg,
+    ExitCode,
+    _Bars,
+    _fail,
+    _progress,
+    annotate_app,
+    app,
+    console,
+    print_summary,
+)
+from ragharness.errors import RagharnessError
+
+if TYPE_CHECKING:
+    from ragharness.config import HarnessConfig
+
+
+@app.command()
+def ingest(
+    config: ConfigArg,
+    rebuild: Annotated[bool, typer.Option(help="Re-index everything into a new index, then swap it in.")] = False,
+) -> None:
+    """Ingest the configured corpus into the store; only new or changed text is embedded."""
+    from ragharness.components import build_embedder, build_store
+    from ragharness.config import load_config
+    from ragharness.ingest.pipeline import ingest as run_ingest
+
+    try:
+        cfg = load_config(config)
+        embedder, store = build_embedder(cfg), build_store(cfg)
+        with _progress() as p:
+            report = run_ingest(cfg, embedder, store, _Bars(p), rebuild=rebuild)
+    except RagharnessError as exc:
+        raise _fail(exc) from exc
+    out = cfg.resolve(cfg.data_dir) / "ingest-report.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(report.model_dump_json(indent=2), encoding="utf-8")
+    for line in report.summary_lines():
+        console.print(line, markup=False)
+    console.print(f"ingest report: {out}", markup=False)
+
+
+@app.command()
+def run(
+    config: ConfigArg,
+    out: Annotated[
+        Path | None, typer.Option(help="Run directory (default: output_dir/<run id>); an existing run is resumed.")
+    ] = None,
+    resume: Annotated[
+        Path | None, typer.Option(help="Resume this run directory: completed calls are kept, the rest are made.")
+    ] = None,
+    no_ingest: Annotated[bool, typer.Option("--no-ingest", help="Use the store as it is; skip ingest.")] = False,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Call every model; ignore the response cache.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Validate, render every request, estimate tokens and cost; call nothing.")
+    ] = False,
+) -> None:
+    """Run the evaluation: ingest, locked retrieval, candidates, guardrails, scores, report."""
+    from ragharness.config import load_config
+    from ragharness.eval.run import execute_run
+
+    try:
+        cfg = load_config(config)
+        if dry_run:
+            _dry_run(cfg, use_cache=not no_cache)
+            return
+        with _progress() as p:
+            bars = _Bars(p)
+            result = execute_run(
+                cfg,
+                out_dir=out,
+                resume=resume,
+                progress=bars,
+                on_stats=bars.stats,
+                skip_ingest=no_ingest,
+                use_cache=not no_cache,
+                log=lambda s: console.print(s, markup=False),
+            )
+    except RagharnessError as exc:
+        raise _fail(exc) from exc
+    summary = result.summary
+    print_summary(summary)
+    if result.stats is not None:
+        console.print(f"calls this session: {result.stats.done} · {result.stats.line()}", markup=False)
+    console.print(f"run directory: {result.run_dir}", markup=False)
+    console.print(f"report: {result.run_dir / 'report.html'}", markup=False)
+    if summary.pending:
+        reason = " (budget_usd reached)" if summary.budget_exhausted else ""
+        console.print(
+            f"stopped: {summary.pending} call(s) pending{reason}; "
+            f"resume with: ragharness run {config} --resume {result.run_dir}",
+            markup=False,
+        )
+    if summary.status == "fail":
+        raise typer.Exit(ExitCode.GATE_FAILED)
+    if summary.status == "incomplete":
+        raise typer.Exit(ExitCode.INCOMPLETE)
+
+
+def _dry_run(cfg: HarnessConfig, *, use_cache: bool) -> None:
+    from ragharness.eval.dryrun import plan
+
+    result = plan(cfg, use_cache=use_cache)
+    shown = result.calls if len(result.calls) <= 200 else result.calls[:50]
+    for c in shown:
+        cost = "unpriced" if c.est_cost_usd is None else f"${c.est_cost_usd:.5f}"
+        state = " (blocked: no call)" if c.blocked else (" (cached: free)" if c.cached else "")
+        console.print(
+            f"call {c.candidate} {c.item_id}: ~{c.est_input_tokens} in / <={c.est_output_tokens} out, {cost}{state}",
+            markup=False,
+        )
+    if len(shown) < len(result.calls):
+        console.print(f"... and {len(result.calls) - len(shown)} more calls", markup=False)
+    table = Table(title=f"dry run: {cfg.name} · store has {result.store_chunks} chunks · no model was called")
+    for col in ("candidate", "calls", "cached", "blocked", "est. input tokens", "est. output tokens", "est. cost $"):
+        table.add_column(col, justify="left" if col == "candidate" else "right", no_wrap=True)
+    for name, t in result.totals().items():
+        est = t["cost_usd"]
+        table.add_row(
+            name,
+            str(t["calls"]),
+            str(t["cached"]),
+            str(t["blocked"]),
+            f"{t['input_tokens']:,}",
+            f"{t['output_tokens']:,}",
+            "unpriced" if est is None else f"{float(est):.4f}",
+        )
+    console.print(table)
+    total = result.total_cost
+    line = "estimated total: " + (
+        "unknown (a model has no price; add it under `prices:`)" if total is None else f"${total:.4f}"
+    )
+    if cfg.budget_usd is not None:
+        line += f" · budget ${cfg.budget_usd:.2f}"
+        if total is not None and total > cfg.budget_usd:
+            line += " · the run would stop at the budget (resumable)"
+    console.print(line, markup=False)
+    if result.store_chunks == 0:
+        console.print(
+            "warning: the store is empty; run `ragharness ingest` first for realistic estimates", markup=False
+        )
+
+
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:
+    """Re-render report.html from a run directory (no model is called)."""
+    from ragharness.eval.report import write_report
+    from ragharness.eval.rundir import RunDir
+
+    try:
+        path = write_report(RunDir.open(run_dir))
+    except RagharnessError as exc:
+        raise _fail(exc) from exc
+    console.print(f"report: {path}", markup=False)
+
+
+@app.command()
+def score(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    judge: Annotated[str | None, typer.Option(help="Judge provider id, e.g. bedrock:<model>; adds the judge.")] = None,
+    scorers: Annotated[str | None, typer.Option(help="Comma-separated scorers to run (default: the config's).")] = None,
+    config: Annotated[Path | None, typer.Option(help="Take judge/scorer settings from this harness.yaml.")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Call the judge even for cached inputs.")] = False,
+) -> None:
+    """Re-score a run without regenerating any answer; new scores are stored beside the old ones."""
+    from ragharness.config import load_config
+    from ragharness.eval.rescore import rescore
+
+    try:
+        cfg = load_config(config) if config else None
+        chosen = [s.strip() for s in scorers.split(",") if s.strip()] if scorers else None
+        summary, new = rescore(run_dir, config=cfg, judge=judge, scorers=chosen, use_cache=not no_cache)
+    except RagharnessError as exc:
+        raise _fail(exc) from exc
+    by_scorer: dict[str, int] = {}
+    for s in new:
+        by_scorer[f"{s.scorer}@{s.scorer_version}"] = by_scorer.get(f"{s.scorer}@{s.scorer_version}", 0) + 1
+    for name, n in sorted(by_scorer.items()):
+        console.print(f"scored: {name}: {n} records", markup=False)
+    failures = sum(1 for s in new if s.label == "judge_error")
+    if failures:
+        console.print(f"judge failures (counted as 0): {failures}", markup=False)
+    print_summary(summary)
+    console.print(f"report: {run_dir / 'report.html'}", markup=False)
+
+
+@annotate_app.command("export")
+def annotate_export(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    csv: Annotated[Path, typer.Option("--csv", help="CSV file to write.")],
+    show_candidate: Annotated[bool, typer.Option(help="Include the candidate column (not blind).")] = False,
+) -> None:
+    """Write one row per (item, candidate) with question, passages, answer and empty label columns."""
+    from ragharness.eval.annotate import export_csv
+
+    try:
+        n = export_csv(run_dir, csv, show_candidate=show_candidate)
+    except RagharnessError as exc:
+        raise _fail(exc) from exc
+    console.print(
+        f"wrote {n} rows to {csv}; fill human_groundedness (grounded/ungrounded) and "
+        "human_correctness (correct/partially_correct/incorrect/off_topic)",
+        markup=False,
+    )
+
+
+@annotate_app.command("import")
+def annotate_import(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    csv: Annotated[Path, typer.Option("--csv", help="The labelled CSV.")],
+) -> None:
+    """Read human labels back into the run directory (labels.jsonl)."""
+    from ragharness.eval.annotate import import_csv
+
+    try:
+        labels = import_csv(run_dir, csv)
+    except RagharnessError as exc:
+        raise _fail(exc) from exc
+    console.print(f"imported {len(labels)} labelled rows into {run_dir / 'labels.jsonl'}", markup=False)
+
+
+@app.command()
+def calibrate(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    labels: Annotated[Path | None, typer.Option(help="Labelled CSV or labels.jsonl (default: the run's).")] = None,
+) -> None:
+    """Agreement of each scorer with human labels: accuracy, balanced accuracy, Cohen's kappa, F1, confusion."""
+    from ragharness.eval.annotate import calibrate as run_calibration
+    from ragharness.eval.report import write_report
+    from ragharness.eval.rundir import RunDir
+
+    try:
+        result = run_calibration(run_dir, labels)
+        write_report(RunDir.open(run_dir))
+    except RagharnessError as exc:
+        raise _fail(exc) from exc
+    table = Table(title=f"agreement with {result.n_labels} human labels")
+    for col in ("scorer", "metric", "n", "accuracy", "balanced acc.", "kappa", "F1 negative"):
+        table.add_column(col, no_wrap=True)
+    for a in result.agreements:
+        table.add_row(
+            a.scorer,
+            a.metric,
+            str(a.n),
+            f"{a.accuracy:.3f}",
+            f"{a.balanced_accuracy:.3f}",
+            f"{a.cohen_kappa:.3f}",
+            f"{a.f1_negative:.3f}",
+        )
+    console.print(table)
+    for a in result.agreements:
+        console.print(
+            f"{a.scorer} {a.metric} confusion (rows human, cols scorer; {', '.join(a.labels)}): {a.confusion}",
+            markup=False,
+        )
