@@ -1,9 +1,10 @@
-"""Synthetic support-like corpora for benchmarks (deterministic by seed)."""
+"""Benchmark helpers: a private copy of a project, and synthetic support-like corpora (deterministic by seed)."""
 
 from __future__ import annotations
 
 import json
 import random
+import shutil
 from pathlib import Path
 
 WORDS = (
@@ -99,3 +100,15 @@ def write_ticket_corpus(root: Path, n_docs: int, words_per_doc: int = 45, seed: 
         "goldset: gold.yaml\ncandidates: [{name: e, provider: extractive}]\n"
     )
     return root / "harness.yaml"
+
+
+def portable_copy(config: Path, tmp: Path) -> Path:
+    """Copy a project (config + corpus + gold set) into tmp, pointing its data and output folders there too."""
+    dest = tmp / "project"
+    shutil.copytree(config.parent, dest, ignore=shutil.ignore_patterns("runs", ".ragharness", "data"))
+    cfg = dest / config.name
+    text = cfg.read_text()
+    for old in ("../../.ragharness/support", "../../runs"):
+        text = text.replace(old, str(tmp / "out"))
+    cfg.write_text(text.replace("data_dir: data", f"data_dir: {tmp / 'data'}"))
+    return cfg

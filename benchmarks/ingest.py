@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -31,18 +30,7 @@ from ragharness.ingest.chunking import Chunker, embedding_input
 from ragharness.ingest.pipeline import ingest, load_corpus
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _synth import write_ticket_corpus
-
-
-def portable_copy(config: Path, tmp: Path) -> Path:
-    dest = tmp / "project"
-    shutil.copytree(config.parent, dest, ignore=shutil.ignore_patterns("runs", ".ragharness", "data"))
-    cfg = dest / config.name
-    text = cfg.read_text()
-    for old in ("../../.ragharness/support", "../../runs"):
-        text = text.replace(old, str(tmp / "out"))
-    cfg.write_text(text.replace("data_dir: data", f"data_dir: {tmp / 'data'}"))
-    return cfg
+from _synth import portable_copy, write_ticket_corpus
 
 
 def child(n_chunks: int) -> None:
