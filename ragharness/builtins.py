@@ -68,7 +68,11 @@ def _hashing(cfg: EmbedderConfig) -> Embedder:
 def _lancedb(cfg: StoreConfig, data_dir: Path) -> VectorStore:
     from ragharness.retrieval.lancedb_store import LanceDBStore
 
-    return LanceDBStore(Path(cfg.options.get("path") or data_dir / "lancedb"), table=cfg.table)
+    return LanceDBStore(
+        Path(cfg.options.get("path") or data_dir / "lancedb"),
+        table=cfg.table,
+        ann_min_rows=int(cfg.options.get("ann_min_rows", 50_000)),
+    )
 
 
 def _opensearch(cfg: StoreConfig, data_dir: Path) -> VectorStore:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ def where_clause(filters: dict[str, FilterValue]) -> str | None:
 
 
 class LanceDBStore:
-    def __init__(self, path: str | Path, table: str = "chunks") -> None:
+    def __init__(self, path: str | Path, table: str = "chunks", ann_min_rows: int = 50_000) -> None:
         import lancedb
 
         self.path = Path(path)
@@ -55,6 +56,8 @@ class LanceDBStore:
         self._fts_ready = False
         self._built = ""
         self._unindexed = 0
+        self.ann_min_rows = ann_min_rows
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lancedb-hybrid")
 
     @property
     def name(self) -> str:
@@ -113,9 +116,20 @@ class LanceDBStore:
         self._built = stamp if stamp != self._built else f"{stamp}.{int(time.time() * 1000) % 1000:03d}"
         self._write_meta(meta["embedder"], int(meta["dimension"]))
 
+    def _has_vector_index(self) -> bool:
+        return any("vector" in (getattr(ix, "columns", None) or []) for ix in self._t().list_indices())
+
     def publish(self) -> None:
-        """Writes are live already (no alias to swap); fold rows written since the index build into the indexes."""
-        if self._table is not None and self._unindexed:
+        """Writes are live already (no alias to swap). Fold rows written since the last index build into the
+        indexes, and from `ann_min_rows` rows on build an ANN index (IVF-HNSW-SQ, cosine): flat vector search
+        costs ~90 ms at 100k chunks on two cores, the ANN index ~10 ms."""
+        if self._table is None:
+            return
+        if self.count() >= self.ann_min_rows and not self._has_vector_index():
+            from lancedb.index import IvfHnswSq
+
+            self._t().create_index("vector", config=IvfHnswSq(distance_type="cosine"))
+        if self._unindexed:
             self._t().optimize()
             self._unindexed = 0
 
@@ -209,9 +223,11 @@ class LanceDBStore:
             rows = self._bm25(request, where, request.k)
         else:
             # Client-side RRF over deeper candidate lists: same fusion as the OpenSearch fallback.
+            # The two sub-queries run side by side (LanceDB releases the GIL): hybrid costs max(), not sum().
             depth = max(request.k * 4, 20)
-            vec = self._vector(request, where, depth)
+            vec_future = self._pool.submit(self._vector, request, where, depth)
             lex = self._bm25(request, where, depth)
+            vec = vec_future.result()
             by_id = {r["chunk_id"]: r for r in [*lex, *vec]}
             fused = rrf_fuse([[r["chunk_id"] for r in vec], [r["chunk_id"] for r in lex]], request.k)
             rows = [{**by_id[cid], "_score": score} for cid, score in fused]
