@@ -32,7 +32,6 @@ def test_rrf_fuse_rewards_agreement() -> None:
 
 def test_ann_index_is_built_at_publish_and_search_still_finds_the_best_match(tmp_path: Path) -> None:
     from contract_store import EMB, chunk, req
-
     from ragharness.types import SearchMode
 
     store = LanceDBStore(tmp_path / "lance", table="chunks", ann_min_rows=300)
