@@ -46,23 +46,28 @@ def blocked_generations(requests: list[GenerationRequest], blocked: dict[str, tu
 def make_runner(
     cfg: HarnessConfig,
     providers: dict[str, Provider],
-    output_chain: GuardrailChain,
+    output_chain: GuardrailChain | None,
     *,
     use_cache: bool,
     spent_usd: float = 0.0,
+    limits: dict[str, tuple[int, RateLimits]] | None = None,
 ) -> Runner:
+    """The one place a Runner is configured from harness.yaml (retries, cache, prices, budget). `limits` maps a
+    provider name to (concurrency, rate limits); default: the candidates'."""
     policy = RetryPolicy(
         max_attempts=cfg.runner.max_attempts,
         base_delay_s=cfg.runner.base_delay_s,
         max_delay_s=cfg.runner.max_delay_s,
         timeout_s=cfg.runner.timeout_s,
     )
+    if limits is None:
+        limits = {c.name: (c.concurrency, RateLimits(rpm=c.rpm, tpm=c.tpm)) for c in cfg.candidates}
     cache = ResponseCache(cfg.resolve(cfg.data_dir) / "cache" / "responses.sqlite") if use_cache else None
     return Runner(
         providers,
-        {c.name: c.concurrency for c in cfg.candidates},
+        {name: n for name, (n, _) in limits.items()},
         policy=policy,
-        rate_limits={c.name: RateLimits(rpm=c.rpm, tpm=c.tpm) for c in cfg.candidates},
+        rate_limits={name: r for name, (_, r) in limits.items()},
         output_guardrails=output_chain,
         cache=cache,
         prices=PriceTable(cfg.prices),

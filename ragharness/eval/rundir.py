@@ -94,14 +94,15 @@ class RunDir:
         file = self.file(name)
         if not file.is_file():
             return
-        for n, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
+        lines = file.read_text(encoding="utf-8").splitlines()
+        for n, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             try:
                 yield model.model_validate_json(line)
             except ValueError as exc:
                 # A torn last line after a crash is expected; anything else is corruption worth naming.
-                if n == len(file.read_text(encoding="utf-8").splitlines()):
+                if n == len(lines):
                     return
                 raise RunError(f"{file}:{n}: unreadable record: {str(exc).splitlines()[0]}") from exc
 

@@ -6,12 +6,11 @@ import asyncio
 
 from ragharness.config import HarnessConfig
 from ragharness.errors import ConfigError, RagharnessError
-from ragharness.eval.cache import ResponseCache
-from ragharness.eval.costs import Budget, PriceTable
+from ragharness.eval.generate import make_runner
 from ragharness.eval.judge import JudgeStage, judge_jobs
 from ragharness.eval.prompts_loader import load_prompt
 from ragharness.eval.providers.base import ProviderContext, split_provider_id
-from ragharness.eval.runner import RateLimits, RetryPolicy, Runner
+from ragharness.eval.runner import RateLimits
 from ragharness.eval.scorers.base import Scorer, ScoringInput, run_scorer
 from ragharness.eval.scorers.calibration import load_thresholds
 from ragharness.eval.scorers.support import SupportJudge
@@ -88,25 +87,12 @@ def run_judge(
         raise ConfigError(f"{cfg.source_file}: judge: {exc}") from exc
     prompts_dir = cfg.resolve(cfg.prompts_dir) if cfg.prompts_dir else None
     template = load_prompt(judge_cfg.prompt, prompts_dir)
-    cache = ResponseCache(cfg.resolve(cfg.data_dir) / "cache" / "responses.sqlite") if use_cache else None
-    runner = Runner(
-        {"judge": provider},
-        {"judge": judge_cfg.concurrency},
-        policy=RetryPolicy(
-            max_attempts=cfg.runner.max_attempts,
-            base_delay_s=cfg.runner.base_delay_s,
-            max_delay_s=cfg.runner.max_delay_s,
-            timeout_s=cfg.runner.timeout_s,
-        ),
-        rate_limits={"judge": RateLimits(rpm=judge_cfg.rpm, tpm=judge_cfg.tpm)},
-        cache=cache,
-        prices=PriceTable(cfg.prices),
-        budget=Budget(cfg.budget_usd, spent_usd),
-    )
+    limits = {"judge": (judge_cfg.concurrency, RateLimits(rpm=judge_cfg.rpm, tpm=judge_cfg.tpm))}
+    runner = make_runner(cfg, {"judge": provider}, None, use_cache=use_cache, spent_usd=spent_usd, limits=limits)
     stage = JudgeStage(judge_cfg, template, runner, SupportJudge(embedder, load_thresholds(cfg.scoring)))
     try:
         scores = asyncio.run(stage.judge(judge_jobs(items, packs, generations)))
     finally:
-        if cache is not None:
-            cache.close()
+        if runner.cache is not None:
+            runner.cache.close()
     return scores, stage.calls
