@@ -18,7 +18,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
-from ragharness.components import build_embedder, build_store
+from ragharness.components import build_embedder, build_redactor, build_store
 from ragharness.config import load_config
 from ragharness.eval.run import execute_run
 from ragharness.ingest.pipeline import ingest
@@ -39,10 +39,10 @@ def main() -> None:
         build_store(cfg)  # model load and LanceDB import, paid once per process
         startup_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        first = ingest(cfg, embedder, build_store(cfg))
+        first = ingest(cfg, embedder, build_store(cfg), redactor=build_redactor(cfg))
         ingest_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        again = ingest(cfg, embedder, build_store(cfg))
+        again = ingest(cfg, embedder, build_store(cfg), redactor=build_redactor(cfg))
         reingest_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         result = execute_run(cfg, log=lambda s: None, skip_ingest=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
-from ragharness.components import build_embedder, open_store
+from ragharness.components import build_embedder, build_redactor, open_store
 from ragharness.config import load_config
 from ragharness.goldset import load_goldset
 from ragharness.ingest.pipeline import ingest
@@ -34,7 +34,7 @@ def main() -> None:
         cfg = load_config(Path(tmp) / "harness.yaml")
         embedder = build_embedder(cfg)
         store = open_store(cfg, embedder)
-        report = ingest(cfg, embedder, store)
+        report = ingest(cfg, embedder, store, redactor=build_redactor(cfg))
         result = evaluate_retrieval(load_goldset(cfg.resolve(cfg.goldset)).items, embedder, store, k=a.k)
     print(f"documents: {counts['documents']}")
     print(f"queries: {counts['queries']}")

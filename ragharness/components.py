@@ -10,6 +10,7 @@ from ragharness.eval.providers.base import Provider, ProviderContext, split_prov
 from ragharness.eval.scorers.base import Scorer, ScorerContext
 from ragharness.eval.scorers.calibration import load_thresholds
 from ragharness.guardrails.base import GuardrailChain
+from ragharness.ingest.pipeline import TextRedactor
 from ragharness.registry import EMBEDDERS, GUARDRAILS, PROVIDERS, SCORERS, STORES
 from ragharness.retrieval.embedders import CachedEmbedder, Embedder
 from ragharness.retrieval.store import VectorStore
@@ -20,6 +21,15 @@ def build_embedder(cfg: HarnessConfig) -> Embedder:
         return EMBEDDERS.create(cfg.embedder.kind, cfg.embedder, where=f"{cfg.source_file}: embedder.kind")
     except TypeError as exc:
         raise ConfigError(f"{cfg.source_file}: embedder.options: {exc}") from exc
+
+
+def build_redactor(cfg: HarnessConfig) -> TextRedactor | None:
+    """The ingest-time PII redactor (None when `corpus.redact_pii: false`)."""
+    if not cfg.corpus.redact_pii:
+        return None
+    from ragharness.guardrails.pii import PiiRedactor
+
+    return PiiRedactor()
 
 
 def build_store(cfg: HarnessConfig) -> VectorStore:

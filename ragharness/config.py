@@ -14,12 +14,16 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ragharness.credentials import has_userinfo_password, remember
 from ragharness.errors import ConfigError
 from ragharness.eval.costs import Price
 from ragharness.types import FILTERABLE_FIELDS, Candidate, FilterValue, Metadata, PromptRef, SearchMode
+from ragharness.yamlio import load_strict
 
 ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
-_SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|passwd|credential)", re.IGNORECASE)
+_SECRET_KEY = re.compile(
+    r"(api[_-]?key|token|secret|password|passwd|credential|authorization|cookie|webhook)", re.IGNORECASE
+)
 
 
 class Strict(BaseModel):
@@ -48,7 +52,12 @@ class CorpusConfig(Strict):
     path: str = Field(description="Local folder (or, later, s3://bucket/prefix) holding the corpus.")
     include: list[str] = Field(default_factory=lambda: ["**/*.md", "**/*.html", "**/*.htm", "**/*.txt", "**/*.jsonl"])
     exclude: list[str] = Field(default_factory=lambda: ["**/*.meta.yaml"])
-    max_file_bytes: int = Field(5_000_000, gt=0, description="Larger files are skipped with a reason.")
+    max_file_bytes: int = Field(5_000_000, gt=0, description="Larger files are skipped (checked before reading).")
+    redact_pii: bool = Field(
+        True,
+        description="Redact PII (the offline entities) before chunking, so the store and everything downstream "
+        "never hold a detected raw value. False keeps raw text in the store: the README and report say so.",
+    )
     tickets: TicketFormat = TicketFormat()
     rules: list[PathRule] = Field(default_factory=list)
 
@@ -141,14 +150,9 @@ class NightlyConfig(Strict):
     metrics: list[str] = Field(default_factory=lambda: ["correctness", "groundedness", "refusal"])
     alpha: float = Field(0.05, gt=0, lt=1)
     run_store: str | None = Field(None, description="Folder or s3://bucket/prefix; default: output_dir.")
-    webhook: str | None = Field(None, description="Notification URL as an environment reference, e.g. ${HOOK}.")
-
-    @field_validator("webhook")
-    @classmethod
-    def _webhook_is_a_reference(cls, v: str | None) -> str | None:
-        if v is not None and not ENV_REF.match(v):
-            raise ValueError("the webhook URL carries a secret token: give it as an environment reference ${NAME}")
-        return v
+    webhook: str | None = Field(
+        None, description="Notification URL as an environment reference, e.g. ${HOOK} (literal URLs are refused)."
+    )
 
 
 class GuardrailConfig(Strict):
@@ -251,7 +255,11 @@ def format_validation_error(source: str | Path, err: ValidationError, prefix: st
         if prefix:
             loc = f"{prefix} {loc}" if loc != "(top level)" else prefix
         got = e.get("input")
-        shown = "" if e["type"] in ("missing",) or isinstance(got, dict) else f" (got {got!r})"
+        secretish = any(isinstance(p, str) and _SECRET_KEY.search(p) for p in e["loc"])
+        hidden = e["type"] == "missing" or isinstance(got, dict) or secretish
+        if isinstance(got, str) and has_userinfo_password(got):
+            hidden = True
+        shown = "" if hidden else f" (got {got!r})"
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
             msg = "unknown key; check the spelling against the documented keys"
@@ -260,17 +268,31 @@ def format_validation_error(source: str | Path, err: ValidationError, prefix: st
 
 
 def _check_secrets(node: Any, path: str, problems: list[str]) -> None:
+    """Credential-like keys (api_key, token, Authorization header, webhook, ...) must hold `${ENV}` references, and
+    no value may carry `user:password@` in a URL. A rejected value is never echoed."""
     if isinstance(node, dict):
         for key, value in node.items():
             sub = f"{path}.{key}" if path else str(key)
             if isinstance(value, str) and _SECRET_KEY.search(str(key)) and not ENV_REF.match(value):
                 problems.append(
-                    f"{sub}: secrets must be environment references like '${{MY_API_KEY}}', not literal values"
+                    f"{sub}: secrets must be environment references like '${{MY_API_KEY}}', not literal values "
+                    "(the value is not shown)"
                 )
-            _check_secrets(value, sub, problems)
+            elif isinstance(value, str) and has_userinfo_password(value):
+                problems.append(
+                    f"{sub}: a URL with 'user:password@' carries a credential; give the whole URL as an environment "
+                    "reference like '${MY_URL}' or use the backend's username/password options (the value is not shown)"
+                )
+            else:
+                _check_secrets(value, sub, problems)
     elif isinstance(node, list):
         for i, value in enumerate(node):
-            _check_secrets(value, f"{path}[{i}]", problems)
+            if isinstance(value, str) and has_userinfo_password(value):
+                problems.append(
+                    f"{path}[{i}]: a URL with 'user:password@' carries a credential (the value is not shown)"
+                )
+            else:
+                _check_secrets(value, f"{path}[{i}]", problems)
 
 
 def load_config(path: str | Path) -> HarnessConfig:
@@ -279,7 +301,7 @@ def load_config(path: str | Path) -> HarnessConfig:
     if not file.is_file():
         raise ConfigError(f"{file}: config file not found; pass the path of a harness.yaml")
     try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+        raw = load_strict(file.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{file}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
@@ -307,6 +329,7 @@ def resolve_env(value: str, *, what: str) -> str:
     resolved = os.environ.get(name)
     if resolved is None:
         raise ConfigError(f"{what}: environment variable {name} is not set; export it before running")
+    remember(resolved)  # every later stored error, log line or message is scrubbed of it
     return resolved
 
 

@@ -8,7 +8,9 @@
     ├── EmbedderError      the embedder cannot load or embed
     ├── ProviderError      a provider cannot be built (unknown id, bad options); call failures are recorded
     │                      as Generations with an error, never raised through the run
-    └── RunError           a run directory is missing or inconsistent
+    ├── RunError           a run directory is missing or inconsistent
+    │   └── DiskFullError  a write failed for lack of space; the run resumes once space is freed (exit code 4)
+    └── LockedError        another process holds the ingest or nightly lock (exit code 6)
 
 Messages carry the bad value and what to do about it.
 """
@@ -50,3 +52,16 @@ class ProviderError(RagharnessError):
 
 class RunError(RagharnessError):
     """A run directory is missing or inconsistent."""
+
+
+class DiskFullError(RunError):
+    """A write failed for lack of space. Nothing torn is left behind; the run resumes once space is freed."""
+
+    def __init__(self, message: str, path: object = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.run_dir: object = None  # set by the run that hit it, so the CLI can print the resume command
+
+
+class LockedError(RagharnessError):
+    """Another process holds a lock ragharness needs (ingest on a data_dir, a nightly run): exit code 6."""

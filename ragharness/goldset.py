@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from ragharness.config import check_filter_fields, format_validation_error
 from ragharness.errors import GoldSetError
 from ragharness.types import GoldItem, GoldSet
+from ragharness.yamlio import load_strict
 
 
 def _raw_items(file: Path) -> tuple[str, list[Any], list[str]]:
@@ -28,7 +29,7 @@ def _raw_items(file: Path) -> tuple[str, list[Any], list[str]]:
                 problems.append(f"{file}: line {n}: not valid JSON ({exc.msg}); each line must be one item object")
         return file.stem, items, problems
     try:
-        raw = yaml.safe_load(text)
+        raw = load_strict(text)
     except yaml.YAMLError as exc:
         raise GoldSetError(f"{file}: not valid YAML: {exc}") from exc
     if isinstance(raw, list):

@@ -11,7 +11,9 @@ import json
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ragharness.credentials import scrub
 
 METADATA_FIELDS: tuple[str, ...] = ("product", "region", "plan", "owner", "retention", "compliance_scope")
 """Metadata fields every chunk carries (empty string when unknown); filters may use these and `doc_id`."""
@@ -189,8 +191,13 @@ class Usage(Frozen):
 
 class ErrorInfo(Frozen):
     type: str = Field(description="Error class, e.g. 'ThrottlingException', 'ReplayMissing'.")
-    message: str
+    message: str = Field(description="What went wrong; credentials are scrubbed as the record is built.")
     retryable: bool = False
+
+    @field_validator("message")
+    @classmethod
+    def _scrub(cls, v: str) -> str:
+        return scrub(v)
 
 
 class Attempt(Frozen):
@@ -240,6 +247,11 @@ class Score(Frozen):
     scorer: str
     scorer_version: str
     error: str = ""
+
+    @field_validator("reason", "error")
+    @classmethod
+    def _scrub(cls, v: str) -> str:
+        return scrub(v)
 
 
 class Finding(Frozen):

@@ -72,6 +72,7 @@ class StoreContract:
     @pytest.fixture
     def filled(self, store: VectorStore) -> VectorStore:
         store.upsert(corpus())
+        store.publish()
         return store
 
     def test_empty_store_searches_return_nothing(self, store: VectorStore) -> None:
@@ -85,6 +86,8 @@ class StoreContract:
 
     def test_upsert_same_id_updates_instead_of_duplicating(self, filled: VectorStore) -> None:
         filled.upsert([chunk("sync", 0, "", "Error VX-409 now means something else entirely.")])
+        filled.upsert([chunk("sync", 0, "", "Error VX-409 now means something else entirely.")])
+        filled.publish()
         assert filled.count() == len(TEXTS)
         hits = filled.search(req(SearchMode.bm25, "entirely"))
         assert [h.chunk.chunk_id for h in hits] == ["sync#0"]
@@ -122,9 +125,31 @@ class StoreContract:
 
     def test_delete_documents_removes_all_their_chunks(self, filled: VectorStore) -> None:
         assert filled.delete_documents(["refunds"]) == 2
+        filled.publish()
         assert filled.count() == len(TEXTS) - 2
         assert all(h.chunk.doc_id != "refunds" for h in filled.search(req(SearchMode.bm25, "refunded", k=5)))
         assert filled.delete_documents([]) == 0
+
+    def test_delete_keeps_the_chunks_just_rewritten(self, filled: VectorStore) -> None:
+        """Ingest writes a changed document's new chunks first, then deletes only the stale ones."""
+        filled.upsert([chunk("refunds", 0, "us", "Annual plans are refundable for 60 days now.", doc_hash="h2")])
+        assert filled.delete_documents(["refunds"], keep_chunk_ids={"refunds#0"}) == 1
+        filled.publish()
+        hits = filled.search(req(SearchMode.bm25, "refundable", k=5, region="us"))
+        assert [h.chunk.chunk_id for h in hits] == ["refunds#0"]
+        assert filled.document_hashes()["refunds"] == "h2"
+
+    def test_document_hashes_flag_a_half_rewritten_document(self, filled: VectorStore) -> None:
+        filled.upsert([chunk("refunds", 0, "us", "Annual plans are refundable for 60 days now.", doc_hash="h2")])
+        filled.publish()
+        assert filled.document_hashes()["refunds"] == "", "mixed chunk versions must read as changed"
+
+    def test_document_sources(self, filled: VectorStore) -> None:
+        assert filled.document_sources() == {d: f"{d}.md" for d in ("refunds", "refunds-eu", "sso", "sync")}
+
+    def test_begin_write_finds_nothing_to_repair_in_a_clean_store(self, filled: VectorStore) -> None:
+        assert filled.begin_write() == 0
+        assert filled.count() == len(TEXTS)
 
     def test_document_hashes_and_vectors_for_reuse(self, filled: VectorStore) -> None:
         assert filled.document_hashes() == {d: "h1" for d in ("refunds", "refunds-eu", "sso", "sync")}

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from conftest import EXAMPLE
 from ragharness.cli import app
-from ragharness.components import build_store, open_store
+from ragharness.components import build_redactor, build_store, open_store
 from ragharness.config import load_config
 from ragharness.goldset import load_goldset
 from ragharness.ingest.pipeline import ingest
@@ -62,7 +62,8 @@ def test_demo_scores_separate_the_candidates_sensibly(demo: tuple[int, str, Path
     # ... but answers more questions correctly than the extractive floor.
     assert rep["correctness"]["mean"] > ext["correctness"]["mean"]
     assert summary["retrieval"]["retrieval_hit"]["mean"] >= 0.9
-    assert summary["guardrails"].get("input:pii:EMAIL_ADDRESS", 0) >= 1
+    assert summary["guardrails"].get("output:pii:EMAIL_ADDRESS", 0) >= 1
+    assert "[REDACTED_EMAIL_ADDRESS]" in (demo[2] / "context_packs.jsonl").read_text()  # redacted at ingest
 
 
 def test_ticket_pii_never_reaches_run_files(demo: tuple[int, str, Path]) -> None:
@@ -83,7 +84,7 @@ def test_reingest_with_nothing_changed_embeds_nothing(
     project: Path, demo: tuple[int, str, Path], minilm: MiniLMEmbedder
 ) -> None:
     cfg = load_config(project / "harness.yaml")
-    report = ingest(cfg, minilm, build_store(cfg))
+    report = ingest(cfg, minilm, build_store(cfg), redactor=build_redactor(cfg))
     assert report.documents_unchanged == 54 and report.chunks_embedded == 0 and report.chunks_written == 0
 
 

@@ -157,4 +157,5 @@ def test_webhook_must_be_an_environment_reference(tmp_path: Path) -> None:
     cfg = project(tmp_path)
     cfg.write_text(CONFIG.replace('"${HOOK_URL}"', "https://hooks.example/T0/secret"))
     code, out = nightly(cfg)
-    assert code == ExitCode.CONFIG and "give it as an environment reference" in out
+    assert code == ExitCode.CONFIG and "must be environment references" in out
+    assert "hooks.example" not in out, "a rejected literal must never be echoed"

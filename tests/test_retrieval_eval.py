@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from conftest import write
 from ragharness.cli import app
-from ragharness.components import open_store
+from ragharness.components import build_redactor, open_store
 from ragharness.config import load_config
 from ragharness.errors import GoldSetError
 from ragharness.goldset import load_goldset
@@ -49,7 +49,7 @@ def test_evaluate_retrieval_side_by_side(mini_project: Path) -> None:
     cfg = load_config(mini_project / "harness.yaml")
     emb = HashingEmbedder()
     store = open_store(cfg, emb)
-    ingest(cfg, emb, store)
+    ingest(cfg, emb, store, redactor=build_redactor(cfg))
     items = load_goldset(mini_project / "gold.yaml").items
     result = evaluate_retrieval(items, emb, store, k=3)
     assert [m.mode for m in result.modes] == [SearchMode.vector, SearchMode.bm25, SearchMode.hybrid]

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ragharness.errors import GoldSetError, RagharnessError
+from ragharness.errors import DiskFullError, GoldSetError, LockedError, RagharnessError
 
 if TYPE_CHECKING:
     from ragharness.eval.runner import RunStats
@@ -57,10 +57,17 @@ ConfigArg = Annotated[Path, typer.Argument(help="Path of the harness.yaml to use
 
 
 def _fail(exc: RagharnessError) -> typer.Exit:
+    """Print the error (credentials scrubbed) and pick the exit code: 6 locked, 4 disk full (resumable), else 3."""
+    from ragharness.credentials import scrub
+
     problems = exc.problems if isinstance(exc, GoldSetError) else [str(exc)]
     err_console.print(f"[bold red]error:[/] {exc if isinstance(exc, GoldSetError) else ''}".rstrip())
     for p in problems:
-        err_console.print(f"  {p}", markup=False)
+        err_console.print(f"  {scrub(p)}", markup=False)
+    if isinstance(exc, LockedError):
+        return typer.Exit(ExitCode.LOCKED)
+    if isinstance(exc, DiskFullError):
+        return typer.Exit(ExitCode.INCOMPLETE)
     return typer.Exit(ExitCode.CONFIG)
 
 

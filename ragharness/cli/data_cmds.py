@@ -38,7 +38,7 @@ def retrieval_eval(
     """Run only the retrieval half: hit@k, recall@k, MRR, nDCG@k per intent and mode, with latency."""
     import jinja2
 
-    from ragharness.components import build_embedder, build_store
+    from ragharness.components import build_embedder, build_redactor, build_store
     from ragharness.config import load_config
     from ragharness.eval.run import new_run_id
     from ragharness.goldset import load_goldset
@@ -57,7 +57,7 @@ def retrieval_eval(
             if no_ingest:
                 store.ensure(embedder.name, embedder.dimension)
             else:
-                report = run_ingest(cfg, embedder, store, _Bars(p))
+                report = run_ingest(cfg, embedder, store, _Bars(p), redactor=build_redactor(cfg))
                 console.print(report.summary_lines()[1], markup=False)
             gold = load_goldset(cfg.resolve(cfg.goldset))
             result = evaluate_retrieval(

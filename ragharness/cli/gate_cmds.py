@@ -119,7 +119,8 @@ def nightly(
     """Run the evaluation, compare with the baseline and gate: 0 pass, 1 below threshold, 4 incomplete,
     5 significant regression, 6 locked."""
     from ragharness.config import load_config
-    from ragharness.eval.nightly import LockedError, run_nightly
+    from ragharness.errors import LockedError
+    from ragharness.eval.nightly import run_nightly
 
     try:
         cfg = load_config(config)

@@ -31,20 +31,21 @@ def ingest(
     rebuild: Annotated[bool, typer.Option(help="Re-index everything into a new index, then swap it in.")] = False,
 ) -> None:
     """Ingest the configured corpus into the store; only new or changed text is embedded."""
-    from ragharness.components import build_embedder, build_store
+    from ragharness.components import build_embedder, build_redactor, build_store
     from ragharness.config import load_config
+    from ragharness.fileio import atomic_write_text
     from ragharness.ingest.pipeline import ingest as run_ingest
 
     try:
         cfg = load_config(config)
         embedder, store = build_embedder(cfg), build_store(cfg)
         with _progress() as p:
-            report = run_ingest(cfg, embedder, store, _Bars(p), rebuild=rebuild)
+            report = run_ingest(cfg, embedder, store, _Bars(p), rebuild=rebuild, redactor=build_redactor(cfg))
+        out = cfg.resolve(cfg.data_dir) / "ingest-report.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out, report.model_dump_json(indent=2))
     except RagharnessError as exc:
         raise _fail(exc) from exc
-    out = cfg.resolve(cfg.data_dir) / "ingest-report.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(report.model_dump_json(indent=2), encoding="utf-8")
     for line in report.summary_lines():
         console.print(line, markup=False)
     console.print(f"ingest report: {out}", markup=False)

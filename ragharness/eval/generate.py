@@ -4,7 +4,7 @@ durable append of every result as it completes."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from pydantic import BaseModel
 
@@ -78,22 +78,23 @@ def make_runner(
 def generate(
     run: RunDir,
     runner: Runner,
-    todo: list[GenerationRequest],
-    actions: list[GuardrailAction],
+    todo: Iterable[GenerationRequest],
+    total: int,
     on_stats: StatsCallback | None = None,
 ) -> GenerationOutcome:
-    """Run the pending requests; each Generation (and its guardrail audit) is appended as soon as it completes."""
+    """Run the pending requests (streamed); each Generation (and its guardrail audit) is appended as soon as it
+    completes. If an append fails (disk full), no further call is started and the error is raised once the calls
+    in flight have finished: nothing is paid for that cannot be recorded."""
 
     def on_done(gen: Generation, acts: list[GuardrailAction]) -> None:
         run.append("generations.jsonl", [gen])
         if acts:
             run.append("guardrails.jsonl", acts)
-            actions.extend(acts)
 
     runner.on_done = on_done
     runner.on_progress = on_stats
     try:
-        generations = asyncio.run(runner.run(todo))
+        generations = asyncio.run(runner.run(todo, total=total))
     finally:
         if runner.cache is not None:
             runner.cache.close()

@@ -9,8 +9,6 @@ and optionally posts it to a webhook (URL from an environment reference).
 
 from __future__ import annotations
 
-import fcntl
-import os
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,19 +17,16 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from ragharness.config import HarnessConfig, resolve_env
-from ragharness.errors import RagharnessError, RunError
+from ragharness.errors import RunError
 from ragharness.eval.compare import Comparison, compare
 from ragharness.eval.history import HistoryIndex
 from ragharness.eval.run import execute_run
 from ragharness.eval.rundir import RunDir
-from ragharness.eval.runstore import LocalRunStore, RunStore, open_run_store
+from ragharness.eval.runstore import LocalRunStore, RunStore, check_run_id, open_run_store
 from ragharness.eval.summary import RunSummary
+from ragharness.locking import exclusive
 
 EXIT = {"pass": 0, "below_threshold": 1, "incomplete": 4, "regressed": 5}
-
-
-class LockedError(RagharnessError):
-    """Another nightly run holds the lock."""
 
 
 class GateCase(BaseModel):
@@ -53,23 +48,8 @@ class NightlyResult(BaseModel):
 
 @contextmanager
 def nightly_lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a+") as fh:
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            fh.seek(0)
-            raise LockedError(
-                f"{path}: another nightly run holds the lock ({fh.read().strip() or 'unknown pid'})"
-            ) from exc
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"pid {os.getpid()}\n")
-        fh.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    with exclusive(path, "nightly run", who="another nightly run"):
+        yield
 
 
 def _store(cfg: HarnessConfig) -> RunStore:
@@ -203,11 +183,18 @@ def run_nightly(
     markdown: Path | None = None,
     log: Callable[[str], None] = print,
 ) -> NightlyResult:
+    # Everything that can fail on configuration fails here, before any model call.
+    if cfg.nightly.webhook:
+        resolve_env(cfg.nightly.webhook, what=f"{cfg.source_file}: nightly.webhook")
+    store = _store(cfg)
+    pinned = baseline or (cfg.nightly.baseline if cfg.nightly.baseline != "last-pass" else None)
+    if pinned and pinned not in store.list_runs():
+        check_run_id(pinned, store.location)
+        raise RunError(f"baseline {pinned!r}: no such run in the run store {store.location}; pin a run stored there")
     with nightly_lock(cfg.resolve(cfg.data_dir) / "nightly.lock"):
         result = execute_run(cfg, log=log)
         run = RunDir.open(result.run_dir)
         summary = result.summary
-        store = _store(cfg)
         index = HistoryIndex(cfg.resolve(cfg.output_dir) / "history.sqlite", store)
         notes: list[str] = []
         base_id, comparisons = _comparisons(cfg, run, store, index, baseline, notes)

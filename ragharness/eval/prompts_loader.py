@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ragharness.errors import ConfigError
 from ragharness.types import Passage, PromptRef
+from ragharness.yamlio import load_strict
 
 BUILTIN_DIR = Path(__file__).parent / "prompts"
 
@@ -42,7 +43,7 @@ def load_prompt(ref: PromptRef, prompts_dir: Path | None = None) -> PromptTempla
         file = d / name
         if file.is_file():
             try:
-                tpl = PromptTemplate.model_validate(yaml.safe_load(file.read_text(encoding="utf-8")))
+                tpl = PromptTemplate.model_validate(load_strict(file.read_text(encoding="utf-8")))
             except (yaml.YAMLError, ValidationError) as exc:
                 raise ConfigError(f"{file}: invalid prompt template: {exc}") from exc
             if (tpl.id, tpl.version) != (ref.id, ref.version):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
 from pydantic import ValidationError
 
 from ragharness.components import build_embedder, build_scorers
@@ -13,16 +12,17 @@ from ragharness.config import HarnessConfig, JudgeConfig, format_validation_erro
 from ragharness.errors import ConfigError, RunError
 from ragharness.eval.report import write_report
 from ragharness.eval.rundir import RunDir
-from ragharness.eval.scoring import run_judge, score_all
+from ragharness.eval.scoring import build_judge, run_judge, score_all
 from ragharness.eval.summary import RunSummary, summarise
 from ragharness.retrieval.embedders import CachedEmbedder
 from ragharness.types import Candidate, Generation, Score
+from ragharness.yamlio import load_strict
 
 
 def run_config(run: RunDir) -> HarnessConfig:
     """The config a run was made with (its snapshot), with paths resolving where the original config lived."""
     file = run.file("config.yaml")
-    data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    data = load_strict(file.read_text(encoding="utf-8")) or {}
     base = Path(run.manifest().config_dir or run.path)
     try:
         return HarnessConfig.model_validate({**data, "base_dir": base, "source_file": file})
@@ -61,13 +61,23 @@ def rescore(
     if "judge" in chosen and cfg.judge is None:
         raise ConfigError(f"{run_dir}: scorer `judge` needs a judge: pass --judge PROVIDER_ID or a config with judge:")
     cfg = cfg.model_copy(update={"scorers": chosen})
+    run.require_finished("re-scoring")
+    previous = run.read_model(
+        "summary.json", RunSummary, f"re-create it with `ragharness run CONFIG --resume {run_dir}`"
+    )
     gold = run.goldset()
-    packs = {p.item_id: p for p in run.packs()}
     generations = run.generations()
     if not generations:
-        raise RunError(f"{run_dir}: no generations to score")
+        raise RunError(
+            f"{run.file('generations.jsonl')}: no generations to score; resume the run with "
+            f"`ragharness run CONFIG --resume {run_dir}`"
+        )
     embedder = CachedEmbedder(build_embedder(cfg))
-    new = score_all(gold.items, packs, generations, build_scorers(cfg, embedder), embedder=embedder)
+    scorer_list = build_scorers(cfg, embedder)
+    if "judge" in chosen:
+        build_judge(cfg)  # a misconfigured judge fails before any scorer or judge call
+    packs = {p.item_id: p for p in run.packs()}
+    new = score_all(gold.items, packs, generations, scorer_list, embedder=embedder)
     calls: list[Generation] = []
     if "judge" in chosen:
         judged, calls = run_judge(cfg, gold.items, packs, generations, embedder, use_cache=use_cache)
@@ -76,7 +86,6 @@ def rescore(
     run.append("scores.jsonl", new)
     manifest = run.manifest()
     candidates = [Candidate(name=c.name, provider=c.provider, prompt=c.prompt) for c in cfg.candidates]
-    previous = RunSummary.model_validate_json(run.file("summary.json").read_text(encoding="utf-8"))
     summary = summarise(
         manifest.run_id, manifest.name, gold.items, candidates, generations, run.scores(), run.actions(), cfg.thresholds
     )

@@ -1,51 +1,65 @@
 """One evaluation run: ingest (incremental) -> locked retrieval -> input guardrails -> candidates -> output
-guardrails -> scores -> summary -> report. Everything lands in the run directory as it is produced."""
+guardrails -> scores -> summary -> report. Everything lands in the run directory as it is produced.
+
+A run moves through stages recorded in run.json (`created` -> `prepared` -> `finished`) and every file is
+written atomically, so a process killed at any instant leaves a run that `--resume` completes: a run killed
+before it was prepared is prepared again (nothing was sent to any model yet); one killed while generating keeps
+every completed call; one killed while scoring is scored again. Large runs stream: requests, contexts and scores
+are read and written item by item, never all held at once.
+"""
 
 from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from ragharness import __version__
 from ragharness.components import (
     build_embedder,
     build_guardrails,
     build_providers,
+    build_redactor,
     build_scorers,
     build_store,
 )
 from ragharness.config import HarnessConfig, config_snapshot, resume_differences
-from ragharness.errors import ConfigError
+from ragharness.errors import ConfigError, DiskFullError
 from ragharness.eval.generate import StatsCallback, blocked_generations, generate, make_runner
+from ragharness.eval.judge import JUDGE_METRICS
 from ragharness.eval.prompts_loader import PromptTemplate, load_prompt, render
 from ragharness.eval.providers.base import GenerationRequest, Provider, request_hash
 from ragharness.eval.report import write_report
 from ragharness.eval.rundir import RunDir, RunManifest
 from ragharness.eval.runner import RunStats
 from ragharness.eval.scorers.base import Scorer
-from ragharness.eval.scoring import run_judge, score_all
-from ragharness.eval.summary import RunSummary, summarise
+from ragharness.eval.scoring import build_judge, run_judge, score_all
+from ragharness.eval.summary import OPS_METRICS, RunSummary, summarise
 from ragharness.goldset import load_goldset
 from ragharness.guardrails.base import GuardrailChain
-from ragharness.ingest.pipeline import IngestReport, Progress, ingest
+from ragharness.ingest.pipeline import IngestReport, Progress, TextRedactor, ingest
 from ragharness.retrieval.embedders import CachedEmbedder, Embedder
 from ragharness.retrieval.retriever import Retriever
 from ragharness.retrieval.store import VectorStore
 from ragharness.types import (
+    METADATA_FIELDS,
     Candidate,
     ContextPack,
     Generation,
     GoldItem,
     GoldSet,
     GuardrailAction,
+    Metadata,
     Passage,
 )
+from ragharness.yamlio import load_strict
+
+RETRIEVAL_BATCH = 256
+"""Items whose queries are embedded in one batch and searched side by side."""
 
 
 class RunResult(BaseModel):
@@ -63,6 +77,32 @@ def new_run_id(name: str) -> str:
     return f"{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}-{name}-{secrets.token_hex(2)}"
 
 
+def _redact_passage(p: Passage, chain: GuardrailChain, item_id: str) -> tuple[Passage, list[GuardrailAction]]:
+    """Every field of a passage that a prompt, file or report can show: text, title, heading path, source and
+    metadata values."""
+    actions: list[GuardrailAction] = []
+
+    def clean(text: str, field: str) -> str:
+        if not text:
+            return text
+        res = chain.apply(text, where=f"passage:{p.chunk_id}:{field}", item_id=item_id)
+        actions.extend(res.actions)
+        return res.text
+
+    meta = {f: clean(getattr(p.metadata, f), f) for f in METADATA_FIELDS}
+    tags = tuple(clean(t, "tags") for t in p.metadata.tags)
+    passage = p.model_copy(
+        update={
+            "text": clean(p.text, "text"),
+            "title": clean(p.title, "title"),
+            "section": clean(p.section, "section"),
+            "source": clean(p.source, "source"),
+            "metadata": Metadata(**meta, tags=tags),
+        }
+    )
+    return passage, actions
+
+
 def lock_context(
     pack: ContextPack, chain: GuardrailChain
 ) -> tuple[ContextPack, list[GuardrailAction], tuple[str, str]]:
@@ -72,11 +112,31 @@ def lock_context(
     actions += q.actions
     passages: list[Passage] = []
     for p in pack.passages:
-        res = chain.apply(p.text, where=f"passage:{p.chunk_id}", item_id=pack.item_id)
-        actions += res.actions
-        passages.append(p.model_copy(update={"text": res.text}))
+        passage, acts = _redact_passage(p, chain, pack.item_id)
+        actions += acts
+        passages.append(passage)
     locked = pack.model_copy(update={"question": q.text, "passages": tuple(passages)}).with_hash()
     return locked, actions, (q.blocked_by, q.block_message)
+
+
+def redact_gold(gold: GoldSet, chain: GuardrailChain) -> GoldSet:
+    """The gold set as the run stores and scores it: questions and reference answers redacted like everything
+    else (a reference with an e-mail is compared with answers whose e-mails are redacted too)."""
+
+    def clean(text: str) -> str:
+        return chain.apply(text, where="gold", item_id="").text if text else text
+
+    items = [
+        i.model_copy(
+            update={
+                "question": clean(i.question),
+                "reference_answer": clean(i.reference_answer),
+                "alternative_answers": [clean(a) for a in i.alternative_answers],
+            }
+        )
+        for i in gold.items
+    ]
+    return gold.model_copy(update={"items": items})
 
 
 def build_request(item: GoldItem, pack: ContextPack, cand: Candidate, tpl: PromptTemplate) -> GenerationRequest:
@@ -106,13 +166,43 @@ class _Components(BaseModel):
     output_chain: GuardrailChain
     scorers: list[Scorer]
     templates: dict[str, PromptTemplate]
+    redactor: TextRedactor | None = None
+
+
+def check_thresholds(cfg: HarnessConfig, scorers: list[Scorer]) -> None:
+    """Every gate names a metric some configured scorer produces and candidates that exist (a misspelt name would
+    otherwise fail after every call was paid for, or make the gate silently vanish)."""
+    known = set(OPS_METRICS) | {m for s in scorers for m in s.metrics}
+    if "judge" in cfg.scorers:
+        known |= set(JUDGE_METRICS)
+    names = {c.name for c in cfg.candidates}
+    problems = []
+    for i, t in enumerate(cfg.thresholds):
+        if t.metric not in known:
+            problems.append(
+                f"{cfg.source_file}: thresholds[{i}].metric: {t.metric!r} is not produced by the configured "
+                f"scorers; known metrics: {', '.join(sorted(known))}"
+            )
+        unknown = sorted(set(t.candidates) - names)
+        if unknown:
+            problems.append(
+                f"{cfg.source_file}: thresholds[{i}].candidates: no candidate named {unknown}; "
+                f"candidates are {sorted(names)}"
+            )
+    if problems:
+        raise ConfigError("\n".join(problems))
 
 
 def build_components(cfg: HarnessConfig) -> _Components:
+    """Build and validate everything, the judge included, before the first model call."""
     embedder = build_embedder(cfg)
     cached = CachedEmbedder(embedder)
     in_chain, out_chain = build_guardrails(cfg)
     prompts_dir = cfg.resolve(cfg.prompts_dir) if cfg.prompts_dir else None
+    scorers = build_scorers(cfg, cached)
+    check_thresholds(cfg, scorers)
+    if "judge" in cfg.scorers:
+        build_judge(cfg)  # provider, options, ${ENV} references and prompt: fail now, not after the candidates
     return _Components(
         embedder=embedder,
         cached_embedder=cached,
@@ -120,27 +210,39 @@ def build_components(cfg: HarnessConfig) -> _Components:
         providers=build_providers(cfg),
         input_chain=in_chain,
         output_chain=out_chain,
-        scorers=build_scorers(cfg, cached),
+        scorers=scorers,
         templates={c.name: load_prompt(c.prompt, prompts_dir) for c in cfg.candidates},
+        redactor=build_redactor(cfg),
     )
 
 
 class LockedContexts(BaseModel):
     packs: dict[str, ContextPack]
     actions: list[GuardrailAction]
-    blocked: dict[str, tuple[str, str]] = Field(description="item id -> (guardrail, message) for blocked questions")
+    blocked: dict[str, tuple[str, str]]
+
+
+def iter_locked(
+    items: list[GoldItem], retriever: Retriever, chain: GuardrailChain, progress: Progress = _noop
+) -> Iterator[tuple[ContextPack, list[GuardrailAction], tuple[str, str]]]:
+    """Locked contexts item by item, in gold order: queries embedded in batches and searched side by side."""
+    done = 0
+    for start in range(0, len(items), RETRIEVAL_BATCH):
+        batch = items[start : start + RETRIEVAL_BATCH]
+        for pack in retriever.retrieve_many(batch):
+            yield lock_context(pack, chain)
+            done += 1
+            progress("retrieve", done, len(items))
 
 
 def lock_all(items: list[GoldItem], retriever: Retriever, chain: GuardrailChain, progress: Progress) -> LockedContexts:
+    """Every item's locked context in memory (the dry run and retrieval checks; runs stream instead)."""
     locked = LockedContexts(packs={}, actions=[], blocked={})
-    vectors = retriever.query_vectors([i.question for i in items])
-    for n, item in enumerate(items, start=1):
-        pack, acts, (blocked_by, message) = lock_context(retriever.retrieve(item, vectors[n - 1]), chain)
-        locked.packs[item.id] = pack
+    for pack, acts, (blocked_by, message) in iter_locked(items, retriever, chain, progress):
+        locked.packs[pack.item_id] = pack
         locked.actions += acts
         if blocked_by:
-            locked.blocked[item.id] = (blocked_by, message)
-        progress("retrieve", n, len(items))
+            locked.blocked[pack.item_id] = (blocked_by, message)
     return locked
 
 
@@ -152,86 +254,62 @@ def _latest(generations: list[Generation]) -> dict[tuple[str, str], Generation]:
     return out
 
 
-class _Prepared(BaseModel):
-    """A run directory ready for generation: locked contexts, requests, and what is already done."""
+def _run_path(cfg: HarnessConfig, out_dir: Path | None, resume: Path | None) -> tuple[Path, bool]:
+    """Where the run goes and whether it resumes one. An existing folder that is not a run of this config is
+    refused, never overwritten; so is a folder inside the corpus (its report would be ingested)."""
+    if resume is not None:
+        RunDir.open(resume)
+        return resume, True
+    if out_dir is None:
+        return cfg.resolve(cfg.output_dir) / new_run_id(cfg.name), False
+    corpus = cfg.resolve(cfg.corpus.path).resolve()
+    target = out_dir.resolve()
+    if target == corpus or corpus in target.parents:
+        raise ConfigError(f"--out {out_dir}: inside the corpus folder {corpus}; write runs somewhere else")
+    if (out_dir / "run.json").is_file():
+        name = RunDir.open(out_dir).manifest().name
+        if name != cfg.name:
+            raise ConfigError(
+                f"--out {out_dir}: holds a run of config {name!r}, not {cfg.name!r}; choose a new or empty folder"
+            )
+        return out_dir, True
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise ConfigError(
+            f"--out {out_dir}: exists and is not a run directory (no run.json); refusing to write into it. "
+            "Choose a new or empty folder"
+        )
+    return out_dir, False
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    run: RunDir
-    manifest: RunManifest
-    gold: GoldSet
-    packs: dict[str, ContextPack]
-    requests: list[GenerationRequest]
-    actions: list[GuardrailAction]
-    done: dict[tuple[str, str], Generation]
-    report: IngestReport | None = None
-
-
-def _start_run(
-    cfg: HarnessConfig,
-    comps: _Components,
-    path: Path | None,
-    progress: Progress,
-    log: Callable[[str], None],
-    skip_ingest: bool,
-) -> _Prepared:
-    report: IngestReport | None = None
-    if skip_ingest:
-        comps.store.ensure(comps.embedder.name, comps.embedder.dimension)
-    else:
-        report = ingest(cfg, comps.embedder, comps.store, progress)
-        for line in report.summary_lines():
-            log(f"ingest: {line}")
-    gold = load_goldset(cfg.resolve(cfg.goldset), known_sources=set(report.document_ids) if report else None)
-    run_id = new_run_id(cfg.name)
-    path = path or cfg.resolve(cfg.output_dir) / run_id
+def _create(cfg: HarnessConfig, comps: _Components, path: Path) -> tuple[RunDir, RunManifest]:
     path.mkdir(parents=True, exist_ok=True)
     run = RunDir(path)
     manifest = RunManifest(
-        run_id=run_id,
+        run_id=path.name if path.name else new_run_id(cfg.name),
         name=cfg.name,
         started_at=datetime.now(UTC).isoformat(),
+        stage="created",
         ragharness_version=__version__,
         store=comps.store.name,
         embedder=comps.embedder.name,
         candidates=[c.name for c in cfg.candidates],
         config_dir=str(cfg.base_dir),
     )
-    run.write_json("run.json", manifest)
     run.write_yaml("config.yaml", config_snapshot(cfg))
-    run.write_json("goldset.json", gold)
-    if report is not None:
-        run.write_json("ingest.json", report)
-    retriever = Retriever(
-        comps.embedder, comps.store, mode=cfg.retrieval.mode, k=cfg.retrieval.k, filters=cfg.retrieval.filters
-    )
-    locked = lock_all(gold.items, retriever, comps.input_chain, progress)
-    run.write_jsonl("context_packs.jsonl", locked.packs.values())
-    run.write_jsonl("guardrails.jsonl", locked.actions)
-    requests = [
-        build_request(item, locked.packs[item.id], c.to_candidate(), comps.templates[c.name])
-        for item in gold.items
-        for c in cfg.candidates
-    ]
-    run.write_jsonl("requests.jsonl", requests)
-    blocked = blocked_generations(requests, locked.blocked)
-    run.append("generations.jsonl", blocked)
-    return _Prepared(
-        run=run,
-        manifest=manifest,
-        gold=gold,
-        packs=locked.packs,
-        requests=requests,
-        actions=locked.actions,
-        done=_latest(blocked),
-        report=report,
-    )
+    run.write_json("run.json", manifest)
+    return run, manifest
 
 
-def _resume_run(cfg: HarnessConfig, path: Path) -> _Prepared:
-    """Reopen a run: its locked contexts and rendered requests are reused exactly; completed calls are kept."""
+def _reopen(cfg: HarnessConfig, path: Path) -> tuple[RunDir, RunManifest]:
     run = RunDir.open(path)
-    stored = yaml.safe_load(run.file("config.yaml").read_text(encoding="utf-8")) or {}
+    manifest = run.manifest()
+    if manifest.name != cfg.name:
+        raise ConfigError(f"{path}: a run of config {manifest.name!r}, not {cfg.name!r}; resume it with its own config")
+    config_file = run.file("config.yaml")
+    stored = load_strict(config_file.read_text(encoding="utf-8")) if config_file.is_file() else None
+    if not isinstance(stored, dict):
+        run.write_yaml("config.yaml", config_snapshot(cfg))
+        stored = config_snapshot(cfg)
     changed = resume_differences(stored, cfg)
     if changed:
         raise ConfigError(
@@ -239,19 +317,57 @@ def _resume_run(cfg: HarnessConfig, path: Path) -> _Prepared:
             f"({', '.join(changed)}); only budget_usd, thresholds, runner, prices and output_dir may change. "
             "Start a new run instead."
         )
-    manifest = run.manifest()
     manifest.resumed += 1
-    requests = list(run.read_jsonl("requests.jsonl", GenerationRequest))
-    done = {k: g for k, g in _latest(run.generations()).items() if g.ok}
-    return _Prepared(
-        run=run,
-        manifest=manifest,
-        gold=run.goldset(),
-        packs={p.item_id: p for p in run.packs()},
-        requests=requests,
-        actions=run.actions(),
-        done=done,
+    return run, manifest
+
+
+def _prepare(
+    cfg: HarnessConfig,
+    comps: _Components,
+    run: RunDir,
+    manifest: RunManifest,
+    progress: Progress,
+    log: Callable[[str], None],
+    skip_ingest: bool,
+) -> IngestReport | None:
+    """Ingest, lock every item's context, render every request and record blocked items. Nothing is sent to a
+    model here, so a run killed before `prepared` is simply prepared again."""
+    report: IngestReport | None = None
+    if skip_ingest:
+        comps.store.ensure(comps.embedder.name, comps.embedder.dimension)
+    else:
+        report = ingest(cfg, comps.embedder, comps.store, progress, redactor=comps.redactor)
+        for line in report.summary_lines():
+            log(f"ingest: {line}")
+        run.write_json("ingest.json", report)
+    gold = load_goldset(cfg.resolve(cfg.goldset), known_sources=set(report.document_ids) if report else None)
+    gold = redact_gold(gold, comps.input_chain)
+    run.write_json("goldset.json", gold)
+    retriever = Retriever(
+        comps.embedder, comps.store, mode=cfg.retrieval.mode, k=cfg.retrieval.k, filters=cfg.retrieval.filters
     )
+    candidates = [c.to_candidate() for c in cfg.candidates]
+    items = {i.id: i for i in gold.items}
+    blocked: list[Generation] = []
+    with (
+        run.writer("context_packs.jsonl") as packs_out,
+        run.writer("requests.jsonl") as requests_out,
+        run.writer("guardrails.jsonl") as audit_out,
+    ):
+        for pack, acts, (blocked_by, message) in iter_locked(gold.items, retriever, comps.input_chain, progress):
+            packs_out.write(pack)
+            for a in acts:
+                audit_out.write(a)
+            requests = [build_request(items[pack.item_id], pack, c, comps.templates[c.name]) for c in candidates]
+            for r in requests:
+                requests_out.write(r)
+            if blocked_by:
+                blocked += blocked_generations(requests, {pack.item_id: (blocked_by, message)})
+    run.write_jsonl("generations.jsonl", blocked)
+    manifest.stage = "prepared"
+    manifest.store = comps.store.name
+    run.write_json("run.json", manifest)
+    return report
 
 
 def execute_run(
@@ -265,37 +381,65 @@ def execute_run(
     skip_ingest: bool = False,
     use_cache: bool = True,
 ) -> RunResult:
-    """Run (or resume) an evaluation. Passing `out_dir` that already holds a run resumes it."""
+    """Run (or resume) an evaluation. Passing `out_dir` that already holds a run of this config resumes it."""
     started = time.perf_counter()
     comps = build_components(cfg)
-    if resume is None and out_dir is not None and (out_dir / "run.json").is_file():
-        resume = out_dir
-    prep = (
-        _resume_run(cfg, resume) if resume is not None else _start_run(cfg, comps, out_dir, progress, log, skip_ingest)
-    )
-    if resume is not None:
-        comps.store.ensure(comps.embedder.name, comps.embedder.dimension)
-    run, manifest = prep.run, prep.manifest
+    path, resuming = _run_path(cfg, out_dir, resume)
+    try:
+        run, manifest = _reopen(cfg, path) if resuming else _create(cfg, comps, path)
+        report = None
+        if manifest.stage == "created":
+            report = _prepare(cfg, comps, run, manifest, progress, log, skip_ingest)
+        else:
+            comps.store.ensure(comps.embedder.name, comps.embedder.dimension)
+        return _generate_and_finish(cfg, comps, run, manifest, started, report, progress, on_stats, use_cache)
+    except DiskFullError as exc:
+        exc.run_dir = path
+        raise
+
+
+def _generate_and_finish(
+    cfg: HarnessConfig,
+    comps: _Components,
+    run: RunDir,
+    manifest: RunManifest,
+    started: float,
+    report: IngestReport | None,
+    progress: Progress,
+    on_stats: StatsCallback | None,
+    use_cache: bool,
+) -> RunResult:
     manifest.status = "running"
     run.write_json("run.json", manifest)
-    todo = [r for r in prep.requests if (r.item_id, r.candidate.name) not in prep.done]
-    spent = sum(g.cost_usd for g in prep.done.values())
+    done = {k: g for k, g in _latest(run.generations()).items() if g.ok}
+    spent = sum(g.cost_usd for g in done.values())
+    current = {c.name: c.to_candidate() for c in cfg.candidates}
+
+    def todo() -> Iterator[GenerationRequest]:
+        for r in run.read_jsonl("requests.jsonl", GenerationRequest, tolerate_torn_tail=False):
+            if (r.item_id, r.candidate.name) not in done:
+                yield r.model_copy(update={"candidate": current[r.candidate.name]})  # options come from the config
+
+    pending = sum(1 for _ in todo())
     runner = make_runner(
         cfg, comps.providers, comps.output_chain, use_cache=use_cache and cfg.runner.cache, spent_usd=spent
     )
-    outcome = generate(run, runner, todo, prep.actions, on_stats)
+    outcome = generate(run, runner, todo(), pending, on_stats)
 
-    latest = {**prep.done, **_latest(outcome.generations)}
-    order = {(r.item_id, r.candidate.name): i for i, r in enumerate(prep.requests)}
-    generations = sorted(latest.values(), key=lambda g: order[(g.item_id, g.candidate)])
+    order: dict[tuple[str, str], int] = {}
+    for i, r in enumerate(run.read_jsonl("requests.jsonl", GenerationRequest)):
+        order[(r.item_id, r.candidate.name)] = i
+    latest = {**done, **_latest(outcome.generations)}
+    generations = sorted(latest.values(), key=lambda g: order.get((g.item_id, g.candidate), len(order)))
     run.write_jsonl("generations.jsonl", generations)  # canonical: one line per call, in request order
-    scores = score_all(prep.gold.items, prep.packs, generations, comps.scorers, progress, comps.cached_embedder)
+    gold = run.goldset()
+    scores = score_all(gold.items, run.iter_packs(), generations, comps.scorers, progress, comps.cached_embedder)
     calls: list[Generation] = []
     if "judge" in cfg.scorers:
         judged, calls = run_judge(
             cfg,
-            prep.gold.items,
-            prep.packs,
+            gold.items,
+            {p.item_id: p for p in run.packs()},
             generations,
             comps.cached_embedder,
             use_cache=use_cache and cfg.runner.cache,
@@ -306,16 +450,18 @@ def execute_run(
     run.write_jsonl("scores.jsonl", scores)
     candidates = [c.to_candidate() for c in cfg.candidates]
     summary = summarise(
-        manifest.run_id, cfg.name, prep.gold.items, candidates, generations, scores, prep.actions, cfg.thresholds
+        manifest.run_id, cfg.name, gold.items, candidates, generations, scores, run.actions(), cfg.thresholds
     )
     summary.budget_exhausted = outcome.budget_exhausted
     summary.judge_cost_usd = round(sum(c.cost_usd for c in calls), 6)
     run.write_json("summary.json", summary)
+    write_report(run)
+    # Last: the manifest says `finished` only once summary and report are complete on disk.
     manifest.finished_at = datetime.now(UTC).isoformat()
     manifest.status = summary.status
+    manifest.stage = "finished"
     manifest.pending = summary.pending
     manifest.seconds = round(manifest.seconds + time.perf_counter() - started, 3)
     manifest.spent_usd = round(outcome.spent_usd, 6)
     run.write_json("run.json", manifest)
-    write_report(run)
-    return RunResult(run_dir=run.path, summary=summary, ingest=prep.report, stats=outcome.stats)
+    return RunResult(run_dir=run.path, summary=summary, ingest=report, stats=outcome.stats)

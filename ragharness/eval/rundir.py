@@ -15,21 +15,26 @@ report.html          the side-by-side report
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TextIO, TypeVar
 
 import yaml
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from ragharness.errors import RunError
+from ragharness.fileio import atomic_write_text, disk_full_error, guard_disk, is_disk_full
 from ragharness.types import ContextPack, Generation, GoldSet, GuardrailAction, Score
 
 M = TypeVar("M", bound=BaseModel)
+
+Stage = Literal["created", "prepared", "generated", "finished"]
+"""How far a run got: `created` (manifest only), `prepared` (locked contexts, requests and blocked items written),
+`generated` (every call made or recorded), `finished` (scores, summary and report written)."""
 
 
 class RunManifest(BaseModel):
@@ -38,6 +43,7 @@ class RunManifest(BaseModel):
     started_at: str
     finished_at: str = ""
     status: str = "running"
+    stage: Stage = Field("finished", description="How far the run got; a resume continues from there.")
     seconds: float = 0.0
     resumed: int = Field(0, description="How many times the run was resumed.")
     pending: int = Field(0, description="Calls not made yet (budget stop or crash); `--resume` makes them.")
@@ -50,11 +56,22 @@ class RunManifest(BaseModel):
     config_dir: str = Field("", description="Folder of the config file the run was started with.")
 
 
+class JsonlWriter:
+    def __init__(self, fh: TextIO) -> None:
+        self._fh = fh
+        self.count = 0
+
+    def write(self, record: BaseModel) -> None:
+        self._fh.write(record.model_dump_json() + "\n")
+        self.count += 1
+
+
 class RunDir:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
         self._last_sync = 0.0
+        self._checked_tails: set[str] = set()
 
     @classmethod
     def open(cls, path: Path) -> RunDir:
@@ -65,55 +82,141 @@ class RunDir:
     def file(self, name: str) -> Path:
         return self.path / name
 
+    def write_text(self, name: str, text: str) -> Path:
+        atomic_write_text(self.file(name), text)
+        return self.file(name)
+
     def write_json(self, name: str, model: BaseModel) -> None:
-        tmp = self.file(name + ".tmp")
-        tmp.write_text(model.model_dump_json(indent=2), encoding="utf-8")
-        os.replace(tmp, self.file(name))
+        atomic_write_text(self.file(name), model.model_dump_json(indent=2))
 
     def write_yaml(self, name: str, data: object) -> None:
-        self.file(name).write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+        atomic_write_text(self.file(name), yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
 
     def write_jsonl(self, name: str, records: Iterable[BaseModel]) -> None:
-        with self.file(name).open("w", encoding="utf-8") as fh:
+        with self.writer(name) as out:
             for r in records:
-                fh.write(r.model_dump_json() + "\n")
+                out.write(r)
+
+    @contextmanager
+    def writer(self, name: str) -> Iterator[JsonlWriter]:
+        """Stream records into a temp file that replaces `name` atomically (fsync + rename) when the block ends;
+        on any failure the temp file goes and the old file stays."""
+        final = self.file(name)
+        tmp = final.with_name(f".{final.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        try:
+            with tmp.open("w", encoding="utf-8") as fh:
+                yield JsonlWriter(fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, final)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            if is_disk_full(exc):
+                raise disk_full_error(final) from exc
+            raise
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def _repair_tail(self, file: Path) -> None:
+        """A process killed mid-append leaves a torn last line; cut it before appending, or the next record
+        would be glued to it and both would be lost."""
+        if file.name in self._checked_tails:
+            return
+        self._checked_tails.add(file.name)
+        if not file.is_file() or file.stat().st_size == 0:
+            return
+        with file.open("rb+") as fh:
+            end = fh.seek(0, os.SEEK_END)
+            fh.seek(end - 1)
+            if fh.read(1) == b"\n":
+                return
+            pos, cut = end, 0
+            while pos > 0:  # scan back in blocks for the last complete line
+                step = min(1 << 16, pos)
+                fh.seek(pos - step)
+                found = fh.read(step).rfind(b"\n")
+                if found >= 0:
+                    cut = pos - step + found + 1
+                    break
+                pos -= step
+            fh.truncate(cut)
 
     def append(self, name: str, records: Iterable[BaseModel]) -> None:
         """Append and flush to the OS at once (a killed process loses nothing written); fsync at most once a
         second (a power loss loses at most the last second), which keeps thousands of appends cheap."""
-        with self._lock, self.file(name).open("a", encoding="utf-8") as fh:
-            for r in records:
-                fh.write(r.model_dump_json() + "\n")
-            fh.flush()
-            now = time.monotonic()
-            if now - self._last_sync >= 1.0:
-                os.fsync(fh.fileno())
-                self._last_sync = now
+        file = self.file(name)
 
-    def read_jsonl(self, name: str, model: type[M]) -> Iterator[M]:
+        def write() -> None:
+            with self._lock:
+                self._repair_tail(file)
+                with file.open("a", encoding="utf-8") as fh:
+                    for r in records:
+                        fh.write(r.model_dump_json() + "\n")
+                    fh.flush()
+                    now = time.monotonic()
+                    if now - self._last_sync >= 1.0:
+                        os.fsync(fh.fileno())
+                        self._last_sync = now
+
+        guard_disk(file, write)
+
+    def read_jsonl(self, name: str, model: type[M], *, tolerate_torn_tail: bool = True) -> Iterator[M]:
+        """Records one by one (streamed). A torn last line after a crash is skipped; a bad line elsewhere is
+        corruption and raises RunError naming file and line."""
         file = self.file(name)
         if not file.is_file():
             return
-        lines = file.read_text(encoding="utf-8").splitlines()
-        for n, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield model.model_validate_json(line)
-            except ValueError as exc:
-                # A torn last line after a crash is expected; anything else is corruption worth naming.
-                if n == len(lines):
+        with file.open(encoding="utf-8", errors="replace") as fh:
+            for n, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                if line.endswith("\n") or not tolerate_torn_tail:
+                    yield self._parse(file, n, line, model)
+                    continue
+                try:  # no newline: the last line, possibly torn by a crash mid-append
+                    yield self._parse(file, n, line, model)
+                except RunError:
                     return
-                raise RunError(f"{file}:{n}: unreadable record: {str(exc).splitlines()[0]}") from exc
+
+    @staticmethod
+    def _parse(file: Path, n: int, line: str, model: type[M]) -> M:
+        try:
+            return model.model_validate_json(line)
+        except ValueError as exc:
+            raise RunError(
+                f"{file}:{n}: unreadable record ({str(exc).splitlines()[0]}); the run directory is damaged: "
+                "restore the file or start a new run"
+            ) from exc
+
+    def read_model(self, name: str, model: type[M], hint: str) -> M:
+        """A JSON file of the run as a model, or RunError naming the file and what to do (`hint`)."""
+        file = self.file(name)
+        if not file.is_file():
+            raise RunError(f"{file}: missing; {hint}")
+        try:
+            return model.model_validate_json(file.read_bytes())
+        except (ValidationError, ValueError) as exc:
+            first = str(exc).splitlines()[1] if len(str(exc).splitlines()) > 1 else str(exc)
+            raise RunError(f"{file}: not a valid {name} ({first.strip()}); {hint}") from exc
 
     def manifest(self) -> RunManifest:
-        return RunManifest.model_validate(json.loads(self.file("run.json").read_text(encoding="utf-8")))
+        return self.read_model(
+            "run.json", RunManifest, "the run directory is damaged; start a new run (`ragharness run CONFIG`)"
+        )
 
     def goldset(self) -> GoldSet:
-        return GoldSet.model_validate_json(self.file("goldset.json").read_text(encoding="utf-8"))
+        return self.read_model(
+            "goldset.json",
+            GoldSet,
+            f"the run never got past preparation: resume it with `ragharness run CONFIG --resume {self.path}`",
+        )
 
     def packs(self) -> list[ContextPack]:
-        return list(self.read_jsonl("context_packs.jsonl", ContextPack))
+        return list(self.iter_packs())
+
+    def iter_packs(self) -> Iterator[ContextPack]:
+        return self.read_jsonl("context_packs.jsonl", ContextPack, tolerate_torn_tail=False)
 
     def generations(self) -> list[Generation]:
         return list(self.read_jsonl("generations.jsonl", Generation))
@@ -126,3 +229,13 @@ class RunDir:
 
     def actions(self) -> list[GuardrailAction]:
         return list(self.read_jsonl("guardrails.jsonl", GuardrailAction))
+
+    def require_finished(self, what: str) -> RunManifest:
+        """The manifest of a run whose every stage finished, or RunError saying how to finish it."""
+        manifest = self.manifest()
+        if manifest.stage != "finished":
+            raise RunError(
+                f"{self.file('run.json')}: the run stopped at stage {manifest.stage!r}, before {what} was possible; "
+                f"finish it with `ragharness run CONFIG --resume {self.path}`"
+            )
+        return manifest

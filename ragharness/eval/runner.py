@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from pydantic import BaseModel, Field
 
@@ -129,6 +129,7 @@ class Runner:
         self.sleep = sleep
         self.rng = random.Random(seed)
         self.stats = RunStats()
+        self.halted = False
 
     @property
     def retries(self) -> int:
@@ -194,12 +195,13 @@ class Runner:
         log: list[Attempt],
         wall_ms: float,
         cached: bool,
-    ) -> tuple[Generation, list[GuardrailAction]]:
+    ) -> tuple[Generation, list[GuardrailAction], str]:
+        """The Generation, its guardrail audit, and the redacted answer text (what the cache may keep)."""
         cand = request.candidate
-        text, blocked, actions = response.text, "", []
+        text, blocked, actions, redacted = response.text, "", [], response.text
         if self.output_guardrails is not None:
             res = self.output_guardrails.apply(text, where=f"answer:{cand.name}", item_id=request.item_id)
-            text, blocked, actions = res.block_message or res.text, res.blocked_by, res.actions
+            text, blocked, actions, redacted = res.block_message or res.text, res.blocked_by, res.actions, res.text
         cost = self.prices.cost(provider.id, response.usage)
         gen = Generation(
             item_id=request.item_id,
@@ -218,16 +220,18 @@ class Runner:
             model=response.model,
             request_id=response.request_id,
         )
-        return gen, actions
+        return gen, actions, redacted
 
     async def _one(self, request: GenerationRequest, limits: _Limits) -> Generation | None:
+        if self.halted:
+            return None  # recording failed (disk full): start no call whose result could not be kept
         cand = request.candidate
         provider = self.providers[cand.name]
         actions: list[GuardrailAction] = []
         if self.cache is not None and provider.cacheable:
             hit = self.cache.get(request.request_hash)
             if hit is not None:
-                gen, actions = self._finish(request, hit, provider, [], hit.latency_ms or 0.0, cached=True)
+                gen, actions, _ = self._finish(request, hit, provider, [], hit.latency_ms or 0.0, cached=True)
                 self.stats.cached += 1
                 return self._record(gen, actions)
         est = estimate_usage(request.system, request.user, cand.params.get("max_tokens"))
@@ -252,10 +256,10 @@ class Runner:
             )
             self.stats.failed += 1
         else:
-            gen, actions = self._finish(request, response, provider, log, wall_ms, cached=False)
+            gen, actions, redacted = self._finish(request, response, provider, log, wall_ms, cached=False)
             self.budget.settle(est_cost, gen.cost_usd)
             if self.cache is not None and provider.cacheable:
-                self.cache.put(request.request_hash, provider.id, response)
+                self.cache.put(request.request_hash, provider.id, response.model_copy(update={"text": redacted}))
         return self._record(gen, actions)
 
     def _record(self, gen: Generation, actions: list[GuardrailAction]) -> Generation:
@@ -264,20 +268,60 @@ class Runner:
         self.stats.output_tokens += gen.usage.output_tokens
         self.stats.cost_usd += gen.cost_usd
         if self.on_done is not None:
-            self.on_done(gen, actions)
+            try:
+                self.on_done(gen, actions)
+            except BaseException:
+                self.halted = True
+                raise
         self._progress()
         return gen
 
-    async def run(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
-        """Run all requests; returns the Generations made (budget-refused requests have none)."""
+    async def run(self, requests: Iterable[GenerationRequest], total: int | None = None) -> list[Generation]:
+        """Run all requests; returns the Generations made (budget-refused requests have none).
+
+        Requests are pulled from the iterable as slots free up (a sliding window a few times the total
+        concurrency), so a 20,000-request run never holds every request or coroutine at once. If recording a
+        result fails (`on_done` raises, e.g. disk full), no new call starts; the error is raised after the calls
+        in flight finish."""
         limits = {
             name: _Limits(self.concurrency.get(name, 4), self.rate_limits.get(name, RateLimits()))
             for name in self.providers
         }
-        self.stats.total += len(requests)
-        results = await asyncio.gather(*(self._one(r, limits[r.candidate.name]) for r in requests))
-        for provider in self.providers.values():
-            close = getattr(provider, "aclose", None)
-            if close is not None:
-                await close()
-        return [g for g in results if g is not None]
+        if total is None and isinstance(requests, Sequence):
+            total = len(requests)
+        self.stats.total += total or 0
+        window = max(64, 4 * sum(self.concurrency.get(name, 4) for name in self.providers))
+        results: list[Generation] = []
+        failure: BaseException | None = None
+        pending: set[asyncio.Task[Generation | None]] = set()
+
+        def collect(done: set[asyncio.Task[Generation | None]]) -> None:
+            nonlocal failure
+            for task in done:
+                exc = task.exception()
+                if exc is not None:
+                    failure = failure or exc
+                elif (g := task.result()) is not None:
+                    results.append(g)
+
+        try:
+            for request in requests:
+                if failure is not None:
+                    break
+                if total is None:
+                    self.stats.total += 1
+                pending.add(asyncio.create_task(self._one(request, limits[request.candidate.name])))
+                if len(pending) >= window:
+                    done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                    collect(done)
+            if pending:
+                done, _ = await asyncio.wait(pending)
+                collect(done)
+        finally:
+            for provider in self.providers.values():
+                close = getattr(provider, "aclose", None)
+                if close is not None:
+                    await close()
+        if failure is not None:
+            raise failure
+        return results

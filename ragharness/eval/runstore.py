@@ -13,6 +13,7 @@ S3 layout per run keeps prompts, responses, scores and fixtures apart, so every 
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 from typing import Any, Protocol
@@ -34,6 +35,19 @@ LAYOUT = {
     "ingest.json": "fixtures",
     "guardrails.jsonl": "audit",
 }
+
+
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]*$")
+
+
+def check_run_id(run_id: str, location: str) -> str:
+    """A run id names a run inside the store: no path separators, no `..`, nothing outside the store."""
+    if not _RUN_ID.match(run_id) or ".." in run_id:
+        raise RunError(
+            f"{run_id!r}: not a run id of the run store {location}; give the id of a run inside it "
+            "(its folder name, e.g. 20260101-020000-support-ab12)"
+        )
+    return run_id
 
 
 class RunStore(Protocol):
@@ -65,7 +79,11 @@ class LocalRunStore:
         return sorted(p.name for p in self.root.iterdir() if (p / "run.json").is_file())
 
     def open(self, run_id: str) -> RunDir:
-        return RunDir.open(self.root / run_id)
+        check_run_id(run_id, self.location)
+        path = self.root / run_id
+        if not (path / "run.json").is_file():
+            raise RunError(f"{run_id}: no such run in the run store {self.location}")
+        return RunDir.open(path)
 
     def save(self, run: RunDir) -> None:
         dest = self.root / run.manifest().run_id
@@ -112,6 +130,7 @@ class S3RunStore:
                 self.client.upload_file(str(file), self.bucket, self.key(run_id, file.name))
 
     def open(self, run_id: str) -> RunDir:
+        check_run_id(run_id, self.location)
         dest = self.cache_dir / run_id
         dest.mkdir(parents=True, exist_ok=True)
         base = f"{self.prefix}/{run_id}/" if self.prefix else f"{run_id}/"

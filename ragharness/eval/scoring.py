@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 
 from ragharness.config import HarnessConfig
 from ragharness.errors import ConfigError, RagharnessError
 from ragharness.eval.generate import make_runner
 from ragharness.eval.judge import JudgeStage, judge_jobs
-from ragharness.eval.prompts_loader import load_prompt
-from ragharness.eval.providers.base import ProviderContext, split_provider_id
+from ragharness.eval.prompts_loader import PromptTemplate, load_prompt
+from ragharness.eval.providers.base import Provider, ProviderContext, split_provider_id
 from ragharness.eval.runner import RateLimits
 from ragharness.eval.scorers.base import Scorer, ScoringInput, run_scorer
 from ragharness.eval.scorers.calibration import load_thresholds
@@ -25,11 +26,15 @@ def _noop(stage: str, done: int, total: int) -> None:
     return None
 
 
+SCORE_WINDOW = 128
+"""Items scored together: their texts are embedded in one batch, then they are scored (memory stays flat)."""
+
+
 def _prewarm(
-    embedder: Embedder, packs: dict[str, ContextPack], generations: list[Generation], items: list[GoldItem]
+    embedder: Embedder, packs: list[ContextPack], generations: list[Generation], items: list[GoldItem]
 ) -> None:
-    """Embed every text the scorers will compare in a few large batches (much faster than one at a time)."""
-    texts: list[str] = [t for p in packs.values() for x in p.passages for t in sentences(x.text)]
+    """Embed every text the scorers will compare in one batch (much faster than one at a time)."""
+    texts: list[str] = [t for p in packs for x in p.passages for t in sentences(x.text)]
     texts += [strip_citations(t) for g in generations for t in sentences(g.text)] + [g.text for g in generations]
     texts += [i.reference_answer for i in items if i.reference_answer] + [i.question for i in items]
     embedder.embed(texts)
@@ -37,29 +42,71 @@ def _prewarm(
 
 def score_all(
     items: list[GoldItem],
-    packs: dict[str, ContextPack],
+    packs: Iterable[ContextPack] | dict[str, ContextPack],
     generations: list[Generation],
     scorers: list[Scorer],
     progress: Progress = _noop,
     embedder: Embedder | None = None,
 ) -> list[Score]:
-    """Score every generation (and every item, for item-level scorers). Pass the scorers' shared embedder to
-    embed all texts up front in large batches."""
+    """Score every generation (and every item, for item-level scorers), item by item in windows of
+    SCORE_WINDOW: the packs may be a stream (read from the run directory), never all held at once. Pass the
+    scorers' shared embedder to embed each window's texts in one batch."""
     by_item = {i.id: i for i in items}
-    if embedder is not None:
-        _prewarm(embedder, packs, generations, items)
+    gens_of: dict[str, list[Generation]] = {}
+    for g in generations:
+        gens_of.setdefault(g.item_id, []).append(g)
+    stream = packs.values() if isinstance(packs, dict) else packs
     out: list[Score] = []
-    for item in items:
-        for s in scorers:
-            if s.level == "item":
-                out += run_scorer(s, ScoringInput(item=item, pack=packs[item.id]))
-    for n, gen in enumerate(generations, start=1):
-        item = by_item[gen.item_id]
-        for s in scorers:
-            if s.level == "answer":
-                out += run_scorer(s, ScoringInput(item=item, pack=packs[item.id], generation=gen))
-        progress("score", n, len(generations))
+    done = 0
+    window: list[ContextPack] = []
+
+    def flush() -> None:
+        nonlocal done
+        if embedder is not None:
+            _prewarm(
+                embedder,
+                window,
+                [g for p in window for g in gens_of.get(p.item_id, ())],
+                [by_item[p.item_id] for p in window],
+            )
+        for pack in window:
+            item = by_item[pack.item_id]
+            for s in scorers:
+                if s.level == "item":
+                    out.extend(run_scorer(s, ScoringInput(item=item, pack=pack)))
+            for gen in gens_of.get(pack.item_id, ()):
+                for s in scorers:
+                    if s.level == "answer":
+                        out.extend(run_scorer(s, ScoringInput(item=item, pack=pack, generation=gen)))
+                done += 1
+                progress("score", done, len(generations))
+        window.clear()
+
+    for pack in stream:
+        if pack.item_id not in by_item:
+            continue
+        window.append(pack)
+        if len(window) >= SCORE_WINDOW:
+            flush()
+    flush()
     return out
+
+
+def build_judge(cfg: HarnessConfig) -> tuple[Provider, PromptTemplate]:
+    """The judge's provider and prompt, built (options validated, ${ENV} references resolved) from the config."""
+    if cfg.judge is None:
+        raise ConfigError(f"{cfg.source_file}: scorer `judge` needs a `judge:` section")
+    judge_cfg = cfg.judge
+    kind, _ = split_provider_id(judge_cfg.provider)
+    ctx = ProviderContext(base_dir=cfg.base_dir, concurrency=judge_cfg.concurrency)
+    try:
+        provider = PROVIDERS.create(kind, judge_cfg.to_candidate(), ctx, where=f"{cfg.source_file}: judge.provider")
+    except RagharnessError as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"{cfg.source_file}: judge: {exc}") from exc
+    prompts_dir = cfg.resolve(cfg.prompts_dir) if cfg.prompts_dir else None
+    return provider, load_prompt(judge_cfg.prompt, prompts_dir)
 
 
 def run_judge(
@@ -73,20 +120,10 @@ def run_judge(
     spent_usd: float = 0.0,
 ) -> tuple[list[Score], list[Generation]]:
     """Judge every generation with the configured LLM judge; returns scores and the judge calls made."""
-    if cfg.judge is None:
-        raise ConfigError(f"{cfg.source_file}: scorer `judge` needs a `judge:` section")
     judge_cfg = cfg.judge
-    candidate = judge_cfg.to_candidate()
-    kind, _ = split_provider_id(judge_cfg.provider)
-    ctx = ProviderContext(base_dir=cfg.base_dir, concurrency=judge_cfg.concurrency)
-    try:
-        provider = PROVIDERS.create(kind, candidate, ctx, where=f"{cfg.source_file}: judge.provider")
-    except RagharnessError as exc:
-        if isinstance(exc, ConfigError):
-            raise
-        raise ConfigError(f"{cfg.source_file}: judge: {exc}") from exc
-    prompts_dir = cfg.resolve(cfg.prompts_dir) if cfg.prompts_dir else None
-    template = load_prompt(judge_cfg.prompt, prompts_dir)
+    if judge_cfg is None:
+        raise ConfigError(f"{cfg.source_file}: scorer `judge` needs a `judge:` section")
+    provider, template = build_judge(cfg)
     limits = {"judge": (judge_cfg.concurrency, RateLimits(rpm=judge_cfg.rpm, tpm=judge_cfg.tpm))}
     runner = make_runner(cfg, {"judge": provider}, None, use_cache=use_cache, spent_usd=spent_usd, limits=limits)
     stage = JudgeStage(judge_cfg, template, runner, SupportJudge(embedder, load_thresholds(cfg.scoring)))

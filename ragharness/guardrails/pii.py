@@ -1,34 +1,90 @@
-"""PII redaction with Presidio, configured offline: regex/checksum recognizers on a blank spaCy pipeline.
+"""PII redaction with Presidio, configured offline: pattern, checksum and context recognizers on a blank spaCy
+pipeline.
 
-Presidio's default engine needs a downloadable spaCy model (not installable offline) and its e-mail
-recognizer fetches the public-suffix list at run time; both are replaced here by offline equivalents. Person
-names are not detected (that needs an NER model): say so in reports rather than pretend.
+What is detected offline (and what is not) is stated in the README and in every report:
+
+- EMAIL_ADDRESS: any address with a dotted domain, including internal and reserved ones (`jane@acme.internal`,
+  `it@printer.local`), plus-addressing, and obfuscated forms ("jane dot doe at acme dot com", "jane [at] acme
+  [dot] com"). Presidio's own e-mail recognizer drops domains without a public suffix, which is exactly where
+  support tickets' addresses live; it also fetches the suffix list at run time. Here the pattern alone decides.
+- PHONE_NUMBER: Presidio's recognizer (Google's libphonenumber) for North American, European and other regions
+  listed in PHONE_REGIONS, and any number written in international `+<country>` form.
+- US_SSN: with separators (`123-45-6789`, `123 45 6789`); without separators only when a context word ("SSN",
+  "social security") is near, because a bare 9-digit number is usually an order or ticket number. Context words
+  work because the blank pipeline is given lower-cased lemmas (Presidio's context enhancer compares lemmas).
+- CREDIT_CARD (Luhn-checked, with spaces or dashes), IP_ADDRESS, IBAN_CODE (checksum; with or without spaces).
+- SECRET: credentials by the token shapes of detect-secrets' scanners (AWS access key ids, GitHub, GitLab,
+  OpenAI, Slack, Stripe, JWT, private keys, URL userinfo, ...), `key = value` assignments of secret-named keys
+  (detect-secrets' keyword scanner, e.g. `aws_secret_access_key=...`) and bearer tokens.
+
+Not detected offline: person names and street addresses (they need an NER model, which cannot be installed
+without a download).
 """
 
 from __future__ import annotations
 
 import functools
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
+from ragharness.credentials import token_patterns
 from ragharness.guardrails.base import Verdict
 from ragharness.types import Finding
 
-DEFAULT_ENTITIES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "US_SSN", "CREDIT_CARD", "IP_ADDRESS", "IBAN_CODE")
+DEFAULT_ENTITIES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "US_SSN", "CREDIT_CARD", "IP_ADDRESS", "IBAN_CODE", "SECRET")
+PHONE_REGIONS = ("US", "CA", "GB", "IE", "DE", "FR", "ES", "IT", "NL", "BE", "CH", "AT", "SE", "IN", "AU", "BR")
+REDACTOR_VERSION = "2"
+"""Bumped whenever what is detected changes: part of the ingest signature, so stored text is redacted again."""
+
+_SEP = r"(?:\s*(?:\(dot\)|\[dot\]|\{dot\}|<dot>)\s*|\s+dot\s+)"
+_AT = r"(?:\s*(?:\(at\)|\[at\]|\{at\}|<at>)\s*|\s+at\s+)"
+_TLDS = r"(?:com|org|net|edu|gov|io|co|uk|de|fr|eu|es|it|nl|info|biz|dev|app|ai|us|ca|local|internal|corp|example)"
+OBFUSCATED_EMAIL = (
+    rf"(?i)\b[a-z0-9_%+-]+(?:(?:{_SEP}|\.)[a-z0-9_%+-]+)*{_AT}[a-z0-9-]+(?:(?:{_SEP}|\.)[a-z0-9-]+)*{_SEP}{_TLDS}\b"
+)
+BEARER = r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{16,}"
 
 
-@functools.lru_cache(maxsize=1)
-def _offline_tld_extract() -> Any:
-    import tldextract
+def _secret_recognizer() -> Any:
+    from detect_secrets.plugins.keyword import KeywordDetector
+    from presidio_analyzer import EntityRecognizer, RecognizerResult
 
-    # Bundled snapshot of the public-suffix list; no HTTP fetch, no cache writes.
-    return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+    class SecretRecognizer(EntityRecognizer):
+        """Credentials: detect-secrets' token shapes anywhere, its keyword scanner line by line."""
+
+        def __init__(self) -> None:
+            super().__init__(supported_entities=["SECRET"], name="SecretRecognizer", supported_language="en")
+            self._keyword = KeywordDetector()
+
+        def load(self) -> None:
+            return None
+
+        def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> list[Any]:
+            import re
+
+            found: list[Any] = []
+            for pattern in (*token_patterns(), re.compile(BEARER)):
+                for m in pattern.finditer(text):
+                    found.append(RecognizerResult("SECRET", m.start(), m.end(), 0.9))
+            offset = 0
+            for line in text.splitlines(keepends=True):
+                # detect-secrets picks its assignment syntax by file type; YAML's covers `key: v` and `key = v`.
+                for secret in self._keyword.analyze_line(filename="text.yaml", line=line, line_number=1):
+                    value = secret.secret_value or ""
+                    at = line.find(value) if value else -1
+                    if at >= 0:
+                        found.append(RecognizerResult("SECRET", offset + at, offset + at + len(value), 0.8))
+                offset += len(line)
+            return found
+
+    return SecretRecognizer()
 
 
 @functools.lru_cache(maxsize=4)
 def _analyzer(entities: tuple[str, ...]) -> Any:
     import spacy
-    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+    from presidio_analyzer import AnalyzerEngine, Pattern, PatternRecognizer, RecognizerRegistry
     from presidio_analyzer.nlp_engine import SpacyNlpEngine
     from presidio_analyzer.predefined_recognizers import (
         CreditCardRecognizer,
@@ -38,32 +94,52 @@ def _analyzer(entities: tuple[str, ...]) -> Any:
         PhoneRecognizer,
         UsSsnRecognizer,
     )
+    from spacy.language import Language
 
-    class OfflineEmailRecognizer(EmailRecognizer):
-        def validate_result(self, pattern_text: str) -> bool:
-            return bool(_offline_tld_extract()(pattern_text).fqdn)
+    class AnyDomainEmailRecognizer(EmailRecognizer):
+        def validate_result(self, pattern_text: str) -> bool | None:
+            return None  # the pattern's score stands: internal and reserved domains are real addresses too
+
+    if not Language.has_factory("ragharness_lower_lemma"):
+
+        @Language.component("ragharness_lower_lemma")
+        def _lower_lemma(doc: Any) -> Any:
+            for token in doc:
+                token.lemma_ = token.lower_
+            return doc
 
     class BlankSpacyEngine(SpacyNlpEngine):
-        """Tokenisation only: regex recognizers need no trained pipeline."""
+        """Tokenisation and lower-cased lemmas only: enough for patterns and Presidio's context words."""
 
         def __init__(self) -> None:
             super().__init__(models=[{"lang_code": "en", "model_name": "blank"}])
-            self.nlp = {"en": spacy.blank("en")}  # type: ignore[assignment]  # base declares None until load()
+            nlp = spacy.blank("en")
+            nlp.add_pipe("ragharness_lower_lemma")
+            self.nlp = {"en": nlp}  # type: ignore[assignment]  # the base declares None until load()
 
         def load(self) -> None:
             return None
 
-    registry = RecognizerRegistry(supported_languages=["en"])
-    makers = {
-        "EMAIL_ADDRESS": OfflineEmailRecognizer,
-        "PHONE_NUMBER": PhoneRecognizer,
-        "US_SSN": UsSsnRecognizer,
-        "CREDIT_CARD": CreditCardRecognizer,
-        "IP_ADDRESS": IpRecognizer,
-        "IBAN_CODE": IbanRecognizer,
+    makers: dict[str, Callable[[], list[Any]]] = {
+        "EMAIL_ADDRESS": lambda: [
+            AnyDomainEmailRecognizer(),
+            PatternRecognizer(
+                supported_entity="EMAIL_ADDRESS",
+                name="ObfuscatedEmailRecognizer",
+                patterns=[Pattern("obfuscated e-mail", OBFUSCATED_EMAIL, 0.6)],
+            ),
+        ],
+        "PHONE_NUMBER": lambda: [PhoneRecognizer(supported_regions=PHONE_REGIONS)],
+        "US_SSN": lambda: [UsSsnRecognizer()],
+        "CREDIT_CARD": lambda: [CreditCardRecognizer()],
+        "IP_ADDRESS": lambda: [IpRecognizer()],
+        "IBAN_CODE": lambda: [IbanRecognizer()],
+        "SECRET": lambda: [_secret_recognizer()],
     }
+    registry = RecognizerRegistry(supported_languages=["en"])
     for entity in entities:
-        registry.add_recognizer(makers[entity]())
+        for recognizer in makers[entity]():
+            registry.add_recognizer(recognizer)
     return AnalyzerEngine(nlp_engine=BlankSpacyEngine(), registry=registry, supported_languages=["en"])
 
 
@@ -81,12 +157,22 @@ class PiiRedactor:
         self.score_threshold = score_threshold
         self._cache: dict[str, Verdict] = {}
 
+    @property
+    def signature(self) -> str:
+        """What decides the redacted text: stored with ingested chunks so a change re-redacts them."""
+        return f"pii{REDACTOR_VERSION}:{','.join(self.entities)}:{self.score_threshold}"
+
     def check(self, text: str) -> Verdict:
         """Redact; verdicts are cached by text (the same passage recurs across items and runs)."""
         cached = self._cache.get(text)
         if cached is None:
-            cached = self._cache[text] = self._check(text)
+            cached = self._check(text)
+            if len(self._cache) < 200_000:  # bounded: a 10k-item run must not grow without limit
+                self._cache[text] = cached
         return cached
+
+    def redact(self, text: str) -> str:
+        return self.check(text).text
 
     def _check(self, text: str) -> Verdict:
         if not text.strip():

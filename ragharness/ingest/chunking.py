@@ -28,6 +28,7 @@ class Chunker:
         chunk_size: int | None = None,
         chunk_overlap: int = 32,
         markdown_headers: bool = True,
+        salt: str = "",
     ) -> None:
         limit = embedder.max_input_tokens
         size = chunk_size or limit
@@ -42,12 +43,15 @@ class Chunker:
         self.size = size
         self.overlap = chunk_overlap
         self.markdown_headers = markdown_headers
+        self.salt = salt
         self._md = MarkdownHeaderTextSplitter(_HEADERS, strip_headers=False)
 
     @property
     def signature(self) -> str:
-        """Everything that changes the chunks of an unchanged document; part of the stored document hash."""
-        return f"chunker{CHUNKER_VERSION}:{self.embedder.name}:{self.size}:{self.overlap}:{self.markdown_headers}"
+        """Everything that changes the chunks of an unchanged document (including the redaction, as `salt`);
+        part of the stored document hash."""
+        sig = f"chunker{CHUNKER_VERSION}:{self.embedder.name}:{self.size}:{self.overlap}:{self.markdown_headers}"
+        return f"{sig}:{self.salt}" if self.salt else sig
 
     def _splitter(self, budget: int) -> RecursiveCharacterTextSplitter:
         return RecursiveCharacterTextSplitter(

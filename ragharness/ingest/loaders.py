@@ -5,8 +5,10 @@ A bad file is a `Skipped` record with its reason, never an exception that aborts
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import json
+import os
 import re
 import unicodedata
 from collections.abc import Iterator
@@ -21,6 +23,7 @@ from ragharness.config import CorpusConfig, TicketFormat
 from ragharness.errors import IngestError
 from ragharness.ingest.html import html_to_markdown
 from ragharness.types import METADATA_FIELDS, Document, Frozen, Metadata, SourceType, canonical_hash
+from ragharness.yamlio import load_strict
 
 
 class Skipped(Frozen):
@@ -35,14 +38,18 @@ class SourceRef:
 
 
 class CorpusSource(Protocol):
-    """Where corpus files come from: a local folder now; an S3 prefix plugs in behind the same two calls."""
+    """Where corpus files come from: a local folder now; an S3 prefix plugs in behind the same calls."""
 
-    def files(self) -> Iterator[SourceRef]: ...
+    def files(self) -> Iterator[SourceRef | Skipped]:
+        """Every candidate file, or a Skipped for an entry that must not be read (e.g. a link leaving the corpus)."""
+        ...
 
-    def read(self, ref: SourceRef) -> bytes: ...
+    def read(self, ref: SourceRef, limit: int) -> bytes:
+        """At most `limit + 1` bytes (a file that grew past the limit is caught without reading it all)."""
+        ...
 
     def sidecar(self, ref: SourceRef) -> bytes | None:
-        """The optional `<file>.meta.yaml` beside a file."""
+        """The optional `<file>.meta.yaml` beside a file. Raises OSError if it must not be read."""
         ...
 
 
@@ -59,21 +66,46 @@ class LocalSource:
         self.include = include
         self.exclude = exclude
 
-    def files(self) -> Iterator[SourceRef]:
-        for file in sorted(self.root.rglob("*")):
-            if not file.is_file() or file.is_symlink():
-                continue
-            rel = file.relative_to(self.root).as_posix()
-            if any(_glob_match(rel, p) for p in self.exclude):
-                continue
-            if any(_glob_match(rel, p) for p in self.include):
-                yield SourceRef(rel, file.stat().st_size)
+    def _inside(self, path: Path) -> bool:
+        try:
+            path.resolve(strict=True).relative_to(self.root.resolve())
+        except (OSError, ValueError):
+            return False
+        return True
 
-    def read(self, ref: SourceRef) -> bytes:
-        return (self.root / ref.path).read_bytes()
+    def files(self) -> Iterator[SourceRef | Skipped]:
+        """Walks without following directory links; a link (file or folder) that leaves the corpus or dangles is
+        reported as skipped, one that stays inside is read like the file it points to."""
+        for folder, dirs, names in os.walk(self.root, followlinks=False):
+            base = Path(folder)
+            for d in sorted(dirs):
+                if (base / d).is_symlink():
+                    rel = (base / d).relative_to(self.root).as_posix()
+                    yield Skipped(source=rel + "/", reason="symbolic link to a folder: not followed")
+            dirs.sort()
+            for name in sorted(names):
+                file = base / name
+                rel = file.relative_to(self.root).as_posix()
+                if any(_glob_match(rel, p) for p in self.exclude) or not any(_glob_match(rel, p) for p in self.include):
+                    continue
+                if file.is_symlink() and not self._inside(file):
+                    yield Skipped(
+                        source=rel, reason="symbolic link leading outside the corpus (or nowhere): not followed"
+                    )
+                    continue
+                if file.is_file():
+                    yield SourceRef(rel, file.stat().st_size)
+
+    def read(self, ref: SourceRef, limit: int) -> bytes:
+        with (self.root / ref.path).open("rb") as fh:
+            return fh.read(limit + 1)
 
     def sidecar(self, ref: SourceRef) -> bytes | None:
         side = self.root / f"{ref.path}.meta.yaml"
+        if side.is_symlink() and not self._inside(side):
+            raise OSError(
+                errno.EPERM, f"its sidecar {ref.path}.meta.yaml is a symbolic link leaving the corpus (not followed)"
+            )
         return side.read_bytes() if side.is_file() else None
 
 
@@ -138,7 +170,7 @@ def load_markdown(path: str, text: str, base: Metadata) -> Document:
     m = _FRONT_MATTER.match(text)
     if m:
         try:
-            front = yaml.safe_load(m.group(1)) or {}
+            front = load_strict(m.group(1)) or {}
         except yaml.YAMLError as exc:
             raise ValueError(f"front matter is not valid YAML: {str(exc).splitlines()[0]}") from exc
         if not isinstance(front, dict):
@@ -202,23 +234,26 @@ def path_metadata(path: str, cfg: CorpusConfig) -> Metadata:
     return meta
 
 
+def oversized(path: str, size: int, limit: int) -> Skipped:
+    return Skipped(
+        source=path,
+        reason=f"oversized: {size} bytes > corpus.max_file_bytes {limit}; raise the limit or split the file",
+    )
+
+
 def load_file(
     ref: SourceRef, data: bytes, cfg: CorpusConfig, sidecar: bytes | None = None
 ) -> tuple[list[Document], list[Skipped]]:
     """Parse one corpus file into documents. Every failure becomes a Skipped with its reason."""
     path = ref.path
-    if ref.size > cfg.max_file_bytes:
-        return [], [
-            Skipped(
-                source=path,
-                reason=f"oversized: {ref.size} bytes > corpus.max_file_bytes {cfg.max_file_bytes}",
-            )
-        ]
+    size = max(ref.size, len(data))
+    if size > cfg.max_file_bytes:
+        return [], [oversized(path, size, cfg.max_file_bytes)]
     try:
         text = decode(data)
         base = path_metadata(path, cfg)
         if sidecar is not None:
-            side = yaml.safe_load(decode(sidecar)) or {}
+            side = load_strict(decode(sidecar)) or {}
             if not isinstance(side, dict):
                 raise ValueError("sidecar .meta.yaml must be a mapping")
             base = base.merged(_metadata_from(side, "sidecar"))

@@ -1,28 +1,48 @@
-"""Incremental ingest: load -> clean -> chunk -> embed only new text -> write; delete what went away.
+"""Incremental ingest: load -> clean -> redact PII -> chunk -> embed only new text -> write; delete what went away.
 
 A document whose content hash is unchanged is not even re-chunked; in a changed document, chunks whose text
-is unchanged reuse their stored vector. A file that fails to load is skipped with its reason, and the
-previous version of its documents stays in the store (nothing is lost because one file broke).
+is unchanged reuse their stored vector. A file that fails to load (any exception, not only a parse error) is
+skipped with its reason, and the previous version of its documents stays in the store (nothing is lost because
+one file broke, whether its documents' ids come from the path, front matter or ticket fields).
+
+Safe under faults: one ingest at a time per data_dir (an exclusive lock); new chunks are written before stale
+ones are deleted, so a document is never missing; searches read the last published store version, so a reader
+never sees an ingest half done, and the next ingest first undoes what a killed one wrote.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
 from ragharness.config import HarnessConfig
 from ragharness.ingest.chunking import Chunker, embedding_input
-from ragharness.ingest.loaders import LocalSource, Skipped, load_file
+from ragharness.ingest.loaders import LocalSource, Skipped, load_file, oversized
+from ragharness.locking import exclusive
 from ragharness.retrieval.embedders import Embedder
 from ragharness.retrieval.store import VectorStore
-from ragharness.types import Chunk, Document, EmbeddedChunk
+from ragharness.types import METADATA_FIELDS, Chunk, Document, EmbeddedChunk, Metadata
 
 GROUP_CHUNKS = 1024
 Progress = Callable[[str, int, int], None]
 """progress(stage, done, total)"""
+_LINE = re.compile(r":\d+$")
+
+
+@runtime_checkable
+class TextRedactor(Protocol):
+    """What ingest needs of a PII redactor (the guardrails' PiiRedactor fits): redacted text, and a signature
+    that changes whenever the redaction would (stored with the chunks, so a change re-redacts them)."""
+
+    @property
+    def signature(self) -> str: ...
+
+    def redact(self, text: str) -> str: ...
 
 
 class IngestReport(BaseModel):
@@ -36,6 +56,8 @@ class IngestReport(BaseModel):
     chunks_reused: int = 0
     chunks_deleted: int = 0
     chunks_total: int = 0
+    duplicates_repaired: int = Field(0, description="Duplicate chunk rows found and removed before writing.")
+    redacted: bool = Field(False, description="PII was redacted before chunking: the store holds no raw value.")
     skipped: list[Skipped] = Field(default_factory=list)
     seconds: float = 0.0
     embed_seconds: float = 0.0
@@ -48,7 +70,8 @@ class IngestReport(BaseModel):
             f"documents: {self.documents_seen} seen, {self.documents_new} new, {self.documents_changed} changed, "
             f"{self.documents_unchanged} unchanged, {self.documents_removed} removed",
             f"chunks: {self.chunks_written} written, {self.chunks_embedded} embedded, {self.chunks_reused} reused, "
-            f"{self.chunks_deleted} deleted, {self.chunks_total} in store",
+            f"{self.chunks_deleted} deleted, {self.chunks_total} in store"
+            + (f", {self.duplicates_repaired} duplicate rows repaired" if self.duplicates_repaired else ""),
             f"skipped: {len(self.skipped)}; time: {self.seconds:.2f} s (embedding {self.embed_seconds:.2f} s)",
         ]
         lines += [f"  skipped {s.source}: {s.reason}" for s in self.skipped]
@@ -59,23 +82,43 @@ def _noop(stage: str, done: int, total: int) -> None:
     return None
 
 
+def _file_of(source: str) -> str:
+    """The corpus file a document came from (`tickets.jsonl:12` -> `tickets.jsonl`)."""
+    return _LINE.sub("", source)
+
+
 def load_corpus(cfg: HarnessConfig) -> tuple[list[Document], list[Skipped], set[str]]:
-    """All documents of the corpus, the skipped files/lines, and the id prefixes of skipped whole files."""
+    """All documents of the corpus, the skipped files/lines, and the files that were skipped in whole or part
+    (their previously stored documents are kept)."""
     source = LocalSource(cfg.resolve(cfg.corpus.path), cfg.corpus.include, cfg.corpus.exclude)
+    limit = cfg.corpus.max_file_bytes
     docs: dict[str, Document] = {}
     skipped: list[Skipped] = []
     skipped_files: set[str] = set()
     for ref in source.files():
+        if isinstance(ref, Skipped):
+            skipped.append(ref)
+            skipped_files.add(ref.source.rstrip("/"))
+            continue
+        if ref.size > limit:  # checked before reading a byte
+            skipped.append(oversized(ref.path, ref.size, limit))
+            skipped_files.add(ref.path)
+            continue
         try:
-            data = source.read(ref)
+            data = source.read(ref, limit)
             side = source.sidecar(ref)
+            loaded, skips = load_file(ref, data, cfg.corpus, side)
         except OSError as exc:
             skipped.append(Skipped(source=ref.path, reason=f"unreadable: {exc.strerror or exc}"))
-            skipped_files.add(Path(ref.path).with_suffix("").as_posix())
+            skipped_files.add(ref.path)
             continue
-        loaded, skips = load_file(ref, data, cfg.corpus, side)
-        if skips and not loaded:
-            skipped_files.add(Path(ref.path).with_suffix("").as_posix())
+        except Exception as exc:
+            reason = f"could not be loaded ({type(exc).__name__}: {str(exc)[:200]}); the previous version is kept"
+            skipped.append(Skipped(source=ref.path, reason=reason))
+            skipped_files.add(ref.path)
+            continue
+        if skips:
+            skipped_files.add(ref.path)
         skipped.extend(skips)
         for doc in loaded:
             if doc.doc_id in docs:
@@ -89,6 +132,21 @@ def load_corpus(cfg: HarnessConfig) -> tuple[list[Document], list[Skipped], set[
                 continue
             docs[doc.doc_id] = doc
     return list(docs.values()), skipped, skipped_files
+
+
+def redact_document(doc: Document, redactor: TextRedactor) -> Document:
+    """Every field a prompt, file or report can show, redacted: text, title and metadata values. The content hash
+    stays that of the source (it decides re-chunking and is not itself personal data)."""
+    meta = doc.metadata
+    fields = {f: redactor.redact(getattr(meta, f)) if getattr(meta, f) else "" for f in METADATA_FIELDS}
+    tags = tuple(redactor.redact(t) for t in meta.tags)
+    return doc.model_copy(
+        update={
+            "text": redactor.redact(doc.text),
+            "title": redactor.redact(doc.title) if doc.title else "",
+            "metadata": Metadata(**fields, tags=tags),
+        }
+    )
 
 
 def _embed_missing(
@@ -134,21 +192,53 @@ def ingest(
     progress: Progress = _noop,
     *,
     rebuild: bool = False,
+    redactor: TextRedactor | None,
 ) -> IngestReport:
-    """Incremental ingest; `rebuild` re-indexes everything into a fresh index and publishes it at the end."""
+    """Incremental ingest under the data_dir lock; `rebuild` re-indexes everything into a fresh index and
+    publishes it at the end. With a `redactor` (`components.build_redactor(cfg)`, required so that no caller
+    forgets it), PII is redacted before chunking and the store holds no raw value."""
+    data_dir = cfg.resolve(cfg.data_dir)
+    with exclusive(
+        data_dir / "ingest.lock",
+        f"ingest of {cfg.source_file}",
+        who="another ingest",
+        hint="wait for it to finish, then run again (a killed holder releases the lock at once)",
+    ):
+        return _ingest(cfg, embedder, store, progress, rebuild, redactor)
+
+
+def _ingest(
+    cfg: HarnessConfig,
+    embedder: Embedder,
+    store: VectorStore,
+    progress: Progress,
+    rebuild: bool,
+    redactor: TextRedactor | None,
+) -> IngestReport:
     started = time.perf_counter()
-    chunker = Chunker(embedder, cfg.chunking.chunk_size, cfg.chunking.chunk_overlap, cfg.chunking.markdown_headers)
+    chunker = Chunker(
+        embedder,
+        cfg.chunking.chunk_size,
+        cfg.chunking.chunk_overlap,
+        cfg.chunking.markdown_headers,
+        salt=redactor.signature if redactor is not None else "",
+    )
     docs, skipped, skipped_files = load_corpus(cfg)
     store.ensure(embedder.name, embedder.dimension)
+    report = IngestReport(documents_seen=len(docs), skipped=skipped, embedder=embedder.name)
+    report.redacted = redactor is not None
+    report.duplicates_repaired = store.begin_write()
     if rebuild:
         store.rebuild()
     existing = store.document_hashes()
-    report = IngestReport(documents_seen=len(docs), skipped=skipped, embedder=embedder.name)
+    sources = store.document_sources() if skipped_files else {}
     seen = {d.doc_id for d in docs}
     to_write = _changed(docs, existing, chunker, report)
 
     def kept_because_skipped(doc_id: str) -> bool:
-        return any(doc_id == p or doc_id.startswith(p + "/") for p in skipped_files)
+        if _file_of(sources.get(doc_id, "")) in skipped_files:
+            return True
+        return any(doc_id == Path(p).with_suffix("").as_posix() for p in skipped_files)
 
     removed = [d for d in existing if d not in seen and not kept_because_skipped(d)]
     report.documents_removed = len(removed)
@@ -160,8 +250,9 @@ def ingest(
 
     def flush() -> None:
         vectors = _embed_missing(group, store, embedder, batch, progress, report)
-        report.chunks_deleted += store.delete_documents(group_docs)
+        # New chunks first, then the stale ones: a kill in between leaves extra chunks, never missing ones.
         store.upsert([EmbeddedChunk(chunk=c, vector=tuple(vectors[c.content_hash])) for c in group])
+        report.chunks_deleted += store.delete_documents(group_docs, keep_chunk_ids={c.chunk_id for c in group})
         report.chunks_written += len(group)
         progress("write", report.chunks_written, report.chunks_written)
         group.clear()
@@ -169,10 +260,11 @@ def ingest(
 
     for i, doc in enumerate(to_write, start=1):
         try:
-            group.extend(chunker.split(doc))
-        except ValueError as exc:
-            report.skipped.append(Skipped(source=doc.source, reason=str(exc)))
-        group_docs.append(doc.doc_id)
+            clean = redact_document(doc, redactor) if redactor is not None else doc
+            group.extend(chunker.split(clean))
+            group_docs.append(doc.doc_id)
+        except Exception as exc:
+            report.skipped.append(Skipped(source=doc.source, reason=f"{type(exc).__name__}: {str(exc)[:200]}"))
         progress("chunk", i, len(to_write))
         if len(group) >= GROUP_CHUNKS:
             flush()

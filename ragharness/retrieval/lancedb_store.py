@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from ragharness.errors import StoreError
+from ragharness.fileio import atomic_write_text
 from ragharness.retrieval.store import TEXT_FIELDS, SearchRequest, chunk_from_record, chunk_record, rrf_fuse
 from ragharness.types import (
     FILTERABLE_FIELDS,
@@ -21,6 +23,10 @@ from ragharness.types import (
 )
 
 _STRING_COLUMNS = (*TEXT_FIELDS, *METADATA_FIELDS)
+
+
+def _stamp() -> str:
+    return time.strftime("%Y%m%d%H%M%S")
 
 
 def _quote(value: str) -> str:
@@ -44,6 +50,15 @@ def where_clause(filters: dict[str, FilterValue]) -> str | None:
 
 
 class LanceDBStore:
+    """Readers only ever see a published version.
+
+    Every ingest writes to the latest table version and `publish()` records that version in the store's meta
+    file (atomically); readers check out the published version, so a reader never sees an ingest half done, and
+    a killed ingest leaves the previous complete version in force. The next ingest (`begin_write`) first goes
+    back to the published version, dropping what the killed one wrote. A rebuild writes a new physical table and
+    publishing switches to it; the old table stays readable until the next ingest removes it.
+    """
+
     def __init__(self, path: str | Path, table: str = "chunks", ann_min_rows: int = 50_000) -> None:
         import lancedb
 
@@ -52,18 +67,26 @@ class LanceDBStore:
         self.table_name = table
         self._db = lancedb.connect(str(self.path))
         self._table: Any = None
+        self._reader: Any = None
         self._meta_file = self.path / f"{table}.ragharness.json"
+        self._meta: dict[str, Any] = {}
         self._fts_ready = False
-        self._built = ""
         self._unindexed = 0
+        self._count: int | None = None
+        self._building: str | None = None
         self.ann_min_rows = ann_min_rows
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lancedb-hybrid")
 
     @property
     def name(self) -> str:
-        """Table, build stamp (changes on rebuild) and LanceDB version (changes on every write)."""
-        version = self._table.version if self._table is not None else 0
-        return f"lancedb:{self.table_name}@{self._built}.v{version}"
+        """Physical table, build stamp and the table version that searches read (the published one)."""
+        reader = self._reader if self._reader is not None else self._table
+        version = reader.version if reader is not None else 0
+        return f"lancedb:{self._physical}@{self._meta.get('built', '')}.v{version}"
+
+    @property
+    def _physical(self) -> str:
+        return str(self._meta.get("physical") or self.table_name)
 
     def _schema(self, dimension: int) -> Any:
         import pyarrow as pa
@@ -77,97 +100,184 @@ class LanceDBStore:
         ]
         return pa.schema(fields)
 
+    def _read_meta(self) -> dict[str, Any]:
+        if not self._meta_file.is_file():
+            return {}
+        try:
+            meta: dict[str, Any] = json.loads(self._meta_file.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise StoreError(
+                f"{self._meta_file}: unreadable store metadata ({exc}); delete the data_dir to rebuild"
+            ) from exc
+        return meta
+
+    def _write_meta(self) -> None:
+        atomic_write_text(self._meta_file, json.dumps(self._meta))
+
     def ensure(self, embedder_name: str, dimension: int) -> None:
-        if self._meta_file.is_file():
-            meta = json.loads(self._meta_file.read_text())
-            if meta.get("embedder") != embedder_name or meta.get("dimension") != dimension:
-                raise StoreError(
-                    f"{self.path}: table {self.table_name!r} was built with embedder {meta.get('embedder')} "
-                    f"({meta.get('dimension')}-d), not {embedder_name} ({dimension}-d); "
-                    "use another data_dir or table name, or delete the table to rebuild"
-                )
+        meta = self._read_meta()
+        if meta and (meta.get("embedder") != embedder_name or meta.get("dimension") != dimension):
+            raise StoreError(
+                f"{self.path}: table {self.table_name!r} was built with embedder {meta.get('embedder')} "
+                f"({meta.get('dimension')}-d), not {embedder_name} ({dimension}-d); "
+                "use another data_dir or table name, or delete the table to rebuild"
+            )
         existing = set(self._db.list_tables().tables)
-        built = json.loads(self._meta_file.read_text()).get("built", "") if self._meta_file.is_file() else ""
-        if self.table_name in existing and built:
-            self._table = self._db.open_table(self.table_name)
+        physical = str(meta.get("physical") or self.table_name)
+        if meta.get("built") and physical in existing:
+            self._meta = meta
+            self._table = self._db.open_table(physical)
         else:
-            if self.table_name in existing:
-                self._db.drop_table(self.table_name)
-            self._table = self._db.create_table(self.table_name, schema=self._schema(dimension))
-            built = time.strftime("%Y%m%d%H%M%S")
-        self._built = built
-        self._write_meta(embedder_name, dimension)
+            if physical in existing:
+                self._db.drop_table(physical)
+            self._meta = {"embedder": embedder_name, "dimension": dimension, "built": _stamp(), "physical": physical}
+            self._table = self._db.create_table(physical, schema=self._schema(dimension))
+            self._meta["published"] = self._table.version
+            self._write_meta()
+        self._open_reader()
         self._fts_ready = any(getattr(ix, "index_type", "") == "FTS" for ix in self._table.list_indices())
 
-    def _write_meta(self, embedder_name: str, dimension: int) -> None:
-        self._meta_file.write_text(
-            json.dumps({"embedder": embedder_name, "dimension": dimension, "built": self._built})
-        )
+    def _open_reader(self) -> None:
+        """Searches read the published version, whatever an unfinished ingest has written since."""
+        published = self._meta.get("published")
+        self._count = None
+        if published is None:
+            self._reader = self._table
+            return
+        reader = self._db.open_table(self._physical)
+        try:
+            reader.checkout(int(published))
+        except Exception as exc:
+            raise StoreError(
+                f"{self.path}: published version {published} of {self._physical} is gone ({exc}); "
+                "run `ragharness ingest --rebuild`"
+            ) from exc
+        self._reader = reader
+
+    def begin_write(self) -> int:
+        """Start an ingest (under the data_dir lock): return to the published version if a killed ingest wrote
+        past it, drop tables of killed or superseded rebuilds, and remove duplicate rows. Returns the duplicates
+        removed."""
+        table = self._t()
+        published = self._meta.get("published")
+        if published is not None and table.version != published:
+            table.restore(int(published))
+        for name in self._db.list_tables().tables:
+            if name != self._physical and (name == self.table_name or name.startswith(f"{self.table_name}__")):
+                self._db.drop_table(name)
+        return self._repair_duplicates()
+
+    def _repair_duplicates(self) -> int:
+        """Concurrent writers from older versions could leave two rows with one chunk id; keep one of each."""
+        table = self._t()
+        ids = Counter(table.search().select(["chunk_id"]).limit(None).to_arrow().column("chunk_id").to_pylist())
+        dupes = sorted(cid for cid, n in ids.items() if n > 1)
+        for start in range(0, len(dupes), 500):
+            where = f"chunk_id IN ({', '.join(_quote(d) for d in dupes[start : start + 500])})"
+            keep = {r["chunk_id"]: r for r in table.search().where(where).limit(None).to_arrow().to_pylist()}
+            table.delete(where)
+            table.add(list(keep.values()))
+        self._unindexed += len(dupes)
+        return sum(ids[d] - 1 for d in dupes)
 
     def rebuild(self) -> None:
-        """Start a full re-index: the table is recreated empty and gets a new build stamp."""
-        meta = json.loads(self._meta_file.read_text()) if self._meta_file.is_file() else None
-        if meta is None or self._table is None:
+        """Start a full re-index into a new physical table; searches keep reading the old one until publish()."""
+        if self._table is None:
             raise StoreError("rebuild() before ensure()")
-        self._db.drop_table(self.table_name)
-        self._table = self._db.create_table(self.table_name, schema=self._schema(int(meta["dimension"])))
+        stamp = _stamp()
+        if stamp == self._meta.get("built"):
+            stamp = f"{stamp}{int(time.time() * 1000) % 1000:03d}"
+        self._building = stamp
+        physical = f"{self.table_name}__{stamp}"
+        if physical in set(self._db.list_tables().tables):
+            self._db.drop_table(physical)
+        self._table = self._db.create_table(physical, schema=self._schema(int(self._meta["dimension"])))
         self._fts_ready = False
-        stamp = time.strftime("%Y%m%d%H%M%S")
-        self._built = stamp if stamp != self._built else f"{stamp}.{int(time.time() * 1000) % 1000:03d}"
-        self._write_meta(meta["embedder"], int(meta["dimension"]))
 
     def _has_vector_index(self) -> bool:
         return any("vector" in (getattr(ix, "columns", None) or []) for ix in self._t().list_indices())
 
     def publish(self) -> None:
-        """Writes are live already (no alias to swap). Fold rows written since the last index build into the
-        indexes, and from `ann_min_rows` rows on build an ANN index (IVF-HNSW-SQ, cosine): flat vector search
-        costs ~90 ms at 100k chunks on two cores, the ANN index ~10 ms."""
+        """Index what was written (FTS; from `ann_min_rows` rows an ANN index, IVF-HNSW-SQ cosine: flat vector
+        search costs ~90 ms at 100k chunks on two cores, the ANN index ~10 ms), then make this version the one
+        readers see (after a rebuild: switch to the new table)."""
         if self._table is None:
             return
-        if self.count() >= self.ann_min_rows and not self._has_vector_index():
+        table = self._t()
+        if not self._fts_ready and table.count_rows() > 0:
+            from lancedb.index import FTS
+
+            table.create_index("text", config=FTS(), replace=True)
+            self._fts_ready = True
+            self._unindexed = 0
+        if table.count_rows() >= self.ann_min_rows and not self._has_vector_index():
             from lancedb.index import IvfHnswSq
 
-            self._t().create_index("vector", config=IvfHnswSq(distance_type="cosine"))
+            table.create_index("vector", config=IvfHnswSq(distance_type="cosine"))
         if self._unindexed:
-            self._t().optimize()
+            table.optimize()
             self._unindexed = 0
+        if self._building is not None:
+            self._meta["physical"] = f"{self.table_name}__{self._building}"
+            self._meta["built"] = self._building
+            self._building = None
+        self._meta["published"] = table.version
+        self._write_meta()
+        self._open_reader()
 
     def _t(self) -> Any:
         if self._table is None:
             raise StoreError("store used before ensure(); call ensure(embedder_name, dimension) first")
         return self._table
 
+    def _r(self) -> Any:
+        self._t()
+        return self._reader if self._reader is not None else self._table
+
     def upsert(self, chunks: Sequence[EmbeddedChunk]) -> None:
+        """Idempotent by chunk id (merge-insert): writing the same chunks twice leaves one row each."""
         if not chunks:
             return
         rows = [{**chunk_record(ec.chunk), "vector": list(ec.vector)} for ec in chunks]
         table = self._t()
         table.merge_insert("chunk_id").when_matched_update_all().when_not_matched_insert_all().execute(rows)
         self._unindexed += len(rows)
-        if not self._fts_ready:
-            from lancedb.index import FTS
 
-            table.create_index("text", config=FTS(), replace=True)
-            self._fts_ready = True
-            self._unindexed = 0
-
-    def delete_documents(self, doc_ids: Sequence[str]) -> int:
+    def delete_documents(self, doc_ids: Sequence[str], keep_chunk_ids: Collection[str] = ()) -> int:
         if not doc_ids:
             return 0
         table = self._t()
         before = int(table.count_rows())
+        keep: dict[str, list[str]] = {}
+        for cid in sorted(keep_chunk_ids):
+            keep.setdefault(cid.rsplit("#", 1)[0], []).append(cid)
         for start in range(0, len(doc_ids), 500):
             batch = doc_ids[start : start + 500]
-            table.delete(f"doc_id IN ({', '.join(_quote(d) for d in batch)})")
+            where = f"doc_id IN ({', '.join(_quote(d) for d in batch)})"
+            mine = [c for d in batch for c in keep.get(d, ())]
+            if mine:
+                where += f" AND chunk_id NOT IN ({', '.join(_quote(c) for c in mine)})"
+            table.delete(where)
         return before - int(table.count_rows())
 
     def document_hashes(self) -> dict[str, str]:
+        """doc_id -> doc hash of what the writer sees; a document whose chunks disagree maps to '' (changed)."""
         table = self._t()
         if table.count_rows() == 0:
             return {}
         rows = table.search().select(["doc_id", "doc_hash"]).limit(None).to_arrow().to_pylist()
-        return {row["doc_id"]: row["doc_hash"] for row in rows}
+        out: dict[str, str] = {}
+        for row in rows:
+            prev = out.get(row["doc_id"])
+            out[row["doc_id"]] = row["doc_hash"] if prev is None or prev == row["doc_hash"] else ""
+        return out
+
+    def document_sources(self) -> dict[str, str]:
+        table = self._t()
+        if table.count_rows() == 0:
+            return {}
+        rows = table.search().select(["doc_id", "source"]).limit(None).to_arrow().to_pylist()
+        return {row["doc_id"]: row["source"] or "" for row in rows}
 
     def vectors_for(self, content_hashes: Sequence[str]) -> dict[str, list[float]]:
         table = self._t()
@@ -183,12 +293,15 @@ class LanceDBStore:
         return out
 
     def count(self) -> int:
-        return int(self._t().count_rows())
+        """Chunks in the version searches read."""
+        if self._count is None:
+            self._count = int(self._r().count_rows())
+        return self._count
 
     def _vector(self, req: SearchRequest, where: str | None, limit: int) -> list[dict[str, Any]]:
         if req.vector is None:
             raise StoreError(f"{req.mode.value} search needs a query vector")
-        q = self._t().search(list(req.vector), vector_column_name="vector").distance_type("cosine")
+        q = self._r().search(list(req.vector), vector_column_name="vector").distance_type("cosine")
         if where:
             q = q.where(where, prefilter=True)
         rows: list[dict[str, Any]] = q.limit(limit).to_list()
@@ -199,23 +312,15 @@ class LanceDBStore:
     def _bm25(self, req: SearchRequest, where: str | None, limit: int) -> list[dict[str, Any]]:
         if not req.text.strip():
             return []
-        q = self._t().search(req.text, query_type="fts", fts_columns="text")
+        q = self._r().search(req.text, query_type="fts", fts_columns="text")
         if where:
             q = q.where(where, prefilter=True)
         rows: list[dict[str, Any]] = q.limit(limit).to_list()
         return rows
 
-    def _refresh_indexes(self) -> None:
-        """Rows written after the full-text index was built are searched by brute force; fold them in (once, at
-        the first search after a large write) so BM25 stays fast."""
-        if self._unindexed >= 1000:
-            self._t().optimize()
-            self._unindexed = 0
-
     def search(self, request: SearchRequest) -> list[SearchHit]:
         if self.count() == 0:
             return []
-        self._refresh_indexes()
         where = where_clause(request.filters)
         if request.mode is SearchMode.vector:
             rows = self._vector(request, where, request.k)

@@ -17,7 +17,7 @@ Request bodies are built by pure functions below (golden-tested against the Open
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -300,27 +300,44 @@ class OpenSearchStore:
             self.write_failures += failures
             raise StoreError(f"{len(failures)} of {len(chunks)} chunks failed to index; first: {failures[:3]}")
 
-    def delete_documents(self, doc_ids: Sequence[str]) -> int:
+    def delete_documents(self, doc_ids: Sequence[str], keep_chunk_ids: Collection[str] = ()) -> int:
+        keep: dict[str, list[str]] = {}
+        for cid in sorted(keep_chunk_ids):
+            keep.setdefault(cid.rsplit("#", 1)[0], []).append(cid)
         deleted = 0
         for start in range(0, len(doc_ids), 500):
-            res = self.client().delete_by_query(
-                index=self.index,
-                refresh=True,
-                body={"query": {"terms": {"doc_id": list(doc_ids[start : start + 500])}}},
-            )
+            batch = list(doc_ids[start : start + 500])
+            query: dict[str, Any] = {"terms": {"doc_id": batch}}
+            mine = [c for d in batch for c in keep.get(d, ())]
+            if mine:
+                query = {"bool": {"filter": [query], "must_not": [{"ids": {"values": mine}}]}}
+            res = self.client().delete_by_query(index=self.index, refresh=True, body={"query": query})
             deleted += int(res.get("deleted", 0))
         return deleted
 
+    def begin_write(self) -> int:
+        """Chunk ids are document ids here, so duplicates cannot exist; a rebuild's index is only published by
+        an alias swap, so a killed rebuild never shows. Nothing to repair."""
+        return 0
+
     # -- reads ----------------------------------------------------------------------------------------------
-    def document_hashes(self) -> dict[str, str]:
+    def _scan_fields(self, fields: list[str]) -> Iterator[dict[str, Any]]:
         from opensearchpy import helpers
 
-        return {
-            h["_source"]["doc_id"]: h["_source"]["doc_hash"]
-            for h in helpers.scan(
-                self.client(), index=self.index, query={"query": {"match_all": {}}, "_source": ["doc_id", "doc_hash"]}
-            )
-        }
+        query = {"query": {"match_all": {}}, "_source": fields}
+        for h in helpers.scan(self.client(), index=self.index, query=query):
+            yield h["_source"]
+
+    def document_hashes(self) -> dict[str, str]:
+        """doc_id -> doc hash; a document whose chunks disagree (a write cut short) maps to '' (changed)."""
+        out: dict[str, str] = {}
+        for src in self._scan_fields(["doc_id", "doc_hash"]):
+            prev = out.get(src["doc_id"])
+            out[src["doc_id"]] = src["doc_hash"] if prev is None or prev == src["doc_hash"] else ""
+        return out
+
+    def document_sources(self) -> dict[str, str]:
+        return {src["doc_id"]: src.get("source") or "" for src in self._scan_fields(["doc_id", "source"])}
 
     def vectors_for(self, content_hashes: Sequence[str]) -> dict[str, list[float]]:
         from opensearchpy import helpers

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from ragharness.retrieval.embedders import Embedder
 from ragharness.retrieval.store import SearchRequest, VectorStore, merge_filters
@@ -45,6 +47,15 @@ class Retriever:
             vector = tuple(self.embedder.embed([query])[0])
         request = SearchRequest(mode=mode, k=k or self.k, text=query, vector=vector, filters=filters or {})
         return self.store.search(request)
+
+    def retrieve_many(self, items: Sequence[GoldItem], workers: int = 4) -> list[ContextPack]:
+        """Packs for many items, in order: their queries embedded in one batch, their searches run side by side
+        (the stores release the GIL while searching)."""
+        vectors = self.query_vectors([i.question for i in items])
+        if len(items) <= 1:
+            return [self.retrieve(i, v) for i, v in zip(items, vectors, strict=True)]
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="retrieve") as pool:
+            return list(pool.map(self.retrieve, items, vectors))
 
     def retrieve(self, item: GoldItem, vector: tuple[float, ...] | None = None) -> ContextPack:
         filters = merge_filters(self.filters, item.filters)

@@ -5,7 +5,7 @@ Every implementation runs the contract suite in tests/contract_store.py.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from pydantic import Field
@@ -70,21 +70,36 @@ class VectorStore(Protocol):
         """Create the index if missing; raise StoreError if it was built for another embedder or dimension."""
         ...
 
-    def upsert(self, chunks: Sequence[EmbeddedChunk]) -> None: ...
+    def upsert(self, chunks: Sequence[EmbeddedChunk]) -> None:
+        """Insert or replace chunks by chunk id (idempotent). Searches see them after `publish()`."""
+        ...
 
-    def delete_documents(self, doc_ids: Sequence[str]) -> int:
-        """Delete every chunk of these documents; returns how many chunks went."""
+    def delete_documents(self, doc_ids: Sequence[str], keep_chunk_ids: Collection[str] = ()) -> int:
+        """Delete the chunks of these documents except `keep_chunk_ids` (the ones just rewritten: ingest writes
+        new chunks first, then deletes the stale ones, so a document is never missing). Returns how many went."""
         ...
 
     def document_hashes(self) -> dict[str, str]:
-        """doc_id -> doc content hash, for incremental ingest."""
+        """doc_id -> doc content hash, for incremental ingest ('' when a document's chunks disagree)."""
+        ...
+
+    def document_sources(self) -> dict[str, str]:
+        """doc_id -> the source (path, or `path:line` for tickets) it was loaded from: a document whose file
+        cannot be read this time keeps its previous version."""
+        ...
+
+    def begin_write(self) -> int:
+        """Called by ingest under the data_dir lock before writing: undo what a killed ingest wrote past the last
+        published version and repair duplicate chunk rows; returns how many duplicates were removed."""
         ...
 
     def vectors_for(self, content_hashes: Sequence[str]) -> dict[str, list[float]]:
         """Stored vectors keyed by chunk content hash, so unchanged text is never re-embedded."""
         ...
 
-    def search(self, request: SearchRequest) -> list[SearchHit]: ...
+    def search(self, request: SearchRequest) -> list[SearchHit]:
+        """Search the published version (never an ingest half done)."""
+        ...
 
     def rebuild(self) -> None:
         """Start a full re-index into a fresh index; reads keep seeing the old one until `publish()`."""

@@ -7,9 +7,9 @@ retryable and records what finally fails as a Generation with its error (never a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Protocol, TypeVar, runtime_checkable
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer
 
 from ragharness.errors import ProviderError
 from ragharness.types import Candidate, Frozen, Passage, Usage, canonical_hash
@@ -33,7 +33,10 @@ class ProviderCallError(Exception):
 
 
 class GenerationRequest(Frozen):
-    """What a candidate receives. Only redacted text is ever in here."""
+    """What a candidate receives. Only redacted text is ever in here.
+
+    Stored once per (item, candidate) in requests.jsonl without the candidate's `options` (endpoints, headers,
+    key references): those live once per run in config.yaml and are attached again from the config on resume."""
 
     item_id: str
     candidate: Candidate
@@ -42,6 +45,10 @@ class GenerationRequest(Frozen):
     question: str
     passages: tuple[Passage, ...]
     request_hash: str
+
+    @field_serializer("candidate")
+    def _candidate_without_options(self, candidate: Candidate) -> dict[str, Any]:
+        return candidate.model_dump(mode="json", exclude={"options"})
 
 
 class ProviderResponse(Frozen):

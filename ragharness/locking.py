@@ -1,0 +1,51 @@
+"""Exclusive process locks on shared state (an ingest's data_dir, a nightly run).
+
+Built on filelock's kernel locks (flock): the kernel releases a lock when its holder dies, even by SIGKILL, so
+a lock can never go stale. Beside the lock, an owner file says who holds it (pid, host, since when, what for),
+which is what the error shows to the process that has to wait.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from ragharness.errors import LockedError
+
+
+def _owner(owner_file: Path) -> str:
+    try:
+        info = json.loads(owner_file.read_text(encoding="utf-8"))
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(info["since"])))
+        return f"pid {info['pid']} on {info['host']}, {info['what']}, since {since}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "owner unknown"
+
+
+@contextmanager
+def exclusive(
+    lock_file: Path, what: str, *, who: str = "another process", hint: str = "wait for it to finish"
+) -> Iterator[None]:
+    """Hold `lock_file` exclusively for the block, or raise LockedError at once naming the holder."""
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    owner_file = lock_file.with_name(lock_file.name + ".owner")
+    lock = FileLock(str(lock_file), timeout=0, thread_local=False)
+    try:
+        lock.acquire()
+    except Timeout as exc:
+        raise LockedError(f"{lock_file}: {who} holds the lock ({_owner(owner_file)}); {hint}") from exc
+    try:
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time(), "what": what}
+        tmp = owner_file.with_name(f".{owner_file.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(info), encoding="utf-8")
+        os.replace(tmp, owner_file)
+        yield
+    finally:
+        lock.release()
