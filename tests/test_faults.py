@@ -10,88 +10,11 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
+import pytest
 
-from conftest import write
+from faultkit import N_ITEMS, calls, cli, final, project, scores
 
-CONFIG = """
-name: faults
-data_dir: data
-output_dir: runs
-corpus: {{path: corpus}}
-chunking: {{chunk_size: 60, chunk_overlap: 8}}
-embedder: {{kind: hashing}}
-retrieval: {{mode: hybrid, k: 3}}
-goldset: gold.yaml
-guardrails: {{input: [], output: []}}
-runner: {{max_attempts: 3, base_delay_s: 0.01, max_delay_s: 0.05}}
-prices: {{mock: {{input_per_1k: 1.0, output_per_1k: 1.0}}}}
-{extra}
-candidates:
-  - name: m1
-    provider: mock
-    concurrency: 2
-    options: {{latency_ms: {latency}, call_log: calls.jsonl, input_tokens: 100, output_tokens: 10}}
-  - name: m2
-    provider: mock
-    concurrency: 2
-    options: {{latency_ms: {latency}, call_log: calls.jsonl, input_tokens: 100, output_tokens: 10,
-               error_rate: {m2_error_rate}}}
-"""
-
-N_ITEMS = 24
-
-
-def project(root: Path, *, latency: int = 60, m2_error_rate: float = 0.0, extra: str = "") -> Path:
-    write(root / "harness.yaml", CONFIG.format(latency=latency, m2_error_rate=m2_error_rate, extra=extra))
-    for i in range(6):
-        write(
-            root / f"corpus/doc{i}.md",
-            f"# Topic {i}\n\nFact {i}: plan {i} includes {i * 5} GB of storage. "
-            f"Refunds for plan {i} take {i + 3} days.\n",
-        )
-    items = [
-        {
-            "id": f"q{i:02d}",
-            "question": f"How much storage does plan {i % 6} include?",
-            "intent": f"i{i % 3}",
-            "reference_answer": f"Plan {i % 6} includes {(i % 6) * 5} GB.",
-            "expected_sources": [f"doc{i % 6}"],
-        }
-        for i in range(N_ITEMS)
-    ]
-    write(root / "gold.yaml", yaml.safe_dump({"name": "faults", "items": items}))
-    return root / "harness.yaml"
-
-
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "ragharness", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-
-def calls(root: Path) -> list[tuple[str, str]]:
-    log = root / "calls.jsonl"
-    if not log.is_file():
-        return []
-    return [(r["item_id"], r["candidate"]) for r in map(json.loads, log.read_text().splitlines())]
-
-
-def final(run_dir: Path) -> dict[tuple[str, str], str]:
-    gens = [json.loads(line) for line in (run_dir / "generations.jsonl").read_text().splitlines()]
-    return {(g["item_id"], g["candidate"]): g["text"] for g in gens}
-
-
-def scores(run_dir: Path) -> list[tuple[str, str, str, float | None]]:
-    rows = [json.loads(line) for line in (run_dir / "scores.jsonl").read_text().splitlines()]
-    return sorted((s["item_id"], s["candidate"], s["metric"], s["value"]) for s in rows)
+pytestmark = pytest.mark.faults
 
 
 def test_sigkill_midway_then_resume_repeats_no_completed_call(tmp_path: Path) -> None:

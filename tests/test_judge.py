@@ -13,10 +13,10 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
-from fake_openai import FakeOpenAI, Reply, completion, serve
 from sklearn.metrics import cohen_kappa_score
 from typer.testing import CliRunner
 
+from fake_openai import FakeOpenAI, Reply, completion, serve
 from ragharness.cli import app
 from ragharness.config import JudgeConfig, load_config
 from ragharness.eval.judge import JudgeStage, judge_jobs, parse_judge_output

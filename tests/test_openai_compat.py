@@ -6,9 +6,9 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
-from fake_openai import FakeOpenAI, Reply, completion, serve
 
 from contract_provider import ProviderContract, candidate, make_request
+from fake_openai import FakeOpenAI, Reply, completion, serve
 from ragharness.errors import ConfigError, ProviderError
 from ragharness.eval.providers.base import GenerationRequest, Provider, ProviderCallError, ProviderContext
 from ragharness.eval.providers.openai_compat import OpenAIProvider, retry_after_seconds

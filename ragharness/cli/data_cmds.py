@@ -22,6 +22,7 @@ from ragharness.cli._app import (
     goldset_app,
 )
 from ragharness.errors import ConfigError, GoldSetError, RagharnessError
+from ragharness.fileio import atomic_write_text
 
 if TYPE_CHECKING:
     pass
@@ -73,10 +74,10 @@ def retrieval_eval(
         raise _fail(exc) from exc
     folder = out or cfg.resolve(cfg.output_dir) / f"retrieval-{new_run_id(cfg.name)}"
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "retrieval.json").write_text(result.model_dump_json(indent=2), encoding="utf-8")
+    atomic_write_text(folder / "retrieval.json", result.model_dump_json(indent=2))
     env = jinja2.Environment(loader=jinja2.PackageLoader("ragharness.eval", "templates"), autoescape=True)
-    (folder / "retrieval.html").write_text(
-        env.get_template("retrieval.html.j2").render(name=cfg.name, result=result), encoding="utf-8"
+    atomic_write_text(
+        (folder / "retrieval.html"), env.get_template("retrieval.html.j2").render(name=cfg.name, result=result)
     )
     table = Table(title=f"retrieval · {len(gold.items)} items · k={result.k} · {result.store}")
     for col in ("mode", "hit", "recall", "MRR", "nDCG", "p50 ms", "p95 ms"):
@@ -161,6 +162,6 @@ def goldset_schema(out: Annotated[Path | None, typer.Option(help="Write to this 
 
     text = json.dumps(goldset_json_schema(), indent=2)
     if out:
-        out.write_text(text + "\n", encoding="utf-8")
+        atomic_write_text(out, text + "\n")
     else:
         sys.stdout.write(text + "\n")

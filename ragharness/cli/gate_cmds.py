@@ -38,8 +38,8 @@ def compare_cmd(
     from ragharness.eval.rundir import RunDir
 
     try:
-        a = RunDir.open(run_a)
-        b = RunDir.open(run_b) if run_b else a
+        a = RunDir.open_finished(run_a, "a comparison")
+        b = RunDir.open_finished(run_b, "a comparison") if run_b else a
         ca, cb = pick_candidates(a, b, candidate_a, candidate_b)
         result = compare(a, b, ca, cb, alpha=alpha)
         folder = out or b.path / f"compare-{ca}-vs-{cb}"

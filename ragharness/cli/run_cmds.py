@@ -17,9 +17,10 @@ from ragharness.cli._app import (
     annotate_app,
     app,
     console,
+    err_console,
     print_summary,
 )
-from ragharness.errors import RagharnessError
+from ragharness.errors import DiskFullError, RagharnessError
 
 if TYPE_CHECKING:
     from ragharness.config import HarnessConfig
@@ -87,6 +88,11 @@ def run(
                 use_cache=not no_cache,
                 log=lambda s: console.print(s, markup=False),
             )
+    except DiskFullError as exc:
+        failure = _fail(exc)
+        if exc.run_dir is not None:
+            err_console.print(f"  resume with: ragharness run {config} --resume {exc.run_dir}", markup=False)
+        raise failure from exc
     except RagharnessError as exc:
         raise _fail(exc) from exc
     summary = result.summary
@@ -159,7 +165,7 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) ->
     from ragharness.eval.rundir import RunDir
 
     try:
-        path = write_report(RunDir.open(run_dir))
+        path = write_report(RunDir.open_finished(run_dir, "a report"))
     except RagharnessError as exc:
         raise _fail(exc) from exc
     console.print(f"report: {path}", markup=False)

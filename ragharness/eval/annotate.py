@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from ragharness.errors import RunError
 from ragharness.eval.rundir import RunDir
 from ragharness.eval.scorers.calibration import load_thresholds
+from ragharness.fileio import atomic_write_text
 from ragharness.types import Score
 
 GROUNDEDNESS_LABELS = ("grounded", "ungrounded")
@@ -83,7 +84,7 @@ def export_csv(run_dir: Path, out: Path, *, show_candidate: bool = False) -> int
         writer = csv.DictWriter(fh, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
-    run.file("annotation_keys.json").write_text(json.dumps(keys, indent=1), encoding="utf-8")
+    atomic_write_text(run.file("annotation_keys.json"), json.dumps(keys, indent=1))
     return len(rows)
 
 

@@ -15,6 +15,7 @@ from ragharness.errors import RunError
 from ragharness.eval.rundir import RunDir
 from ragharness.eval.scorers.calibration import load_thresholds
 from ragharness.eval.stats import PairedResult, holm, paired
+from ragharness.fileio import atomic_write_text
 from ragharness.types import Generation, GoldItem, Score
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -91,10 +92,19 @@ def _side(run: RunDir, candidate: str) -> _Side:
     gold = run.goldset()
     latest = {(s.item_id, s.candidate, s.metric): s for s in run.scores()}
     scores = {(i, m): s for (i, c, m), s in latest.items() if c == candidate or (c == "" and m.startswith("retrieval"))}
-    gens = {g.item_id: g for g in run.generations() if g.candidate == candidate}
+    all_gens = run.generations()
+    gens = {g.item_id: g for g in all_gens if g.candidate == candidate}
     if not gens:
-        names = sorted({g.candidate for g in run.generations()})
+        names = sorted({g.candidate for g in all_gens})
         raise RunError(f"{run.path}: no candidate {candidate!r} in this run; it has {names}")
+    missing = [i.id for i in gold.items if i.id not in gens]
+    pending = run.manifest().pending
+    if missing or pending:
+        raise RunError(
+            f"{run.file('generations.jsonl')}: candidate {candidate!r} has no answer for {len(missing) or pending} "
+            f"of {len(gold.items)} items (first: {missing[:3]}); an incomplete run cannot be compared. Finish it "
+            f"with `ragharness run CONFIG --resume {run.path}`"
+        )
     gold_hash = hashlib.sha256(json.dumps([i.model_dump() for i in gold.items], sort_keys=True).encode()).hexdigest()
     return _Side(
         run_id=run.manifest().run_id,
@@ -207,6 +217,6 @@ def render_comparison(c: Comparison) -> str:
 def write_comparison(c: Comparison, out: Path, log: Callable[[str], None] | None = None) -> tuple[Path, Path]:
     out.mkdir(parents=True, exist_ok=True)
     j, h = out / "comparison.json", out / "comparison.html"
-    j.write_text(c.model_dump_json(indent=2), encoding="utf-8")
-    h.write_text(render_comparison(c), encoding="utf-8")
+    atomic_write_text(j, c.model_dump_json(indent=2))
+    atomic_write_text(h, render_comparison(c))
     return j, h

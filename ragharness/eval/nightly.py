@@ -24,6 +24,7 @@ from ragharness.eval.run import execute_run
 from ragharness.eval.rundir import RunDir
 from ragharness.eval.runstore import LocalRunStore, RunStore, check_run_id, open_run_store
 from ragharness.eval.summary import RunSummary
+from ragharness.fileio import atomic_write_text
 from ragharness.locking import exclusive
 
 EXIT = {"pass": 0, "below_threshold": 1, "incomplete": 4, "regressed": 5}
@@ -197,7 +198,11 @@ def run_nightly(
         summary = result.summary
         index = HistoryIndex(cfg.resolve(cfg.output_dir) / "history.sqlite", store)
         notes: list[str] = []
-        base_id, comparisons = _comparisons(cfg, run, store, index, baseline, notes)
+        if summary.pending:
+            notes.append(f"{summary.pending} call(s) pending: an incomplete run is not compared with the baseline")
+            base_id, comparisons = "", list[Comparison]()
+        else:
+            base_id, comparisons = _comparisons(cfg, run, store, index, baseline, notes)
         cases = gate_cases(summary, comparisons, cfg.nightly.metrics)
         verdict = verdict_of(summary, cases)
         manifest = run.manifest()
@@ -207,11 +212,11 @@ def run_nightly(
         if notes:
             md += "\n" + "\n".join(f"_{n}_" for n in notes) + "\n"
         xml = junit_xml(cases, f"ragharness.{cfg.name}")
-        (run.path / "nightly.md").write_text(md, encoding="utf-8")
-        (run.path / "nightly-junit.xml").write_text(xml, encoding="utf-8")
+        atomic_write_text(run.path / "nightly.md", md)
+        atomic_write_text(run.path / "nightly-junit.xml", xml)
         for target, text in ((junit, xml), (markdown, md)):
             if target:
-                target.write_text(text, encoding="utf-8")
+                atomic_write_text(target, text)
         store.save(run)
         index.add(run.path, location=f"{store.location}/{manifest.run_id}")
         index.close()

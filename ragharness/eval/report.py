@@ -13,6 +13,7 @@ from ragharness.eval.annotate import Calibration
 from ragharness.eval.judge import JUDGE_METRICS
 from ragharness.eval.rundir import RunDir
 from ragharness.eval.summary import RunSummary
+from ragharness.fileio import atomic_write_text
 from ragharness.types import Generation
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -56,7 +57,7 @@ def _env() -> jinja2.Environment:
 
 def render_report(run: RunDir) -> str:
     manifest = run.manifest()
-    summary = RunSummary.model_validate_json(run.file("summary.json").read_text(encoding="utf-8"))
+    summary = run.read_model("summary.json", RunSummary, f"re-create it with `ragharness score {run.path}`")
     gold = run.goldset()
     packs = {p.item_id: p for p in run.packs()}
     gens: dict[str, dict[str, Generation]] = defaultdict(dict)
@@ -93,5 +94,5 @@ def render_report(run: RunDir) -> str:
 
 def write_report(run: RunDir) -> Path:
     out = run.file("report.html")
-    out.write_text(render_report(run), encoding="utf-8")
+    atomic_write_text(out, render_report(run))
     return out

@@ -40,7 +40,7 @@ def rescore(
 ) -> tuple[RunSummary, list[Score]]:
     """Score the run's stored answers again. `config` supplies judge/scorer settings (default: the run's own);
     `judge` replaces the judge's provider id; `scorers` picks which scorers run (default: the config's)."""
-    run = RunDir.open(run_dir)
+    run = RunDir.open_finished(run_dir, "re-scoring")
     cfg = run_config(run)
     if config is not None:
         cfg = cfg.model_copy(
@@ -61,7 +61,6 @@ def rescore(
     if "judge" in chosen and cfg.judge is None:
         raise ConfigError(f"{run_dir}: scorer `judge` needs a judge: pass --judge PROVIDER_ID or a config with judge:")
     cfg = cfg.model_copy(update={"scorers": chosen})
-    run.require_finished("re-scoring")
     previous = run.read_model(
         "summary.json", RunSummary, f"re-create it with `ragharness run CONFIG --resume {run_dir}`"
     )

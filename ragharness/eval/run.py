@@ -39,9 +39,11 @@ from ragharness.eval.runner import RunStats
 from ragharness.eval.scorers.base import Scorer
 from ragharness.eval.scoring import build_judge, run_judge, score_all
 from ragharness.eval.summary import OPS_METRICS, RunSummary, summarise
+from ragharness.faults import kill_point
 from ragharness.goldset import load_goldset
 from ragharness.guardrails.base import GuardrailChain
 from ragharness.ingest.pipeline import IngestReport, Progress, TextRedactor, ingest
+from ragharness.locking import exclusive
 from ragharness.retrieval.embedders import CachedEmbedder, Embedder
 from ragharness.retrieval.retriever import Retriever
 from ragharness.retrieval.store import VectorStore
@@ -273,7 +275,8 @@ def _run_path(cfg: HarnessConfig, out_dir: Path | None, resume: Path | None) -> 
                 f"--out {out_dir}: holds a run of config {name!r}, not {cfg.name!r}; choose a new or empty folder"
             )
         return out_dir, True
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+    ours = (".run.lock", ".run.lock.owner")  # what a run that never started may leave
+    if out_dir.exists() and (not out_dir.is_dir() or any(p.name not in ours for p in out_dir.iterdir())):
         raise ConfigError(
             f"--out {out_dir}: exists and is not a run directory (no run.json); refusing to write into it. "
             "Choose a new or empty folder"
@@ -295,13 +298,15 @@ def _create(cfg: HarnessConfig, comps: _Components, path: Path) -> tuple[RunDir,
         candidates=[c.name for c in cfg.candidates],
         config_dir=str(cfg.base_dir),
     )
+    run.write_json("run.json", manifest)  # first: from here on the folder is a run that --resume completes
+    kill_point("run:created")
     run.write_yaml("config.yaml", config_snapshot(cfg))
-    run.write_json("run.json", manifest)
     return run, manifest
 
 
 def _reopen(cfg: HarnessConfig, path: Path) -> tuple[RunDir, RunManifest]:
     run = RunDir.open(path)
+    run.remove_stale_temps()  # what a killed writer left; we hold the run's lock
     manifest = run.manifest()
     if manifest.name != cfg.name:
         raise ConfigError(f"{path}: a run of config {manifest.name!r}, not {cfg.name!r}; resume it with its own config")
@@ -356,6 +361,7 @@ def _prepare(
     ):
         for pack, acts, (blocked_by, message) in iter_locked(gold.items, retriever, comps.input_chain, progress):
             packs_out.write(pack)
+            kill_point("run:preparing")
             for a in acts:
                 audit_out.write(a)
             requests = [build_request(items[pack.item_id], pack, c, comps.templates[c.name]) for c in candidates]
@@ -367,6 +373,7 @@ def _prepare(
     manifest.stage = "prepared"
     manifest.store = comps.store.name
     run.write_json("run.json", manifest)
+    kill_point("run:prepared")
     return report
 
 
@@ -385,16 +392,24 @@ def execute_run(
     started = time.perf_counter()
     comps = build_components(cfg)
     path, resuming = _run_path(cfg, out_dir, resume)
+    lock = path / ".run.lock"
     try:
-        run, manifest = _reopen(cfg, path) if resuming else _create(cfg, comps, path)
-        report = None
-        if manifest.stage == "created":
-            report = _prepare(cfg, comps, run, manifest, progress, log, skip_ingest)
-        else:
-            comps.store.ensure(comps.embedder.name, comps.embedder.dimension)
-        return _generate_and_finish(cfg, comps, run, manifest, started, report, progress, on_stats, use_cache)
+        with exclusive(lock, f"run {path.name}", who="another process working on this run"):
+            run, manifest = _reopen(cfg, path) if resuming else _create(cfg, comps, path)
+            report = None
+            if manifest.stage == "created":
+                report = _prepare(cfg, comps, run, manifest, progress, log, skip_ingest)
+            else:
+                comps.store.ensure(comps.embedder.name, comps.embedder.dimension)
+            return _generate_and_finish(cfg, comps, run, manifest, started, report, progress, on_stats, use_cache)
     except DiskFullError as exc:
-        exc.run_dir = path
+        if (path / "run.json").is_file():
+            exc.run_dir = path
+        else:  # not even started: leave no half-made folder behind
+            for leftover in path.glob(".*"):
+                leftover.unlink(missing_ok=True)
+            if path.is_dir() and not any(path.iterdir()):
+                path.rmdir()
         raise
 
 
@@ -432,6 +447,7 @@ def _generate_and_finish(
     latest = {**done, **_latest(outcome.generations)}
     generations = sorted(latest.values(), key=lambda g: order.get((g.item_id, g.candidate), len(order)))
     run.write_jsonl("generations.jsonl", generations)  # canonical: one line per call, in request order
+    kill_point("run:generated")
     gold = run.goldset()
     scores = score_all(gold.items, run.iter_packs(), generations, comps.scorers, progress, comps.cached_embedder)
     calls: list[Generation] = []
@@ -448,6 +464,7 @@ def _generate_and_finish(
         scores += judged
         run.append("judge_calls.jsonl", calls)
     run.write_jsonl("scores.jsonl", scores)
+    kill_point("run:scored")
     candidates = [c.to_candidate() for c in cfg.candidates]
     summary = summarise(
         manifest.run_id, cfg.name, gold.items, candidates, generations, scores, run.actions(), cfg.thresholds
@@ -455,7 +472,9 @@ def _generate_and_finish(
     summary.budget_exhausted = outcome.budget_exhausted
     summary.judge_cost_usd = round(sum(c.cost_usd for c in calls), 6)
     run.write_json("summary.json", summary)
+    kill_point("run:summarised")
     write_report(run)
+    kill_point("run:reported")
     # Last: the manifest says `finished` only once summary and report are complete on disk.
     manifest.finished_at = datetime.now(UTC).isoformat()
     manifest.status = summary.status

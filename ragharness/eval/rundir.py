@@ -72,6 +72,7 @@ class RunDir:
         self._lock = threading.Lock()
         self._last_sync = 0.0
         self._checked_tails: set[str] = set()
+        self.strict = False  # finished runs: a torn line is damage, not a crash in progress
 
     @classmethod
     def open(cls, path: Path) -> RunDir:
@@ -79,8 +80,29 @@ class RunDir:
             raise RunError(f"{path}: not a run directory (no run.json); pass a directory written by `ragharness run`")
         return cls(path)
 
+    @classmethod
+    def open_finished(cls, path: Path, what: str) -> RunDir:
+        """A run whose every stage finished, read strictly: a missing, torn or unreadable file is a RunError that
+        names it and says what to do (exit code 3), never a traceback or a silently shorter report."""
+        run = cls.open(path)
+        run.require_finished(what)
+        run.strict = True
+        for name in ("goldset.json", "context_packs.jsonl", "generations.jsonl", "scores.jsonl", "summary.json"):
+            file = run.file(name)
+            if not file.is_file() or file.stat().st_size == 0:
+                raise RunError(
+                    f"{file}: {'missing' if not file.is_file() else 'empty'}; the run directory is damaged. "
+                    f"Re-score it with `ragharness score {path}` if only scores are gone, or start a new run"
+                )
+        return run
+
     def file(self, name: str) -> Path:
         return self.path / name
+
+    def remove_stale_temps(self) -> None:
+        """Delete temp files of writes a killed process never finished (call under the run's lock)."""
+        for tmp in self.path.glob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
 
     def write_text(self, name: str, text: str) -> Path:
         atomic_write_text(self.file(name), text)
@@ -162,8 +184,9 @@ class RunDir:
         guard_disk(file, write)
 
     def read_jsonl(self, name: str, model: type[M], *, tolerate_torn_tail: bool = True) -> Iterator[M]:
-        """Records one by one (streamed). A torn last line after a crash is skipped; a bad line elsewhere is
-        corruption and raises RunError naming file and line."""
+        """Records one by one (streamed). A torn last line after a crash is skipped (unless the run is finished
+        and read strictly); a bad line elsewhere is corruption and raises RunError naming file and line."""
+        tolerate_torn_tail = tolerate_torn_tail and not self.strict
         file = self.file(name)
         if not file.is_file():
             return

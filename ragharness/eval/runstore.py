@@ -126,7 +126,7 @@ class S3RunStore:
     def save(self, run: RunDir) -> None:
         run_id = run.manifest().run_id
         for file in sorted(run.path.iterdir()):
-            if file.is_file() and not file.name.endswith(".tmp"):
+            if file.is_file() and not file.name.startswith("."):  # temp files and the run's lock stay local
                 self.client.upload_file(str(file), self.bucket, self.key(run_id, file.name))
 
     def open(self, run_id: str) -> RunDir:

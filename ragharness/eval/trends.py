@@ -12,6 +12,7 @@ from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
 from ragharness.eval.history import HistoryIndex, MetricRow, RunRow
+from ragharness.fileio import atomic_write_text
 
 QUALITY = ("correctness", "groundedness", "citation_coverage", "refusal")
 OPERATIONS = ("cost_usd", "output_tokens", "latency_p50_ms")
@@ -137,5 +138,5 @@ td,th{{border:1px solid #d5dae1;padding:.25rem .5rem;font-size:.85rem}}
 {"".join(divs)}
 <h2>Runs</h2><table><tr><th>started</th><th>run (report)</th><th>status</th><th>gate</th></tr>{"".join(links)}</table>
 </body></html>"""
-    out.write_text(page, encoding="utf-8")
+    atomic_write_text(out, page)
     return out

@@ -21,6 +21,7 @@ from typing import Protocol, runtime_checkable
 from pydantic import BaseModel, Field
 
 from ragharness.config import HarnessConfig
+from ragharness.faults import kill_point
 from ragharness.ingest.chunking import Chunker, embedding_input
 from ragharness.ingest.loaders import LocalSource, Skipped, load_file, oversized
 from ragharness.locking import exclusive
@@ -252,6 +253,7 @@ def _ingest(
         vectors = _embed_missing(group, store, embedder, batch, progress, report)
         # New chunks first, then the stale ones: a kill in between leaves extra chunks, never missing ones.
         store.upsert([EmbeddedChunk(chunk=c, vector=tuple(vectors[c.content_hash])) for c in group])
+        kill_point("ingest:between-upsert-and-delete")
         report.chunks_deleted += store.delete_documents(group_docs, keep_chunk_ids={c.chunk_id for c in group})
         report.chunks_written += len(group)
         progress("write", report.chunks_written, report.chunks_written)
@@ -271,6 +273,7 @@ def _ingest(
     if group or group_docs:
         flush()
     report.chunks_deleted += store.delete_documents(removed)
+    kill_point("ingest:before-publish")
     store.publish()
     report.chunks_total = store.count()
     report.store = store.name
