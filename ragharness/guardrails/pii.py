@@ -71,7 +71,8 @@ def _secret_recognizer() -> Any:
             for line in text.splitlines(keepends=True):
                 # detect-secrets picks its assignment syntax by file type; YAML's covers `key: v` and `key = v`.
                 for secret in self._keyword.analyze_line(filename="text.yaml", line=line, line_number=1):
-                    value = secret.secret_value or ""
+                    # In prose the scanner may run on to the end of the line; a secret has no spaces.
+                    value = (secret.secret_value or "").split()[0] if (secret.secret_value or "").strip() else ""
                     at = line.find(value) if value else -1
                     if at >= 0:
                         found.append(RecognizerResult("SECRET", offset + at, offset + at + len(value), 0.8))

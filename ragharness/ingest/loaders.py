@@ -134,6 +134,15 @@ def _metadata_from(mapping: dict[str, Any], where: str) -> Metadata:
         raise ValueError(f"{where}: {exc}") from exc
 
 
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """The useful part of a YAML error: what is wrong and on which line."""
+    problem = getattr(exc, "problem", None)
+    mark = getattr(exc, "problem_mark", None)
+    if problem:
+        return f"{problem}" + (f" (line {mark.line + 1})" if mark is not None else "")
+    return str(exc).splitlines()[0]
+
+
 def decode(data: bytes) -> str:
     """UTF-8 text or ValueError with the reason (binary, undecodable)."""
     if b"\x00" in data[:8192]:
@@ -172,7 +181,7 @@ def load_markdown(path: str, text: str, base: Metadata) -> Document:
         try:
             front = load_strict(m.group(1)) or {}
         except yaml.YAMLError as exc:
-            raise ValueError(f"front matter is not valid YAML: {str(exc).splitlines()[0]}") from exc
+            raise ValueError(f"front matter is not valid YAML: {yaml_problem(exc)}") from exc
         if not isinstance(front, dict):
             raise ValueError("front matter must be a YAML mapping")
         meta = base.merged(_metadata_from(front, "front matter"))

@@ -71,6 +71,7 @@ class ExtractiveProvider:
 
 class ReplayOptions(_Opts):
     file: str = Field(description="JSONL with one {item_id, answer[, usage, latency_ms]} record per line.")
+    cacheable: bool = Field(False, description="Let the response cache serve this replay (cache tests).")
 
 
 class ReplayRecord(BaseModel):
@@ -102,7 +103,7 @@ class ReplayProvider:
                 raise ProviderError(f"{path}:{n}: invalid replay record: {str(exc).splitlines()[0]}") from exc
             self.records[rec.item_id] = rec
         self.id = f"replay:{path.name}"
-        self.cacheable = False
+        self.cacheable = opts.cacheable
 
     async def generate(self, request: GenerationRequest) -> ProviderResponse:
         rec = self.records.get(request.item_id)
