@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -149,3 +150,30 @@ def test_input_block_refuses_without_calling_any_model(mini_project: Path) -> No
     result = execute_run(load_config(cfg), log=lambda s: None)
     gens = [g for g in RunDir.open(result.run_dir).generations() if g.item_id == "weather"]
     assert [(g.text, g.attempts, g.blocked_by) for g in gens] == [("No.", 0, "deny_patterns:denied_topic")] * 2
+
+
+def test_large_runs_page_their_items_and_keep_failures_inline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from faultkit import N_ITEMS, project
+    from ragharness.eval import report as report_module
+
+    monkeypatch.setattr(report_module, "INLINE_ITEMS", 10)
+    monkeypatch.setattr(report_module, "PAGE_SIZE", 7)
+    monkeypatch.setattr(report_module, "ATTENTION_INLINE", 5)
+    cfg = project(tmp_path, latency=1, m2_error_rate=0.3)
+    run_dir = execute_run(load_config(cfg), out_dir=tmp_path / "run", log=lambda s: None).run_dir
+    gens = (run_dir / "generations.jsonl").read_text().splitlines()
+    first = json.loads(gens[0])
+    first["text"] = "<script>window.__pwned=1</script> [1]"
+    (run_dir / "generations.jsonl").write_text("\n".join([json.dumps(first), *gens[1:]]) + "\n")
+    html = write_report(RunDir.open(run_dir)).read_text()
+    pages = sorted((run_dir / "report-items").glob("page-*.html"))
+    assert len(pages) == 4  # 24 items, 7 to a page
+    on_pages = [i for p in pages for i in re.findall(r'<div class="item" id="i-(q\d\d)"', p.read_text())]
+    assert sorted(on_pages) == [f"q{i:02d}" for i in range(N_ITEMS)], "every item on exactly one page"
+    inline = re.findall(r'<div class="item" id="i-(q\d\d)"', html)
+    failed = sorted({json.loads(g)["item_id"] for g in gens if json.loads(g)["error"]})
+    assert len(inline) == 5 and failed[0] in inline, "failures come first in gold order, capped"
+    assert re.search(r"5 of \d+ items where a candidate is not plainly correct", html)
+    assert 'href="report-items/page-0001.html"' in html
+    first_page = pages[0].read_text()
+    assert "<script>window.__pwned" not in first_page and "&lt;script&gt;window.__pwned" in first_page

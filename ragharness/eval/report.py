@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import re
+import shutil
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import jinja2
 from markupsafe import Markup, escape
+from pydantic import BaseModel
 
 from ragharness.eval.annotate import Calibration
 from ragharness.eval.judge import JUDGE_METRICS
 from ragharness.eval.rundir import RunDir
 from ragharness.eval.summary import RunSummary
 from ragharness.fileio import atomic_write_text
-from ragharness.types import Generation
+from ragharness.types import ContextPack, Generation
 
 TEMPLATES = Path(__file__).parent / "templates"
 MAIN_METRICS = (
@@ -55,44 +58,118 @@ def _env() -> jinja2.Environment:
     return env
 
 
-def render_report(run: RunDir) -> str:
+INLINE_ITEMS = 300
+"""Up to this many items the report shows every item inline; above, the failures inline and every item on
+separate pages of PAGE_SIZE, so a 10,000-item report stays a few MB and opens at once."""
+PAGE_SIZE = 200
+ATTENTION_INLINE = 200
+PAGES_DIR = "report-items"
+
+
+class _Page(BaseModel):
+    href: str
+    first: int
+    last: int
+
+
+def _needs_attention(item_id: str, candidates: list[str], gens: dict[str, dict[str, Generation]], scores: Any) -> bool:
+    for c in candidates:
+        g = gens[item_id].get(c)
+        if g is None or g.error is not None or g.blocked_by:
+            return True
+        correctness = scores[(item_id, c)].get("correctness")
+        refusal = scores[(item_id, c)].get("refusal")
+        if correctness is not None and correctness.label not in ("correct", "correctly_refused"):
+            return True
+        if refusal is not None and refusal.label in ("should_have_refused", "wrongly_refused"):
+            return True
+    return False
+
+
+def _context(run: RunDir) -> dict[str, Any]:
     manifest = run.manifest()
     summary = run.read_model("summary.json", RunSummary, f"re-create it with `ragharness score {run.path}`")
     gold = run.goldset()
-    packs = {p.item_id: p for p in run.packs()}
     gens: dict[str, dict[str, Generation]] = defaultdict(dict)
     for g in run.generations():
         gens[g.item_id][g.candidate] = g
     scores: dict[tuple[str, str], dict[str, object]] = defaultdict(dict)
     for s in run.scores():
         scores[(s.item_id, s.candidate)][s.metric] = s
-    candidates = [c.candidate for c in summary.candidates]
     present = {m for c in summary.candidates for m in c.metrics}
-    metrics = [m for m in (*MAIN_METRICS, *JUDGE_METRICS) if m in present]
     calibration = None
     if run.file("calibration.json").is_file():
         calibration = Calibration.model_validate_json(run.file("calibration.json").read_text(encoding="utf-8"))
-    anchors = {item.id: "i-" + re.sub(r"[^A-Za-z0-9_-]", "_", item.id) for item in gold.items}
-    return (
-        _env()
-        .get_template("report.html.j2")
-        .render(
-            manifest=manifest,
-            summary=summary,
-            items=gold.items,
-            packs=packs,
-            gens=gens,
-            scores=scores,
-            candidates=candidates,
-            main_metrics=metrics,
-            calibration=calibration,
-            retrieval_metrics=RETRIEVAL_METRICS,
-            anchors=anchors,
-        )
-    )
+    return {
+        "manifest": manifest,
+        "summary": summary,
+        "items": gold.items,
+        "gens": gens,
+        "scores": scores,
+        "candidates": [c.candidate for c in summary.candidates],
+        "main_metrics": [m for m in (*MAIN_METRICS, *JUDGE_METRICS) if m in present],
+        "calibration": calibration,
+        "retrieval_metrics": RETRIEVAL_METRICS,
+        "anchors": {item.id: "i-" + re.sub(r"[^A-Za-z0-9_-]", "_", item.id) for item in gold.items},
+    }
+
+
+def render_report(run: RunDir) -> str:
+    """The whole report as one page (runs up to INLINE_ITEMS items; `write_report` pages larger ones)."""
+    ctx = _context(run)
+    ctx.update(packs={p.item_id: p for p in run.iter_packs()}, pages=[])
+    return _env().get_template("report.html.j2").render(**ctx)
 
 
 def write_report(run: RunDir) -> Path:
+    """report.html, plus report-items/page-NNNN.html for large runs. Pages are rendered one at a time from the
+    streamed context packs, so memory does not grow with the number of items."""
+    ctx = _context(run)
+    items = ctx["items"]
+    env = _env()
     out = run.file("report.html")
-    atomic_write_text(out, render_report(run))
+    pages_dir = run.file(PAGES_DIR)
+    if pages_dir.is_dir():
+        shutil.rmtree(pages_dir)
+    if len(items) <= INLINE_ITEMS:
+        ctx.update(packs={p.item_id: p for p in run.iter_packs()}, pages=[])
+        atomic_write_text(out, env.get_template("report.html.j2").render(**ctx))
+        return out
+    pages_dir.mkdir()
+    n_pages = (len(items) + PAGE_SIZE - 1) // PAGE_SIZE
+    names = [f"page-{i + 1:04d}.html" for i in range(n_pages)]
+    attention_ids = [i.id for i in items if _needs_attention(i.id, ctx["candidates"], ctx["gens"], ctx["scores"])]
+    shown = set(attention_ids[:ATTENTION_INLINE])
+    kept_packs: dict[str, ContextPack] = {}
+    page_tpl = env.get_template("report_items.html.j2")
+    packs = run.iter_packs()
+    for n, name in enumerate(names):
+        chunk = items[n * PAGE_SIZE : (n + 1) * PAGE_SIZE]
+        wanted = {i.id for i in chunk}
+        page_packs: dict[str, ContextPack] = {}
+        while len(page_packs) < len(wanted):
+            pack = next(packs)
+            if pack.item_id in wanted:
+                page_packs[pack.item_id] = pack
+                if pack.item_id in shown:
+                    kept_packs[pack.item_id] = pack
+        html = page_tpl.render(
+            **{**ctx, "items": chunk, "packs": page_packs},
+            page=_Page(href=name, first=n * PAGE_SIZE + 1, last=n * PAGE_SIZE + len(chunk)),
+            n_items=len(items),
+            prev=names[n - 1] if n > 0 else "",
+            next=names[n + 1] if n + 1 < n_pages else "",
+        )
+        atomic_write_text(pages_dir / name, html)
+    ctx.update(
+        packs=kept_packs,
+        attention=[i for i in items if i.id in shown],
+        n_attention=len(attention_ids),
+        page_size=PAGE_SIZE,
+        pages=[
+            _Page(href=f"{PAGES_DIR}/{name}", first=n * PAGE_SIZE + 1, last=min(len(items), (n + 1) * PAGE_SIZE))
+            for n, name in enumerate(names)
+        ],
+    )
+    atomic_write_text(out, env.get_template("report.html.j2").render(**ctx))
     return out

@@ -105,8 +105,12 @@ def _redact_passage(p: Passage, chain: GuardrailChain, item_id: str) -> tuple[Pa
     return passage, actions
 
 
+PassageMemo = dict[tuple[str, str], tuple[Passage, list[GuardrailAction]]]
+"""(chunk id, text) -> the passage redacted once and its audit: a chunk recurs in many items' contexts."""
+
+
 def lock_context(
-    pack: ContextPack, chain: GuardrailChain
+    pack: ContextPack, chain: GuardrailChain, memo: PassageMemo | None = None
 ) -> tuple[ContextPack, list[GuardrailAction], tuple[str, str]]:
     """Redact question and passages once; the result is hashed and is all any candidate or judge sees."""
     actions: list[GuardrailAction] = []
@@ -114,7 +118,15 @@ def lock_context(
     actions += q.actions
     passages: list[Passage] = []
     for p in pack.passages:
-        passage, acts = _redact_passage(p, chain, pack.item_id)
+        key = (p.chunk_id, p.text)
+        if memo is not None and key in memo:
+            clean, acts = memo[key]
+            passage = clean.model_copy(update={"number": p.number, "score": p.score})
+            acts = [a.model_copy(update={"item_id": pack.item_id}) for a in acts]
+        else:
+            passage, acts = _redact_passage(p, chain, pack.item_id)
+            if memo is not None and len(memo) < 100_000:
+                memo[key] = (passage, acts)
         actions += acts
         passages.append(passage)
     locked = pack.model_copy(update={"question": q.text, "passages": tuple(passages)}).with_hash()
@@ -229,10 +241,11 @@ def iter_locked(
 ) -> Iterator[tuple[ContextPack, list[GuardrailAction], tuple[str, str]]]:
     """Locked contexts item by item, in gold order: queries embedded in batches and searched side by side."""
     done = 0
+    memo: PassageMemo = {}
     for start in range(0, len(items), RETRIEVAL_BATCH):
         batch = items[start : start + RETRIEVAL_BATCH]
         for pack in retriever.retrieve_many(batch):
-            yield lock_context(pack, chain)
+            yield lock_context(pack, chain, memo)
             done += 1
             progress("retrieve", done, len(items))
 

@@ -277,7 +277,7 @@ class Runner:
         return gen
 
     async def run(self, requests: Iterable[GenerationRequest], total: int | None = None) -> list[Generation]:
-        """Run all requests; returns the Generations made (budget-refused requests have none).
+        """Run all requests; returns the Generations made, in request order (budget-refused requests have none).
 
         Requests are pulled from the iterable as slots free up (a sliding window a few times the total
         concurrency), so a 20,000-request run never holds every request or coroutine at once. If recording a
@@ -291,9 +291,10 @@ class Runner:
             total = len(requests)
         self.stats.total += total or 0
         window = max(64, 4 * sum(self.concurrency.get(name, 4) for name in self.providers))
-        results: list[Generation] = []
+        results: list[tuple[int, Generation]] = []
         failure: BaseException | None = None
         pending: set[asyncio.Task[Generation | None]] = set()
+        order: dict[asyncio.Task[Generation | None], int] = {}
 
         def collect(done: set[asyncio.Task[Generation | None]]) -> None:
             nonlocal failure
@@ -302,15 +303,18 @@ class Runner:
                 if exc is not None:
                     failure = failure or exc
                 elif (g := task.result()) is not None:
-                    results.append(g)
+                    results.append((order[task], g))
+                del order[task]
 
         try:
-            for request in requests:
+            for n, request in enumerate(requests):
                 if failure is not None:
                     break
                 if total is None:
                     self.stats.total += 1
-                pending.add(asyncio.create_task(self._one(request, limits[request.candidate.name])))
+                task = asyncio.create_task(self._one(request, limits[request.candidate.name]))
+                order[task] = n
+                pending.add(task)
                 if len(pending) >= window:
                     done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                     collect(done)
@@ -324,4 +328,4 @@ class Runner:
                     await close()
         if failure is not None:
             raise failure
-        return results
+        return [g for _, g in sorted(results, key=lambda pair: pair[0])]  # in request order

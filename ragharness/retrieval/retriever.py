@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 from ragharness.retrieval.embedders import Embedder
 from ragharness.retrieval.store import SearchRequest, VectorStore, merge_filters
@@ -48,20 +47,37 @@ class Retriever:
         request = SearchRequest(mode=mode, k=k or self.k, text=query, vector=vector, filters=filters or {})
         return self.store.search(request)
 
-    def retrieve_many(self, items: Sequence[GoldItem], workers: int = 4) -> list[ContextPack]:
-        """Packs for many items, in order: their queries embedded in one batch, their searches run side by side
-        (the stores release the GIL while searching)."""
-        vectors = self.query_vectors([i.question for i in items])
-        if len(items) <= 1:
-            return [self.retrieve(i, v) for i, v in zip(items, vectors, strict=True)]
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="retrieve") as pool:
-            return list(pool.map(self.retrieve, items, vectors))
+    def retrieve_many(self, items: Sequence[GoldItem]) -> list[ContextPack]:
+        """Packs for many items, in order: their queries embedded in one batch (each distinct text once), their
+        searches run side by side through the store's `search_many`."""
+        distinct = list(dict.fromkeys(i.question for i in items))
+        vectors = dict(zip(distinct, self.query_vectors(distinct), strict=True))
+        requests = [
+            SearchRequest(
+                mode=self.mode,
+                k=self.k,
+                text=i.question,
+                vector=vectors[i.question],
+                filters=merge_filters(self.filters, i.filters),
+            )
+            for i in items
+        ]
+        started = time.perf_counter()
+        results = self.store.search_many(requests)
+        per_item_ms = (time.perf_counter() - started) * 1000 / max(1, len(items))
+        return [
+            self._pack(i, r.filters, hits, per_item_ms) for i, r, hits in zip(items, requests, results, strict=True)
+        ]
 
     def retrieve(self, item: GoldItem, vector: tuple[float, ...] | None = None) -> ContextPack:
         filters = merge_filters(self.filters, item.filters)
         started = time.perf_counter()
         hits = self.search(item.question, filters=filters, vector=vector)
-        elapsed = (time.perf_counter() - started) * 1000
+        return self._pack(item, filters, hits, (time.perf_counter() - started) * 1000)
+
+    def _pack(
+        self, item: GoldItem, filters: dict[str, FilterValue], hits: list[SearchHit], elapsed: float
+    ) -> ContextPack:
         return ContextPack(
             item_id=item.id,
             question=item.question,

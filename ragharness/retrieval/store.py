@@ -101,6 +101,11 @@ class VectorStore(Protocol):
         """Search the published version (never an ingest half done)."""
         ...
 
+    def search_many(self, requests: Sequence[SearchRequest], concurrency: int = 16) -> list[list[SearchHit]]:
+        """The same searches as `search`, for many requests at once (results in request order), as fast as the
+        backend allows: retrieval for a whole gold set goes through here."""
+        ...
+
     def rebuild(self) -> None:
         """Start a full re-index into a fresh index; reads keep seeing the old one until `publish()`."""
         ...
