@@ -18,6 +18,7 @@ from ragharness.eval.rundir import RunDir
 from ragharness.eval.summary import RunSummary
 from ragharness.fileio import atomic_write_text
 from ragharness.types import ContextPack, Generation
+from ragharness.yamlio import load_strict
 
 TEMPLATES = Path(__file__).parent / "templates"
 MAIN_METRICS = (
@@ -100,7 +101,12 @@ def _context(run: RunDir) -> dict[str, Any]:
     calibration = None
     if run.file("calibration.json").is_file():
         calibration = Calibration.model_validate_json(run.file("calibration.json").read_text(encoding="utf-8"))
+    config_file = run.file("config.yaml")
+    snapshot = load_strict(config_file.read_text(encoding="utf-8")) if config_file.is_file() else None
+    corpus = snapshot.get("corpus") if isinstance(snapshot, dict) else None
+    raw_in_store = isinstance(corpus, dict) and corpus.get("redact_pii") is False
     return {
+        "raw_in_store": raw_in_store,
         "manifest": manifest,
         "summary": summary,
         "items": gold.items,

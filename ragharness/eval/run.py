@@ -37,7 +37,7 @@ from ragharness.eval.report import write_report
 from ragharness.eval.rundir import RunDir, RunManifest
 from ragharness.eval.runner import RunStats
 from ragharness.eval.scorers.base import Scorer
-from ragharness.eval.scoring import build_judge, run_judge, score_all
+from ragharness.eval.scoring import build_judge, iter_scores, run_judge
 from ragharness.eval.summary import OPS_METRICS, RunSummary, summarise
 from ragharness.faults import kill_point
 from ragharness.goldset import load_goldset
@@ -57,6 +57,7 @@ from ragharness.types import (
     GuardrailAction,
     Metadata,
     Passage,
+    Score,
 )
 from ragharness.yamlio import load_strict
 
@@ -462,25 +463,36 @@ def _generate_and_finish(
     run.write_jsonl("generations.jsonl", generations)  # canonical: one line per call, in request order
     kill_point("run:generated")
     gold = run.goldset()
-    scores = score_all(gold.items, run.iter_packs(), generations, comps.scorers, progress, comps.cached_embedder)
     calls: list[Generation] = []
-    if "judge" in cfg.scorers:
-        judged, calls = run_judge(
-            cfg,
-            gold.items,
-            {p.item_id: p for p in run.packs()},
-            generations,
-            comps.cached_embedder,
-            use_cache=use_cache and cfg.runner.cache,
-            spent_usd=outcome.spent_usd,
-        )
-        scores += judged
+    with run.writer("scores.jsonl") as out:  # streamed: a 10,000-item run never holds all its scores
+        scored = iter_scores(gold.items, run.iter_packs(), generations, comps.scorers, progress, comps.cached_embedder)
+        for score in scored:
+            out.write(score)
+        if "judge" in cfg.scorers:
+            judged, calls = run_judge(
+                cfg,
+                gold.items,
+                {p.item_id: p for p in run.packs()},
+                generations,
+                comps.cached_embedder,
+                use_cache=use_cache and cfg.runner.cache,
+                spent_usd=outcome.spent_usd,
+            )
+            for score in judged:
+                out.write(score)
+    if calls:
         run.append("judge_calls.jsonl", calls)
-    run.write_jsonl("scores.jsonl", scores)
     kill_point("run:scored")
     candidates = [c.to_candidate() for c in cfg.candidates]
     summary = summarise(
-        manifest.run_id, cfg.name, gold.items, candidates, generations, scores, run.actions(), cfg.thresholds
+        manifest.run_id,
+        cfg.name,
+        gold.items,
+        candidates,
+        generations,
+        run.read_jsonl("scores.jsonl", Score),
+        run.read_jsonl("guardrails.jsonl", GuardrailAction),
+        cfg.thresholds,
     )
     summary.budget_exhausted = outcome.budget_exhausted
     summary.judge_cost_usd = round(sum(c.cost_usd for c in calls), 6)

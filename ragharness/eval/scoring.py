@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from ragharness.config import HarnessConfig
 from ragharness.errors import ConfigError, RagharnessError
@@ -48,6 +48,17 @@ def score_all(
     progress: Progress = _noop,
     embedder: Embedder | None = None,
 ) -> list[Score]:
+    return list(iter_scores(items, packs, generations, scorers, progress, embedder))
+
+
+def iter_scores(
+    items: list[GoldItem],
+    packs: Iterable[ContextPack] | dict[str, ContextPack],
+    generations: list[Generation],
+    scorers: list[Scorer],
+    progress: Progress = _noop,
+    embedder: Embedder | None = None,
+) -> Iterator[Score]:
     """Score every generation (and every item, for item-level scorers), item by item in windows of
     SCORE_WINDOW: the packs may be a stream (read from the run directory), never all held at once. Pass the
     scorers' shared embedder to embed each window's texts in one batch."""
@@ -56,11 +67,10 @@ def score_all(
     for g in generations:
         gens_of.setdefault(g.item_id, []).append(g)
     stream = packs.values() if isinstance(packs, dict) else packs
-    out: list[Score] = []
     done = 0
     window: list[ContextPack] = []
 
-    def flush() -> None:
+    def flush() -> Iterator[Score]:
         nonlocal done
         if embedder is not None:
             _prewarm(
@@ -73,11 +83,11 @@ def score_all(
             item = by_item[pack.item_id]
             for s in scorers:
                 if s.level == "item":
-                    out.extend(run_scorer(s, ScoringInput(item=item, pack=pack)))
+                    yield from run_scorer(s, ScoringInput(item=item, pack=pack))
             for gen in gens_of.get(pack.item_id, ()):
                 for s in scorers:
                     if s.level == "answer":
-                        out.extend(run_scorer(s, ScoringInput(item=item, pack=pack, generation=gen)))
+                        yield from run_scorer(s, ScoringInput(item=item, pack=pack, generation=gen))
                 done += 1
                 progress("score", done, len(generations))
         window.clear()
@@ -87,9 +97,8 @@ def score_all(
             continue
         window.append(pack)
         if len(window) >= SCORE_WINDOW:
-            flush()
-    flush()
-    return out
+            yield from flush()
+    yield from flush()
 
 
 def build_judge(cfg: HarnessConfig) -> tuple[Provider, PromptTemplate]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 from pydantic import BaseModel, Field
 
@@ -90,7 +91,18 @@ def percentile(values: Sequence[float], q: float) -> float:
     return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
-def summarise_metric(scores: Iterable[Score]) -> MetricSummary:
+class _Slim(NamedTuple):
+    """What a summary needs of a Score: a 10,000-item run has ~200,000 of them, so only this is kept."""
+
+    item_id: str
+    candidate: str
+    metric: str
+    value: float | None
+    label: str
+    error: str
+
+
+def summarise_metric(scores: Iterable[Score | _Slim]) -> MetricSummary:
     items = list(scores)
     applicable = [s for s in items if s.value is not None]
     return MetricSummary(
@@ -102,8 +114,8 @@ def summarise_metric(scores: Iterable[Score]) -> MetricSummary:
     )
 
 
-def _group(scores: Iterable[Score]) -> dict[str, MetricSummary]:
-    by_metric: dict[str, list[Score]] = defaultdict(list)
+def _group(scores: Iterable[_Slim]) -> dict[str, MetricSummary]:
+    by_metric: dict[str, list[_Slim]] = defaultdict(list)
     for s in scores:
         by_metric[s.metric].append(s)
     return {m: summarise_metric(v) for m, v in sorted(by_metric.items())}
@@ -115,18 +127,23 @@ def summarise(
     items: Sequence[GoldItem],
     candidates: Sequence[Candidate],
     generations: Sequence[Generation],
-    scores: Sequence[Score],
-    actions: Sequence[GuardrailAction],
+    scores: Iterable[Score],
+    actions: Iterable[GuardrailAction],
     thresholds: Sequence[Threshold],
 ) -> RunSummary:
+    """Aggregates of a run. `scores` may be a stream (read from scores.jsonl): only a slim copy of each is kept."""
     intent = {i.id: i.intent for i in items}
-    latest: dict[tuple[str, str, str], Score] = {(s.item_id, s.candidate, s.metric): s for s in scores}
-    scores = list(latest.values())  # re-scoring appends; the latest record per metric counts
+    latest: dict[tuple[str, str, str], _Slim] = {
+        (s.item_id, s.candidate, s.metric): _Slim(s.item_id, s.candidate, s.metric, s.value, s.label, s.error)
+        for s in scores
+    }
+    slim = list(latest.values())  # re-scoring appends; the latest record per metric counts
+    del latest
     cands: list[CandidateSummary] = []
     for cand in candidates:
         gens = [g for g in generations if g.candidate == cand.name]
-        mine = [s for s in scores if s.candidate == cand.name]
-        by_intent: dict[str, list[Score]] = defaultdict(list)
+        mine = [s for s in slim if s.candidate == cand.name]
+        by_intent: dict[str, list[_Slim]] = defaultdict(list)
         for s in mine:
             by_intent[intent.get(s.item_id, "?")].append(s)
         lat = [g.latency_ms for g in gens if g.ok]
@@ -150,8 +167,8 @@ def summarise(
                 by_intent={k: _group(v) for k, v in sorted(by_intent.items())},
             )
         )
-    item_scores = [s for s in scores if not s.candidate]
-    ret_by_intent: dict[str, list[Score]] = defaultdict(list)
+    item_scores = [s for s in slim if not s.candidate]
+    ret_by_intent: dict[str, list[_Slim]] = defaultdict(list)
     for s in item_scores:
         ret_by_intent[intent.get(s.item_id, "?")].append(s)
     guard = Counter(f"{a.stage}:{a.guardrail}:{f.entity}" for a in actions for f in a.findings for _ in range(f.count))
