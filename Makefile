@@ -7,7 +7,7 @@ export TRANSFORMERS_OFFLINE := 1
 # The CPU torch wheel lies in /opt/wheels on these machines; elsewhere pip takes torch==2.13.0 from PyPI.
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 
-.PHONY: setup demo test test-fast lint fmt bench clean
+.PHONY: setup demo test test-fast test-faults lint fmt bench clean
 
 setup: $(VENV)/.installed
 
@@ -24,7 +24,10 @@ test: setup
 	$(BIN)/python -m pytest
 
 test-fast: setup
-	$(BIN)/python -m pytest -m "not integration"
+	$(BIN)/python -m pytest -m "not integration and not faults"
+
+test-faults: setup
+	$(BIN)/python -m pytest -m faults
 
 lint: setup
 	$(BIN)/ruff check ragharness tests benchmarks

@@ -63,6 +63,14 @@ def replay_for(gold_file: Path, replay_dir: Path) -> None:
     (replay_dir / "assistant-v1.jsonl").write_text("\n".join(out) + "\n")
 
 
+def _peak_gib() -> float:
+    """Peak resident memory so far (VmHWM), in GiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024 / 1024
+    return 0.0
+
+
 def child_run(config: Path) -> None:
     from ragharness.config import load_config
     from ragharness.eval.run import execute_run
@@ -70,16 +78,21 @@ def child_run(config: Path) -> None:
     stages: dict[str, float] = {}
     last = {"stage": "", "t": time.perf_counter()}
 
+    peaks: dict[str, float] = {}
+
     def progress(stage: str, done: int, total: int) -> None:
         now = time.perf_counter()
         if last["stage"]:
             stages[last["stage"]] = stages.get(last["stage"], 0.0) + now - last["t"]
+        if stage != last["stage"]:
+            peaks[f"before_{stage}"] = _peak_gib()
         last.update(stage=stage, t=now)
 
     t0 = time.perf_counter()
     result = execute_run(load_config(config), progress=progress, log=lambda s: None, skip_ingest=True)
     total = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
+    peaks["end"] = _peak_gib()
     print(
         json.dumps(
             {
@@ -87,6 +100,7 @@ def child_run(config: Path) -> None:
                 "seconds": total,
                 "stages": stages,
                 "peak_rss_gib": peak,
+                "peaks": peaks,
                 "status": result.summary.status,
             }
         )
@@ -173,6 +187,8 @@ def main() -> None:
     print(f"run_status: {child['status']}")
     for stage, seconds in sorted(child["stages"].items()):
         print(f"stage_{stage}_s: {seconds:.1f}")
+    for point, gib in child["peaks"].items():
+        print(f"peak_rss_gib_{point}: {gib:.2f}")
     print(f"retrieval_ms_per_item_one_at_a_time: {single * 1000:.2f}")
     print(f"retrieval_ms_per_item_batched: {batched * 1000:.2f}")
     print(f"report_item_pages_mb: {pages_mb:.2f}")

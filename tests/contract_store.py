@@ -110,6 +110,23 @@ class StoreContract:
         assert {h.chunk.doc_id for h in hits} <= {"refunds", "refunds-eu"}
         assert len(hits) == 3
 
+    def test_search_many_equals_one_search_at_a_time(self, filled: VectorStore) -> None:
+        modes = [m for m in SearchMode if m is SearchMode.bm25 or self.supports_knn]
+        requests = [
+            req(mode, text, k=3, **filters)
+            for mode in modes
+            for text, filters in (
+                ("refunded within days of purchase", {"region": "eu"}),
+                ("single sign-on SAML", {}),
+                ("VX-409 conflict", {"region": ["us", ""]}),
+            )
+        ]
+        many = filled.search_many(requests)
+        assert [[(h.chunk.chunk_id, h.rank) for h in hits] for hits in many] == [
+            [(h.chunk.chunk_id, h.rank) for h in filled.search(r)] for r in requests
+        ]
+        assert filled.search_many([]) == []
+
     def test_unknown_filter_field_is_refused(self, filled: VectorStore) -> None:
         with pytest.raises(StoreError, match="not filterable"):
             filled.search(req(SearchMode.bm25, "x", colour="red"))

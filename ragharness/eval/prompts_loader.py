@@ -5,6 +5,7 @@ Looked up in the config's prompts_dir first, then among the built-ins shipped in
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import jinja2
@@ -58,9 +59,15 @@ def load_prompt(ref: PromptRef, prompts_dir: Path | None = None) -> PromptTempla
     raise ConfigError(f"prompt {ref.id} v{ref.version}: no file {name} in {[str(d) for d in dirs]}; have {available}")
 
 
+@functools.lru_cache(maxsize=64)
+def _compiled(source: str) -> jinja2.Template:
+    """Compile each template source once (a 10,000-item run renders 20,000 prompts from two sources)."""
+    return _ENV.from_string(source)
+
+
 def render(tpl: PromptTemplate, question: str, passages: tuple[Passage, ...], **extra: str) -> RenderedPrompt:
     ctx = {"question": question, "passages": passages, **extra}
     return RenderedPrompt(
-        system=_ENV.from_string(tpl.system).render(ctx).strip(),
-        user=_ENV.from_string(tpl.user).render(ctx).strip(),
+        system=_compiled(tpl.system).render(ctx).strip(),
+        user=_compiled(tpl.user).render(ctx).strip(),
     )

@@ -6,7 +6,8 @@ import re
 import shutil
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from sys import intern
+from typing import Any, NamedTuple
 
 import jinja2
 from markupsafe import Markup, escape
@@ -17,7 +18,7 @@ from ragharness.eval.judge import JUDGE_METRICS
 from ragharness.eval.rundir import RunDir
 from ragharness.eval.summary import RunSummary
 from ragharness.fileio import atomic_write_text
-from ragharness.types import ContextPack, Generation
+from ragharness.types import ContextPack, Generation, Score
 from ragharness.yamlio import load_strict
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -67,6 +68,12 @@ ATTENTION_INLINE = 200
 PAGES_DIR = "report-items"
 
 
+class _ScoreView(NamedTuple):
+    value: float | None
+    label: str
+    reason: str
+
+
 class _Page(BaseModel):
     href: str
     first: int
@@ -94,9 +101,9 @@ def _context(run: RunDir) -> dict[str, Any]:
     gens: dict[str, dict[str, Generation]] = defaultdict(dict)
     for g in run.generations():
         gens[g.item_id][g.candidate] = g
-    scores: dict[tuple[str, str], dict[str, object]] = defaultdict(dict)
-    for s in run.scores():
-        scores[(s.item_id, s.candidate)][s.metric] = s
+    scores: dict[tuple[str, str], dict[str, _ScoreView]] = defaultdict(dict)
+    for s in run.read_jsonl("scores.jsonl", Score):  # streamed; only what the page shows is kept
+        scores[(s.item_id, intern(s.candidate))][intern(s.metric)] = _ScoreView(s.value, intern(s.label), s.reason)
     present = {m for c in summary.candidates for m in c.metrics}
     calibration = None
     if run.file("calibration.json").is_file():

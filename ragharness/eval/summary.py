@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
+from sys import intern
 from typing import NamedTuple
 
 from pydantic import BaseModel, Field
@@ -134,7 +135,9 @@ def summarise(
     """Aggregates of a run. `scores` may be a stream (read from scores.jsonl): only a slim copy of each is kept."""
     intent = {i.id: i.intent for i in items}
     latest: dict[tuple[str, str, str], _Slim] = {
-        (s.item_id, s.candidate, s.metric): _Slim(s.item_id, s.candidate, s.metric, s.value, s.label, s.error)
+        (s.item_id, s.candidate, s.metric): _Slim(
+            s.item_id, intern(s.candidate), intern(s.metric), s.value, intern(s.label), s.error
+        )
         for s in scores
     }
     slim = list(latest.values())  # re-scoring appends; the latest record per metric counts
