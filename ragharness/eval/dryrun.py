@@ -7,9 +7,10 @@ from pydantic import BaseModel
 
 from ragharness.config import HarnessConfig
 from ragharness.eval.cache import ResponseCache
+from ragharness.eval.contexts import build_request, lock_all
 from ragharness.eval.costs import PriceTable, estimate_usage
 from ragharness.eval.providers.base import GenerationRequest
-from ragharness.eval.run import build_components, build_request, lock_all
+from ragharness.eval.run import build_components
 from ragharness.goldset import load_goldset
 from ragharness.ingest.pipeline import Progress
 from ragharness.retrieval.retriever import Retriever

@@ -29,10 +29,11 @@ from ragharness.components import (
 )
 from ragharness.config import HarnessConfig, config_snapshot, resume_differences
 from ragharness.errors import ConfigError, DiskFullError
+from ragharness.eval.contexts import build_request, iter_locked, redact_gold
 from ragharness.eval.generate import StatsCallback, blocked_generations, generate, make_runner
 from ragharness.eval.judge import JUDGE_METRICS
-from ragharness.eval.prompts_loader import PromptTemplate, load_prompt, render
-from ragharness.eval.providers.base import GenerationRequest, Provider, request_hash
+from ragharness.eval.prompts_loader import PromptTemplate, load_prompt
+from ragharness.eval.providers.base import GenerationRequest, Provider
 from ragharness.eval.report import write_report
 from ragharness.eval.rundir import RunDir, RunManifest
 from ragharness.eval.runner import RunStats
@@ -48,21 +49,11 @@ from ragharness.retrieval.embedders import CachedEmbedder, Embedder
 from ragharness.retrieval.retriever import Retriever
 from ragharness.retrieval.store import VectorStore
 from ragharness.types import (
-    METADATA_FIELDS,
-    Candidate,
-    ContextPack,
     Generation,
-    GoldItem,
-    GoldSet,
     GuardrailAction,
-    Metadata,
-    Passage,
     Score,
 )
 from ragharness.yamlio import load_strict
-
-RETRIEVAL_BATCH = 256
-"""Items whose queries are embedded in one batch and searched side by side."""
 
 
 class RunResult(BaseModel):
@@ -78,94 +69,6 @@ def _noop(stage: str, done: int, total: int) -> None:
 
 def new_run_id(name: str) -> str:
     return f"{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}-{name}-{secrets.token_hex(2)}"
-
-
-def _redact_passage(p: Passage, chain: GuardrailChain, item_id: str) -> tuple[Passage, list[GuardrailAction]]:
-    """Every field of a passage that a prompt, file or report can show: text, title, heading path, source and
-    metadata values."""
-    actions: list[GuardrailAction] = []
-
-    def clean(text: str, field: str) -> str:
-        if not text:
-            return text
-        res = chain.apply(text, where=f"passage:{p.chunk_id}:{field}", item_id=item_id)
-        actions.extend(res.actions)
-        return res.text
-
-    meta = {f: clean(getattr(p.metadata, f), f) for f in METADATA_FIELDS}
-    tags = tuple(clean(t, "tags") for t in p.metadata.tags)
-    passage = p.model_copy(
-        update={
-            "text": clean(p.text, "text"),
-            "title": clean(p.title, "title"),
-            "section": clean(p.section, "section"),
-            "source": clean(p.source, "source"),
-            "metadata": Metadata(**meta, tags=tags),
-        }
-    )
-    return passage, actions
-
-
-PassageMemo = dict[tuple[str, str], tuple[Passage, list[GuardrailAction]]]
-"""(chunk id, text) -> the passage redacted once and its audit: a chunk recurs in many items' contexts."""
-
-
-def lock_context(
-    pack: ContextPack, chain: GuardrailChain, memo: PassageMemo | None = None
-) -> tuple[ContextPack, list[GuardrailAction], tuple[str, str]]:
-    """Redact question and passages once; the result is hashed and is all any candidate or judge sees."""
-    actions: list[GuardrailAction] = []
-    q = chain.apply(pack.question, where="question", item_id=pack.item_id)
-    actions += q.actions
-    passages: list[Passage] = []
-    for p in pack.passages:
-        key = (p.chunk_id, p.text)
-        if memo is not None and key in memo:
-            clean, acts = memo[key]
-            passage = clean.model_copy(update={"number": p.number, "score": p.score})
-            acts = [a.model_copy(update={"item_id": pack.item_id}) for a in acts]
-        else:
-            passage, acts = _redact_passage(p, chain, pack.item_id)
-            if memo is not None and len(memo) < 100_000:
-                memo[key] = (passage, acts)
-        actions += acts
-        passages.append(passage)
-    locked = pack.model_copy(update={"question": q.text, "passages": tuple(passages)}).with_hash()
-    return locked, actions, (q.blocked_by, q.block_message)
-
-
-def redact_gold(gold: GoldSet, chain: GuardrailChain) -> GoldSet:
-    """The gold set as the run stores and scores it: questions and reference answers redacted like everything
-    else (a reference with an e-mail is compared with answers whose e-mails are redacted too)."""
-
-    def clean(text: str) -> str:
-        return chain.apply(text, where="gold", item_id="").text if text else text
-
-    items = [
-        i.model_copy(
-            update={
-                "question": clean(i.question),
-                "reference_answer": clean(i.reference_answer),
-                "alternative_answers": [clean(a) for a in i.alternative_answers],
-            }
-        )
-        for i in gold.items
-    ]
-    return gold.model_copy(update={"items": items})
-
-
-def build_request(item: GoldItem, pack: ContextPack, cand: Candidate, tpl: PromptTemplate) -> GenerationRequest:
-    prompt = render(tpl, pack.question, pack.passages)
-    key = request_hash(cand, prompt.system, prompt.user)
-    return GenerationRequest(
-        item_id=item.id,
-        candidate=cand,
-        system=prompt.system,
-        user=prompt.user,
-        question=pack.question,
-        passages=pack.passages,
-        request_hash=key,
-    )
 
 
 class _Components(BaseModel):
@@ -229,37 +132,6 @@ def build_components(cfg: HarnessConfig) -> _Components:
         templates={c.name: load_prompt(c.prompt, prompts_dir) for c in cfg.candidates},
         redactor=build_redactor(cfg),
     )
-
-
-class LockedContexts(BaseModel):
-    packs: dict[str, ContextPack]
-    actions: list[GuardrailAction]
-    blocked: dict[str, tuple[str, str]]
-
-
-def iter_locked(
-    items: list[GoldItem], retriever: Retriever, chain: GuardrailChain, progress: Progress = _noop
-) -> Iterator[tuple[ContextPack, list[GuardrailAction], tuple[str, str]]]:
-    """Locked contexts item by item, in gold order: queries embedded in batches and searched side by side."""
-    done = 0
-    memo: PassageMemo = {}
-    for start in range(0, len(items), RETRIEVAL_BATCH):
-        batch = items[start : start + RETRIEVAL_BATCH]
-        for pack in retriever.retrieve_many(batch):
-            yield lock_context(pack, chain, memo)
-            done += 1
-            progress("retrieve", done, len(items))
-
-
-def lock_all(items: list[GoldItem], retriever: Retriever, chain: GuardrailChain, progress: Progress) -> LockedContexts:
-    """Every item's locked context in memory (the dry run and retrieval checks; runs stream instead)."""
-    locked = LockedContexts(packs={}, actions=[], blocked={})
-    for pack, acts, (blocked_by, message) in iter_locked(items, retriever, chain, progress):
-        locked.packs[pack.item_id] = pack
-        locked.actions += acts
-        if blocked_by:
-            locked.blocked[pack.item_id] = (blocked_by, message)
-    return locked
 
 
 def _latest(generations: list[Generation]) -> dict[tuple[str, str], Generation]:
