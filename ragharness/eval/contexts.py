@@ -12,6 +12,7 @@ from ragharness.eval.prompts_loader import PromptTemplate, render
 from ragharness.eval.providers.base import GenerationRequest, request_hash
 from ragharness.guardrails.base import GuardrailChain
 from ragharness.ingest.pipeline import Progress
+from ragharness.memory import trim
 from ragharness.retrieval.retriever import Retriever
 from ragharness.types import (
     METADATA_FIELDS,
@@ -134,6 +135,7 @@ def iter_locked(
     memo: PassageMemo = {}
     for start in range(0, len(items), RETRIEVAL_BATCH):
         batch = items[start : start + RETRIEVAL_BATCH]
+        trim()
         for pack in retriever.retrieve_many(batch):
             yield lock_context(pack, chain, memo)
             done += 1

@@ -18,6 +18,7 @@ from ragharness.eval.judge import JUDGE_METRICS
 from ragharness.eval.rundir import RunDir
 from ragharness.eval.summary import RunSummary
 from ragharness.fileio import atomic_write_text
+from ragharness.memory import trim
 from ragharness.types import ContextPack, Generation, Score
 from ragharness.yamlio import load_strict
 
@@ -157,6 +158,7 @@ def write_report(run: RunDir) -> Path:
     page_tpl = env.get_template("report_items.html.j2")
     packs = run.iter_packs()
     for n, name in enumerate(names):
+        trim()
         chunk = items[n * PAGE_SIZE : (n + 1) * PAGE_SIZE]
         wanted = {i.id for i in chunk}
         page_packs: dict[str, ContextPack] = {}

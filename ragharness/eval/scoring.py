@@ -17,6 +17,7 @@ from ragharness.eval.scorers.calibration import load_thresholds
 from ragharness.eval.scorers.support import SupportJudge
 from ragharness.eval.text import sentences, strip_citations
 from ragharness.ingest.pipeline import Progress
+from ragharness.memory import trim
 from ragharness.registry import PROVIDERS
 from ragharness.retrieval.embedders import Embedder
 from ragharness.types import ContextPack, Generation, GoldItem, Score
@@ -72,6 +73,7 @@ def iter_scores(
 
     def flush() -> Iterator[Score]:
         nonlocal done
+        trim()  # what the previous window freed goes back to the OS before this one allocates
         if embedder is not None:
             _prewarm(
                 embedder,
