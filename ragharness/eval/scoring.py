@@ -27,8 +27,9 @@ def _noop(stage: str, done: int, total: int) -> None:
     return None
 
 
-SCORE_WINDOW = 128
-"""Items scored together: their texts are embedded in one batch, then they are scored (memory stays flat)."""
+SCORE_WINDOW = 32
+"""Items scored together: their texts are embedded in one batch, then they are scored. Memory stays flat; a
+smaller window lowers the peak (at 5,000 items a window of 128 peaked 28 MB above one of 32)."""
 
 
 def _prewarm(
