@@ -1,8 +1,8 @@
 """Give freed memory back to the operating system between the batches of a large run.
 
 glibc's allocator keeps memory freed by Python, torch and LanceDB in its arenas; across thousands of items that
-fragmentation, not live data, is most of the growth (measured with benchmarks/scale.py: at 5,000 items peak RSS
-1.01 GiB without trimming, 0.94 GiB with it). `trim()` calls `malloc_trim(0)` where glibc provides it and does
+fragmentation, not live data, is much of the growth (5,000 items of benchmarks/scale.py's set: peak RSS
+1,008 MiB without trimming, 942 MiB with it). `trim()` calls `malloc_trim(0)` where glibc provides it and does
 nothing elsewhere.
 """
 
