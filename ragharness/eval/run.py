@@ -315,26 +315,24 @@ def _generate_and_finish(
     done = {k: g for k, g in _latest(run.generations()).items() if g.ok}
     spent = sum(g.cost_usd for g in done.values())
     current = {c.name: c.to_candidate() for c in cfg.candidates}
+    gold = run.goldset()
+    # requests.jsonl holds one request per (item, candidate) in gold order x candidate order: derive, don't reread.
+    order = {(i.id, c.name): n for n, (i, c) in enumerate((i, c) for i in gold.items for c in cfg.candidates)}
 
     def todo() -> Iterator[GenerationRequest]:
         for r in run.read_jsonl("requests.jsonl", GenerationRequest, tolerate_torn_tail=False):
             if (r.item_id, r.candidate.name) not in done:
                 yield r.model_copy(update={"candidate": current[r.candidate.name]})  # options come from the config
 
-    pending = sum(1 for _ in todo())
     runner = make_runner(
         cfg, comps.providers, comps.output_chain, use_cache=use_cache and cfg.runner.cache, spent_usd=spent
     )
-    outcome = generate(run, runner, todo(), pending, on_stats)
+    outcome = generate(run, runner, todo(), sum(1 for key in order if key not in done), on_stats)
 
-    order: dict[tuple[str, str], int] = {}
-    for i, r in enumerate(run.read_jsonl("requests.jsonl", GenerationRequest)):
-        order[(r.item_id, r.candidate.name)] = i
     latest = {**done, **_latest(outcome.generations)}
     generations = sorted(latest.values(), key=lambda g: order.get((g.item_id, g.candidate), len(order)))
     run.write_jsonl("generations.jsonl", generations)  # canonical: one line per call, in request order
     kill_point("run:generated")
-    gold = run.goldset()
     calls: list[Generation] = []
     with run.writer("scores.jsonl") as out:  # streamed: a 10,000-item run never holds all its scores
         scored = iter_scores(gold.items, run.iter_packs(), generations, comps.scorers, progress, comps.cached_embedder)
