@@ -7,8 +7,10 @@ import errno
 import os
 import shutil
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
 from ragharness.errors import DiskFullError
 
@@ -38,20 +40,28 @@ def guard_disk(path: Path, write: Callable[[], None]) -> None:
         raise
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Temp file + fsync + rename: readers see the old file or the whole new one, never a torn one. A failed write
-    (disk full) leaves the old file in place and no temp file behind."""
+@contextmanager
+def atomic_writer(path: Path) -> Iterator[TextIO]:
+    """A text file handle whose content replaces `path` when the block ends: temp file, fsync, rename. Readers
+    see the old file or the whole new one, never a torn one; on any failure (a full disk becomes DiskFullError)
+    the temp file goes and the old file stays."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        with tmp.open("w", encoding="utf-8") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if is_disk_full(exc):
+            raise disk_full_error(path) from exc
+        raise
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
-    def write() -> None:
-        try:
-            with tmp.open("w", encoding="utf-8") as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
 
-    guard_disk(path, write)
+def atomic_write_text(path: Path, text: str) -> None:
+    with atomic_writer(path) as fh:
+        fh.write(text)

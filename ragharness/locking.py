@@ -18,6 +18,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from ragharness.errors import LockedError
+from ragharness.fileio import atomic_write_text
 
 
 def _owner(owner_file: Path) -> str:
@@ -43,9 +44,7 @@ def exclusive(
         raise LockedError(f"{lock_file}: {who} holds the lock ({_owner(owner_file)}); {hint}") from exc
     try:
         info = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time(), "what": what}
-        tmp = owner_file.with_name(f".{owner_file.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(info), encoding="utf-8")
-        os.replace(tmp, owner_file)
+        atomic_write_text(owner_file, json.dumps(info))
         yield
     finally:
         lock.release()

@@ -27,7 +27,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError
 
 from ragharness.errors import RunError
-from ragharness.fileio import atomic_write_text, disk_full_error, guard_disk, is_disk_full
+from ragharness.fileio import atomic_write_text, atomic_writer, guard_disk
 from ragharness.types import ContextPack, Generation, GoldSet, GuardrailAction, Score
 
 M = TypeVar("M", bound=BaseModel)
@@ -104,10 +104,6 @@ class RunDir:
         for tmp in self.path.glob(".*.tmp"):
             tmp.unlink(missing_ok=True)
 
-    def write_text(self, name: str, text: str) -> Path:
-        atomic_write_text(self.file(name), text)
-        return self.file(name)
-
     def write_json(self, name: str, model: BaseModel) -> None:
         atomic_write_text(self.file(name), model.model_dump_json(indent=2))
 
@@ -121,24 +117,9 @@ class RunDir:
 
     @contextmanager
     def writer(self, name: str) -> Iterator[JsonlWriter]:
-        """Stream records into a temp file that replaces `name` atomically (fsync + rename) when the block ends;
-        on any failure the temp file goes and the old file stays."""
-        final = self.file(name)
-        tmp = final.with_name(f".{final.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        try:
-            with tmp.open("w", encoding="utf-8") as fh:
-                yield JsonlWriter(fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, final)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            if is_disk_full(exc):
-                raise disk_full_error(final) from exc
-            raise
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        """Stream records into `name`, replacing it atomically when the block ends (see `atomic_writer`)."""
+        with atomic_writer(self.file(name)) as fh:
+            yield JsonlWriter(fh)
 
     def _repair_tail(self, file: Path) -> None:
         """A process killed mid-append leaves a torn last line; cut it before appending, or the next record

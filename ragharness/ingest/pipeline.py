@@ -226,6 +226,8 @@ def _ingest(
     )
     docs, skipped, skipped_files = load_corpus(cfg)
     store.ensure(embedder.name, embedder.dimension)
+    if redactor is not None:  # a reason may quote the file (a YAML error shows the line): it is stored and printed
+        skipped = [s.model_copy(update={"reason": redactor.redact(s.reason)}) for s in skipped]
     report = IngestReport(documents_seen=len(docs), skipped=skipped, embedder=embedder.name)
     report.redacted = redactor is not None
     report.duplicates_repaired = store.begin_write()
