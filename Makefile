@@ -33,6 +33,7 @@ lint: setup
 	$(BIN)/ruff check ragharness tests benchmarks
 	$(BIN)/ruff format --check ragharness tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 fmt: setup
 	$(BIN)/ruff format ragharness tests benchmarks

@@ -24,10 +24,10 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
-from ragharness.components import build_embedder, build_redactor, build_store
 from ragharness.config import load_config
 from ragharness.ingest.chunking import Chunker, embedding_input
 from ragharness.ingest.pipeline import ingest, load_corpus
+from ragharness.pipeline.components import build_embedder, build_redactor, build_store
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _synth import portable_copy, write_ticket_corpus

@@ -15,12 +15,12 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
-from ragharness.components import build_embedder, build_redactor, open_store
+from ragharness.analysis.retrieval import evaluate_retrieval
 from ragharness.config import load_config
 from ragharness.goldset import load_goldset
 from ragharness.ingest.pipeline import ingest
+from ragharness.pipeline.components import build_embedder, build_redactor, open_store
 from ragharness.retrieval.beir import import_beir
-from ragharness.retrieval.evaluate import evaluate_retrieval
 
 
 def main() -> None:

@@ -17,10 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from ragharness.eval.providers.base import GenerationRequest, ProviderContext
-from ragharness.eval.providers.offline import MockProvider
-from ragharness.eval.rundir import RunDir
-from ragharness.eval.runner import RetryPolicy, Runner
+from ragharness.generation.providers.base import GenerationRequest, ProviderContext
+from ragharness.generation.providers.offline import MockProvider
+from ragharness.generation.runner import RetryPolicy, Runner
+from ragharness.runs.rundir import RunDir
 from ragharness.types import Candidate, Generation, GuardrailAction, Passage, PromptRef
 
 PASSAGES = (Passage(number=1, chunk_id="d#0", doc_id="d", text="Refunds are paid within 10 business days."),)

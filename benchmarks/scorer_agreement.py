@@ -4,7 +4,7 @@
         --factcheck DIR/factcheck_stance/dev.jsonl --evouna DIR/evouna/TQ.json [--limit N]
 
 - groundedness vs MTRAG faithfulness ratings: faithful = median rating >= 3; the scorer says faithful when its
-  groundedness is >= the configured `groundedness_faithful_min` (see ragharness/eval/scorers/calibration.yaml).
+  groundedness is >= the configured `groundedness_faithful_min` (see ragharness/scoring/calibration.yaml).
 - citation support vs Factcheck-GPT stance: does the evidence support the claim fully or partly
   (completely-support, partially-support) or not (refute, irrelevant); binary macro-F1.
 - correctness vs EVOUNA (TriviaQA) human judgements of 5 systems' answers; golden answers list aliases
@@ -26,11 +26,11 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 from sklearn.metrics import balanced_accuracy_score, cohen_kappa_score, confusion_matrix, f1_score
 
-from ragharness.eval.scorers.base import ScorerContext, ScoringInput
-from ragharness.eval.scorers.calibration import THRESHOLDS
-from ragharness.eval.scorers.offline import CorrectnessScorer, GroundednessScorer
-from ragharness.eval.scorers.support import SupportJudge
 from ragharness.retrieval.embedders import CachedEmbedder, MiniLMEmbedder
+from ragharness.scoring.base import ScorerContext, ScoringInput
+from ragharness.scoring.offline import CorrectnessScorer, GroundednessScorer
+from ragharness.scoring.support import SupportJudge
+from ragharness.scoring.thresholds import THRESHOLDS
 from ragharness.types import ContextPack, Generation, GoldItem, Passage, SearchMode
 
 SYSTEMS = ("fid", "gpt35", "chatgpt", "gpt4", "newbing")

@@ -1,7 +1,8 @@
 """ragharness: an evaluation harness for RAG-grounded assistants.
 
 Public names are re-exported here; the stages live in `ragharness.ingest`, `ragharness.retrieval`,
-`ragharness.eval` and `ragharness.guardrails`.
+`ragharness.guardrails`, `ragharness.generation`, `ragharness.scoring`, `ragharness.runs`,
+`ragharness.analysis`, `ragharness.reporting` and `ragharness.pipeline` (see README, "Architecture").
 """
 
 from ragharness.errors import (

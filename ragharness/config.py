@@ -16,8 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ragharness.credentials import has_userinfo_password, remember
 from ragharness.errors import ConfigError
-from ragharness.eval.costs import Price
-from ragharness.types import FILTERABLE_FIELDS, Candidate, FilterValue, Metadata, PromptRef, SearchMode
+from ragharness.types import FILTERABLE_FIELDS, Candidate, FilterValue, Metadata, Price, PromptRef, SearchMode
 from ragharness.yamlio import load_strict
 
 ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")

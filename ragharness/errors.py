@@ -2,6 +2,7 @@
 
     RagharnessError
     ├── ConfigError        harness.yaml is missing, malformed or invalid (exit code 3)
+    │   └── PluginError    a plugin failed to load or registered a name already taken (exit code 3)
     ├── GoldSetError       a gold set file or item is invalid (exit code 3)
     ├── IngestError        the corpus cannot be ingested as a whole (single bad files are skipped, not raised)
     ├── StoreError         the vector store is unusable (wrong embedder, dimension mismatch, backend failure)
@@ -24,6 +25,10 @@ class RagharnessError(Exception):
 
 class ConfigError(RagharnessError):
     """The harness configuration is invalid."""
+
+
+class PluginError(ConfigError):
+    """A plugin failed to load, or registered a name that is already taken."""
 
 
 class GoldSetError(RagharnessError):

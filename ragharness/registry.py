@@ -1,8 +1,10 @@
 """Plugin registries, one per seam. Built-ins register exactly as a third-party plugin would.
 
 A plugin package exposes an entry point in the group `ragharness.plugins` whose object is a callable taking
-no arguments; it calls `PROVIDERS.register(...)` (or another registry) for what it adds. Factories import
-their heavy dependencies lazily, so listing or validating never loads torch or boto3.
+no arguments; it calls `PROVIDERS.register(...)` (or another registry) for what it adds. The built-ins are
+registered by ragharness's own entry point (`ragharness.pipeline.builtins:register`), loaded first. Factories
+import their heavy dependencies lazily, so listing or validating never loads torch or boto3. `ragharness.plugins`
+re-exports what a plugin needs.
 """
 
 from __future__ import annotations
@@ -12,14 +14,14 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from ragharness.errors import ConfigError
+from ragharness.errors import ConfigError, PluginError
 
 if TYPE_CHECKING:
-    from ragharness.eval.providers.base import Provider
-    from ragharness.eval.scorers.base import Scorer
+    from ragharness.generation.providers.base import Provider
     from ragharness.guardrails.base import Guardrail
     from ragharness.retrieval.embedders import Embedder
     from ragharness.retrieval.store import VectorStore
+    from ragharness.scoring.base import Scorer
 
 T = TypeVar("T")
 
@@ -38,7 +40,17 @@ class Registry(Generic[T]):
         self._entries: dict[str, Entry[T]] = {}
 
     def register(self, kind: str, factory: Callable[..., T], *, form: str | None = None, help: str = "") -> None:
+        """Add `kind`. A name already taken is an error (a plugin never silently replaces another's)."""
+        if kind in self._entries:
+            raise PluginError(
+                f"{self.seam} {kind!r} is registered twice (by {_origin(self._entries[kind].factory)} and by "
+                f"{_origin(factory)}); give one of them another name"
+            )
         self._entries[kind] = Entry(kind, factory, form or kind, help)
+
+    def unregister(self, kind: str) -> None:
+        """Remove `kind` (tests that register a plugin of their own clean up with this)."""
+        self._entries.pop(kind, None)
 
     def kinds(self) -> list[str]:
         load_plugins()
@@ -67,16 +79,32 @@ SCORERS: Registry[Scorer] = Registry("scorer")
 GUARDRAILS: Registry[Guardrail] = Registry("guardrail")
 
 _loaded = False
+_BUILTINS = "ragharness.pipeline.builtins"
+
+
+def _origin(factory: Callable[..., object]) -> str:
+    return f"{getattr(factory, '__module__', '?')}.{getattr(factory, '__qualname__', '?')}"
 
 
 def load_plugins() -> None:
-    """Register built-ins, then every installed `ragharness.plugins` entry point. Idempotent."""
+    """Register the built-ins, then every other installed `ragharness.plugins` entry point. Idempotent. A plugin
+    that fails to load is named in the error."""
     global _loaded  # noqa: PLW0603 - one process-wide registry, loaded once
     if _loaded:
         return
     _loaded = True
-    from ragharness import builtins
-
-    builtins.register()
-    for ep in entry_points(group="ragharness.plugins"):
-        ep.load()()
+    eps = sorted(entry_points(group="ragharness.plugins"), key=lambda ep: (not ep.value.startswith(_BUILTINS), ep.name))
+    if not any(ep.value.startswith(_BUILTINS) for ep in eps):
+        raise PluginError(
+            "ragharness's built-in plugins are not registered: the package is not installed. "
+            "Install it (`pip install -e .` or `make setup`)"
+        )
+    for ep in eps:
+        try:
+            ep.load()()
+        except PluginError:
+            raise
+        except Exception as exc:
+            raise PluginError(
+                f"plugin {ep.name!r} ({ep.value}, group ragharness.plugins) failed to load: {type(exc).__name__}: {exc}"
+            ) from exc

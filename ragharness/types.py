@@ -268,3 +268,12 @@ class GuardrailAction(Frozen):
     item_id: str
     action: Literal["redacted", "blocked", "flagged"]
     findings: tuple[Finding, ...] = ()
+
+
+class Price(BaseModel):
+    """A model's price (USD per 1,000 tokens), shipped in generation/prices.yaml or set under `prices:`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input_per_1k: float = Field(ge=0, description="USD per 1,000 input tokens.")
+    output_per_1k: float = Field(ge=0, description="USD per 1,000 output tokens.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from ragharness.eval.providers.base import GenerationRequest, Provider, ProviderResponse
+from ragharness.generation.providers.base import GenerationRequest, Provider, ProviderResponse
 from ragharness.types import Candidate, Passage, PromptRef
 
 PASSAGES = (

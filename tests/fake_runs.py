@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ragharness.eval.report import write_report
-from ragharness.eval.rundir import RunDir, RunManifest
-from ragharness.eval.summary import summarise
+from ragharness.reporting.report import write_report
+from ragharness.runs.rundir import RunDir, RunManifest
+from ragharness.runs.summary import summarise
 from ragharness.types import (
     Candidate,
     ContextPack,

@@ -12,11 +12,11 @@ from fake_runs import make_run
 from moto import mock_aws
 from typer.testing import CliRunner
 
+from ragharness.analysis.compare import compare, pick_candidates
 from ragharness.cli import app
 from ragharness.errors import RunError
-from ragharness.eval.compare import compare, pick_candidates
-from ragharness.eval.history import HistoryIndex
-from ragharness.eval.runstore import LocalRunStore, S3RunStore
+from ragharness.runs.history import HistoryIndex
+from ragharness.runs.store import LocalRunStore, S3RunStore
 
 XSS = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned=2">'
 

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 
 from conftest import MINIMAL_CONFIG, write
-from ragharness.components import build_guardrails, build_providers
 from ragharness.config import load_config, resolve_env
 from ragharness.errors import ConfigError
+from ragharness.pipeline.components import build_guardrails, build_providers
 
 
 def test_valid_config_resolves_paths_against_its_folder(mini_project: Path) -> None:

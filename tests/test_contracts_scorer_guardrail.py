@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from ragharness.eval.scorers.base import Scorer, ScorerContext, ScoringInput, run_scorer
 from ragharness.guardrails.base import Guardrail, Verdict
 from ragharness.registry import GUARDRAILS, SCORERS
 from ragharness.retrieval.embedders import HashingEmbedder
+from ragharness.scoring.base import Scorer, ScorerContext, ScoringInput, run_scorer
 from ragharness.types import ContextPack, ErrorInfo, Generation, GoldItem, Passage, SearchMode
 
 PACK = ContextPack(

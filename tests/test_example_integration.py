@@ -10,11 +10,12 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import EXAMPLE
+from example_figures import GOLDEN, figures
 from ragharness.cli import app
-from ragharness.components import build_redactor, build_store, open_store
 from ragharness.config import load_config
 from ragharness.goldset import load_goldset
 from ragharness.ingest.pipeline import ingest
+from ragharness.pipeline.components import build_redactor, build_store, open_store
 from ragharness.retrieval.embedders import MiniLMEmbedder
 from ragharness.retrieval.retriever import Retriever
 from ragharness.types import SearchMode
@@ -64,6 +65,20 @@ def test_demo_scores_separate_the_candidates_sensibly(demo: tuple[int, str, Path
     assert summary["retrieval"]["retrieval_hit"]["mean"] >= 0.9
     assert summary["guardrails"].get("output:pii:EMAIL_ADDRESS", 0) >= 1
     assert "[REDACTED_EMAIL_ADDRESS]" in (demo[2] / "context_packs.jsonl").read_text()  # redacted at ingest
+
+
+def test_example_figures_equal_the_recorded_ones(demo: tuple[int, str, Path]) -> None:
+    """Refactors (the move into rooms, the scoring seam) must not change a single figure of the example. A metric
+    added later may appear beside them; every recorded one must be equal. Re-record deliberately with
+    `python tests/example_figures.py RUN_DIR` when a scorer changes on purpose, and say why in the commit."""
+    now, before = figures(demo[2] / "summary.json"), json.loads(GOLDEN.read_text())
+
+    def recorded_only(new: object, old: object) -> object:
+        if isinstance(new, dict) and isinstance(old, dict):
+            return {k: recorded_only(new.get(k), v) for k, v in old.items()}
+        return new
+
+    assert recorded_only(now, before) == before
 
 
 def test_ticket_pii_never_reaches_run_files(demo: tuple[int, str, Path]) -> None:

@@ -119,8 +119,8 @@ def test_disk_full_injected_in_process(tmp_path: Path, monkeypatch: pytest.Monke
     """Where no tmpfs can be mounted: ENOSPC injected into the report write."""
     from ragharness.config import load_config
     from ragharness.errors import DiskFullError
-    from ragharness.eval import report as report_module
-    from ragharness.eval.run import execute_run
+    from ragharness.pipeline.run import execute_run
+    from ragharness.reporting import report as report_module
 
     cfg = load_config(project(tmp_path, latency=1))
     real = report_module.atomic_write_text
@@ -160,8 +160,8 @@ def test_corrupt_response_cache_is_skipped_with_a_warning(tmp_path: Path) -> Non
 
 def test_cache_write_failure_loses_and_repeats_no_paid_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from ragharness.config import load_config
-    from ragharness.eval.cache import ResponseCache
-    from ragharness.eval.run import execute_run
+    from ragharness.generation.cache import ResponseCache
+    from ragharness.pipeline.run import execute_run
 
     cfg_file = project(tmp_path, latency=1)
     cfg_file.write_text(cfg_file.read_text().replace("output_tokens: 10}", "output_tokens: 10, cacheable: true}", 1))

@@ -12,9 +12,9 @@ import pytest
 
 from conftest import write
 from faultkit import cli, project
-from ragharness.components import open_store
 from ragharness.config import load_config
 from ragharness.locking import exclusive
+from ragharness.pipeline.components import open_store
 from ragharness.retrieval.embedders import HashingEmbedder
 from ragharness.retrieval.store import SearchRequest, VectorStore
 from ragharness.types import SearchMode

@@ -3,9 +3,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from conftest import CountingEmbedder, write
-from ragharness.components import build_redactor, build_store
 from ragharness.config import load_config
 from ragharness.ingest.pipeline import ingest
+from ragharness.pipeline.components import build_redactor, build_store
 
 
 def run_ingest(project: Path, embedder: CountingEmbedder):  # type: ignore[no-untyped-def]

@@ -19,14 +19,14 @@ from typer.testing import CliRunner
 from fake_openai import FakeOpenAI, Reply, completion, serve
 from ragharness.cli import app
 from ragharness.config import JudgeConfig, load_config
-from ragharness.eval.judge import JudgeStage, judge_jobs, parse_judge_output
-from ragharness.eval.prompts_loader import load_prompt
-from ragharness.eval.providers.base import ProviderContext
-from ragharness.eval.providers.bedrock import BedrockProvider
-from ragharness.eval.run import execute_run
-from ragharness.eval.rundir import RunDir
-from ragharness.eval.runner import Runner
-from ragharness.eval.scorers.support import SupportJudge
+from ragharness.generation.prompts import load_prompt
+from ragharness.generation.providers.base import ProviderContext
+from ragharness.generation.providers.bedrock import BedrockProvider
+from ragharness.generation.runner import Runner
+from ragharness.pipeline.run import execute_run
+from ragharness.runs.rundir import RunDir
+from ragharness.scoring.judge import JudgeStage, judge_jobs, parse_judge_output
+from ragharness.scoring.support import SupportJudge
 from ragharness.types import ContextPack, Generation, GoldItem, Passage, SearchMode
 
 GOOD = {
@@ -143,7 +143,7 @@ def server() -> Iterator[FakeOpenAI]:
 
 def _openai_judge(server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch, fmt_retries: int = 1) -> JudgeStage:
     from contract_provider import candidate
-    from ragharness.eval.providers.openai_compat import OpenAIProvider
+    from ragharness.generation.providers.openai_compat import OpenAIProvider
 
     monkeypatch.setenv("JUDGE_KEY", "k")
     provider = OpenAIProvider(

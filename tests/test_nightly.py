@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from conftest import write
 from ragharness.cli import ExitCode, app
 from ragharness.config import load_config
-from ragharness.eval.nightly import nightly_lock
+from ragharness.pipeline.nightly import nightly_lock
 
 N = 30
 CONFIG = """

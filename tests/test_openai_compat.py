@@ -10,9 +10,9 @@ import pytest
 from contract_provider import ProviderContract, candidate, make_request
 from fake_openai import FakeOpenAI, Reply, completion, serve
 from ragharness.errors import ConfigError, ProviderError
-from ragharness.eval.providers.base import GenerationRequest, Provider, ProviderCallError, ProviderContext
-from ragharness.eval.providers.openai_compat import OpenAIProvider, retry_after_seconds
-from ragharness.eval.runner import RetryPolicy, Runner
+from ragharness.generation.providers.base import GenerationRequest, Provider, ProviderCallError, ProviderContext
+from ragharness.generation.providers.openai_compat import OpenAIProvider, retry_after_seconds
+from ragharness.generation.runner import RetryPolicy, Runner
 
 
 @pytest.fixture

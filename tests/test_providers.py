@@ -8,7 +8,7 @@ import pytest
 
 from contract_provider import ProviderContract, candidate, make_request
 from ragharness.errors import ProviderError
-from ragharness.eval.providers.base import GenerationRequest, Provider, ProviderCallError, ProviderContext
+from ragharness.generation.providers.base import GenerationRequest, Provider, ProviderCallError, ProviderContext
 from ragharness.registry import PROVIDERS
 
 

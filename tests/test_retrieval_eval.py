@@ -9,15 +9,15 @@ import pytrec_eval
 from typer.testing import CliRunner
 
 from conftest import write
+from ragharness.analysis.retrieval import evaluate_retrieval
 from ragharness.cli import app
-from ragharness.components import build_redactor, open_store
 from ragharness.config import load_config
 from ragharness.errors import GoldSetError
 from ragharness.goldset import load_goldset
 from ragharness.ingest.pipeline import ingest
+from ragharness.pipeline.components import build_redactor, open_store
 from ragharness.retrieval.beir import import_beir
 from ragharness.retrieval.embedders import HashingEmbedder
-from ragharness.retrieval.evaluate import evaluate_retrieval
 from ragharness.retrieval.metrics import retrieval_metrics
 from ragharness.types import SearchMode
 

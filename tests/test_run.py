@@ -11,9 +11,10 @@ from typer.testing import CliRunner
 
 from ragharness.cli import ExitCode, app
 from ragharness.config import load_config
-from ragharness.eval.report import cite_links, write_report
-from ragharness.eval.run import execute_run
-from ragharness.eval.rundir import RunDir
+from ragharness.pipeline.run import execute_run
+from ragharness.reporting.jinja import cite_links
+from ragharness.reporting.report import write_report
+from ragharness.runs.rundir import RunDir
 
 cli = CliRunner()
 
@@ -154,7 +155,7 @@ def test_input_block_refuses_without_calling_any_model(mini_project: Path) -> No
 
 def test_large_runs_page_their_items_and_keep_failures_inline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from faultkit import N_ITEMS, project
-    from ragharness.eval import report as report_module
+    from ragharness.reporting import report as report_module
 
     monkeypatch.setattr(report_module, "INLINE_ITEMS", 10)
     monkeypatch.setattr(report_module, "PAGE_SIZE", 7)

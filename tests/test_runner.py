@@ -3,8 +3,8 @@ from __future__ import annotations
 import asyncio
 
 from contract_provider import candidate, make_request
-from ragharness.eval.providers.base import GenerationRequest, ProviderCallError, ProviderResponse
-from ragharness.eval.runner import RetryPolicy, Runner
+from ragharness.generation.providers.base import GenerationRequest, ProviderCallError, ProviderResponse
+from ragharness.generation.runner import RetryPolicy, Runner
 from ragharness.guardrails.base import GuardrailChain
 from ragharness.guardrails.pii import PiiRedactor
 from ragharness.types import Candidate, Usage

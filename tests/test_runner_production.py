@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from contract_provider import candidate, make_request
-from ragharness.eval.cache import ResponseCache
-from ragharness.eval.costs import Budget, Price, PriceTable, estimate_usage, model_key
-from ragharness.eval.providers.base import GenerationRequest, ProviderCallError, ProviderResponse
-from ragharness.eval.runner import RateLimits, Runner, TokenBucket
+from ragharness.generation.cache import ResponseCache
+from ragharness.generation.costs import Budget, Price, PriceTable, estimate_usage, model_key
+from ragharness.generation.providers.base import GenerationRequest, ProviderCallError, ProviderResponse
+from ragharness.generation.runner import RateLimits, Runner, TokenBucket
 from ragharness.types import Candidate, Usage
 
 

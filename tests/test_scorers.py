@@ -2,17 +2,17 @@ from __future__ import annotations
 
 import pytest
 
-from ragharness.eval.scorers.base import Scorer, ScorerContext, ScoringInput, run_scorer
-from ragharness.eval.scorers.offline import (
+from ragharness.retrieval.embedders import HashingEmbedder
+from ragharness.retrieval.metrics import retrieval_metrics
+from ragharness.scoring.base import Scorer, ScorerContext, ScoringInput, run_scorer
+from ragharness.scoring.offline import (
     CitationScorer,
     CorrectnessScorer,
     GroundednessScorer,
     RefusalScorer,
 )
-from ragharness.eval.scorers.retrieval import RetrievalScorer
-from ragharness.eval.text import parse_citations
-from ragharness.retrieval.embedders import HashingEmbedder
-from ragharness.retrieval.metrics import retrieval_metrics
+from ragharness.scoring.retrieval import RetrievalScorer
+from ragharness.text import parse_citations
 from ragharness.types import ContextPack, ErrorInfo, Generation, GoldItem, Passage, SearchMode
 
 P1 = "Annual plans can be refunded in full within 30 days of purchase."

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from ragharness.eval.stats import bootstrap_ci, holm, mcnemar_exact, minimum_detectable_effect, paired
+from ragharness.analysis.stats import bootstrap_ci, holm, mcnemar_exact, minimum_detectable_effect, paired
 
 
 def test_mcnemar_is_the_exact_binomial_test_on_discordant_pairs() -> None:

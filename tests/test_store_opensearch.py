@@ -263,8 +263,8 @@ def test_same_config_runs_on_opensearch_with_only_store_changed(
     mini_project: Path, osmem_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from ragharness.config import load_config
-    from ragharness.eval.run import execute_run
-    from ragharness.eval.rundir import RunDir
+    from ragharness.pipeline.run import execute_run
+    from ragharness.runs.rundir import RunDir
 
     monkeypatch.setenv("OSMEM_URL", osmem_url)
     base = (mini_project / "harness.yaml").read_text().replace("mode: hybrid", "mode: bm25")  # osmem has no k-NN
@@ -286,8 +286,8 @@ def test_same_config_runs_on_opensearch_with_only_store_changed(
 
 def test_example_opensearch_config_differs_only_in_store(monkeypatch: pytest.MonkeyPatch) -> None:
     from conftest import EXAMPLE
-    from ragharness.components import build_store
     from ragharness.config import config_snapshot, load_config
+    from ragharness.pipeline.components import build_store
 
     monkeypatch.setenv("OPENSEARCH_URL", "http://127.0.0.1:9")
     lance = config_snapshot(load_config(EXAMPLE / "harness.yaml"))

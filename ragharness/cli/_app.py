@@ -20,8 +20,8 @@ from rich.table import Table
 from ragharness.errors import DiskFullError, GoldSetError, LockedError, RagharnessError
 
 if TYPE_CHECKING:
-    from ragharness.eval.runner import RunStats
-    from ragharness.eval.summary import RunSummary
+    from ragharness.generation.runner import RunStats
+    from ragharness.runs.summary import RunSummary
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -103,7 +103,8 @@ def _progress() -> Progress:
 
 
 def print_summary(summary: RunSummary) -> None:
-    from ragharness.eval.report import MAIN_METRICS, fmt
+    from ragharness.reporting.jinja import fmt
+    from ragharness.reporting.report import MAIN_METRICS
 
     table = Table(title=f"{summary.name} · {summary.n_items} items · {summary.status.upper()}")
     table.add_column("candidate", no_wrap=True)

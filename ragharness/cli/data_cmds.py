@@ -37,14 +37,13 @@ def retrieval_eval(
     no_ingest: Annotated[bool, typer.Option("--no-ingest", help="Use the store as it is; skip ingest.")] = False,
 ) -> None:
     """Run only the retrieval half: hit@k, recall@k, MRR, nDCG@k per intent and mode, with latency."""
-    import jinja2
-
-    from ragharness.components import build_embedder, build_redactor, build_store
+    from ragharness.analysis.retrieval import evaluate_retrieval
     from ragharness.config import load_config
-    from ragharness.eval.run import new_run_id
     from ragharness.goldset import load_goldset
     from ragharness.ingest.pipeline import ingest as run_ingest
-    from ragharness.retrieval.evaluate import evaluate_retrieval
+    from ragharness.pipeline.components import build_embedder, build_redactor, build_store
+    from ragharness.pipeline.run import new_run_id
+    from ragharness.reporting.jinja import render
     from ragharness.types import SearchMode
 
     try:
@@ -75,10 +74,7 @@ def retrieval_eval(
     folder = out or cfg.resolve(cfg.output_dir) / f"retrieval-{new_run_id(cfg.name)}"
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_text(folder / "retrieval.json", result.model_dump_json(indent=2))
-    env = jinja2.Environment(loader=jinja2.PackageLoader("ragharness.eval", "templates"), autoescape=True)
-    atomic_write_text(
-        (folder / "retrieval.html"), env.get_template("retrieval.html.j2").render(name=cfg.name, result=result)
-    )
+    atomic_write_text(folder / "retrieval.html", render("retrieval.html.j2", name=cfg.name, result=result))
     table = Table(title=f"retrieval · {len(gold.items)} items · k={result.k} · {result.store}")
     for col in ("mode", "hit", "recall", "MRR", "nDCG", "p50 ms", "p95 ms"):
         table.add_column(col, justify="left" if col == "mode" else "right")

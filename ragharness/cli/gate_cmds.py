@@ -34,8 +34,9 @@ def compare_cmd(
     out: Annotated[Path | None, typer.Option(help="Folder for comparison.json and comparison.html.")] = None,
 ) -> None:
     """Paired A/B comparison: per metric and intent, bootstrap CI, McNemar, Holm, MDE, wins/losses/ties."""
-    from ragharness.eval.compare import compare, pick_candidates, write_comparison
-    from ragharness.eval.rundir import RunDir
+    from ragharness.analysis.compare import compare, pick_candidates
+    from ragharness.reporting.compare import write_comparison
+    from ragharness.runs.rundir import RunDir
 
     try:
         a = RunDir.open_finished(run_a, "a comparison")
@@ -80,9 +81,9 @@ def trends(
 ) -> None:
     """Write the trend dashboard (one self-contained HTML page) from the run history."""
     from ragharness.config import load_config
-    from ragharness.eval.history import HistoryIndex
-    from ragharness.eval.runstore import LocalRunStore, open_run_store
-    from ragharness.eval.trends import build_dashboard
+    from ragharness.reporting.trends import build_dashboard
+    from ragharness.runs.history import HistoryIndex
+    from ragharness.runs.store import LocalRunStore, open_run_store
 
     try:
         if config:
@@ -120,7 +121,7 @@ def nightly(
     5 significant regression, 6 locked."""
     from ragharness.config import load_config
     from ragharness.errors import LockedError
-    from ragharness.eval.nightly import run_nightly
+    from ragharness.pipeline.nightly import run_nightly
 
     try:
         cfg = load_config(config)

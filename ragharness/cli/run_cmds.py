@@ -32,10 +32,10 @@ def ingest(
     rebuild: Annotated[bool, typer.Option(help="Re-index everything into a new index, then swap it in.")] = False,
 ) -> None:
     """Ingest the configured corpus into the store; only new or changed text is embedded."""
-    from ragharness.components import build_embedder, build_redactor, build_store
     from ragharness.config import load_config
     from ragharness.fileio import atomic_write_text
     from ragharness.ingest.pipeline import ingest as run_ingest
+    from ragharness.pipeline.components import build_embedder, build_redactor, build_store
 
     try:
         cfg = load_config(config)
@@ -69,7 +69,7 @@ def run(
 ) -> None:
     """Run the evaluation: ingest, locked retrieval, candidates, guardrails, scores, report."""
     from ragharness.config import load_config
-    from ragharness.eval.run import execute_run
+    from ragharness.pipeline.run import execute_run
 
     try:
         cfg = load_config(config)
@@ -115,7 +115,7 @@ def run(
 
 
 def _dry_run(cfg: HarnessConfig, *, use_cache: bool) -> None:
-    from ragharness.eval.dryrun import plan
+    from ragharness.pipeline.dryrun import plan
 
     result = plan(cfg, use_cache=use_cache)
     shown = result.calls if len(result.calls) <= 200 else result.calls[:50]
@@ -161,8 +161,8 @@ def _dry_run(cfg: HarnessConfig, *, use_cache: bool) -> None:
 @app.command()
 def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:
     """Re-render report.html from a run directory (no model is called)."""
-    from ragharness.eval.report import write_report
-    from ragharness.eval.rundir import RunDir
+    from ragharness.reporting.report import write_report
+    from ragharness.runs.rundir import RunDir
 
     try:
         path = write_report(RunDir.open_finished(run_dir, "a report"))
@@ -181,7 +181,7 @@ def score(
 ) -> None:
     """Re-score a run without regenerating any answer; new scores are stored beside the old ones."""
     from ragharness.config import load_config
-    from ragharness.eval.rescore import rescore
+    from ragharness.pipeline.rescore import rescore
 
     try:
         cfg = load_config(config) if config else None
@@ -208,7 +208,7 @@ def annotate_export(
     show_candidate: Annotated[bool, typer.Option(help="Include the candidate column (not blind).")] = False,
 ) -> None:
     """Write one row per (item, candidate) with question, passages, answer and empty label columns."""
-    from ragharness.eval.annotate import export_csv
+    from ragharness.analysis.labels import export_csv
 
     try:
         n = export_csv(run_dir, csv, show_candidate=show_candidate)
@@ -227,7 +227,7 @@ def annotate_import(
     csv: Annotated[Path, typer.Option("--csv", help="The labelled CSV.")],
 ) -> None:
     """Read human labels back into the run directory (labels.jsonl)."""
-    from ragharness.eval.annotate import import_csv
+    from ragharness.analysis.labels import import_csv
 
     try:
         labels = import_csv(run_dir, csv)
@@ -242,9 +242,9 @@ def calibrate(
     labels: Annotated[Path | None, typer.Option(help="Labelled CSV or labels.jsonl (default: the run's).")] = None,
 ) -> None:
     """Agreement of each scorer with human labels: accuracy, balanced accuracy, Cohen's kappa, F1, confusion."""
-    from ragharness.eval.annotate import calibrate as run_calibration
-    from ragharness.eval.report import write_report
-    from ragharness.eval.rundir import RunDir
+    from ragharness.analysis.labels import calibrate as run_calibration
+    from ragharness.reporting.report import write_report
+    from ragharness.runs.rundir import RunDir
 
     try:
         result = run_calibration(run_dir, labels)

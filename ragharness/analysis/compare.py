@@ -1,0 +1,197 @@
+"""A/B comparison of two candidates (two runs, or two candidates of one run) on the same gold items: paired per
+metric and per intent, bootstrap CIs, McNemar's exact test, Holm correction, MDE, win/loss/tie; JSON + HTML."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from pydantic import BaseModel, Field
+
+from ragharness.analysis.stats import PairedResult, holm, paired
+from ragharness.errors import RunError
+from ragharness.runs.rundir import RunDir
+from ragharness.scoring.thresholds import load_thresholds
+from ragharness.types import Generation, GoldItem, Score
+
+COMPARED = (
+    "correctness",
+    "groundedness",
+    "citation_coverage",
+    "citation_precision",
+    "refusal",
+    "judge_correctness",
+    "judge_groundedness",
+    "judge_citation_precision",
+    "retrieval_hit",
+)
+
+
+def success(metric: str, score: Score, faithful_min: float) -> bool:
+    """The binary outcome McNemar's test compares: correct / grounded / fully cited / refused right / hit."""
+    if metric.endswith("correctness"):
+        return score.label == "correct"
+    if metric.endswith("groundedness"):
+        return (score.value if score.value is not None else 1.0) >= faithful_min
+    return (score.value or 0.0) >= 1.0
+
+
+class MetricComparison(BaseModel):
+    metric: str
+    intent: str = Field("", description="'' for all items.")
+    result: PairedResult
+
+
+class ChangedItem(BaseModel):
+    item_id: str
+    intent: str
+    question: str
+    label_a: str
+    label_b: str
+    answer_a: str
+    answer_b: str
+    scores_a: dict[str, Score]
+    scores_b: dict[str, Score]
+
+
+class Comparison(BaseModel):
+    run_a: str
+    run_b: str
+    candidate_a: str
+    candidate_b: str
+    n_items: int
+    alpha: float
+    metrics: list[MetricComparison]
+    by_intent: list[MetricComparison]
+    changed: list[ChangedItem]
+    warnings: list[str] = Field(default_factory=list)
+
+    def significant_drops(self, metrics: list[str] | None = None) -> list[MetricComparison]:
+        return [
+            m
+            for m in self.metrics
+            if m.result.significant and m.result.diff < 0 and (metrics is None or m.metric in metrics)
+        ]
+
+
+class _Side(BaseModel):
+    run_id: str
+    candidate: str
+    items: dict[str, GoldItem]
+    scores: dict[tuple[str, str], Score]
+    generations: dict[str, Generation]
+    gold_hash: str
+
+
+def _side(run: RunDir, candidate: str) -> _Side:
+    gold = run.goldset()
+    latest = {(s.item_id, s.candidate, s.metric): s for s in run.scores()}
+    scores = {(i, m): s for (i, c, m), s in latest.items() if c == candidate or (c == "" and m.startswith("retrieval"))}
+    all_gens = run.generations()
+    gens = {g.item_id: g for g in all_gens if g.candidate == candidate}
+    if not gens:
+        names = sorted({g.candidate for g in all_gens})
+        raise RunError(f"{run.path}: no candidate {candidate!r} in this run; it has {names}")
+    missing = [i.id for i in gold.items if i.id not in gens]
+    pending = run.manifest().pending
+    if missing or pending:
+        raise RunError(
+            f"{run.file('generations.jsonl')}: candidate {candidate!r} has no answer for {len(missing) or pending} "
+            f"of {len(gold.items)} items (first: {missing[:3]}); an incomplete run cannot be compared. Finish it "
+            f"with `ragharness run CONFIG --resume {run.path}`"
+        )
+    gold_hash = hashlib.sha256(json.dumps([i.model_dump() for i in gold.items], sort_keys=True).encode()).hexdigest()
+    return _Side(
+        run_id=run.manifest().run_id,
+        candidate=candidate,
+        items={i.id: i for i in gold.items},
+        scores=scores,
+        generations=gens,
+        gold_hash=gold_hash,
+    )
+
+
+def pick_candidates(run_a: RunDir, run_b: RunDir, cand_a: str | None, cand_b: str | None) -> tuple[str, str]:
+    names_a = run_a.manifest().candidates
+    names_b = run_b.manifest().candidates
+    if cand_a and cand_b:
+        return cand_a, cand_b
+    if run_a.path == run_b.path:
+        raise RunError("comparing two candidates of one run: name them with --candidate-a and --candidate-b")
+    common = [n for n in names_a if n in names_b]
+    if cand_a or cand_b:
+        name = cand_a or cand_b or ""
+        return name, name
+    if len(common) == 1:
+        return common[0], common[0]
+    if len(names_a) == 1 and len(names_b) == 1:
+        return names_a[0], names_b[0]
+    raise RunError(f"which candidates? run A has {names_a}, run B has {names_b}; pass --candidate-a/--candidate-b")
+
+
+def compare(run_a: RunDir, run_b: RunDir, cand_a: str, cand_b: str, *, alpha: float = 0.05) -> Comparison:
+    a, b = _side(run_a, cand_a), _side(run_b, cand_b)
+    warnings = []
+    if a.gold_hash != b.gold_hash:
+        warnings.append("the two runs used different gold sets; only items present in both (same id) are paired")
+    common = [i for i in a.items if i in b.items]
+    faithful_min = load_thresholds().groundedness_faithful_min
+    overall: list[MetricComparison] = []
+    per_intent: list[MetricComparison] = []
+    for metric in COMPARED:
+        pairs = [(i, a.scores.get((i, metric)), b.scores.get((i, metric))) for i in common]
+        usable = [
+            (i, sa, sb)
+            for i, sa, sb in pairs
+            if sa is not None and sb is not None and sa.value is not None and sb.value is not None
+        ]
+        if not usable:
+            continue
+
+        def result(rows: list[tuple[str, Score, Score]], m: str = metric) -> PairedResult:
+            return paired(
+                [ra.value or 0.0 for _, ra, _ in rows],
+                [rb.value or 0.0 for _, _, rb in rows],
+                [success(m, ra, faithful_min) for _, ra, _ in rows],
+                [success(m, rb, faithful_min) for _, _, rb in rows],
+            )
+
+        overall.append(MetricComparison(metric=metric, result=result(usable)))
+        for intent in sorted({a.items[i].intent for i, _, _ in usable}):
+            rows = [r for r in usable if a.items[r[0]].intent == intent]
+            per_intent.append(MetricComparison(metric=metric, intent=intent, result=result(rows)))
+    for family in (overall, per_intent):
+        for mc, p in zip(family, holm([m.result.p_value for m in family]), strict=True):
+            mc.result.p_holm = p
+            mc.result.significant = p < alpha
+    changed = []
+    for i in common:
+        sa, sb = a.scores.get((i, "correctness")), b.scores.get((i, "correctness"))
+        ga, gb = a.generations.get(i), b.generations.get(i)
+        if sa is None or sb is None or ga is None or gb is None or sa.label == sb.label:
+            continue
+        changed.append(
+            ChangedItem(
+                item_id=i,
+                intent=a.items[i].intent,
+                question=a.items[i].question,
+                label_a=sa.label,
+                label_b=sb.label,
+                answer_a=ga.text or (ga.error.message if ga.error else ""),
+                answer_b=gb.text or (gb.error.message if gb.error else ""),
+                scores_a={m: s for (j, m), s in a.scores.items() if j == i},
+                scores_b={m: s for (j, m), s in b.scores.items() if j == i},
+            )
+        )
+    return Comparison(
+        run_a=a.run_id,
+        run_b=b.run_id,
+        candidate_a=cand_a,
+        candidate_b=cand_b,
+        n_items=len(common),
+        alpha=alpha,
+        metrics=overall,
+        by_intent=per_intent,
+        changed=changed,
+        warnings=warnings,
+    )

@@ -1,0 +1,220 @@
+"""Human labels: export a run for annotation, import the labels back, and calibrate scorers against them.
+
+The exported CSV is blind by default: rows carry an opaque row id (the mapping to candidates stays in the run
+directory), are ordered by that id, and do not name the candidate.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from ragharness.errors import RunError
+from ragharness.fileio import atomic_write_text
+from ragharness.runs.rundir import RunDir
+from ragharness.scoring.thresholds import load_thresholds
+from ragharness.types import Score
+
+GROUNDEDNESS_LABELS = ("grounded", "ungrounded")
+CORRECTNESS_LABELS = ("correct", "partially_correct", "incorrect", "off_topic")
+COLUMNS = (
+    "row_id",
+    "item_id",
+    "intent",
+    "must_refuse",
+    "question",
+    "reference_answer",
+    "passages",
+    "answer",
+    "human_groundedness",
+    "human_correctness",
+    "notes",
+)
+
+
+class HumanLabel(BaseModel):
+    item_id: str
+    candidate: str
+    groundedness: Literal["grounded", "ungrounded"] | None = None
+    correctness: Literal["correct", "partially_correct", "incorrect", "off_topic"] | None = None
+    notes: str = ""
+
+
+def _row_id(run_id: str, item_id: str, candidate: str) -> str:
+    return hashlib.sha256(f"{run_id}|{item_id}|{candidate}".encode()).hexdigest()[:12]
+
+
+def export_csv(run_dir: Path, out: Path, *, show_candidate: bool = False) -> int:
+    run = RunDir.open(run_dir)
+    manifest = run.manifest()
+    items = {i.id: i for i in run.goldset().items}
+    packs = {p.item_id: p for p in run.packs()}
+    keys: dict[str, list[str]] = {}
+    rows = []
+    for g in run.generations():
+        item, pack = items[g.item_id], packs[g.item_id]
+        rid = _row_id(manifest.run_id, g.item_id, g.candidate)
+        keys[rid] = [g.item_id, g.candidate]
+        passages = "\n\n".join(f"[{p.number}] {p.title}: {p.text}" for p in pack.passages)
+        answer = g.text if g.ok else f"(no answer: {g.error.type if g.error else 'error'})"
+        row = {
+            "row_id": rid,
+            "item_id": g.item_id,
+            "intent": item.intent,
+            "must_refuse": str(not item.answerable),
+            "question": pack.question,
+            "reference_answer": item.reference_answer,
+            "passages": passages,
+            "answer": answer,
+            "human_groundedness": "",
+            "human_correctness": "",
+            "notes": "",
+        }
+        if show_candidate:
+            row["candidate"] = g.candidate
+        rows.append(row)
+    rows.sort(key=lambda r: r["row_id"])
+    columns = [*COLUMNS, *(["candidate"] if show_candidate else [])]
+    with out.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    atomic_write_text(run.file("annotation_keys.json"), json.dumps(keys, indent=1))
+    return len(rows)
+
+
+def import_csv(run_dir: Path, file: Path) -> list[HumanLabel]:
+    """Read labels back; every problem names the row and column and what is allowed."""
+    run = RunDir.open(run_dir)
+    keys_file = run.file("annotation_keys.json")
+    if not keys_file.is_file():
+        raise RunError(f"{run_dir}: no annotation_keys.json; export with `ragharness annotate export` first")
+    keys = json.loads(keys_file.read_text(encoding="utf-8"))
+    labels: list[HumanLabel] = []
+    problems: list[str] = []
+    with file.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        missing = {"row_id", "human_groundedness", "human_correctness"} - set(reader.fieldnames or [])
+        if missing:
+            raise RunError(f"{file}: missing column(s) {sorted(missing)}; use the CSV written by annotate export")
+        for n, row in enumerate(reader, start=2):
+            rid = (row.get("row_id") or "").strip()
+            if rid not in keys:
+                problems.append(f"{file}: row {n}: row_id {rid!r} is not from this run's export")
+                continue
+            g = (row.get("human_groundedness") or "").strip().lower() or None
+            c = (row.get("human_correctness") or "").strip().lower().replace(" ", "_") or None
+            if g is not None and g not in GROUNDEDNESS_LABELS:
+                problems.append(
+                    f"{file}: row {n}: human_groundedness {g!r}; use one of {GROUNDEDNESS_LABELS} or leave empty"
+                )
+                continue
+            if c is not None and c not in CORRECTNESS_LABELS:
+                problems.append(
+                    f"{file}: row {n}: human_correctness {c!r}; use one of {CORRECTNESS_LABELS} or leave empty"
+                )
+                continue
+            if g is None and c is None:
+                continue
+            item_id, candidate = keys[rid]
+            labels.append(
+                HumanLabel(
+                    item_id=item_id,
+                    candidate=candidate,
+                    groundedness=g,
+                    correctness=c,
+                    notes=(row.get("notes") or "").strip(),
+                )
+            )
+    if problems:
+        raise RunError("\n".join(problems))
+    run.write_jsonl("labels.jsonl", labels)
+    return labels
+
+
+class Agreement(BaseModel):
+    scorer: str
+    metric: str
+    human_field: str
+    n: int
+    accuracy: float
+    balanced_accuracy: float
+    cohen_kappa: float
+    f1_negative: float = Field(description="F1 of the negative class (ungrounded / not correct).")
+    labels: list[str]
+    confusion: list[list[int]] = Field(description="Rows: human label; columns: scorer label (same order).")
+
+
+class Calibration(BaseModel):
+    n_labels: int
+    agreements: list[Agreement]
+
+
+def _scorer_label(score: Score, human_field: str, faithful_min: float) -> str | None:
+    if human_field == "groundedness":
+        value = 1.0 if score.value is None else score.value  # nothing claimed: nothing ungrounded
+        return "grounded" if value >= faithful_min else "ungrounded"
+    return score.label if score.label in CORRECTNESS_LABELS else ("incorrect" if score.label else None)
+
+
+def calibrate(run_dir: Path, labels_file: Path | None = None) -> Calibration:
+    from sklearn.metrics import balanced_accuracy_score, cohen_kappa_score, confusion_matrix, f1_score
+
+    run = RunDir.open(run_dir)
+    if labels_file is not None and labels_file.suffix == ".csv":
+        labels = import_csv(run_dir, labels_file)
+    else:
+        src = labels_file or run.file("labels.jsonl")
+        if not src.is_file():
+            raise RunError(f"{src}: no labels; import them with `ragharness annotate import`")
+        labels = [
+            HumanLabel.model_validate_json(line)
+            for line in src.read_text(encoding="utf-8").splitlines()
+            if line.strip()
+        ]
+    faithful_min = load_thresholds().groundedness_faithful_min
+    human = {(h.item_id, h.candidate): h for h in labels}
+    by_scorer: dict[tuple[str, str, str], list[tuple[str, str]]] = {}
+    # the latest record of each scorer version per answer and metric (re-scoring appends)
+    latest = {(s.scorer, s.scorer_version, s.metric, s.item_id, s.candidate): s for s in run.scores()}
+    for s in latest.values():
+        h = human.get((s.item_id, s.candidate))
+        if h is None:
+            continue
+        for field, metric_suffix in (("groundedness", "groundedness"), ("correctness", "correctness")):
+            if not s.metric.endswith(metric_suffix) or getattr(h, field) is None:
+                continue
+            pred = _scorer_label(s, field, faithful_min)
+            if pred is not None:
+                key = (f"{s.scorer}@{s.scorer_version}", s.metric, field)
+                by_scorer.setdefault(key, []).append((str(getattr(h, field)), pred))
+    agreements = []
+    for (scorer, metric, field), pairs in sorted(by_scorer.items()):
+        y_true = [t for t, _ in pairs]
+        y_pred = [p for _, p in pairs]
+        order = list(GROUNDEDNESS_LABELS if field == "groundedness" else CORRECTNESS_LABELS)
+        negative = "ungrounded" if field == "groundedness" else "not_correct"
+        bt = [t if field == "groundedness" else ("correct" if t == "correct" else negative) for t in y_true]
+        bp = [p if field == "groundedness" else ("correct" if p == "correct" else negative) for p in y_pred]
+        agreements.append(
+            Agreement(
+                scorer=scorer,
+                metric=metric,
+                human_field=field,
+                n=len(pairs),
+                accuracy=sum(t == p for t, p in pairs) / len(pairs),
+                balanced_accuracy=float(balanced_accuracy_score(y_true, y_pred)),
+                cohen_kappa=float(cohen_kappa_score(y_true, y_pred)) if len(set(y_true) | set(y_pred)) > 1 else 1.0,
+                f1_negative=float(f1_score(bt, bp, pos_label=negative, zero_division=0)),
+                labels=order,
+                confusion=confusion_matrix(y_true, y_pred, labels=order).tolist(),
+            )
+        )
+    result = Calibration(n_labels=len(labels), agreements=agreements)
+    run.write_json("calibration.json", result)
+    return result

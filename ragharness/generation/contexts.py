@@ -1,0 +1,153 @@
+"""Locked contexts: retrieve every gold item's passages once, redact every field a prompt, file or report can
+show, hash the result, and render each candidate's request from it. What a candidate or the judge sees is exactly
+what is locked here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from pydantic import BaseModel
+
+from ragharness.generation.prompts import PromptTemplate, render
+from ragharness.generation.providers.base import GenerationRequest, request_hash
+from ragharness.guardrails.base import GuardrailChain
+from ragharness.ingest.pipeline import Progress
+from ragharness.memory import trim
+from ragharness.retrieval.retriever import Retriever
+from ragharness.types import (
+    METADATA_FIELDS,
+    Candidate,
+    ContextPack,
+    GoldItem,
+    GoldSet,
+    GuardrailAction,
+    Metadata,
+    Passage,
+)
+
+RETRIEVAL_BATCH = 256
+"""Items whose queries are embedded in one batch and searched side by side."""
+
+
+def _noop(stage: str, done: int, total: int) -> None:
+    return None
+
+
+def _redact_passage(p: Passage, chain: GuardrailChain, item_id: str) -> tuple[Passage, list[GuardrailAction]]:
+    """Every field of a passage that a prompt, file or report can show: text, title, heading path, source and
+    metadata values."""
+    actions: list[GuardrailAction] = []
+
+    def clean(text: str, field: str) -> str:
+        if not text:
+            return text
+        res = chain.apply(text, where=f"passage:{p.chunk_id}:{field}", item_id=item_id)
+        actions.extend(res.actions)
+        return res.text
+
+    meta = {f: clean(getattr(p.metadata, f), f) for f in METADATA_FIELDS}
+    tags = tuple(clean(t, "tags") for t in p.metadata.tags)
+    passage = p.model_copy(
+        update={
+            "text": clean(p.text, "text"),
+            "title": clean(p.title, "title"),
+            "section": clean(p.section, "section"),
+            "source": clean(p.source, "source"),
+            "metadata": Metadata(**meta, tags=tags),
+        }
+    )
+    return passage, actions
+
+
+PassageMemo = dict[tuple[str, str], tuple[Passage, list[GuardrailAction]]]
+"""(chunk id, text) -> the passage redacted once and its audit: a chunk recurs in many items' contexts."""
+
+
+def lock_context(
+    pack: ContextPack, chain: GuardrailChain, memo: PassageMemo | None = None
+) -> tuple[ContextPack, list[GuardrailAction], tuple[str, str]]:
+    """Redact question and passages once; the result is hashed and is all any candidate or judge sees."""
+    actions: list[GuardrailAction] = []
+    q = chain.apply(pack.question, where="question", item_id=pack.item_id)
+    actions += q.actions
+    passages: list[Passage] = []
+    for p in pack.passages:
+        key = (p.chunk_id, p.text)
+        if memo is not None and key in memo:
+            clean, acts = memo[key]
+            passage = clean.model_copy(update={"number": p.number, "score": p.score})
+            acts = [a.model_copy(update={"item_id": pack.item_id}) for a in acts]
+        else:
+            passage, acts = _redact_passage(p, chain, pack.item_id)
+            if memo is not None and len(memo) < 100_000:
+                memo[key] = (passage, acts)
+        actions += acts
+        passages.append(passage)
+    locked = pack.model_copy(update={"question": q.text, "passages": tuple(passages)}).with_hash()
+    return locked, actions, (q.blocked_by, q.block_message)
+
+
+def redact_gold(gold: GoldSet, chain: GuardrailChain) -> GoldSet:
+    """The gold set as the run stores and scores it: questions and reference answers redacted like everything
+    else (a reference with an e-mail is compared with answers whose e-mails are redacted too)."""
+
+    def clean(text: str) -> str:
+        return chain.apply(text, where="gold", item_id="").text if text else text
+
+    items = [
+        i.model_copy(
+            update={
+                "question": clean(i.question),
+                "reference_answer": clean(i.reference_answer),
+                "alternative_answers": [clean(a) for a in i.alternative_answers],
+            }
+        )
+        for i in gold.items
+    ]
+    return gold.model_copy(update={"items": items})
+
+
+def build_request(item: GoldItem, pack: ContextPack, cand: Candidate, tpl: PromptTemplate) -> GenerationRequest:
+    prompt = render(tpl, pack.question, pack.passages)
+    key = request_hash(cand, prompt.system, prompt.user)
+    return GenerationRequest(
+        item_id=item.id,
+        candidate=cand,
+        system=prompt.system,
+        user=prompt.user,
+        question=pack.question,
+        passages=pack.passages,
+        request_hash=key,
+    )
+
+
+class LockedContexts(BaseModel):
+    packs: dict[str, ContextPack]
+    actions: list[GuardrailAction]
+    blocked: dict[str, tuple[str, str]]
+
+
+def iter_locked(
+    items: list[GoldItem], retriever: Retriever, chain: GuardrailChain, progress: Progress = _noop
+) -> Iterator[tuple[ContextPack, list[GuardrailAction], tuple[str, str]]]:
+    """Locked contexts item by item, in gold order: queries embedded in batches and searched side by side."""
+    done = 0
+    memo: PassageMemo = {}
+    for start in range(0, len(items), RETRIEVAL_BATCH):
+        batch = items[start : start + RETRIEVAL_BATCH]
+        trim()
+        for pack in retriever.retrieve_many(batch):
+            yield lock_context(pack, chain, memo)
+            done += 1
+            progress("retrieve", done, len(items))
+
+
+def lock_all(items: list[GoldItem], retriever: Retriever, chain: GuardrailChain, progress: Progress) -> LockedContexts:
+    """Every item's locked context in memory (the dry run and retrieval checks; runs stream instead)."""
+    locked = LockedContexts(packs={}, actions=[], blocked={})
+    for pack, acts, (blocked_by, message) in iter_locked(items, retriever, chain, progress):
+        locked.packs[pack.item_id] = pack
+        locked.actions += acts
+        if blocked_by:
+            locked.blocked[pack.item_id] = (blocked_by, message)
+    return locked

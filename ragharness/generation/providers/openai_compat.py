@@ -1,0 +1,151 @@
+"""`openai:<model>`: any OpenAI-compatible chat-completions endpoint (OpenAI, OpenRouter, vLLM, Ollama, LiteLLM).
+
+The API key comes only from an environment reference (`api_key: ${OPENAI_API_KEY}`), resolved when the provider
+is built and never stored or logged. HTTP errors are classified once here: 429 is a rate limit (honouring
+Retry-After, in seconds or as an HTTP date), 408/409/5xx, timeouts, connection errors and malformed bodies are
+transient, other 4xx are fatal.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field
+
+from ragharness.config import resolve_env
+from ragharness.errors import ProviderError
+from ragharness.generation.providers.base import (
+    GenerationRequest,
+    ProviderCallError,
+    ProviderContext,
+    ProviderResponse,
+    parse_options,
+    split_provider_id,
+)
+from ragharness.types import Candidate, Usage
+
+PARAM_NAMES = ("max_tokens", "temperature", "top_p", "stop", "seed", "presence_penalty", "frequency_penalty")
+
+
+class OpenAIOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str = Field("https://api.openai.com/v1", description="Endpoint root; /chat/completions is appended.")
+    api_key: str | None = Field(None, description="Environment reference, e.g. ${OPENAI_API_KEY}.")
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra headers (values may be ${REFS}).")
+    timeout_s: float = Field(120.0, gt=0)
+
+
+def chat_body(model: str, request: GenerationRequest) -> dict[str, Any]:
+    messages = []
+    if request.system:
+        messages.append({"role": "system", "content": request.system})
+    messages.append({"role": "user", "content": request.user})
+    body: dict[str, Any] = {"model": model, "messages": messages}
+    body.update({k: v for k, v in request.candidate.params.items() if k in PARAM_NAMES})
+    return body
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+def parse_chat(payload: Any, model: str, request_id: str) -> ProviderResponse:
+    try:
+        choice = payload["choices"][0]
+        text = choice["message"]["content"]
+        if not isinstance(text, str):
+            raise TypeError("message.content is not a string")
+        usage = payload.get("usage") or {}
+        return ProviderResponse(
+            text=text,
+            usage=Usage(
+                input_tokens=int(usage.get("prompt_tokens", 0)), output_tokens=int(usage.get("completion_tokens", 0))
+            ),
+            model=str(payload.get("model") or model),
+            request_id=str(payload.get("id") or request_id),
+            stop_reason=str(choice.get("finish_reason") or ""),
+        )
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        raise ProviderCallError("transient", "MalformedResponse", f"unexpected response body: {exc}") from exc
+
+
+class OpenAIProvider:
+    def __init__(self, candidate: Candidate, ctx: ProviderContext) -> None:
+        _, model = split_provider_id(candidate.provider)
+        if not model:
+            raise ProviderError(f"candidate {candidate.name!r}: provider needs a model, e.g. 'openai:gpt-4o-mini'")
+        unknown = sorted(set(candidate.params) - set(PARAM_NAMES))
+        if unknown:
+            raise ProviderError(f"candidate {candidate.name!r}: params {unknown} unknown; use {list(PARAM_NAMES)}")
+        self.opts = parse_options(OpenAIOptions, candidate)
+        self.model = model
+        self.id = f"openai:{model}"
+        self.cacheable = True
+        where = f"candidate {candidate.name!r}"
+        self._headers = {k: resolve_env(v, what=f"{where}: options.headers.{k}") for k, v in self.opts.headers.items()}
+        if self.opts.api_key:
+            key = resolve_env(self.opts.api_key, what=f"{where}: options.api_key")
+            self._headers["Authorization"] = f"Bearer {key}"
+        self._url = self.opts.base_url.rstrip("/") + "/chat/completions"
+        self._client: httpx.AsyncClient | None = None
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self.opts.timeout_s, headers=self._headers)
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def generate(self, request: GenerationRequest) -> ProviderResponse:
+        body = chat_body(self.model, request)
+        try:
+            response = await self._http().post(self._url, json=body)
+        except httpx.TimeoutException as exc:
+            raise ProviderCallError("transient", "Timeout", f"{type(exc).__name__}: {exc}") from exc
+        except httpx.TransportError as exc:
+            raise ProviderCallError("transient", type(exc).__name__, str(exc)[:300]) from exc
+        request_id = response.headers.get("x-request-id", "")
+        if response.status_code == 429:
+            raise ProviderCallError(
+                "rate_limit",
+                "RateLimited",
+                _error_text(response),
+                retry_after=retry_after_seconds(response.headers.get("retry-after")),
+            )
+        if response.status_code in (408, 409) or response.status_code >= 500:
+            raise ProviderCallError(
+                "transient",
+                f"HTTP{response.status_code}",
+                _error_text(response),
+                retry_after=retry_after_seconds(response.headers.get("retry-after")),
+            )
+        if response.status_code >= 400:
+            raise ProviderCallError("fatal", f"HTTP{response.status_code}", _error_text(response))
+        try:
+            payload = response.json()
+        except ValueError as exc:
+            raise ProviderCallError("transient", "MalformedResponse", "response body is not JSON") from exc
+        return parse_chat(payload, self.model, request_id)
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        data = response.json()
+        err = data.get("error", data) if isinstance(data, dict) else data
+        message = err.get("message", err) if isinstance(err, dict) else err
+        return str(message)[:300]
+    except ValueError:
+        return response.text[:300]

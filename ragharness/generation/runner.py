@@ -1,0 +1,331 @@
+"""Concurrent generation that survives production: per-candidate concurrency and RPM/TPM limits, typed retries
+with exponential backoff and full jitter, per-call timeouts, a response cache, costs and a run budget.
+
+Every attempt is recorded on its Generation. A failure that survives the retries is a Generation with its error
+(counted against the candidate, never dropped). A request refused by the budget is not called and produces no
+Generation: it stays pending, so `--resume` runs it later. One candidate failing never stops the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+
+from pydantic import BaseModel, Field
+
+from ragharness.generation.cache import ResponseCache
+from ragharness.generation.costs import Budget, PriceTable, estimate_usage
+from ragharness.generation.providers.base import GenerationRequest, Provider, ProviderCallError, ProviderResponse
+from ragharness.guardrails.base import GuardrailChain
+from ragharness.text import parse_citations
+from ragharness.types import Attempt, ErrorInfo, Generation, GuardrailAction
+
+
+class RetryPolicy(BaseModel):
+    max_attempts: int = Field(6, ge=1)
+    base_delay_s: float = Field(1.0, ge=0)
+    max_delay_s: float = Field(60.0, ge=0)
+    timeout_s: float = Field(120.0, gt=0, description="Per-call timeout.")
+
+    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
+        """Full-jitter exponential backoff; a server's retry-after is a floor."""
+        backoff = rng.uniform(0, min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 1)))
+        return max(backoff, retry_after or 0.0)
+
+
+class RateLimits(BaseModel):
+    rpm: float | None = Field(None, gt=0, description="Requests per minute.")
+    tpm: float | None = Field(None, gt=0, description="Tokens per minute (estimated input + max output).")
+
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class TokenBucket:
+    """Async token bucket: `rate_per_min` tokens a minute, bursts up to one second's worth (at least 1)."""
+
+    def __init__(self, rate_per_min: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate_per_min / 60.0
+        self.capacity = max(1.0, self.rate)
+        self.tokens = self.capacity
+        self.clock = clock
+        self.updated = clock()
+        self._lock = asyncio.Lock()
+
+    async def take(self, amount: float, sleep: Sleep) -> float:
+        """Wait until `amount` tokens are available; returns the seconds waited."""
+        amount = min(amount, self.capacity)
+        waited = 0.0
+        async with self._lock:
+            while True:
+                now = self.clock()
+                self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+                self.updated = now
+                if self.tokens >= amount:
+                    self.tokens -= amount
+                    return waited
+                need = (amount - self.tokens) / self.rate
+                waited += need
+                await sleep(need)
+
+
+class RunStats(BaseModel):
+    """Live counters for progress display."""
+
+    total: int = 0
+    done: int = 0
+    in_flight: int = 0
+    retried: int = 0
+    failed: int = 0
+    cached: int = 0
+    budget_refused: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+
+    def line(self) -> str:
+        return (
+            f"in flight {self.in_flight} · retried {self.retried} · failed {self.failed} · cached {self.cached}"
+            f" · tokens {self.input_tokens + self.output_tokens:,} · ${self.cost_usd:.4f}"
+        )
+
+
+class _Limits:
+    def __init__(self, concurrency: int, limits: RateLimits) -> None:
+        self.sem = asyncio.Semaphore(max(1, concurrency))
+        self.rpm = TokenBucket(limits.rpm) if limits.rpm else None
+        self.tpm = TokenBucket(limits.tpm) if limits.tpm else None
+
+
+class Runner:
+    def __init__(
+        self,
+        providers: dict[str, Provider],
+        concurrency: dict[str, int],
+        *,
+        policy: RetryPolicy | None = None,
+        rate_limits: dict[str, RateLimits] | None = None,
+        output_guardrails: GuardrailChain | None = None,
+        on_done: Callable[[Generation, list[GuardrailAction]], None] | None = None,
+        on_progress: Callable[[RunStats], None] | None = None,
+        cache: ResponseCache | None = None,
+        prices: PriceTable | None = None,
+        budget: Budget | None = None,
+        sleep: Sleep = asyncio.sleep,
+        seed: int = 0,
+    ) -> None:
+        self.providers = providers
+        self.concurrency = concurrency
+        self.rate_limits = rate_limits or {}
+        self.policy = policy or RetryPolicy()
+        self.output_guardrails = output_guardrails
+        self.on_done = on_done
+        self.on_progress = on_progress
+        self.cache = cache
+        self.prices = prices or PriceTable()
+        self.budget = budget or Budget(None)
+        self.sleep = sleep
+        self.rng = random.Random(seed)
+        self.stats = RunStats()
+        self.halted = False
+
+    @property
+    def retries(self) -> int:
+        return self.stats.retried
+
+    def _progress(self) -> None:
+        if self.on_progress is not None:
+            self.on_progress(self.stats)
+
+    async def _attempt(
+        self, provider: Provider, request: GenerationRequest, limits: _Limits, est_tokens: int
+    ) -> ProviderResponse:
+        if limits.rpm is not None:
+            await limits.rpm.take(1, self.sleep)
+        if limits.tpm is not None:
+            await limits.tpm.take(est_tokens, self.sleep)
+        async with limits.sem:
+            self.stats.in_flight += 1
+            try:
+                async with asyncio.timeout(self.policy.timeout_s):  # no extra task per call, unlike wait_for
+                    return await provider.generate(request)
+            finally:
+                self.stats.in_flight -= 1
+
+    async def _call(
+        self, provider: Provider, request: GenerationRequest, limits: _Limits, est_tokens: int
+    ) -> tuple[ProviderResponse | None, ErrorInfo | None, list[Attempt], float]:
+        """Retry loop. The concurrency slot is held only while calling, never while backing off."""
+        log: list[Attempt] = []
+        started = time.perf_counter()
+        while True:
+            number = len(log) + 1
+            t0 = time.perf_counter()
+            retry_after: float | None = None
+            try:
+                response = await self._attempt(provider, request, limits, est_tokens)
+                log.append(Attempt(number=number, latency_ms=(time.perf_counter() - t0) * 1000))
+                return response, None, log, (time.perf_counter() - started) * 1000
+            except ProviderCallError as exc:
+                error = ErrorInfo(type=exc.type, message=exc.message, retryable=exc.retryable)
+                kind, retry_after = exc.kind, exc.retry_after
+            except TimeoutError:
+                error = ErrorInfo(type="Timeout", message=f"no answer within {self.policy.timeout_s} s", retryable=True)
+                kind = "transient"
+            except Exception as exc:  # a provider bug must not kill the run: recorded, not retried
+                error = ErrorInfo(type=type(exc).__name__, message=str(exc)[:500], retryable=False)
+                kind = "fatal"
+            latency = (time.perf_counter() - t0) * 1000
+            if not error.retryable or number >= self.policy.max_attempts:
+                log.append(Attempt(number=number, error=error.type, kind=kind, latency_ms=latency))
+                return None, error, log, (time.perf_counter() - started) * 1000
+            wait = self.policy.delay(number, retry_after, self.rng)
+            log.append(Attempt(number=number, error=error.type, kind=kind, latency_ms=latency, wait_s=wait))
+            self.stats.retried += 1
+            self._progress()
+            await self.sleep(wait)
+
+    def _finish(
+        self,
+        request: GenerationRequest,
+        response: ProviderResponse,
+        provider: Provider,
+        log: list[Attempt],
+        wall_ms: float,
+        cached: bool,
+    ) -> tuple[Generation, list[GuardrailAction], str]:
+        """The Generation, its guardrail audit, and the redacted answer text (what the cache may keep)."""
+        cand = request.candidate
+        text, blocked, actions, redacted = response.text, "", [], response.text
+        if self.output_guardrails is not None:
+            res = self.output_guardrails.apply(text, where=f"answer:{cand.name}", item_id=request.item_id)
+            text, blocked, actions, redacted = res.block_message or res.text, res.blocked_by, res.actions, res.text
+        cost = self.prices.cost(provider.id, response.usage)
+        gen = Generation(
+            item_id=request.item_id,
+            candidate=cand.name,
+            text=text,
+            citations=tuple(parse_citations(text)),
+            usage=response.usage,
+            latency_ms=response.latency_ms if response.latency_ms is not None else wall_ms,
+            cost_usd=0.0 if cached or cost is None else round(cost, 8),
+            unpriced=cost is None and not cached,
+            attempts=len(log),
+            attempt_log=tuple(log),
+            cached=cached,
+            blocked_by=blocked,
+            request_hash=request.request_hash,
+            model=response.model,
+            request_id=response.request_id,
+        )
+        return gen, actions, redacted
+
+    async def _one(self, request: GenerationRequest, limits: _Limits) -> Generation | None:
+        if self.halted:
+            return None  # recording failed (disk full): start no call whose result could not be kept
+        cand = request.candidate
+        provider = self.providers[cand.name]
+        actions: list[GuardrailAction] = []
+        if self.cache is not None and provider.cacheable:
+            hit = self.cache.get(request.request_hash)
+            if hit is not None:
+                gen, actions, _ = self._finish(request, hit, provider, [], hit.latency_ms or 0.0, cached=True)
+                self.stats.cached += 1
+                return self._record(gen, actions)
+        est = estimate_usage(request.system, request.user, cand.params.get("max_tokens"))
+        est_cost = self.prices.cost(provider.id, est) or 0.0
+        if not self.budget.reserve(est_cost):
+            self.stats.budget_refused += 1
+            self._progress()
+            return None
+        response, error, log, wall_ms = await self._call(
+            provider, request, limits, est.input_tokens + est.output_tokens
+        )
+        if response is None:
+            self.budget.settle(est_cost, 0.0)
+            gen = Generation(
+                item_id=request.item_id,
+                candidate=cand.name,
+                error=error,
+                attempts=len(log),
+                attempt_log=tuple(log),
+                latency_ms=wall_ms,
+                request_hash=request.request_hash,
+            )
+            self.stats.failed += 1
+        else:
+            gen, actions, redacted = self._finish(request, response, provider, log, wall_ms, cached=False)
+            self.budget.settle(est_cost, gen.cost_usd)
+            if self.cache is not None and provider.cacheable:
+                self.cache.put(request.request_hash, provider.id, response.model_copy(update={"text": redacted}))
+        return self._record(gen, actions)
+
+    def _record(self, gen: Generation, actions: list[GuardrailAction]) -> Generation:
+        self.stats.done += 1
+        self.stats.input_tokens += gen.usage.input_tokens
+        self.stats.output_tokens += gen.usage.output_tokens
+        self.stats.cost_usd += gen.cost_usd
+        if self.on_done is not None:
+            try:
+                self.on_done(gen, actions)
+            except BaseException:
+                self.halted = True
+                raise
+        self._progress()
+        return gen
+
+    async def run(self, requests: Iterable[GenerationRequest], total: int | None = None) -> list[Generation]:
+        """Run all requests; returns the Generations made, in request order (budget-refused requests have none).
+
+        Requests are pulled from the iterable as slots free up (a sliding window a few times the total
+        concurrency), so a 20,000-request run never holds every request or coroutine at once. If recording a
+        result fails (`on_done` raises, e.g. disk full), no new call starts; the error is raised after the calls
+        in flight finish."""
+        limits = {
+            name: _Limits(self.concurrency.get(name, 4), self.rate_limits.get(name, RateLimits()))
+            for name in self.providers
+        }
+        if total is None and isinstance(requests, Sequence):
+            total = len(requests)
+        self.stats.total += total or 0
+        window = max(64, 4 * sum(self.concurrency.get(name, 4) for name in self.providers))
+        results: list[tuple[int, Generation]] = []
+        failure: BaseException | None = None
+        pending: set[asyncio.Task[Generation | None]] = set()
+        order: dict[asyncio.Task[Generation | None], int] = {}
+
+        def collect(done: set[asyncio.Task[Generation | None]]) -> None:
+            nonlocal failure
+            for task in done:
+                exc = task.exception()
+                if exc is not None:
+                    failure = failure or exc
+                elif (g := task.result()) is not None:
+                    results.append((order[task], g))
+                del order[task]
+
+        try:
+            for n, request in enumerate(requests):
+                if failure is not None:
+                    break
+                if total is None:
+                    self.stats.total += 1
+                task = asyncio.create_task(self._one(request, limits[request.candidate.name]))
+                order[task] = n
+                pending.add(task)
+                if len(pending) >= window:
+                    done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                    collect(done)
+            if pending:
+                done, _ = await asyncio.wait(pending)
+                collect(done)
+        finally:
+            for provider in self.providers.values():
+                close = getattr(provider, "aclose", None)
+                if close is not None:
+                    await close()
+        if failure is not None:
+            raise failure
+        return [g for _, g in sorted(results, key=lambda pair: pair[0])]  # in request order

@@ -1,0 +1,145 @@
+"""Built-in plugins, registered exactly as a third-party plugin registers its own. Heavy imports stay lazy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ragharness.registry import EMBEDDERS, GUARDRAILS, PROVIDERS, SCORERS, STORES
+
+if TYPE_CHECKING:
+    from ragharness.config import EmbedderConfig, StoreConfig
+    from ragharness.generation.providers.base import Provider, ProviderContext
+    from ragharness.guardrails.base import Guardrail
+    from ragharness.retrieval.embedders import Embedder
+    from ragharness.retrieval.store import VectorStore
+    from ragharness.scoring.base import Scorer, ScorerContext
+    from ragharness.types import Candidate
+
+
+def _extractive(candidate: Candidate, ctx: ProviderContext) -> Provider:
+    from ragharness.generation.providers.offline import ExtractiveProvider
+
+    return ExtractiveProvider(candidate, ctx)
+
+
+def _replay(candidate: Candidate, ctx: ProviderContext) -> Provider:
+    from ragharness.generation.providers.offline import ReplayProvider
+
+    return ReplayProvider(candidate, ctx)
+
+
+def _mock(candidate: Candidate, ctx: ProviderContext) -> Provider:
+    from ragharness.generation.providers.offline import MockProvider
+
+    return MockProvider(candidate, ctx)
+
+
+def _bedrock(candidate: Candidate, ctx: ProviderContext) -> Provider:
+    from ragharness.generation.providers.bedrock import BedrockProvider
+
+    return BedrockProvider(candidate, ctx, concurrency=ctx.concurrency)
+
+
+def _openai(candidate: Candidate, ctx: ProviderContext) -> Provider:
+    from ragharness.generation.providers.openai_compat import OpenAIProvider
+
+    return OpenAIProvider(candidate, ctx)
+
+
+def _minilm(cfg: EmbedderConfig) -> Embedder:
+    from ragharness.retrieval.embedders import MiniLMEmbedder
+
+    return MiniLMEmbedder(batch_size=cfg.batch_size, model_path=cfg.options.get("model_path"))
+
+
+def _titan(cfg: EmbedderConfig) -> Embedder:
+    from ragharness.retrieval.embedders import TitanEmbedder
+
+    return TitanEmbedder(**cfg.options)
+
+
+def _hashing(cfg: EmbedderConfig) -> Embedder:
+    from ragharness.retrieval.embedders import HashingEmbedder
+
+    return HashingEmbedder(**cfg.options)
+
+
+def _lancedb(cfg: StoreConfig, data_dir: Path) -> VectorStore:
+    from ragharness.retrieval.lancedb_store import LanceDBStore
+
+    return LanceDBStore(
+        Path(cfg.options.get("path") or data_dir / "lancedb"),
+        table=cfg.table,
+        ann_min_rows=int(cfg.options.get("ann_min_rows", 50_000)),
+    )
+
+
+def _opensearch(cfg: StoreConfig, data_dir: Path) -> VectorStore:
+    from pydantic import ValidationError
+
+    from ragharness.errors import ConfigError
+    from ragharness.retrieval.opensearch_store import OpenSearchOptions, OpenSearchStore
+
+    try:
+        opts = OpenSearchOptions.model_validate(cfg.options)
+    except ValidationError as exc:
+        details = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"store.options: {details}") from exc
+    return OpenSearchStore(opts, alias=cfg.table)
+
+
+def _scorer(cls_name: str) -> Any:
+    def factory(ctx: ScorerContext) -> Scorer:
+        if cls_name == "RetrievalScorer":
+            from ragharness.scoring.retrieval import RetrievalScorer
+
+            return RetrievalScorer(ctx)
+        from ragharness.scoring import offline
+
+        scorer: Scorer = getattr(offline, cls_name)(ctx)
+        return scorer
+
+    return factory
+
+
+def _pii(options: dict[str, Any]) -> Guardrail:
+    from ragharness.guardrails.pii import PiiRedactor
+
+    return PiiRedactor(**options)
+
+
+def _deny(options: dict[str, Any]) -> Guardrail:
+    from ragharness.guardrails.filters import DenyPatterns
+
+    return DenyPatterns(**options)
+
+
+def register() -> None:
+    PROVIDERS.register("extractive", _extractive, help="offline baseline: cites the best-matching sentences")
+    PROVIDERS.register("replay", _replay, help="recorded answers; options.file is a JSONL keyed by item_id")
+    PROVIDERS.register("mock", _mock, help="deterministic fake with latency, errors and throttling")
+    PROVIDERS.register(
+        "bedrock",
+        _bedrock,
+        form="bedrock:<model or inference profile id>",
+        help="Amazon Bedrock Converse (region/profile from options or AWS_* environment)",
+    )
+    PROVIDERS.register(
+        "openai",
+        _openai,
+        form="openai:<model>",
+        help="any OpenAI-compatible chat-completions endpoint (options.base_url, options.api_key)",
+    )
+    EMBEDDERS.register("minilm", _minilm, help="all-MiniLM-L6-v2, local and offline (default)")
+    EMBEDDERS.register("titan", _titan, help="Amazon Titan Text Embeddings v2 via bedrock-runtime")
+    EMBEDDERS.register("hashing", _hashing, help="bag-of-words hashing; tests only")
+    STORES.register("lancedb", _lancedb, help="embedded LanceDB under data_dir (default)")
+    STORES.register("opensearch", _opensearch, help="OpenSearch k-NN/BM25/hybrid behind a versioned alias")
+    SCORERS.register("citation", _scorer("CitationScorer"))
+    SCORERS.register("groundedness", _scorer("GroundednessScorer"))
+    SCORERS.register("correctness", _scorer("CorrectnessScorer"))
+    SCORERS.register("refusal", _scorer("RefusalScorer"))
+    SCORERS.register("retrieval", _scorer("RetrievalScorer"))
+    GUARDRAILS.register("pii", _pii, help="Presidio PII redaction (offline recognizers)")
+    GUARDRAILS.register("deny_patterns", _deny, help="block or flag text matching regular expressions")

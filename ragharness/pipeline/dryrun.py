@@ -1,0 +1,102 @@
+"""`--dry-run`: validate everything, lock contexts against the current store, render every request and estimate
+its tokens and cost. No model is called and no run directory is written."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from ragharness.config import HarnessConfig
+from ragharness.generation.cache import ResponseCache
+from ragharness.generation.contexts import build_request, lock_all
+from ragharness.generation.costs import PriceTable, estimate_usage
+from ragharness.generation.providers.base import GenerationRequest
+from ragharness.goldset import load_goldset
+from ragharness.ingest.pipeline import Progress
+from ragharness.pipeline.run import build_components
+from ragharness.retrieval.retriever import Retriever
+
+
+class PlannedCall(BaseModel):
+    item_id: str
+    candidate: str
+    provider: str
+    est_input_tokens: int
+    est_output_tokens: int
+    est_cost_usd: float | None
+    cached: bool
+    blocked: bool
+
+
+class DryRun(BaseModel):
+    calls: list[PlannedCall]
+    store_chunks: int
+    budget_usd: float | None
+
+    def totals(self) -> dict[str, dict[str, float | int | None]]:
+        out: dict[str, dict[str, float | int | None]] = {}
+        for c in self.calls:
+            t = out.setdefault(
+                c.candidate,
+                {"calls": 0, "cached": 0, "blocked": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0},
+            )
+            if c.blocked:
+                t["blocked"] = int(t["blocked"] or 0) + 1
+                continue
+            if c.cached:
+                t["cached"] = int(t["cached"] or 0) + 1
+                continue
+            t["calls"] = int(t["calls"] or 0) + 1
+            t["input_tokens"] = int(t["input_tokens"] or 0) + c.est_input_tokens
+            t["output_tokens"] = int(t["output_tokens"] or 0) + c.est_output_tokens
+            if c.est_cost_usd is None or t["cost_usd"] is None:
+                t["cost_usd"] = None
+            else:
+                t["cost_usd"] = float(t["cost_usd"]) + c.est_cost_usd
+        return out
+
+    @property
+    def total_cost(self) -> float | None:
+        costs = [t["cost_usd"] for t in self.totals().values()]
+        return None if any(c is None for c in costs) else sum(float(c or 0) for c in costs)
+
+
+def _noop(stage: str, done: int, total: int) -> None:
+    return None
+
+
+def plan(cfg: HarnessConfig, *, use_cache: bool = True, progress: Progress = _noop) -> DryRun:
+    comps = build_components(cfg)
+    comps.store.ensure(comps.embedder.name, comps.embedder.dimension)
+    gold = load_goldset(cfg.resolve(cfg.goldset))
+    retriever = Retriever(
+        comps.embedder, comps.store, mode=cfg.retrieval.mode, k=cfg.retrieval.k, filters=cfg.retrieval.filters
+    )
+    locked = lock_all(gold.items, retriever, comps.input_chain, progress)
+    prices = PriceTable(cfg.prices)
+    cache_file = cfg.resolve(cfg.data_dir) / "cache" / "responses.sqlite"
+    cache = ResponseCache(cache_file) if use_cache and cfg.runner.cache and cache_file.is_file() else None
+    calls: list[PlannedCall] = []
+    requests: list[GenerationRequest] = [
+        build_request(item, locked.packs[item.id], c.to_candidate(), comps.templates[c.name])
+        for item in gold.items
+        for c in cfg.candidates
+    ]
+    for r in requests:
+        provider = comps.providers[r.candidate.name]
+        est = estimate_usage(r.system, r.user, r.candidate.params.get("max_tokens"))
+        cached = bool(cache is not None and provider.cacheable and cache.get(r.request_hash) is not None)
+        calls.append(
+            PlannedCall(
+                item_id=r.item_id,
+                candidate=r.candidate.name,
+                provider=r.candidate.provider,
+                est_input_tokens=est.input_tokens,
+                est_output_tokens=est.output_tokens,
+                est_cost_usd=prices.cost(provider.id, est),
+                cached=cached,
+                blocked=r.item_id in locked.blocked,
+            )
+        )
+    if cache is not None:
+        cache.close()
+    return DryRun(calls=calls, store_chunks=comps.store.count(), budget_usd=cfg.budget_usd)

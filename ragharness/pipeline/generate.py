@@ -1,0 +1,70 @@
+"""The generation stage of a run: blocked items, the runner with cache, prices, budget and rate limits, and the
+durable append of every result as it completes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+
+from pydantic import BaseModel
+
+from ragharness.generation.providers.base import GenerationRequest
+from ragharness.generation.runner import Runner, RunStats
+from ragharness.runs.rundir import RunDir
+from ragharness.types import Generation, GuardrailAction
+
+StatsCallback = Callable[[RunStats], None]
+
+
+class GenerationOutcome(BaseModel):
+    generations: list[Generation]
+    stats: RunStats
+    budget_exhausted: bool
+    spent_usd: float
+
+
+def blocked_generations(requests: list[GenerationRequest], blocked: dict[str, tuple[str, str]]) -> list[Generation]:
+    """Items an input guardrail blocked get the block message, with no model call."""
+    return [
+        Generation(
+            item_id=r.item_id,
+            candidate=r.candidate.name,
+            text=blocked[r.item_id][1],
+            blocked_by=blocked[r.item_id][0],
+            request_hash=r.request_hash,
+            attempts=0,
+        )
+        for r in requests
+        if r.item_id in blocked
+    ]
+
+
+def generate(
+    run: RunDir,
+    runner: Runner,
+    todo: Iterable[GenerationRequest],
+    total: int,
+    on_stats: StatsCallback | None = None,
+) -> GenerationOutcome:
+    """Run the pending requests (streamed); each Generation (and its guardrail audit) is appended as soon as it
+    completes. If an append fails (disk full), no further call is started and the error is raised once the calls
+    in flight have finished: nothing is paid for that cannot be recorded."""
+
+    def on_done(gen: Generation, acts: list[GuardrailAction]) -> None:
+        run.append("generations.jsonl", [gen])
+        if acts:
+            run.append("guardrails.jsonl", acts)
+
+    runner.on_done = on_done
+    runner.on_progress = on_stats
+    try:
+        generations = asyncio.run(runner.run(todo, total=total))
+    finally:
+        if runner.cache is not None:
+            runner.cache.close()
+    return GenerationOutcome(
+        generations=generations,
+        stats=runner.stats,
+        budget_exhausted=runner.budget.exhausted,
+        spent_usd=runner.budget.spent,
+    )

@@ -1,0 +1,382 @@
+"""One evaluation run: ingest (incremental) -> locked retrieval -> input guardrails -> candidates -> output
+guardrails -> scores -> summary -> report. Everything lands in the run directory as it is produced.
+
+A run moves through stages recorded in run.json (`created` -> `prepared` -> `finished`) and every file is
+written atomically, so a process killed at any instant leaves a run that `--resume` completes: a run killed
+before it was prepared is prepared again (nothing was sent to any model yet); one killed while generating keeps
+every completed call; one killed while scoring is scored again. Large runs stream: requests, contexts and scores
+are read and written item by item, never all held at once.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from ragharness import __version__
+from ragharness.config import HarnessConfig, config_snapshot, resume_differences
+from ragharness.errors import ConfigError, DiskFullError
+from ragharness.faults import kill_point
+from ragharness.generation.contexts import build_request, iter_locked, redact_gold
+from ragharness.generation.models import make_runner
+from ragharness.generation.prompts import PromptTemplate, load_prompt
+from ragharness.generation.providers.base import GenerationRequest, Provider
+from ragharness.generation.runner import RunStats
+from ragharness.goldset import load_goldset
+from ragharness.guardrails.base import GuardrailChain
+from ragharness.ingest.pipeline import IngestReport, Progress, TextRedactor, ingest
+from ragharness.locking import exclusive
+from ragharness.pipeline.components import (
+    build_embedder,
+    build_guardrails,
+    build_providers,
+    build_redactor,
+    build_scorers,
+    build_store,
+)
+from ragharness.pipeline.generate import StatsCallback, blocked_generations, generate
+from ragharness.reporting.report import write_report
+from ragharness.retrieval.embedders import CachedEmbedder, Embedder
+from ragharness.retrieval.retriever import Retriever
+from ragharness.retrieval.store import VectorStore
+from ragharness.runs.rundir import RunDir, RunManifest
+from ragharness.runs.summary import OPS_METRICS, RunSummary, summarise
+from ragharness.scoring.base import Scorer
+from ragharness.scoring.engine import build_judge, iter_scores, run_judge
+from ragharness.scoring.judge import JUDGE_METRICS
+from ragharness.types import (
+    Generation,
+    GuardrailAction,
+    Score,
+)
+from ragharness.yamlio import load_strict
+
+
+class RunResult(BaseModel):
+    run_dir: Path
+    summary: RunSummary
+    ingest: IngestReport | None = None
+    stats: RunStats | None = None
+
+
+def _noop(stage: str, done: int, total: int) -> None:
+    return None
+
+
+def new_run_id(name: str) -> str:
+    return f"{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}-{name}-{secrets.token_hex(2)}"
+
+
+class _Components(BaseModel):
+    """Everything a run builds from its config, validated before any model is called."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    embedder: Embedder
+    cached_embedder: CachedEmbedder
+    store: VectorStore
+    providers: dict[str, Provider]
+    input_chain: GuardrailChain
+    output_chain: GuardrailChain
+    scorers: list[Scorer]
+    templates: dict[str, PromptTemplate]
+    redactor: TextRedactor | None = None
+
+
+def check_thresholds(cfg: HarnessConfig, scorers: list[Scorer]) -> None:
+    """Every gate names a metric some configured scorer produces and candidates that exist (a misspelt name would
+    otherwise fail after every call was paid for, or make the gate silently vanish)."""
+    known = set(OPS_METRICS) | {m for s in scorers for m in s.metrics}
+    if "judge" in cfg.scorers:
+        known |= set(JUDGE_METRICS)
+    names = {c.name for c in cfg.candidates}
+    problems = []
+    for i, t in enumerate(cfg.thresholds):
+        if t.metric not in known:
+            problems.append(
+                f"{cfg.source_file}: thresholds[{i}].metric: {t.metric!r} is not produced by the configured "
+                f"scorers; known metrics: {', '.join(sorted(known))}"
+            )
+        unknown = sorted(set(t.candidates) - names)
+        if unknown:
+            problems.append(
+                f"{cfg.source_file}: thresholds[{i}].candidates: no candidate named {unknown}; "
+                f"candidates are {sorted(names)}"
+            )
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
+def build_components(cfg: HarnessConfig) -> _Components:
+    """Build and validate everything, the judge included, before the first model call."""
+    embedder = build_embedder(cfg)
+    cached = CachedEmbedder(embedder)
+    in_chain, out_chain = build_guardrails(cfg)
+    prompts_dir = cfg.resolve(cfg.prompts_dir) if cfg.prompts_dir else None
+    scorers = build_scorers(cfg, cached)
+    check_thresholds(cfg, scorers)
+    if "judge" in cfg.scorers:
+        build_judge(cfg)  # provider, options, ${ENV} references and prompt: fail now, not after the candidates
+    return _Components(
+        embedder=embedder,
+        cached_embedder=cached,
+        store=build_store(cfg),
+        providers=build_providers(cfg),
+        input_chain=in_chain,
+        output_chain=out_chain,
+        scorers=scorers,
+        templates={c.name: load_prompt(c.prompt, prompts_dir) for c in cfg.candidates},
+        redactor=build_redactor(cfg),
+    )
+
+
+def _latest(generations: list[Generation]) -> dict[tuple[str, str], Generation]:
+    """Last generation per (item, candidate): a resumed retry supersedes the earlier failure."""
+    out: dict[tuple[str, str], Generation] = {}
+    for g in generations:
+        out[(g.item_id, g.candidate)] = g
+    return out
+
+
+def _run_path(cfg: HarnessConfig, out_dir: Path | None, resume: Path | None) -> tuple[Path, bool]:
+    """Where the run goes and whether it resumes one. An existing folder that is not a run of this config is
+    refused, never overwritten; so is a folder inside the corpus (its report would be ingested)."""
+    if resume is not None:
+        RunDir.open(resume)
+        return resume, True
+    if out_dir is None:
+        return cfg.resolve(cfg.output_dir) / new_run_id(cfg.name), False
+    corpus = cfg.resolve(cfg.corpus.path).resolve()
+    target = out_dir.resolve()
+    if target == corpus or corpus in target.parents:
+        raise ConfigError(f"--out {out_dir}: inside the corpus folder {corpus}; write runs somewhere else")
+    if (out_dir / "run.json").is_file():
+        name = RunDir.open(out_dir).manifest().name
+        if name != cfg.name:
+            raise ConfigError(
+                f"--out {out_dir}: holds a run of config {name!r}, not {cfg.name!r}; choose a new or empty folder"
+            )
+        return out_dir, True
+    ours = (".run.lock", ".run.lock.owner")  # what a run that never started may leave
+    if out_dir.exists() and (not out_dir.is_dir() or any(p.name not in ours for p in out_dir.iterdir())):
+        raise ConfigError(
+            f"--out {out_dir}: exists and is not a run directory (no run.json); refusing to write into it. "
+            "Choose a new or empty folder"
+        )
+    return out_dir, False
+
+
+def _create(cfg: HarnessConfig, comps: _Components, path: Path) -> tuple[RunDir, RunManifest]:
+    path.mkdir(parents=True, exist_ok=True)
+    run = RunDir(path)
+    manifest = RunManifest(
+        run_id=path.name if path.name else new_run_id(cfg.name),
+        name=cfg.name,
+        started_at=datetime.now(UTC).isoformat(),
+        stage="created",
+        ragharness_version=__version__,
+        store=comps.store.name,
+        embedder=comps.embedder.name,
+        candidates=[c.name for c in cfg.candidates],
+        config_dir=str(cfg.base_dir),
+    )
+    run.write_json("run.json", manifest)  # first: from here on the folder is a run that --resume completes
+    kill_point("run:created")
+    run.write_yaml("config.yaml", config_snapshot(cfg))
+    return run, manifest
+
+
+def _reopen(cfg: HarnessConfig, path: Path) -> tuple[RunDir, RunManifest]:
+    run = RunDir.open(path)
+    run.remove_stale_temps()  # what a killed writer left; we hold the run's lock
+    manifest = run.manifest()
+    if manifest.name != cfg.name:
+        raise ConfigError(f"{path}: a run of config {manifest.name!r}, not {cfg.name!r}; resume it with its own config")
+    config_file = run.file("config.yaml")
+    stored = load_strict(config_file.read_text(encoding="utf-8")) if config_file.is_file() else None
+    if not isinstance(stored, dict):
+        run.write_yaml("config.yaml", config_snapshot(cfg))
+        stored = config_snapshot(cfg)
+    changed = resume_differences(stored, cfg)
+    if changed:
+        raise ConfigError(
+            f"{cfg.source_file}: cannot resume {path}: the config changed since the run started "
+            f"({', '.join(changed)}); only budget_usd, thresholds, runner, prices and output_dir may change. "
+            "Start a new run instead."
+        )
+    manifest.resumed += 1
+    return run, manifest
+
+
+def _prepare(
+    cfg: HarnessConfig,
+    comps: _Components,
+    run: RunDir,
+    manifest: RunManifest,
+    progress: Progress,
+    log: Callable[[str], None],
+    skip_ingest: bool,
+) -> IngestReport | None:
+    """Ingest, lock every item's context, render every request and record blocked items. Nothing is sent to a
+    model here, so a run killed before `prepared` is simply prepared again."""
+    report: IngestReport | None = None
+    if skip_ingest:
+        comps.store.ensure(comps.embedder.name, comps.embedder.dimension)
+    else:
+        report = ingest(cfg, comps.embedder, comps.store, progress, redactor=comps.redactor)
+        for line in report.summary_lines():
+            log(f"ingest: {line}")
+        run.write_json("ingest.json", report)
+    gold = load_goldset(cfg.resolve(cfg.goldset), known_sources=set(report.document_ids) if report else None)
+    gold = redact_gold(gold, comps.input_chain)
+    run.write_json("goldset.json", gold)
+    retriever = Retriever(
+        comps.embedder, comps.store, mode=cfg.retrieval.mode, k=cfg.retrieval.k, filters=cfg.retrieval.filters
+    )
+    candidates = [c.to_candidate() for c in cfg.candidates]
+    items = {i.id: i for i in gold.items}
+    blocked: list[Generation] = []
+    with (
+        run.writer("context_packs.jsonl") as packs_out,
+        run.writer("requests.jsonl") as requests_out,
+        run.writer("guardrails.jsonl") as audit_out,
+    ):
+        for pack, acts, (blocked_by, message) in iter_locked(gold.items, retriever, comps.input_chain, progress):
+            packs_out.write(pack)
+            kill_point("run:preparing")
+            for a in acts:
+                audit_out.write(a)
+            requests = [build_request(items[pack.item_id], pack, c, comps.templates[c.name]) for c in candidates]
+            for r in requests:
+                requests_out.write(r)
+            if blocked_by:
+                blocked += blocked_generations(requests, {pack.item_id: (blocked_by, message)})
+    run.write_jsonl("generations.jsonl", blocked)
+    manifest.stage = "prepared"
+    manifest.store = comps.store.name
+    run.write_json("run.json", manifest)
+    kill_point("run:prepared")
+    return report
+
+
+def execute_run(
+    cfg: HarnessConfig,
+    *,
+    out_dir: Path | None = None,
+    resume: Path | None = None,
+    progress: Progress = _noop,
+    on_stats: StatsCallback | None = None,
+    log: Callable[[str], None] = print,
+    skip_ingest: bool = False,
+    use_cache: bool = True,
+) -> RunResult:
+    """Run (or resume) an evaluation. Passing `out_dir` that already holds a run of this config resumes it."""
+    started = time.perf_counter()
+    comps = build_components(cfg)
+    path, resuming = _run_path(cfg, out_dir, resume)
+    lock = path / ".run.lock"
+    try:
+        with exclusive(lock, f"run {path.name}", who="another process working on this run"):
+            run, manifest = _reopen(cfg, path) if resuming else _create(cfg, comps, path)
+            report = None
+            if manifest.stage == "created":
+                report = _prepare(cfg, comps, run, manifest, progress, log, skip_ingest)
+            else:
+                comps.store.ensure(comps.embedder.name, comps.embedder.dimension)
+            return _generate_and_finish(cfg, comps, run, manifest, started, report, progress, on_stats, use_cache)
+    except DiskFullError as exc:
+        if (path / "run.json").is_file():
+            exc.run_dir = path
+        else:  # not even started: leave no half-made folder behind
+            for leftover in path.glob(".*"):
+                leftover.unlink(missing_ok=True)
+            if path.is_dir() and not any(path.iterdir()):
+                path.rmdir()
+        raise
+
+
+def _generate_and_finish(
+    cfg: HarnessConfig,
+    comps: _Components,
+    run: RunDir,
+    manifest: RunManifest,
+    started: float,
+    report: IngestReport | None,
+    progress: Progress,
+    on_stats: StatsCallback | None,
+    use_cache: bool,
+) -> RunResult:
+    manifest.status = "running"
+    run.write_json("run.json", manifest)
+    done = {k: g for k, g in _latest(run.generations()).items() if g.ok}
+    spent = sum(g.cost_usd for g in done.values())
+    current = {c.name: c.to_candidate() for c in cfg.candidates}
+    gold = run.goldset()
+    # requests.jsonl holds one request per (item, candidate) in gold order x candidate order: derive, don't reread.
+    order = {(i.id, c.name): n for n, (i, c) in enumerate((i, c) for i in gold.items for c in cfg.candidates)}
+
+    def todo() -> Iterator[GenerationRequest]:
+        for r in run.read_jsonl("requests.jsonl", GenerationRequest, tolerate_torn_tail=False):
+            if (r.item_id, r.candidate.name) not in done:
+                yield r.model_copy(update={"candidate": current[r.candidate.name]})  # options come from the config
+
+    runner = make_runner(
+        cfg, comps.providers, comps.output_chain, use_cache=use_cache and cfg.runner.cache, spent_usd=spent
+    )
+    outcome = generate(run, runner, todo(), sum(1 for key in order if key not in done), on_stats)
+
+    latest = {**done, **_latest(outcome.generations)}
+    generations = sorted(latest.values(), key=lambda g: order.get((g.item_id, g.candidate), len(order)))
+    run.write_jsonl("generations.jsonl", generations)  # canonical: one line per call, in request order
+    kill_point("run:generated")
+    calls: list[Generation] = []
+    with run.writer("scores.jsonl") as out:  # streamed: a 10,000-item run never holds all its scores
+        scored = iter_scores(gold.items, run.iter_packs(), generations, comps.scorers, progress, comps.cached_embedder)
+        for score in scored:
+            out.write(score)
+        if "judge" in cfg.scorers:
+            judged, calls = run_judge(
+                cfg,
+                gold.items,
+                {p.item_id: p for p in run.packs()},
+                generations,
+                comps.cached_embedder,
+                use_cache=use_cache and cfg.runner.cache,
+                spent_usd=outcome.spent_usd,
+            )
+            for score in judged:
+                out.write(score)
+    if calls:
+        run.append("judge_calls.jsonl", calls)
+    kill_point("run:scored")
+    candidates = [c.to_candidate() for c in cfg.candidates]
+    summary = summarise(
+        manifest.run_id,
+        cfg.name,
+        gold.items,
+        candidates,
+        generations,
+        run.read_jsonl("scores.jsonl", Score),
+        run.read_jsonl("guardrails.jsonl", GuardrailAction),
+        cfg.thresholds,
+    )
+    summary.budget_exhausted = outcome.budget_exhausted
+    summary.judge_cost_usd = round(sum(c.cost_usd for c in calls), 6)
+    run.write_json("summary.json", summary)
+    kill_point("run:summarised")
+    write_report(run)
+    kill_point("run:reported")
+    # Last: the manifest says `finished` only once summary and report are complete on disk.
+    manifest.finished_at = datetime.now(UTC).isoformat()
+    manifest.status = summary.status
+    manifest.stage = "finished"
+    manifest.pending = summary.pending
+    manifest.seconds = round(manifest.seconds + time.perf_counter() - started, 3)
+    manifest.spent_usd = round(outcome.spent_usd, 6)
+    run.write_json("run.json", manifest)
+    return RunResult(run_dir=run.path, summary=summary, ingest=report, stats=outcome.stats)

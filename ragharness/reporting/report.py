@@ -1,0 +1,161 @@
+"""report.html: a pure function of the run directory. Jinja2 with autoescape: everything shown is escaped."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections import defaultdict
+from pathlib import Path
+from sys import intern
+from typing import Any, NamedTuple
+
+from pydantic import BaseModel
+
+from ragharness.analysis.labels import Calibration
+from ragharness.fileio import atomic_write_text
+from ragharness.memory import trim
+from ragharness.reporting.jinja import environment
+from ragharness.runs.rundir import RunDir
+from ragharness.runs.summary import RunSummary
+from ragharness.scoring.judge import JUDGE_METRICS
+from ragharness.types import ContextPack, Generation, Score
+from ragharness.yamlio import load_strict
+
+MAIN_METRICS = (
+    "correctness",
+    "groundedness",
+    "citation_coverage",
+    "citation_validity",
+    "citation_precision",
+    "refusal",
+)
+RETRIEVAL_METRICS = ("retrieval_hit", "retrieval_recall", "retrieval_mrr", "retrieval_ndcg")
+
+
+INLINE_ITEMS = 300
+"""Up to this many items the report shows every item inline; above, the failures inline and every item on
+separate pages of PAGE_SIZE, so a 10,000-item report stays a few MB and opens at once."""
+PAGE_SIZE = 200
+ATTENTION_INLINE = 200
+PAGES_DIR = "report-items"
+
+
+class _ScoreView(NamedTuple):
+    value: float | None
+    label: str
+    reason: str
+
+
+class _Page(BaseModel):
+    href: str
+    first: int
+    last: int
+
+
+def _needs_attention(item_id: str, candidates: list[str], gens: dict[str, dict[str, Generation]], scores: Any) -> bool:
+    for c in candidates:
+        g = gens[item_id].get(c)
+        if g is None or g.error is not None or g.blocked_by:
+            return True
+        correctness = scores[(item_id, c)].get("correctness")
+        refusal = scores[(item_id, c)].get("refusal")
+        if correctness is not None and correctness.label not in ("correct", "correctly_refused"):
+            return True
+        if refusal is not None and refusal.label in ("should_have_refused", "wrongly_refused"):
+            return True
+    return False
+
+
+def _context(run: RunDir) -> dict[str, Any]:
+    manifest = run.manifest()
+    summary = run.read_model("summary.json", RunSummary, f"re-create it with `ragharness score {run.path}`")
+    gold = run.goldset()
+    gens: dict[str, dict[str, Generation]] = defaultdict(dict)
+    for g in run.generations():
+        gens[g.item_id][g.candidate] = g
+    scores: dict[tuple[str, str], dict[str, _ScoreView]] = defaultdict(dict)
+    for s in run.read_jsonl("scores.jsonl", Score):  # streamed; only what the page shows is kept
+        scores[(s.item_id, intern(s.candidate))][intern(s.metric)] = _ScoreView(s.value, intern(s.label), s.reason)
+    present = {m for c in summary.candidates for m in c.metrics}
+    calibration = None
+    if run.file("calibration.json").is_file():
+        calibration = Calibration.model_validate_json(run.file("calibration.json").read_text(encoding="utf-8"))
+    config_file = run.file("config.yaml")
+    snapshot = load_strict(config_file.read_text(encoding="utf-8")) if config_file.is_file() else None
+    corpus = snapshot.get("corpus") if isinstance(snapshot, dict) else None
+    raw_in_store = isinstance(corpus, dict) and corpus.get("redact_pii") is False
+    return {
+        "raw_in_store": raw_in_store,
+        "manifest": manifest,
+        "summary": summary,
+        "items": gold.items,
+        "gens": gens,
+        "scores": scores,
+        "candidates": [c.candidate for c in summary.candidates],
+        "main_metrics": [m for m in (*MAIN_METRICS, *JUDGE_METRICS) if m in present],
+        "calibration": calibration,
+        "retrieval_metrics": RETRIEVAL_METRICS,
+        "anchors": {item.id: "i-" + re.sub(r"[^A-Za-z0-9_-]", "_", item.id) for item in gold.items},
+    }
+
+
+def render_report(run: RunDir) -> str:
+    """The whole report as one page (runs up to INLINE_ITEMS items; `write_report` pages larger ones)."""
+    ctx = _context(run)
+    ctx.update(packs={p.item_id: p for p in run.iter_packs()}, pages=[])
+    return environment().get_template("report.html.j2").render(**ctx)
+
+
+def write_report(run: RunDir) -> Path:
+    """report.html, plus report-items/page-NNNN.html for large runs. Pages are rendered one at a time from the
+    streamed context packs, so memory does not grow with the number of items."""
+    ctx = _context(run)
+    items = ctx["items"]
+    env = environment()
+    out = run.file("report.html")
+    pages_dir = run.file(PAGES_DIR)
+    if pages_dir.is_dir():
+        shutil.rmtree(pages_dir)
+    if len(items) <= INLINE_ITEMS:
+        ctx.update(packs={p.item_id: p for p in run.iter_packs()}, pages=[])
+        atomic_write_text(out, env.get_template("report.html.j2").render(**ctx))
+        return out
+    pages_dir.mkdir()
+    n_pages = (len(items) + PAGE_SIZE - 1) // PAGE_SIZE
+    names = [f"page-{i + 1:04d}.html" for i in range(n_pages)]
+    attention_ids = [i.id for i in items if _needs_attention(i.id, ctx["candidates"], ctx["gens"], ctx["scores"])]
+    shown = set(attention_ids[:ATTENTION_INLINE])
+    kept_packs: dict[str, ContextPack] = {}
+    page_tpl = env.get_template("report_items.html.j2")
+    packs = run.iter_packs()
+    for n, name in enumerate(names):
+        trim()
+        chunk = items[n * PAGE_SIZE : (n + 1) * PAGE_SIZE]
+        wanted = {i.id for i in chunk}
+        page_packs: dict[str, ContextPack] = {}
+        while len(page_packs) < len(wanted):
+            pack = next(packs)
+            if pack.item_id in wanted:
+                page_packs[pack.item_id] = pack
+                if pack.item_id in shown:
+                    kept_packs[pack.item_id] = pack
+        html = page_tpl.render(
+            **{**ctx, "items": chunk, "packs": page_packs},
+            page=_Page(href=name, first=n * PAGE_SIZE + 1, last=n * PAGE_SIZE + len(chunk)),
+            n_items=len(items),
+            prev=names[n - 1] if n > 0 else "",
+            next=names[n + 1] if n + 1 < n_pages else "",
+        )
+        atomic_write_text(pages_dir / name, html)
+    ctx.update(
+        packs=kept_packs,
+        attention=[i for i in items if i.id in shown],
+        n_attention=len(attention_ids),
+        page_size=PAGE_SIZE,
+        pages=[
+            _Page(href=f"{PAGES_DIR}/{name}", first=n * PAGE_SIZE + 1, last=min(len(items), (n + 1) * PAGE_SIZE))
+            for n, name in enumerate(names)
+        ],
+    )
+    atomic_write_text(out, env.get_template("report.html.j2").render(**ctx))
+    return out

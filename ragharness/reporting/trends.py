@@ -1,0 +1,142 @@
+"""The trend dashboard: one self-contained HTML page (plotly.js inlined, no CDN) built from the history index."""
+
+from __future__ import annotations
+
+import html
+from collections import defaultdict
+from pathlib import Path
+
+import plotly.graph_objects as go
+import plotly.io as pio
+from plotly.offline import get_plotlyjs
+from plotly.subplots import make_subplots
+
+from ragharness.fileio import atomic_write_text
+from ragharness.runs.history import HistoryIndex, MetricRow, RunRow
+
+QUALITY = ("correctness", "groundedness", "citation_coverage", "refusal")
+OPERATIONS = ("cost_usd", "output_tokens", "latency_p50_ms")
+
+
+Point = tuple[str, float, str]
+
+
+def _series(
+    rows: list[MetricRow], metrics: tuple[str, ...], runs: dict[str, RunRow]
+) -> dict[str, dict[str, list[Point]]]:
+    """metric -> 'candidate · prompt' -> [(started_at, value, run_id)]"""
+    out: dict[str, dict[str, list[Point]]] = {m: defaultdict(list) for m in metrics}
+    for r in rows:
+        if r.metric in metrics and r.intent == "" and r.candidate and r.value is not None and r.run_id in runs:
+            out[r.metric][f"{r.candidate} · {r.prompt}"].append((runs[r.run_id].started_at, r.value, r.run_id))
+    return out
+
+
+def _figure(
+    title: str,
+    metrics: tuple[str, ...],
+    series: dict[str, dict[str, list[Point]]],
+    runs: dict[str, RunRow],
+    y_range: tuple[float, float] | None = None,
+) -> go.Figure:
+    fig = make_subplots(rows=len(metrics), cols=1, shared_xaxes=True, subplot_titles=metrics, vertical_spacing=0.06)
+    for row, metric in enumerate(metrics, start=1):
+        for name, points in sorted(series[metric].items()):
+            xs, ys, ids = zip(*sorted(points), strict=True) if points else ((), (), ())
+            text = [f"run {i}<br>status {runs[i].status} {runs[i].gate}" for i in ids]
+            fig.add_trace(
+                go.Scatter(
+                    x=list(xs),
+                    y=list(ys),
+                    mode="lines+markers",
+                    name=name,
+                    legendgroup=name,
+                    showlegend=row == 1,
+                    hovertext=text,
+                    hoverinfo="text+y+name",
+                ),
+                row=row,
+                col=1,
+            )
+            bad = [(x, y, i) for x, y, i in zip(xs, ys, ids, strict=True) if runs[i].gate == "regressed"]
+            if bad:
+                fig.add_trace(
+                    go.Scatter(
+                        x=[b[0] for b in bad],
+                        y=[b[1] for b in bad],
+                        mode="markers",
+                        marker={"symbol": "x", "size": 14, "color": "#b3261e"},
+                        name="regressed",
+                        legendgroup="regressed",
+                        showlegend=False,
+                        hovertext=[f"REGRESSED: run {b[2]}" for b in bad],
+                        hoverinfo="text",
+                    ),
+                    row=row,
+                    col=1,
+                )
+        if y_range:
+            fig.update_yaxes(range=list(y_range), row=row, col=1)
+    fig.update_layout(title=title, height=260 * len(metrics), template="plotly_white", hovermode="closest")
+    return fig
+
+
+def _retrieval_figure(rows: list[MetricRow], runs: dict[str, RunRow]) -> go.Figure:
+    per_intent: dict[str, list[Point]] = defaultdict(list)
+    for r in rows:
+        if r.metric == "retrieval_hit" and r.candidate == "" and r.intent and r.value is not None and r.run_id in runs:
+            per_intent[r.intent].append((runs[r.run_id].started_at, r.value, r.run_id))
+    fig = go.Figure()
+    for intent, points in sorted(per_intent.items()):
+        xs, ys, ids = zip(*sorted(points), strict=True)
+        fig.add_trace(
+            go.Scatter(
+                x=list(xs),
+                y=list(ys),
+                mode="lines+markers",
+                name=intent,
+                hovertext=[f"run {i}" for i in ids],
+                hoverinfo="text+y+name",
+            )
+        )
+    fig.update_layout(
+        title="Retrieval hit rate per intent", height=380, template="plotly_white", yaxis={"range": [0, 1.05]}
+    )
+    return fig
+
+
+def build_dashboard(index: HistoryIndex, out: Path, *, name: str | None = None) -> Path:
+    runs = {r.run_id: r for r in index.runs(name)}
+    rows = index.metrics(name)
+    figures = [
+        _figure(
+            "Answer quality per candidate and prompt version", QUALITY, _series(rows, QUALITY, runs), runs, (0, 1.05)
+        ),
+        _retrieval_figure(rows, runs),
+        _figure("Cost, tokens and latency", OPERATIONS, _series(rows, OPERATIONS, runs), runs),
+    ]
+    divs = [pio.to_html(f, include_plotlyjs=False, full_html=False, div_id=f"chart-{i}") for i, f in enumerate(figures)]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    links = []
+    for r in sorted(runs.values(), key=lambda r: r.started_at, reverse=True):
+        report = r.location.rstrip("/") + "/report.html"
+        href = Path(report).as_uri() if report.startswith("/") else report
+        links.append(
+            f'<tr><td>{html.escape(r.started_at)}</td><td><a href="{html.escape(href)}">'
+            f"{html.escape(r.run_id)}</a></td><td>{html.escape(r.status)}</td>"
+            f'<td class="{html.escape(r.gate)}">{html.escape(r.gate or "–")}</td></tr>'
+        )
+    title = html.escape(name or "all evaluations")
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>ragharness trends · {title}</title>
+<style>body{{font-family:system-ui,sans-serif;margin:1.5rem;color:#1d2430}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #d5dae1;padding:.25rem .5rem;font-size:.85rem}}
+.regressed{{color:#b3261e;font-weight:600}}</style>
+<script>{get_plotlyjs()}</script></head><body>
+<h1>Trends · {title}</h1>
+<p>{len(runs)} runs; red crosses mark runs whose nightly gate found a significant regression.</p>
+{"".join(divs)}
+<h2>Runs</h2><table><tr><th>started</th><th>run (report)</th><th>status</th><th>gate</th></tr>{"".join(links)}</table>
+</body></html>"""
+    atomic_write_text(out, page)
+    return out
