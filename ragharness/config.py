@@ -128,13 +128,19 @@ class JudgeConfig(Strict):
     """The LLM judge: any provider; one call per answer; never told which candidate wrote the answer."""
 
     provider: str = Field(description="Provider id, e.g. 'bedrock:us.anthropic.claude-3-5-sonnet-20241022-v2:0'.")
-    prompt: PromptRef = PromptRef(id="judge-claims", version=1)
+    prompt: PromptRef = PromptRef(id="judge-claims", version=2)
     params: dict[str, Any] = Field(default_factory=lambda: {"temperature": 0, "max_tokens": 2000})
     options: dict[str, Any] = Field(default_factory=dict)
     concurrency: int = Field(4, gt=0)
     rpm: float | None = Field(None, gt=0)
     tpm: float | None = Field(None, gt=0)
     format_retries: int = Field(1, ge=0, le=3, description="Re-asks with the validation error on malformed output.")
+    context_metrics: bool = Field(
+        True,
+        description="Also judge each passage (relevant? needed?) and the gold answer's statements in the same call: "
+        "judge_context_precision and judge_context_recall at no extra call. Needs a prompt that asks for them "
+        "(judge-claims v2 does).",
+    )
 
     def to_candidate(self) -> Candidate:
         return Candidate(
@@ -319,6 +325,55 @@ def load_config(path: str | Path) -> HarnessConfig:
     return cfg
 
 
+def _read_mapping(file: Path) -> dict[str, Any]:
+    if not file.is_file():
+        raise ConfigError(f"{file}: file not found")
+    try:
+        raw = load_strict(file.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{file}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{file}: expected a mapping at the top level, got {type(raw).__name__}")
+    return raw
+
+
+def load_judge_config(path: str | Path) -> JudgeConfig:
+    """A file holding only a `judge:` section (what `ragharness score --judge-config` takes)."""
+    file = Path(path)
+    raw = _read_mapping(file)
+    if set(raw) != {"judge"}:
+        raise ConfigError(
+            f"{file}: expected only a `judge:` section (got keys {sorted(raw)}); "
+            "to change scorers too, pass a whole harness.yaml with --config"
+        )
+    problems: list[str] = []
+    _check_secrets(raw, "", problems)
+    if problems:
+        raise ConfigError("\n".join(f"{file}: {p}" for p in problems))
+    try:
+        return JudgeConfig.model_validate(raw["judge"])
+    except ValidationError as exc:
+        raise ConfigError("\n".join(format_validation_error(file, exc, prefix="judge"))) from exc
+
+
+def parse_options(pairs: list[str], where: str) -> dict[str, Any]:
+    """KEY=VALUE pairs (values read as YAML scalars) into provider options; credentials must be ${ENV} references."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{where} {pair!r}: expected KEY=VALUE, e.g. base_url=http://127.0.0.1:8000/v1")
+        try:
+            out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+        except yaml.YAMLError:
+            out[key.strip()] = value
+    problems: list[str] = []
+    _check_secrets({"options": out}, "", problems)
+    if problems:
+        raise ConfigError("\n".join(f"{where}: {p}" for p in problems))
+    return out
+
+
 def resolve_env(value: str, *, what: str) -> str:
     """Resolve `${NAME}` from the environment at the point of use. Literal values pass through."""
     m = ENV_REF.match(value)
@@ -337,7 +392,10 @@ def config_snapshot(cfg: HarnessConfig) -> dict[str, Any]:
     return cfg.model_dump(mode="json")
 
 
-RESUME_MAY_CHANGE = frozenset({"budget_usd", "thresholds", "runner", "output_dir", "prices", "nightly"})
+RESUME_MAY_CHANGE = frozenset(
+    {"budget_usd", "thresholds", "runner", "output_dir", "prices", "nightly", "judge", "scorers", "scoring"}
+)
+"""What a resume may change: none of it alters an answer, and a resumed run scores every answer again."""
 
 
 def resume_differences(stored: dict[str, Any], current: HarnessConfig) -> list[str]:

@@ -66,6 +66,7 @@ class DiskFullError(RunError):
         super().__init__(message)
         self.path = path
         self.run_dir: object = None  # set by the run that hit it, so the CLI can print the resume command
+        self.config: object = "CONFIG"  # the config file of that run
 
 
 class LockedError(RagharnessError):

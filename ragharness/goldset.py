@@ -96,6 +96,7 @@ def _check_item(
         )
     if item.answerable and not item.expected_sources:
         problems.append(f"{file}: {label}: field expected_sources: list the doc or chunk ids holding the answer")
+    problems += _assertion_problems(f"{file}: {label}", item, known_sources)
     if known_sources is not None:
         missing = [s for s in item.expected_sources if s.split("#", 1)[0] not in known_sources]
         if missing:
@@ -104,6 +105,21 @@ def _check_item(
                 "use document ids (see the ingest report) or chunk ids"
             )
     return item
+
+
+def _assertion_problems(where: str, item: GoldItem, known_sources: set[str] | None) -> list[str]:
+    problems: list[str] = []
+    first: dict[str, int] = {}
+    for n, a in enumerate(item.assertions):
+        if a.metric in first:
+            problems.append(
+                f"{where}: field assertions.{n}: a second {a.metric!r} (first: assertions.{first[a.metric]}); "
+                "give each a distinct `name`"
+            )
+        first.setdefault(a.metric, n)
+        if a.type == "must_cite" and known_sources is not None and a.source.split("#", 1)[0] not in known_sources:
+            problems.append(f"{where}: field assertions.{n}.source: {a.source!r} is not a document of the corpus")
+    return problems
 
 
 def goldset_json_schema() -> dict[str, Any]:

@@ -40,7 +40,10 @@ class Registry(Generic[T]):
         self._entries: dict[str, Entry[T]] = {}
 
     def register(self, kind: str, factory: Callable[..., T], *, form: str | None = None, help: str = "") -> None:
-        """Add `kind`. A name already taken is an error (a plugin never silently replaces another's)."""
+        """Add `kind` with a one-line `help` (shown by `ragharness plugins`). A name already taken is an error (a
+        plugin never silently replaces another's)."""
+        if not help.strip():
+            raise PluginError(f"{self.seam} {kind!r} ({_origin(factory)}): give it a one-line help= description")
         if kind in self._entries:
             raise PluginError(
                 f"{self.seam} {kind!r} is registered twice (by {_origin(self._entries[kind].factory)} and by "

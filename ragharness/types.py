@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -141,6 +142,105 @@ class ContextPack(Frozen):
         return self.model_copy(update={"content_hash": canonical_hash(payload)})
 
 
+class _Assertion(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(
+        "",
+        pattern=r"^[a-z0-9_]*$",
+        description="Names the Score (metric `assert_<name>`); default: the type. Two of one type need names.",
+    )
+
+    @property
+    def metric(self) -> str:
+        return f"assert_{self.name or getattr(self, 'type', 'assertion')}"
+
+
+class ContainsAssertion(_Assertion):
+    """The answer contains `value` (case-insensitive unless `case_sensitive`)."""
+
+    type: Literal["contains"]
+    value: str = Field(min_length=1)
+    case_sensitive: bool = False
+
+
+class NotContainsAssertion(_Assertion):
+    """The answer does not contain `value`."""
+
+    type: Literal["not_contains"]
+    value: str = Field(min_length=1)
+    case_sensitive: bool = False
+
+
+class RegexAssertion(_Assertion):
+    """`pattern` (Python regular expression) matches somewhere in the answer."""
+
+    type: Literal["regex"]
+    pattern: str = Field(min_length=1)
+    ignore_case: bool = True
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, v: str) -> str:
+        try:
+            re.compile(v)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from exc
+        return v
+
+
+class MustCiteAssertion(_Assertion):
+    """The answer cites ([n]) a passage of document or chunk `source`."""
+
+    type: Literal["must_cite"]
+    source: str = Field(min_length=1, description="A document id or chunk id.")
+
+
+class MaxWordsAssertion(_Assertion):
+    """The answer has at most `value` words (citations not counted)."""
+
+    type: Literal["max_words"]
+    value: int = Field(gt=0)
+
+
+class JsonSchemaAssertion(_Assertion):
+    """The answer is JSON (a code fence around it is allowed) valid against `json_schema`."""
+
+    type: Literal["json_schema"]
+    json_schema: dict[str, Any]
+
+    @field_validator("json_schema")
+    @classmethod
+    def _valid_schema(cls, v: dict[str, Any]) -> dict[str, Any]:
+        from jsonschema import SchemaError, validators
+
+        try:
+            validators.validator_for(v).check_schema(v)
+        except SchemaError as exc:
+            raise ValueError(f"not a valid JSON Schema: {exc.message}") from exc
+        return v
+
+
+class EqualsNumberAssertion(_Assertion):
+    """Some number in the answer equals `value` within `tolerance` (absolute)."""
+
+    type: Literal["equals_number"]
+    value: float
+    tolerance: float = Field(0.0, ge=0)
+
+
+Assertion = Annotated[
+    ContainsAssertion
+    | NotContainsAssertion
+    | RegexAssertion
+    | MustCiteAssertion
+    | MaxWordsAssertion
+    | JsonSchemaAssertion
+    | EqualsNumberAssertion,
+    Field(discriminator="type"),
+]
+
+
 class GoldItem(BaseModel):
     """One gold question."""
 
@@ -159,6 +259,9 @@ class GoldItem(BaseModel):
     filters: dict[str, FilterValue] = Field(default_factory=dict)
     answerable: bool = Field(True, description="False: the assistant must refuse or say it cannot answer.")
     tags: list[str] = Field(default_factory=list)
+    assertions: list[Assertion] = Field(
+        default_factory=list, description="Deterministic checks of every answer (the `assertions` scorer)."
+    )
 
 
 class GoldSet(BaseModel):

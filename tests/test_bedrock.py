@@ -9,11 +9,11 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from contract_provider import ProviderContract, candidate, make_request
 from ragharness.errors import ProviderError
 from ragharness.generation.providers.base import GenerationRequest, Provider, ProviderCallError, ProviderContext
 from ragharness.generation.providers.bedrock import BedrockProvider, converse_request
 from ragharness.generation.runner import RetryPolicy, Runner
+from ragharness.testing.provider import ProviderContract, candidate, make_request
 
 MODEL = "us.anthropic.claude-3-5-haiku-20241022-v1:0"
 

@@ -1,93 +1,121 @@
-"""Contract suites for the Scorer and Guardrail seams, run by every registered implementation."""
+"""The shipped contract suites (ragharness.testing) run by every built-in scorer, guardrail and run store."""
 
 from __future__ import annotations
 
-import pytest
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
-from ragharness.guardrails.base import Guardrail, Verdict
+import boto3
+import pytest
+from fake_runs import make_run
+from moto import mock_aws
+
+from ragharness.config import HarnessConfig
+from ragharness.generation.models import ModelPool
+from ragharness.generation.providers.base import GenerationRequest, ProviderResponse
+from ragharness.generation.runner import RateLimits
+from ragharness.guardrails.base import Guardrail
 from ragharness.registry import GUARDRAILS, SCORERS
 from ragharness.retrieval.embedders import HashingEmbedder
-from ragharness.scoring.base import Scorer, ScorerContext, ScoringInput, run_scorer
-from ragharness.types import ContextPack, ErrorInfo, Generation, GoldItem, Passage, SearchMode
-
-PACK = ContextPack(
-    item_id="q",
-    question="How long do refunds take?",
-    mode=SearchMode.hybrid,
-    k=2,
-    passages=(
-        Passage(number=1, chunk_id="r#0", doc_id="r", text="Refunds are paid within 10 business days."),
-        Passage(number=2, chunk_id="s#0", doc_id="s", text="SSO needs the Enterprise plan."),
-    ),
-)
-ITEMS = {
-    "answerable": GoldItem(
-        id="q",
-        question="How long do refunds take?",
-        intent="billing",
-        reference_answer="Within 10 business days.",
-        expected_sources=["r"],
-    ),
-    "must_refuse": GoldItem(id="q", question="What is the weather?", intent="oos", answerable=False),
-}
-ANSWERS = {
-    "grounded": "Refunds are paid within 10 business days [1].",
-    "hallucinated": "Refunds are paid within 45 days [2].",
-    "refusal": "I can't answer that from the available documentation.",
-    "empty": "",
-}
-SCORER_KINDS = SCORERS.kinds()
+from ragharness.runs.rundir import RunDir
+from ragharness.runs.store import LocalRunStore, RunStore, S3RunStore
+from ragharness.scoring.base import Scorer, ScorerContext
+from ragharness.testing.guardrail import GuardrailContract
+from ragharness.testing.runstore import RunStoreContract
+from ragharness.testing.scorer import ScorerContract
+from ragharness.types import Usage
 
 
-@pytest.fixture(params=SCORER_KINDS)
-def scorer(request: pytest.FixtureRequest) -> Scorer:
-    return SCORERS.create(request.param, ScorerContext(embedder=HashingEmbedder()))
+class ScriptedJudge:
+    """A judge model that reads the prompt and answers valid judge-claims JSON (v1 or v2), deterministically."""
+
+    id = "scripted-judge"
+    cacheable = False
+
+    async def generate(self, request: GenerationRequest) -> ProviderResponse:
+        answer = request.user.split("<answer>")[1].split("</answer>")[0].strip()
+        refusal = "can't" in answer
+        sentences = [s for s in re.split(r"(?<=[.!?])\s+", answer) if s.strip()]
+        out: dict[str, Any] = {
+            "claims": []
+            if refusal
+            else [{"text": s, "verdict": "supported", "supporting_passages": [1]} for s in sentences],
+            "correctness": {"label": "correct" if "10" in answer else "incorrect", "reason": "scripted"},
+            "is_refusal": refusal,
+        }
+        if "reference_statements" in request.system:
+            out["passages"] = [
+                {"number": p.number, "relevant": p.number == 1, "needed": p.number == 1} for p in request.passages
+            ]
+            must_refuse = "(this question must be refused)" in request.user
+            out["reference_statements"] = (
+                [] if must_refuse else [{"text": "10 business days", "supporting_passages": [1]}]
+            )
+        return ProviderResponse(text=json.dumps(out), usage=Usage(input_tokens=10, output_tokens=10), latency_ms=1.0)
 
 
-class TestScorerContract:
-    def test_declares_itself(self, scorer: Scorer) -> None:
-        assert isinstance(scorer, Scorer)
-        assert scorer.name and scorer.version and scorer.level in ("answer", "item") and scorer.metrics
-
-    @pytest.mark.parametrize("item_kind", list(ITEMS))
-    @pytest.mark.parametrize("answer_kind", list(ANSWERS))
-    def test_every_metric_is_a_record_with_a_reason(self, scorer: Scorer, item_kind: str, answer_kind: str) -> None:
-        gen = Generation(item_id="q", candidate="c", text=ANSWERS[answer_kind])
-        inp = ScoringInput(item=ITEMS[item_kind], pack=PACK, generation=gen if scorer.level == "answer" else None)
-        scores = run_scorer(scorer, inp)
-        assert sorted(s.metric for s in scores) == sorted(scorer.metrics)
-        for s in scores:
-            assert s.scorer == scorer.name and s.scorer_version == scorer.version and s.reason
-            assert s.label != "scorer_error", s.reason
-            assert (s.value is None and s.label == "n/a") or (s.value is not None and 0.0 <= s.value <= 1.0)
-
-    def test_a_failed_generation_counts_as_zero(self, scorer: Scorer) -> None:
-        if scorer.level != "answer":
-            pytest.skip("item-level scorers do not look at generations")
-        gen = Generation(item_id="q", candidate="c", error=ErrorInfo(type="HTTP500", message="x", retryable=True))
-        for s in run_scorer(scorer, ScoringInput(item=ITEMS["answerable"], pack=PACK, generation=gen)):
-            assert (s.value, s.label, s.error) == (0.0, "error", "HTTP500")
+def scorer_context(tmp: Path) -> ScorerContext:
+    cfg = HarnessConfig.model_validate(
+        {
+            "name": "t",
+            "data_dir": str(tmp / "data"),
+            "corpus": {"path": "corpus"},
+            "goldset": "gold.yaml",
+            "candidates": [{"name": "c", "provider": "extractive"}],
+            "judge": {"provider": "mock"},
+            "runner": {"cache": False},
+            "base_dir": tmp,
+        }
+    )
+    return ScorerContext(embedder=HashingEmbedder(), config=cfg, models=ModelPool(cfg, use_cache=False))
 
 
-GUARDRAIL_OPTIONS = {"pii": {}, "deny_patterns": {"patterns": ["weather"]}}
+class TestBuiltinScorers(ScorerContract):
+    @pytest.fixture(params=SCORERS.kinds())
+    def scorer(self, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Scorer]:
+        ctx = scorer_context(tmp_path)
+        built = SCORERS.create(request.param, ctx)
+        if request.param == "judge":  # the judge's model: a scripted one instead of the configured mock
+            assert ctx.models is not None
+            ctx.models.providers["judge"] = ScriptedJudge()  # type: ignore[assignment]
+            ctx.models.limits["judge"] = (2, RateLimits())
+        yield built
 
 
-@pytest.fixture(params=GUARDRAILS.kinds())
-def guardrail(request: pytest.FixtureRequest) -> Guardrail:
-    return GUARDRAILS.create(request.param, GUARDRAIL_OPTIONS[request.param])
+GUARDRAIL_OPTIONS: dict[str, dict[str, Any]] = {"pii": {}, "deny_patterns": {"patterns": ["weather"]}}
 
 
-class TestGuardrailContract:
-    def test_is_a_guardrail(self, guardrail: Guardrail) -> None:
-        assert isinstance(guardrail, Guardrail) and guardrail.name
+class TestBuiltinGuardrails(GuardrailContract):
+    @pytest.fixture(params=GUARDRAILS.kinds())
+    def guardrail(self, request: pytest.FixtureRequest) -> Guardrail:
+        return GUARDRAILS.create(request.param, GUARDRAIL_OPTIONS[request.param])
 
-    @pytest.mark.parametrize("text", ["", "   ", "Refunds are paid within 10 business days.", "é ✓ 中文"])
-    def test_clean_text_passes_unchanged(self, guardrail: Guardrail, text: str) -> None:
-        verdict = guardrail.check(text)
-        assert isinstance(verdict, Verdict) and verdict.action == "pass" and verdict.text == text
 
-    def test_a_finding_is_data_without_the_raw_value(self, guardrail: Guardrail) -> None:
-        raw = "jane.doe@example.com"
-        verdict = guardrail.check(f"What is the weather for {raw}?")
-        assert verdict.action in ("redacted", "blocked", "flagged") and verdict.findings
-        assert all(raw not in f.model_dump_json() for f in verdict.findings)
+def _finished(folder: Path, run_id: str) -> RunDir:
+    return make_run(folder, run_id, {"bot": [True, False, True]})
+
+
+class TestLocalRunStore(RunStoreContract):
+    @pytest.fixture
+    def run_store(self, tmp_path: Path) -> RunStore:
+        return LocalRunStore(tmp_path / "store")
+
+    @pytest.fixture
+    def finished_run(self) -> Any:
+        return _finished
+
+
+class TestS3RunStore(RunStoreContract):
+    @pytest.fixture
+    def run_store(self, tmp_path: Path) -> Iterator[RunStore]:
+        with mock_aws():
+            s3 = boto3.client("s3", region_name="us-east-1")
+            s3.create_bucket(Bucket="evals")
+            yield S3RunStore("evals", "ragharness/runs", tmp_path / "cache", client=s3)
+
+    @pytest.fixture
+    def finished_run(self) -> Any:
+        return _finished

@@ -8,9 +8,9 @@ import pytest
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
-from contract_embedder import EmbedderContract
 from ragharness.errors import EmbedderError
 from ragharness.retrieval.embedders import Embedder, HashingEmbedder, MiniLMEmbedder, TitanEmbedder
+from ragharness.testing.embedder import EmbedderContract
 
 
 class TestHashingEmbedder(EmbedderContract):

@@ -18,15 +18,15 @@ from typer.testing import CliRunner
 
 from fake_openai import FakeOpenAI, Reply, completion, serve
 from ragharness.cli import app
-from ragharness.config import JudgeConfig, load_config
-from ragharness.generation.prompts import load_prompt
-from ragharness.generation.providers.base import ProviderContext
+from ragharness.config import HarnessConfig, load_config
+from ragharness.generation.models import ModelPool
+from ragharness.generation.providers.base import Provider, ProviderContext
 from ragharness.generation.providers.bedrock import BedrockProvider
-from ragharness.generation.runner import Runner
+from ragharness.generation.runner import RateLimits
 from ragharness.pipeline.run import execute_run
 from ragharness.runs.rundir import RunDir
-from ragharness.scoring.judge import JudgeStage, judge_jobs, parse_judge_output
-from ragharness.scoring.support import SupportJudge
+from ragharness.scoring.base import ScorerContext, ScoringInput, arun_scorer
+from ragharness.scoring.judge import JudgeScorer, parse_judge_output
 from ragharness.types import ContextPack, Generation, GoldItem, Passage, SearchMode
 
 GOOD = {
@@ -82,16 +82,51 @@ ITEM = GoldItem(
 )
 
 
-def _stage(provider: Any, fmt_retries: int = 1) -> JudgeStage:
-    cfg = JudgeConfig(provider="x:y", format_retries=fmt_retries)
-    runner = Runner({"judge": provider}, {"judge": 2})
-    return JudgeStage(cfg, load_prompt(cfg.prompt), runner, SupportJudge(None))
+def judge_config(tmp: Path, **judge: Any) -> HarnessConfig:
+    return HarnessConfig.model_validate(
+        {
+            "name": "t",
+            "data_dir": str(tmp / "data"),
+            "corpus": {"path": "corpus"},
+            "goldset": "gold.yaml",
+            "candidates": [{"name": "c", "provider": "extractive"}],
+            "judge": {"provider": "mock", "prompt": {"id": "judge-claims", "version": 1}, **judge},
+            "runner": {"base_delay_s": 0, "max_delay_s": 0, "cache": False},
+            "base_dir": tmp,
+        }
+    )
 
 
-def _judge(stage: JudgeStage, texts: dict[str, str]) -> dict[tuple[str, str], Any]:
+def _stage(provider: Provider, fmt_retries: int = 1, *, context: bool = False, version: int = 1) -> JudgeScorer:
+    """The registered judge scorer with `provider` as its model (the mock provider it is built with is replaced)."""
+    import tempfile
+
+    cfg = judge_config(
+        Path(tempfile.mkdtemp()),
+        format_retries=fmt_retries,
+        context_metrics=context,
+        prompt={"id": "judge-claims", "version": version},
+    )
+    models = ModelPool(cfg, use_cache=False)
+    scorer = JudgeScorer(ScorerContext(config=cfg, models=models))
+    models.providers.clear()
+    models.limits.clear()
+    models.add_provider("judge", provider, concurrency=2, limits=RateLimits())
+    return scorer
+
+
+def _judge(stage: JudgeScorer, texts: dict[str, str]) -> dict[tuple[str, str], Any]:
     gens = [Generation(item_id="q1", candidate=c, text=t) for c, t in texts.items()]
-    scores = asyncio.run(stage.judge(judge_jobs([ITEM], {"q1": _pack()}, gens)))
-    return {(s.candidate, s.metric): s for s in scores}
+
+    async def all_of() -> list[Any]:
+        try:
+            return [
+                s for g in gens for s in await arun_scorer(stage, ScoringInput(item=ITEM, pack=_pack(), generation=g))
+            ]
+        finally:
+            await stage.models.aclose()
+
+    return {(s.candidate, s.metric): s for s in asyncio.run(all_of())}
 
 
 def test_bedrock_judge_via_stubber_good_and_partial() -> None:
@@ -115,13 +150,12 @@ def test_bedrock_judge_via_stubber_good_and_partial() -> None:
                     "metrics": {"latencyMs": 900},
                 },
             )
-        from contract_provider import candidate
+        from ragharness.testing.provider import candidate
 
         provider = BedrockProvider(
             candidate("bedrock:anthropic.claude-3-5-sonnet-20241022-v2:0"), ProviderContext(), client=client
         )
         stage = _stage(provider)
-        stage.runner.concurrency = {"judge": 1}
         s = _judge(
             stage,
             {
@@ -133,7 +167,7 @@ def test_bedrock_judge_via_stubber_good_and_partial() -> None:
     assert s[("b", "judge_groundedness")].value == 0.5 and s[("b", "judge_citation_precision")].value == 0.5
     assert s[("b", "judge_correctness")].value == 0.5
     assert s[("a", "judge_citation_coverage")].value == 1
-    assert all(v.scorer == "judge:x:y" and v.scorer_version == "judge-claims@v1" for v in s.values())
+    assert all(v.scorer == "judge:mock" and v.scorer_version == "judge-claims@v1" for v in s.values())
 
 
 @pytest.fixture
@@ -141,9 +175,9 @@ def server() -> Iterator[FakeOpenAI]:
     yield from serve()
 
 
-def _openai_judge(server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch, fmt_retries: int = 1) -> JudgeStage:
-    from contract_provider import candidate
+def _openai_judge(server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch, fmt_retries: int = 1) -> JudgeScorer:
     from ragharness.generation.providers.openai_compat import OpenAIProvider
+    from ragharness.testing.provider import candidate
 
     monkeypatch.setenv("JUDGE_KEY", "k")
     provider = OpenAIProvider(
@@ -224,7 +258,15 @@ def _claims_responder(body: dict[str, Any]) -> Reply:
         ]
     )
     label = "incorrect" if "50 GB" in answer or "sunny" in answer else "correct"
-    out = {"claims": claims, "correctness": {"label": label, "reason": "fake"}, "is_refusal": refusal}
+    out: dict[str, Any] = {"claims": claims, "correctness": {"label": label, "reason": "fake"}, "is_refusal": refusal}
+    if "reference_statements" in body["messages"][0]["content"]:  # judge-claims v2: context verdicts too
+        passages = user.split("<passages>")[1].split("</passages>")[0]
+        n = len(re.findall(r"^\[(\d+)\]", passages, re.MULTILINE))
+        out["passages"] = [{"number": i, "relevant": i == 1, "needed": i == 1} for i in range(1, n + 1)]
+        reference = user.split("<reference_answer>")[1].split("</reference_answer>")[0].strip()
+        out["reference_statements"] = (
+            [] if reference.startswith("(this question") else [{"text": reference, "supporting_passages": [1]}]
+        )
     return Reply(body=completion(json.dumps(out), prompt_tokens=700, completion_tokens=90))
 
 
@@ -245,7 +287,8 @@ def test_score_annotate_calibrate_end_to_end(
     cli = CliRunner()
     res = cli.invoke(app, ["score", str(run_dir), "--config", str(cfg)])
     assert res.exit_code == 0, res.output
-    assert "scored: judge:openai:judge-model@judge-claims@v1: 30 records" in res.output
+    assert "scored: judge:openai:judge-model@judge-claims@v2: 42 records" in res.output  # 6 answers x 7 metrics
+    assert "judge failures" not in res.output
     assert (run_dir / "generations.jsonl").read_bytes() == gens_before, "re-scoring never regenerates answers"
     all_scores = (run_dir / "scores.jsonl").read_text().splitlines()
     assert all_scores[: len(scores_before)] == scores_before and len(all_scores) > len(scores_before)

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from contract_provider import ProviderContract, candidate, make_request
 from ragharness.errors import ProviderError
 from ragharness.generation.providers.base import GenerationRequest, Provider, ProviderCallError, ProviderContext
 from ragharness.registry import PROVIDERS
+from ragharness.testing.provider import ProviderContract, candidate, make_request
 
 
 def build(provider: str, base_dir: Path = Path("."), **options: object) -> Provider:

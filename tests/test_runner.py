@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import asyncio
 
-from contract_provider import candidate, make_request
 from ragharness.generation.providers.base import GenerationRequest, ProviderCallError, ProviderResponse
 from ragharness.generation.runner import RetryPolicy, Runner
 from ragharness.guardrails.base import GuardrailChain
 from ragharness.guardrails.pii import PiiRedactor
+from ragharness.testing.provider import candidate, make_request
 from ragharness.types import Candidate, Usage
 
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from contract_provider import candidate, make_request
 from ragharness.generation.cache import ResponseCache
 from ragharness.generation.costs import Budget, Price, PriceTable, estimate_usage, model_key
 from ragharness.generation.providers.base import GenerationRequest, ProviderCallError, ProviderResponse
 from ragharness.generation.runner import RateLimits, Runner, TokenBucket
+from ragharness.testing.provider import candidate, make_request
 from ragharness.types import Candidate, Usage
 
 

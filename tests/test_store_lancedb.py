@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from contract_store import StoreContract
 from ragharness.retrieval.lancedb_store import LanceDBStore, where_clause
 from ragharness.retrieval.store import VectorStore, rrf_fuse
+from ragharness.testing.store import StoreContract
 
 
 class TestLanceDBStore(StoreContract):
@@ -31,7 +31,7 @@ def test_rrf_fuse_rewards_agreement() -> None:
 
 
 def test_ann_index_is_built_at_publish_and_search_still_finds_the_best_match(tmp_path: Path) -> None:
-    from contract_store import EMB, chunk, req
+    from ragharness.testing.store import EMB, chunk, req
     from ragharness.types import SearchMode
 
     store = LanceDBStore(tmp_path / "lance", table="chunks", ann_min_rows=300)
@@ -47,7 +47,7 @@ def test_ann_index_is_built_at_publish_and_search_still_finds_the_best_match(tmp
 
 
 def _open(path: Path) -> LanceDBStore:
-    from contract_store import EMB
+    from ragharness.testing.store import EMB
 
     store = LanceDBStore(path, table="chunks")
     store.ensure(EMB.name, EMB.dimension)
@@ -55,7 +55,7 @@ def _open(path: Path) -> LanceDBStore:
 
 
 def test_readers_see_only_the_published_version(tmp_path: Path) -> None:
-    from contract_store import chunk, corpus
+    from ragharness.testing.store import chunk, corpus
 
     writer = _open(tmp_path / "lance")
     writer.upsert(corpus())
@@ -70,7 +70,7 @@ def test_readers_see_only_the_published_version(tmp_path: Path) -> None:
 
 
 def test_next_ingest_undoes_what_a_killed_one_wrote(tmp_path: Path) -> None:
-    from contract_store import chunk, corpus
+    from ragharness.testing.store import chunk, corpus
 
     first = _open(tmp_path / "lance")
     first.upsert(corpus())
@@ -83,7 +83,7 @@ def test_next_ingest_undoes_what_a_killed_one_wrote(tmp_path: Path) -> None:
 
 
 def test_killed_rebuild_leaves_the_old_table_in_force(tmp_path: Path) -> None:
-    from contract_store import chunk, corpus
+    from ragharness.testing.store import chunk, corpus
 
     store = _open(tmp_path / "lance")
     store.upsert(corpus())
@@ -98,8 +98,8 @@ def test_killed_rebuild_leaves_the_old_table_in_force(tmp_path: Path) -> None:
 
 
 def test_begin_write_repairs_duplicate_rows(tmp_path: Path) -> None:
-    from contract_store import corpus
     from ragharness.retrieval.store import chunk_record
+    from ragharness.testing.store import corpus
 
     store = _open(tmp_path / "lance")
     store.upsert(corpus())

@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from contract_store import StoreContract, chunk, corpus, req
 from ragharness.errors import StoreError
 from ragharness.retrieval.opensearch_store import (
     OpenSearchOptions,
@@ -27,6 +26,7 @@ from ragharness.retrieval.opensearch_store import (
     similarity_from_score,
 )
 from ragharness.retrieval.store import VectorStore
+from ragharness.testing.store import StoreContract, chunk, corpus, req
 from ragharness.types import SearchMode
 
 GOLDEN = Path(__file__).parent / "golden" / "opensearch"
@@ -72,7 +72,7 @@ class _Recorder:
 
     def __init__(self) -> None:
         self.bodies: list[dict[str, Any]] = []
-        from contract_store import TEXTS
+        from ragharness.testing.store import TEXTS
 
         self.sources = {f"{d}#{p}": chunk(d, p, r, t).chunk for (d, p, r), t in TEXTS.items()}
 

@@ -11,29 +11,14 @@ from pydantic import BaseModel, Field
 from ragharness.analysis.stats import PairedResult, holm, paired
 from ragharness.errors import RunError
 from ragharness.runs.rundir import RunDir
-from ragharness.scoring.thresholds import load_thresholds
+from ragharness.scoring import metrics as catalog
+from ragharness.scoring.thresholds import ScorerThresholds, load_thresholds
 from ragharness.types import Generation, GoldItem, Score
 
-COMPARED = (
-    "correctness",
-    "groundedness",
-    "citation_coverage",
-    "citation_precision",
-    "refusal",
-    "judge_correctness",
-    "judge_groundedness",
-    "judge_citation_precision",
-    "retrieval_hit",
-)
 
-
-def success(metric: str, score: Score, faithful_min: float) -> bool:
-    """The binary outcome McNemar's test compares: correct / grounded / fully cited / refused right / hit."""
-    if metric.endswith("correctness"):
-        return score.label == "correct"
-    if metric.endswith("groundedness"):
-        return (score.value if score.value is not None else 1.0) >= faithful_min
-    return (score.value or 0.0) >= 1.0
+def run_thresholds(run: RunDir) -> ScorerThresholds:
+    """The scorers' thresholds a run was scored with: the shipped ones plus the run's `scoring:` overrides."""
+    return load_thresholds(run.scoring_overrides())
 
 
 class MetricComparison(BaseModel):
@@ -129,16 +114,27 @@ def pick_candidates(run_a: RunDir, run_b: RunDir, cand_a: str | None, cand_b: st
     raise RunError(f"which candidates? run A has {names_a}, run B has {names_b}; pass --candidate-a/--candidate-b")
 
 
-def compare(run_a: RunDir, run_b: RunDir, cand_a: str, cand_b: str, *, alpha: float = 0.05) -> Comparison:
+def compare(
+    run_a: RunDir,
+    run_b: RunDir,
+    cand_a: str,
+    cand_b: str,
+    *,
+    alpha: float = 0.05,
+    thresholds: ScorerThresholds | None = None,
+) -> Comparison:
+    """Paired comparison of two candidates. `thresholds` decide the binary outcomes (default: run B's own
+    `scoring:` overrides, as it was scored)."""
     a, b = _side(run_a, cand_a), _side(run_b, cand_b)
     warnings = []
     if a.gold_hash != b.gold_hash:
         warnings.append("the two runs used different gold sets; only items present in both (same id) are paired")
     common = [i for i in a.items if i in b.items]
-    faithful_min = load_thresholds().groundedness_faithful_min
+    faithful_min = (thresholds or run_thresholds(run_b)).groundedness_faithful_min
     overall: list[MetricComparison] = []
     per_intent: list[MetricComparison] = []
-    for metric in COMPARED:
+    for metric in catalog.names(compared=True):
+        spec = catalog.spec(metric)
         pairs = [(i, a.scores.get((i, metric)), b.scores.get((i, metric))) for i in common]
         usable = [
             (i, sa, sb)
@@ -148,12 +144,12 @@ def compare(run_a: RunDir, run_b: RunDir, cand_a: str, cand_b: str, *, alpha: fl
         if not usable:
             continue
 
-        def result(rows: list[tuple[str, Score, Score]], m: str = metric) -> PairedResult:
+        def result(rows: list[tuple[str, Score, Score]], m: catalog.MetricSpec = spec) -> PairedResult:
             return paired(
                 [ra.value or 0.0 for _, ra, _ in rows],
                 [rb.value or 0.0 for _, _, rb in rows],
-                [success(m, ra, faithful_min) for _, ra, _ in rows],
-                [success(m, rb, faithful_min) for _, _, rb in rows],
+                [m.success(ra, faithful_min) for _, ra, _ in rows],
+                [m.success(rb, faithful_min) for _, _, rb in rows],
             )
 
         overall.append(MetricComparison(metric=metric, result=result(usable)))

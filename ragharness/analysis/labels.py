@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import warnings
 from pathlib import Path
 from typing import Literal
 
@@ -163,8 +164,6 @@ def _scorer_label(score: Score, human_field: str, faithful_min: float) -> str | 
 
 
 def calibrate(run_dir: Path, labels_file: Path | None = None) -> Calibration:
-    from sklearn.metrics import balanced_accuracy_score, cohen_kappa_score, confusion_matrix, f1_score
-
     run = RunDir.open(run_dir)
     if labels_file is not None and labels_file.suffix == ".csv":
         labels = import_csv(run_dir, labels_file)
@@ -177,7 +176,7 @@ def calibrate(run_dir: Path, labels_file: Path | None = None) -> Calibration:
             for line in src.read_text(encoding="utf-8").splitlines()
             if line.strip()
         ]
-    faithful_min = load_thresholds().groundedness_faithful_min
+    faithful_min = load_thresholds(run.scoring_overrides()).groundedness_faithful_min  # as the run was scored
     human = {(h.item_id, h.candidate): h for h in labels}
     by_scorer: dict[tuple[str, str, str], list[tuple[str, str]]] = {}
     # the latest record of each scorer version per answer and metric (re-scoring appends)
@@ -195,26 +194,32 @@ def calibrate(run_dir: Path, labels_file: Path | None = None) -> Calibration:
                 by_scorer.setdefault(key, []).append((str(getattr(h, field)), pred))
     agreements = []
     for (scorer, metric, field), pairs in sorted(by_scorer.items()):
-        y_true = [t for t, _ in pairs]
-        y_pred = [p for _, p in pairs]
-        order = list(GROUNDEDNESS_LABELS if field == "groundedness" else CORRECTNESS_LABELS)
-        negative = "ungrounded" if field == "groundedness" else "not_correct"
-        bt = [t if field == "groundedness" else ("correct" if t == "correct" else negative) for t in y_true]
-        bp = [p if field == "groundedness" else ("correct" if p == "correct" else negative) for p in y_pred]
-        agreements.append(
-            Agreement(
-                scorer=scorer,
-                metric=metric,
-                human_field=field,
-                n=len(pairs),
-                accuracy=sum(t == p for t, p in pairs) / len(pairs),
-                balanced_accuracy=float(balanced_accuracy_score(y_true, y_pred)),
-                cohen_kappa=float(cohen_kappa_score(y_true, y_pred)) if len(set(y_true) | set(y_pred)) > 1 else 1.0,
-                f1_negative=float(f1_score(bt, bp, pos_label=negative, zero_division=0)),
-                labels=order,
-                confusion=confusion_matrix(y_true, y_pred, labels=order).tolist(),
-            )
-        )
+        with warnings.catch_warnings():  # one class only (all labelled grounded): sklearn warns, figures still hold
+            warnings.simplefilter("ignore", UserWarning)
+            agreements.append(_agreement(scorer, metric, field, pairs))
     result = Calibration(n_labels=len(labels), agreements=agreements)
     run.write_json("calibration.json", result)
     return result
+
+
+def _agreement(scorer: str, metric: str, field: str, pairs: list[tuple[str, str]]) -> Agreement:
+    from sklearn.metrics import balanced_accuracy_score, cohen_kappa_score, confusion_matrix, f1_score
+
+    y_true = [t for t, _ in pairs]
+    y_pred = [p for _, p in pairs]
+    order = list(GROUNDEDNESS_LABELS if field == "groundedness" else CORRECTNESS_LABELS)
+    negative = "ungrounded" if field == "groundedness" else "not_correct"
+    bt = [t if field == "groundedness" else ("correct" if t == "correct" else negative) for t in y_true]
+    bp = [p if field == "groundedness" else ("correct" if p == "correct" else negative) for p in y_pred]
+    return Agreement(
+        scorer=scorer,
+        metric=metric,
+        human_field=field,
+        n=len(pairs),
+        accuracy=sum(t == p for t, p in pairs) / len(pairs),
+        balanced_accuracy=float(balanced_accuracy_score(y_true, y_pred)),
+        cohen_kappa=float(cohen_kappa_score(y_true, y_pred)) if len(set(y_true) | set(y_pred)) > 1 else 1.0,
+        f1_negative=float(f1_score(bt, bp, pos_label=negative, zero_division=0)),
+        labels=order,
+        confusion=confusion_matrix(y_true, y_pred, labels=order).tolist(),
+    )

@@ -7,10 +7,12 @@ regression against the baseline; 6 (nightly) another nightly run holds the lock.
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Callable
 from enum import IntEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -39,23 +41,6 @@ class ExitCode(IntEnum):
     LOCKED = 6
 
 
-app = typer.Typer(
-    help="Evaluate RAG-grounded assistants: ingest, locked retrieval, candidates, scores, reports.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-goldset_app = typer.Typer(help="Validate gold sets and publish their schema.", no_args_is_help=True)
-app.add_typer(goldset_app, name="goldset")
-annotate_app = typer.Typer(help="Export a run for human labelling; import the labels back.", no_args_is_help=True)
-app.add_typer(annotate_app, name="annotate")
-
-console = Console(width=max(150, Console().width), highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, width=max(120, Console().width), highlight=False, soft_wrap=True)
-
-ConfigArg = Annotated[Path, typer.Argument(help="Path of the harness.yaml to use.")]
-
-
 def _fail(exc: RagharnessError) -> typer.Exit:
     """Print the error (credentials scrubbed) and pick the exit code: 6 locked, 4 disk full (resumable), else 3."""
     from ragharness.credentials import scrub
@@ -67,8 +52,49 @@ def _fail(exc: RagharnessError) -> typer.Exit:
     if isinstance(exc, LockedError):
         return typer.Exit(ExitCode.LOCKED)
     if isinstance(exc, DiskFullError):
+        if exc.run_dir is not None:
+            err_console.print(f"  resume with: ragharness run {exc.config} --resume {exc.run_dir}", markup=False)
         return typer.Exit(ExitCode.INCOMPLETE)
     return typer.Exit(ExitCode.CONFIG)
+
+
+class _Typer(typer.Typer):
+    """Every command runs inside one error boundary: a RagharnessError becomes a clear message and an exit code."""
+
+    def command(  # type: ignore[override]  # same call, the decorator wraps the function first
+        self, *args: Any, **kwargs: Any
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        register = super().command(*args, **kwargs)
+
+        def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+            @functools.wraps(fn)
+            def guarded(*a: Any, **k: Any) -> Any:
+                try:
+                    return fn(*a, **k)
+                except RagharnessError as exc:
+                    raise _fail(exc) from exc
+
+            register(guarded)
+            return fn
+
+        return decorate
+
+
+app = _Typer(
+    help="Evaluate RAG-grounded assistants: ingest, locked retrieval, candidates, scores, reports.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+goldset_app = _Typer(help="Validate gold sets and publish their schema.", no_args_is_help=True)
+app.add_typer(goldset_app, name="goldset")
+annotate_app = _Typer(help="Export a run for human labelling; import the labels back.", no_args_is_help=True)
+app.add_typer(annotate_app, name="annotate")
+
+console = Console(width=max(150, Console().width), highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, width=max(120, Console().width), highlight=False, soft_wrap=True)
+
+ConfigArg = Annotated[Path, typer.Argument(help="Path of the harness.yaml to use.")]
 
 
 class _Bars:
@@ -104,20 +130,14 @@ def _progress() -> Progress:
 
 def print_summary(summary: RunSummary) -> None:
     from ragharness.reporting.jinja import fmt
-    from ragharness.reporting.report import MAIN_METRICS
+    from ragharness.reporting.report import headline_metrics
+    from ragharness.scoring.metrics import spec
 
     table = Table(title=f"{summary.name} · {summary.n_items} items · {summary.status.upper()}")
     table.add_column("candidate", no_wrap=True)
-    short = {
-        "correctness": "correct",
-        "groundedness": "grounded",
-        "citation_coverage": "cite cov",
-        "citation_validity": "cite valid",
-        "citation_precision": "cite prec",
-        "refusal": "refusal",
-    }
-    for m in MAIN_METRICS:
-        table.add_column(short.get(m, m), justify="right")
+    shown = headline_metrics({m for c in summary.candidates for m in c.metrics})
+    for m in shown:
+        table.add_column(spec(m).short, justify="right")
     table.add_column("errors", justify="right")
     table.add_column("tokens", justify="right")
     table.add_column("cost $", justify="right")
@@ -125,7 +145,7 @@ def print_summary(summary: RunSummary) -> None:
     for c in summary.candidates:
         table.add_row(
             c.candidate,
-            *[fmt(c.metrics[m].mean if m in c.metrics else None) for m in MAIN_METRICS],
+            *[fmt(c.metrics[m].mean if m in c.metrics else None) for m in shown],
             f"{c.errors}/{c.generations}",
             str(c.input_tokens + c.output_tokens),
             fmt(c.cost_usd, 4),

@@ -14,14 +14,13 @@ from ragharness.cli._app import (
     ConfigArg,
     ExitCode,
     _Bars,
-    _fail,
     _progress,
     app,
     console,
     err_console,
     goldset_app,
 )
-from ragharness.errors import ConfigError, GoldSetError, RagharnessError
+from ragharness.errors import ConfigError, GoldSetError
 from ragharness.fileio import atomic_write_text
 
 if TYPE_CHECKING:
@@ -46,31 +45,28 @@ def retrieval_eval(
     from ragharness.reporting.jinja import render
     from ragharness.types import SearchMode
 
+    cfg = load_config(config)
     try:
-        cfg = load_config(config)
-        try:
-            chosen = [SearchMode(m.strip()) for m in modes.split(",") if m.strip()]
-        except ValueError as exc:
-            raise ConfigError(f"--modes: {exc}; use vector, bm25, hybrid") from exc
-        embedder, store = build_embedder(cfg), build_store(cfg)
-        with _progress() as p:
-            if no_ingest:
-                store.ensure(embedder.name, embedder.dimension)
-            else:
-                report = run_ingest(cfg, embedder, store, _Bars(p), redactor=build_redactor(cfg))
-                console.print(report.summary_lines()[1], markup=False)
-            gold = load_goldset(cfg.resolve(cfg.goldset))
-            result = evaluate_retrieval(
-                gold.items,
-                embedder,
-                store,
-                k=k or cfg.retrieval.k,
-                modes=chosen,
-                filters=cfg.retrieval.filters,
-                progress=_Bars(p),
-            )
-    except RagharnessError as exc:
-        raise _fail(exc) from exc
+        chosen = [SearchMode(m.strip()) for m in modes.split(",") if m.strip()]
+    except ValueError as exc:
+        raise ConfigError(f"--modes: {exc}; use vector, bm25, hybrid") from exc
+    embedder, store = build_embedder(cfg), build_store(cfg)
+    with _progress() as p:
+        if no_ingest:
+            store.ensure(embedder.name, embedder.dimension)
+        else:
+            report = run_ingest(cfg, embedder, store, _Bars(p), redactor=build_redactor(cfg))
+            console.print(report.summary_lines()[1], markup=False)
+        gold = load_goldset(cfg.resolve(cfg.goldset))
+        result = evaluate_retrieval(
+            gold.items,
+            embedder,
+            store,
+            k=k or cfg.retrieval.k,
+            modes=chosen,
+            filters=cfg.retrieval.filters,
+            progress=_Bars(p),
+        )
     folder = out or cfg.resolve(cfg.output_dir) / f"retrieval-{new_run_id(cfg.name)}"
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_text(folder / "retrieval.json", result.model_dump_json(indent=2))
@@ -103,10 +99,7 @@ def goldset_import_beir(
     """Turn a BEIR dataset into a corpus, a retrieval-only gold set and a harness.yaml."""
     from ragharness.retrieval.beir import import_beir
 
-    try:
-        counts = import_beir(src, out, split=split)
-    except RagharnessError as exc:
-        raise _fail(exc) from exc
+    counts = import_beir(src, out, split=split)
     console.print(
         f"imported {counts['documents']} documents and {counts['queries']} queries into {out}; "
         f"run: ragharness retrieval-eval {out / 'harness.yaml'}",

@@ -10,13 +10,10 @@ from rich.table import Table
 
 from ragharness.cli._app import (
     ConfigArg,
-    ExitCode,
-    _fail,
     app,
     console,
-    err_console,
 )
-from ragharness.errors import ConfigError, RagharnessError
+from ragharness.errors import ConfigError
 
 if TYPE_CHECKING:
     pass
@@ -38,15 +35,12 @@ def compare_cmd(
     from ragharness.reporting.compare import write_comparison
     from ragharness.runs.rundir import RunDir
 
-    try:
-        a = RunDir.open_finished(run_a, "a comparison")
-        b = RunDir.open_finished(run_b, "a comparison") if run_b else a
-        ca, cb = pick_candidates(a, b, candidate_a, candidate_b)
-        result = compare(a, b, ca, cb, alpha=alpha)
-        folder = out or b.path / f"compare-{ca}-vs-{cb}"
-        json_path, html_path = write_comparison(result, folder)
-    except RagharnessError as exc:
-        raise _fail(exc) from exc
+    a = RunDir.open_finished(run_a, "a comparison")
+    b = RunDir.open_finished(run_b, "a comparison") if run_b else a
+    ca, cb = pick_candidates(a, b, candidate_a, candidate_b)
+    result = compare(a, b, ca, cb, alpha=alpha)
+    folder = out or b.path / f"compare-{ca}-vs-{cb}"
+    json_path, html_path = write_comparison(result, folder)
     table = Table(title=f"{cb} (B) vs {ca} (A) · {result.n_items} paired items")
     for col in ("metric", "A", "B", "B-A", "95% CI", "W/L/T", "p Holm", "MDE", "verdict"):
         table.add_column(col, no_wrap=True)
@@ -85,28 +79,25 @@ def trends(
     from ragharness.runs.history import HistoryIndex
     from ragharness.runs.store import LocalRunStore, open_run_store
 
-    try:
-        if config:
-            cfg = load_config(config)
-            root = cfg.resolve(cfg.output_dir)
-            store = (
-                open_run_store(cfg.nightly.run_store, cfg.resolve(cfg.data_dir) / "run-cache")
-                if cfg.nightly.run_store
-                else LocalRunStore(root)
-            )
-            name: str | None = cfg.name
-        elif runs:
-            root, store, name = runs, LocalRunStore(runs), None
-        else:
-            raise ConfigError("pass a harness.yaml or --runs FOLDER")
-        index = HistoryIndex(root / "history.sqlite", store)
-        if rebuild:
-            index.rebuild()
-        path = build_dashboard(index, out or root / "trends.html", name=name)
-        n = len(index.runs(name))
-        index.close()
-    except RagharnessError as exc:
-        raise _fail(exc) from exc
+    if config:
+        cfg = load_config(config)
+        root = cfg.resolve(cfg.output_dir)
+        store = (
+            open_run_store(cfg.nightly.run_store, cfg.resolve(cfg.data_dir) / "run-cache")
+            if cfg.nightly.run_store
+            else LocalRunStore(root)
+        )
+        name: str | None = cfg.name
+    elif runs:
+        root, store, name = runs, LocalRunStore(runs), None
+    else:
+        raise ConfigError("pass a harness.yaml or --runs FOLDER")
+    index = HistoryIndex(root / "history.sqlite", store)
+    if rebuild:
+        index.rebuild()
+    path = build_dashboard(index, out or root / "trends.html", name=name)
+    n = len(index.runs(name))
+    index.close()
     console.print(f"trends over {n} runs: {path}", markup=False)
 
 
@@ -120,19 +111,12 @@ def nightly(
     """Run the evaluation, compare with the baseline and gate: 0 pass, 1 below threshold, 4 incomplete,
     5 significant regression, 6 locked."""
     from ragharness.config import load_config
-    from ragharness.errors import LockedError
     from ragharness.pipeline.nightly import run_nightly
 
-    try:
-        cfg = load_config(config)
-        result = run_nightly(
-            cfg, baseline=baseline, junit=junit, markdown=markdown, log=lambda s: console.print(s, markup=False)
-        )
-    except LockedError as exc:
-        err_console.print(f"error: {exc}", markup=False)
-        raise typer.Exit(ExitCode.LOCKED) from exc
-    except RagharnessError as exc:
-        raise _fail(exc) from exc
+    cfg = load_config(config)
+    result = run_nightly(
+        cfg, baseline=baseline, junit=junit, markdown=markdown, log=lambda s: console.print(s, markup=False)
+    )
     console.print(result.markdown, markup=False)
     for n in result.notes:
         console.print(n, markup=False)

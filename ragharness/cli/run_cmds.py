@@ -12,15 +12,12 @@ from ragharness.cli._app import (
     ConfigArg,
     ExitCode,
     _Bars,
-    _fail,
     _progress,
     annotate_app,
     app,
     console,
-    err_console,
     print_summary,
 )
-from ragharness.errors import DiskFullError, RagharnessError
 
 if TYPE_CHECKING:
     from ragharness.config import HarnessConfig
@@ -37,16 +34,13 @@ def ingest(
     from ragharness.ingest.pipeline import ingest as run_ingest
     from ragharness.pipeline.components import build_embedder, build_redactor, build_store
 
-    try:
-        cfg = load_config(config)
-        embedder, store = build_embedder(cfg), build_store(cfg)
-        with _progress() as p:
-            report = run_ingest(cfg, embedder, store, _Bars(p), rebuild=rebuild, redactor=build_redactor(cfg))
-        out = cfg.resolve(cfg.data_dir) / "ingest-report.json"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out, report.model_dump_json(indent=2))
-    except RagharnessError as exc:
-        raise _fail(exc) from exc
+    cfg = load_config(config)
+    embedder, store = build_embedder(cfg), build_store(cfg)
+    with _progress() as p:
+        report = run_ingest(cfg, embedder, store, _Bars(p), rebuild=rebuild, redactor=build_redactor(cfg))
+    out = cfg.resolve(cfg.data_dir) / "ingest-report.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, report.model_dump_json(indent=2))
     for line in report.summary_lines():
         console.print(line, markup=False)
     console.print(f"ingest report: {out}", markup=False)
@@ -71,30 +65,22 @@ def run(
     from ragharness.config import load_config
     from ragharness.pipeline.run import execute_run
 
-    try:
-        cfg = load_config(config)
-        if dry_run:
-            _dry_run(cfg, use_cache=not no_cache)
-            return
-        with _progress() as p:
-            bars = _Bars(p)
-            result = execute_run(
-                cfg,
-                out_dir=out,
-                resume=resume,
-                progress=bars,
-                on_stats=bars.stats,
-                skip_ingest=no_ingest,
-                use_cache=not no_cache,
-                log=lambda s: console.print(s, markup=False),
-            )
-    except DiskFullError as exc:
-        failure = _fail(exc)
-        if exc.run_dir is not None:
-            err_console.print(f"  resume with: ragharness run {config} --resume {exc.run_dir}", markup=False)
-        raise failure from exc
-    except RagharnessError as exc:
-        raise _fail(exc) from exc
+    cfg = load_config(config)
+    if dry_run:
+        _dry_run(cfg, use_cache=not no_cache)
+        return
+    with _progress() as p:
+        bars = _Bars(p)
+        result = execute_run(
+            cfg,
+            out_dir=out,
+            resume=resume,
+            progress=bars,
+            on_stats=bars.stats,
+            skip_ingest=no_ingest,
+            use_cache=not no_cache,
+            log=lambda s: console.print(s, markup=False),
+        )
     summary = result.summary
     print_summary(summary)
     if result.stats is not None:
@@ -164,10 +150,7 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) ->
     from ragharness.reporting.report import write_report
     from ragharness.runs.rundir import RunDir
 
-    try:
-        path = write_report(RunDir.open_finished(run_dir, "a report"))
-    except RagharnessError as exc:
-        raise _fail(exc) from exc
+    path = write_report(RunDir.open_finished(run_dir, "a report"))
     console.print(f"report: {path}", markup=False)
 
 
@@ -175,29 +158,42 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) ->
 def score(
     run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
     judge: Annotated[str | None, typer.Option(help="Judge provider id, e.g. bedrock:<model>; adds the judge.")] = None,
+    judge_option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--judge-option",
+            help="KEY=VALUE merged into the judge's provider options (repeatable), e.g. base_url=http://... or "
+            "api_key=${JUDGE_KEY}; values are YAML scalars.",
+        ),
+    ] = None,
+    judge_config: Annotated[
+        Path | None,
+        typer.Option(help="A YAML file holding only a `judge:` section; replaces the run's judge settings."),
+    ] = None,
     scorers: Annotated[str | None, typer.Option(help="Comma-separated scorers to run (default: the config's).")] = None,
     config: Annotated[Path | None, typer.Option(help="Take judge/scorer settings from this harness.yaml.")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Call the judge even for cached inputs.")] = False,
 ) -> None:
     """Re-score a run without regenerating any answer; new scores are stored beside the old ones."""
-    from ragharness.config import load_config
+    from ragharness.config import load_config, load_judge_config, parse_options
     from ragharness.pipeline.rescore import rescore
 
-    try:
-        cfg = load_config(config) if config else None
-        chosen = [s.strip() for s in scorers.split(",") if s.strip()] if scorers else None
-        summary, new = rescore(run_dir, config=cfg, judge=judge, scorers=chosen, use_cache=not no_cache)
-    except RagharnessError as exc:
-        raise _fail(exc) from exc
-    by_scorer: dict[str, int] = {}
-    for s in new:
-        by_scorer[f"{s.scorer}@{s.scorer_version}"] = by_scorer.get(f"{s.scorer}@{s.scorer_version}", 0) + 1
-    for name, n in sorted(by_scorer.items()):
+    cfg = load_config(config) if config else None
+    chosen = [s.strip() for s in scorers.split(",") if s.strip()] if scorers else None
+    scored = rescore(
+        run_dir,
+        config=cfg,
+        judge=judge,
+        judge_config=load_judge_config(judge_config) if judge_config else None,
+        judge_options=parse_options(judge_option or [], "--judge-option"),
+        scorers=chosen,
+        use_cache=not no_cache,
+    )
+    for name, n in sorted(scored.records.items()):
         console.print(f"scored: {name}: {n} records", markup=False)
-    failures = sum(1 for s in new if s.label == "judge_error")
-    if failures:
-        console.print(f"judge failures (counted as 0): {failures}", markup=False)
-    print_summary(summary)
+    if scored.judge_failures:
+        console.print(f"judge failures (counted as 0): {scored.judge_failures}", markup=False)
+    print_summary(scored.summary)
     console.print(f"report: {run_dir / 'report.html'}", markup=False)
 
 
@@ -210,10 +206,7 @@ def annotate_export(
     """Write one row per (item, candidate) with question, passages, answer and empty label columns."""
     from ragharness.analysis.labels import export_csv
 
-    try:
-        n = export_csv(run_dir, csv, show_candidate=show_candidate)
-    except RagharnessError as exc:
-        raise _fail(exc) from exc
+    n = export_csv(run_dir, csv, show_candidate=show_candidate)
     console.print(
         f"wrote {n} rows to {csv}; fill human_groundedness (grounded/ungrounded) and "
         "human_correctness (correct/partially_correct/incorrect/off_topic)",
@@ -229,10 +222,7 @@ def annotate_import(
     """Read human labels back into the run directory (labels.jsonl)."""
     from ragharness.analysis.labels import import_csv
 
-    try:
-        labels = import_csv(run_dir, csv)
-    except RagharnessError as exc:
-        raise _fail(exc) from exc
+    labels = import_csv(run_dir, csv)
     console.print(f"imported {len(labels)} labelled rows into {run_dir / 'labels.jsonl'}", markup=False)
 
 
@@ -246,11 +236,8 @@ def calibrate(
     from ragharness.reporting.report import write_report
     from ragharness.runs.rundir import RunDir
 
-    try:
-        result = run_calibration(run_dir, labels)
-        write_report(RunDir.open(run_dir))
-    except RagharnessError as exc:
-        raise _fail(exc) from exc
+    result = run_calibration(run_dir, labels)
+    write_report(RunDir.open(run_dir))
     table = Table(title=f"agreement with {result.n_labels} human labels")
     for col in ("scorer", "metric", "n", "accuracy", "balanced acc.", "kappa", "F1 negative"):
         table.add_column(col, no_wrap=True)

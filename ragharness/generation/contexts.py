@@ -121,6 +121,13 @@ def build_request(item: GoldItem, pack: ContextPack, cand: Candidate, tpl: Promp
     )
 
 
+def requests_for(
+    item: GoldItem, pack: ContextPack, candidates: list[Candidate], templates: dict[str, PromptTemplate]
+) -> list[GenerationRequest]:
+    """Every candidate's request for one item, in candidate order: the run and the dry run both build them here."""
+    return [build_request(item, pack, c, templates[c.name]) for c in candidates]
+
+
 class LockedContexts(BaseModel):
     packs: dict[str, ContextPack]
     actions: list[GuardrailAction]

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ragharness.config import HarnessConfig
+from ragharness.errors import ConfigError, RagharnessError
 from ragharness.generation.cache import ResponseCache
 from ragharness.generation.costs import Budget, PriceTable
-from ragharness.generation.providers.base import Provider
+from ragharness.generation.providers.base import GenerationRequest, Provider, ProviderContext, split_provider_id
 from ragharness.generation.runner import RateLimits, RetryPolicy, Runner
 from ragharness.guardrails.base import GuardrailChain
+from ragharness.types import Candidate, Generation
 
 
 def make_runner(
@@ -40,3 +44,79 @@ def make_runner(
         prices=PriceTable(cfg.prices),
         budget=Budget(cfg.budget_usd, spent_usd),
     )
+
+
+class ModelPool:
+    """The models scorers call (the LLM judge, or a plugin's). A model is built, its options and ${ENV} references
+    checked, when it is added (so a bad judge fails before the first candidate call); calls then run through a
+    Runner configured like the candidates' (retries, rate limits, response cache, prices and the run's budget), and
+    every call is handed to `on_call` (the pipeline appends it to judge_calls.jsonl) and counted in `spent_usd`."""
+
+    def __init__(self, cfg: HarnessConfig, *, use_cache: bool = True) -> None:
+        self.cfg = cfg
+        self.use_cache = use_cache
+        self.providers: dict[str, Provider] = {}
+        self.limits: dict[str, tuple[int, RateLimits]] = {}
+        self.on_call: Callable[[Generation], None] | None = None
+        self.calls = 0
+        self.cost_usd = 0.0
+        self._runner: Runner | None = None
+
+    def add(self, name: str, candidate: Candidate, *, concurrency: int, limits: RateLimits, where: str) -> None:
+        """Build `candidate`'s provider under `name` (ConfigError naming `where` if it cannot be built)."""
+        from ragharness.registry import PROVIDERS
+
+        kind, _ = split_provider_id(candidate.provider)
+        ctx = ProviderContext(base_dir=self.cfg.base_dir, concurrency=concurrency)
+        try:
+            provider = PROVIDERS.create(kind, candidate, ctx, where=f"{where}.provider")
+        except ConfigError:
+            raise
+        except RagharnessError as exc:
+            raise ConfigError(f"{where}: {exc}") from exc
+        self.add_provider(name, provider, concurrency=concurrency, limits=limits)
+
+    def add_provider(self, name: str, provider: Provider, *, concurrency: int, limits: RateLimits) -> None:
+        if name in self.providers:
+            raise ConfigError(f"model {name!r} is added twice to the scorers' model pool")
+        self.providers[name] = provider
+        self.limits[name] = (concurrency, limits)
+
+    def start(self, *, spent_usd: float = 0.0) -> Runner:
+        """Ready the runner; `spent_usd` is what the run already spent (the budget covers scorer calls too)."""
+        if self._runner is None:
+            self._runner = make_runner(
+                self.cfg,
+                self.providers,
+                None,
+                use_cache=self.use_cache and self.cfg.runner.cache,
+                spent_usd=spent_usd,
+                limits=self.limits,
+            )
+            self._runner.on_done = self._done
+        return self._runner
+
+    def _done(self, gen: Generation, _actions: object) -> None:
+        self.calls += 1
+        self.cost_usd += gen.cost_usd
+        if self.on_call is not None:
+            self.on_call(gen)
+
+    async def call(self, request: GenerationRequest) -> Generation | None:
+        """The model's answer as a recorded Generation (an error is recorded, not raised); None when the budget
+        refused the call."""
+        if self._runner is None:
+            self.start()
+        assert self._runner is not None
+        return await self._runner.call(request)
+
+    @property
+    def budget_exhausted(self) -> bool:
+        return self._runner is not None and self._runner.budget.exhausted
+
+    async def aclose(self) -> None:
+        if self._runner is not None:
+            await self._runner.aclose()
+            if self._runner.cache is not None:
+                self._runner.cache.close()
+            self._runner = None

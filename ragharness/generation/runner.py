@@ -130,6 +130,26 @@ class Runner:
         self.rng = random.Random(seed)
         self.stats = RunStats()
         self.halted = False
+        self._limits: dict[str, _Limits] = {}
+
+    def _limits_for(self, name: str) -> _Limits:
+        """One concurrency slot pool and rate limiter per provider for the Runner's life (shared by `run` and
+        `call`, so many scorers calling one judge together still respect its limits)."""
+        if name not in self._limits:
+            self._limits[name] = _Limits(self.concurrency.get(name, 4), self.rate_limits.get(name, RateLimits()))
+        return self._limits[name]
+
+    async def call(self, request: GenerationRequest) -> Generation | None:
+        """One request through retries, rate limits, cache, prices and budget (None: refused by the budget).
+        Providers stay open until `aclose`."""
+        self.stats.total += 1
+        return await self._one(request, self._limits_for(request.candidate.name))
+
+    async def aclose(self) -> None:
+        for provider in self.providers.values():
+            close = getattr(provider, "aclose", None)
+            if close is not None:
+                await close()
 
     @property
     def retries(self) -> int:
@@ -283,10 +303,7 @@ class Runner:
         concurrency), so a 20,000-request run never holds every request or coroutine at once. If recording a
         result fails (`on_done` raises, e.g. disk full), no new call starts; the error is raised after the calls
         in flight finish."""
-        limits = {
-            name: _Limits(self.concurrency.get(name, 4), self.rate_limits.get(name, RateLimits()))
-            for name in self.providers
-        }
+        limits = {name: self._limits_for(name) for name in self.providers}
         if total is None and isinstance(requests, Sequence):
             total = len(requests)
         self.stats.total += total or 0
@@ -322,10 +339,7 @@ class Runner:
                 done, _ = await asyncio.wait(pending)
                 collect(done)
         finally:
-            for provider in self.providers.values():
-                close = getattr(provider, "aclose", None)
-                if close is not None:
-                    await close()
+            await self.aclose()
         if failure is not None:
             raise failure
         return [g for _, g in sorted(results, key=lambda pair: pair[0])]  # in request order

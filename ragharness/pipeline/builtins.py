@@ -103,6 +103,18 @@ def _scorer(cls_name: str) -> Any:
     return factory
 
 
+def _judge(ctx: ScorerContext) -> Scorer:
+    from ragharness.scoring.judge import JudgeScorer
+
+    return JudgeScorer(ctx)
+
+
+def _assertions(ctx: ScorerContext) -> Scorer:
+    from ragharness.scoring.assertions import AssertionScorer
+
+    return AssertionScorer(ctx)
+
+
 def _pii(options: dict[str, Any]) -> Guardrail:
     from ragharness.guardrails.pii import PiiRedactor
 
@@ -136,10 +148,38 @@ def register() -> None:
     EMBEDDERS.register("hashing", _hashing, help="bag-of-words hashing; tests only")
     STORES.register("lancedb", _lancedb, help="embedded LanceDB under data_dir (default)")
     STORES.register("opensearch", _opensearch, help="OpenSearch k-NN/BM25/hybrid behind a versioned alias")
-    SCORERS.register("citation", _scorer("CitationScorer"))
-    SCORERS.register("groundedness", _scorer("GroundednessScorer"))
-    SCORERS.register("correctness", _scorer("CorrectnessScorer"))
-    SCORERS.register("refusal", _scorer("RefusalScorer"))
-    SCORERS.register("retrieval", _scorer("RetrievalScorer"))
+    SCORERS.register(
+        "citation", _scorer("CitationScorer"), help="offline: citation coverage, validity and precision per answer"
+    )
+    SCORERS.register(
+        "groundedness",
+        _scorer("GroundednessScorer"),
+        help="offline: share of the answer's claims supported by the passages (lexical + MiniLM similarity)",
+    )
+    SCORERS.register(
+        "correctness",
+        _scorer("CorrectnessScorer"),
+        help="offline: correct / partially correct / incorrect / off-topic against the gold answer",
+    )
+    SCORERS.register(
+        "refusal", _scorer("RefusalScorer"), help="offline: refused exactly when the gold item must be refused"
+    )
+    SCORERS.register(
+        "retrieval",
+        _scorer("RetrievalScorer"),
+        help="per item: hit, recall, MRR and nDCG of the locked passages against expected sources",
+    )
+    SCORERS.register(
+        "judge",
+        _judge,
+        help="LLM judge (judge: section), one call per answer: claims, citations, correctness, refusal, "
+        "context precision and recall",
+    )
+    SCORERS.register(
+        "assertions",
+        _assertions,
+        help="offline, per item: the gold item's assertions (contains, not_contains, regex, must_cite, max_words, "
+        "json_schema, equals_number)",
+    )
     GUARDRAILS.register("pii", _pii, help="Presidio PII redaction (offline recognizers)")
     GUARDRAILS.register("deny_patterns", _deny, help="block or flag text matching regular expressions")

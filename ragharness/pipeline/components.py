@@ -6,6 +6,7 @@ from pydantic import ValidationError
 
 from ragharness.config import HarnessConfig
 from ragharness.errors import ConfigError, RagharnessError
+from ragharness.generation.models import ModelPool
 from ragharness.generation.providers.base import Provider, ProviderContext, split_provider_id
 from ragharness.guardrails.base import GuardrailChain
 from ragharness.ingest.pipeline import TextRedactor
@@ -72,15 +73,22 @@ def build_guardrails(cfg: HarnessConfig) -> tuple[GuardrailChain, GuardrailChain
     return chains[0], chains[1]
 
 
-def build_scorers(cfg: HarnessConfig, embedder: Embedder | None) -> list[Scorer]:
-    """Scorers share one cached embedder: each text is embedded once per run, whatever the number of scorers."""
+def build_scorers(cfg: HarnessConfig, embedder: Embedder | None, models: ModelPool | None = None) -> list[Scorer]:
+    """Every configured scorer through the registry, the LLM judge like any other. Scorers share one cached
+    embedder (each text is embedded once per run, whatever the number of scorers) and one model pool."""
     shared = embedder if embedder is None or isinstance(embedder, CachedEmbedder) else CachedEmbedder(embedder)
     try:
-        ctx = ScorerContext(embedder=shared, thresholds=load_thresholds(cfg.scoring))
+        thresholds = load_thresholds(cfg.scoring)
     except ValidationError as exc:
         raise ConfigError(f"{cfg.source_file}: scoring: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from exc
-    return [
-        SCORERS.create(name, ctx, where=f"{cfg.source_file}: scorers[{i}]")
-        for i, name in enumerate(cfg.scorers)
-        if name != "judge"  # the LLM judge runs as its own stage (ragharness.scoring.judge)
-    ]
+    ctx = ScorerContext(embedder=shared, thresholds=thresholds, config=cfg, models=models or ModelPool(cfg))
+    out = []
+    for i, name in enumerate(cfg.scorers):
+        where = f"{cfg.source_file}: scorers[{i}]"
+        try:
+            out.append(SCORERS.create(name, ctx, where=where))
+        except ConfigError:
+            raise
+        except RagharnessError as exc:
+            raise ConfigError(f"{where} ({name}): {exc}") from exc
+    return out

@@ -1,5 +1,6 @@
-"""`--dry-run`: validate everything, lock contexts against the current store, render every request and estimate
-its tokens and cost. No model is called and no run directory is written."""
+"""`--dry-run`: validate everything, lock contexts against the current store, render every request (with the same
+code as a run) and estimate its tokens and cost, the judge's calls included. No model is called and no run
+directory is written."""
 
 from __future__ import annotations
 
@@ -7,13 +8,15 @@ from pydantic import BaseModel
 
 from ragharness.config import HarnessConfig
 from ragharness.generation.cache import ResponseCache
-from ragharness.generation.contexts import build_request, lock_all
+from ragharness.generation.contexts import lock_all, requests_for
 from ragharness.generation.costs import PriceTable, estimate_usage
-from ragharness.generation.providers.base import GenerationRequest
+from ragharness.generation.providers.base import GenerationRequest, Provider
 from ragharness.goldset import load_goldset
 from ragharness.ingest.pipeline import Progress
 from ragharness.pipeline.run import build_components
 from ragharness.retrieval.retriever import Retriever
+from ragharness.scoring.base import PlannedScorer, ScoringInput
+from ragharness.types import Generation
 
 
 class PlannedCall(BaseModel):
@@ -76,27 +79,41 @@ def plan(cfg: HarnessConfig, *, use_cache: bool = True, progress: Progress = _no
     cache_file = cfg.resolve(cfg.data_dir) / "cache" / "responses.sqlite"
     cache = ResponseCache(cache_file) if use_cache and cfg.runner.cache and cache_file.is_file() else None
     calls: list[PlannedCall] = []
-    requests: list[GenerationRequest] = [
-        build_request(item, locked.packs[item.id], c.to_candidate(), comps.templates[c.name])
-        for item in gold.items
-        for c in cfg.candidates
-    ]
-    for r in requests:
-        provider = comps.providers[r.candidate.name]
-        est = estimate_usage(r.system, r.user, r.candidate.params.get("max_tokens"))
-        cached = bool(cache is not None and provider.cacheable and cache.get(r.request_hash) is not None)
-        calls.append(
-            PlannedCall(
-                item_id=r.item_id,
-                candidate=r.candidate.name,
-                provider=r.candidate.provider,
-                est_input_tokens=est.input_tokens,
-                est_output_tokens=est.output_tokens,
-                est_cost_usd=prices.cost(provider.id, est),
-                cached=cached,
-                blocked=r.item_id in locked.blocked,
-            )
+    planners = [sc for sc in comps.scoring.scorers if isinstance(sc, PlannedScorer)]
+    pool = comps.scoring.models.providers
+    candidates = [c.to_candidate() for c in cfg.candidates]
+    items = {i.id: i for i in gold.items}
+
+    def plan_call(r: GenerationRequest, provider: Provider, blocked: bool, max_tokens: object) -> PlannedCall:
+        est = estimate_usage(r.system, r.user, max_tokens)
+        return PlannedCall(
+            item_id=r.item_id if r.item_id in items else "",
+            candidate=r.candidate.name,
+            provider=r.candidate.provider,
+            est_input_tokens=est.input_tokens,
+            est_output_tokens=est.output_tokens,
+            est_cost_usd=prices.cost(provider.id, est),
+            cached=bool(cache is not None and provider.cacheable and cache.get(r.request_hash) is not None),
+            blocked=blocked,
         )
+
+    for item in gold.items:
+        pack = locked.packs[item.id]
+        blocked = item.id in locked.blocked
+        for r in requests_for(item, pack, candidates, comps.templates):
+            call = plan_call(r, comps.providers[r.candidate.name], blocked, r.candidate.params.get("max_tokens"))
+            calls.append(call)
+            # What each model-calling scorer (the judge) would send about this answer, with an answer as long as
+            # the candidate may write: judge calls are priced too.
+            answer = Generation(
+                item_id=item.id, candidate=r.candidate.name, text=" ".join(["word"] * call.est_output_tokens)
+            )
+            for scorer in planners:
+                for jr in scorer.planned_requests(ScoringInput(item=item, pack=pack, generation=answer)):
+                    planned = plan_call(jr, pool[jr.candidate.name], blocked, jr.candidate.params.get("max_tokens"))
+                    calls.append(
+                        planned.model_copy(update={"item_id": item.id, "candidate": f"{jr.candidate.name} (scorer)"})
+                    )
     if cache is not None:
         cache.close()
     return DryRun(calls=calls, store_chunks=comps.store.count(), budget_usd=cfg.budget_usd)

@@ -23,7 +23,7 @@ from ragharness.fileio import atomic_write_text
 from ragharness.locking import exclusive
 from ragharness.pipeline.run import execute_run
 from ragharness.runs.history import HistoryIndex
-from ragharness.runs.rundir import RunDir
+from ragharness.runs.rundir import GateVerdict, RunDir
 from ragharness.runs.store import LocalRunStore, RunStore, check_run_id, open_run_store
 from ragharness.runs.summary import RunSummary
 
@@ -37,7 +37,7 @@ class GateCase(BaseModel):
 
 
 class NightlyResult(BaseModel):
-    verdict: str
+    verdict: GateVerdict
     exit_code: int
     run_dir: Path
     baseline: str = ""
@@ -74,7 +74,7 @@ def junit_xml(cases: list[GateCase], suite: str) -> str:
 
 
 def markdown_summary(
-    verdict: str,
+    verdict: GateVerdict,
     summary: RunSummary,
     run_dir: Path,
     baseline: str,
@@ -166,7 +166,7 @@ def gate_cases(summary: RunSummary, comparisons: list[Comparison], metrics: list
     return cases
 
 
-def verdict_of(summary: RunSummary, cases: list[GateCase]) -> str:
+def verdict_of(summary: RunSummary, cases: list[GateCase]) -> GateVerdict:
     if not summary.complete:
         return "incomplete"
     if not all(g.passed for g in summary.gates):

@@ -9,13 +9,12 @@ from pydantic import ValidationError
 
 from ragharness.config import HarnessConfig, JudgeConfig, format_validation_error
 from ragharness.errors import ConfigError, RunError
+from ragharness.generation.models import ModelPool
 from ragharness.pipeline.components import build_embedder, build_scorers
-from ragharness.reporting.report import write_report
+from ragharness.pipeline.finalize import Scored, Scoring, score_and_finalize
 from ragharness.retrieval.embedders import CachedEmbedder
 from ragharness.runs.rundir import RunDir
-from ragharness.runs.summary import RunSummary, summarise
-from ragharness.scoring.engine import build_judge, run_judge, score_all
-from ragharness.types import Candidate, Generation, Score
+from ragharness.runs.summary import RunSummary
 from ragharness.yamlio import load_strict
 
 
@@ -35,12 +34,17 @@ def rescore(
     *,
     config: HarnessConfig | None = None,
     judge: str | None = None,
+    judge_config: JudgeConfig | None = None,
+    judge_options: dict[str, object] | None = None,
     scorers: list[str] | None = None,
     use_cache: bool = True,
-) -> tuple[RunSummary, list[Score]]:
-    """Score the run's stored answers again. `config` supplies judge/scorer settings (default: the run's own);
-    `judge` replaces the judge's provider id; `scorers` picks which scorers run (default: the config's)."""
-    run = RunDir.open_finished(run_dir, "re-scoring")
+) -> Scored:
+    """Score the run's stored answers again, through the same path as a run. `config` supplies judge/scorer
+    settings (default: the run's own); `judge` replaces the judge's provider id and `judge_options` are merged
+    into its options (base_url, api_key as ${ENV}, ...); `scorers` picks which scorers run (default: the config's).
+    Returns the new summary and what was scored."""
+    # Scores and summary are what re-scoring re-creates: only the answers and what they were given must be there.
+    run = RunDir.open_finished(run_dir, "re-scoring", need=("goldset.json", "context_packs.jsonl", "generations.jsonl"))
     cfg = run_config(run)
     if config is not None:
         cfg = cfg.model_copy(
@@ -53,16 +57,27 @@ def rescore(
             }
         )
     chosen = list(scorers) if scorers else list(cfg.scorers)
-    if judge:
-        base = cfg.judge or JudgeConfig(provider=judge)
-        cfg = cfg.model_copy(update={"judge": base.model_copy(update={"provider": judge})})
+    if judge_config is not None:
+        cfg = cfg.model_copy(update={"judge": judge_config})
         if "judge" not in chosen:
             chosen.append("judge")
-    if "judge" in chosen and cfg.judge is None:
-        raise ConfigError(f"{run_dir}: scorer `judge` needs a judge: pass --judge PROVIDER_ID or a config with judge:")
+    if judge or judge_options:
+        base = cfg.judge or (JudgeConfig(provider=judge) if judge else None)
+        if base is None:
+            raise ConfigError(
+                f"{run_dir}: --judge-option needs a judge: pass --judge PROVIDER_ID or --judge-config FILE"
+            )
+        update: dict[str, object] = {"options": {**base.options, **(judge_options or {})}}
+        if judge:
+            update["provider"] = judge
+        cfg = cfg.model_copy(update={"judge": base.model_copy(update=update)})
+        if "judge" not in chosen:
+            chosen.append("judge")
     cfg = cfg.model_copy(update={"scorers": chosen})
-    previous = run.read_model(
-        "summary.json", RunSummary, f"re-create it with `ragharness run CONFIG --resume {run_dir}`"
+    previous = (
+        run.read_model("summary.json", RunSummary, "delete it; re-scoring re-creates it")
+        if run.file("summary.json").is_file()
+        else None
     )
     gold = run.goldset()
     generations = run.generations()
@@ -72,24 +87,16 @@ def rescore(
             f"`ragharness run CONFIG --resume {run_dir}`"
         )
     embedder = CachedEmbedder(build_embedder(cfg))
-    scorer_list = build_scorers(cfg, embedder)
-    if "judge" in chosen:
-        build_judge(cfg)  # a misconfigured judge fails before any scorer or judge call
-    packs = {p.item_id: p for p in run.packs()}
-    new = score_all(gold.items, packs, generations, scorer_list, embedder=embedder)
-    calls: list[Generation] = []
-    if "judge" in chosen:
-        judged, calls = run_judge(cfg, gold.items, packs, generations, embedder, use_cache=use_cache)
-        new += judged
-        run.append("judge_calls.jsonl", calls)
-    run.append("scores.jsonl", new)
-    manifest = run.manifest()
-    candidates = [Candidate(name=c.name, provider=c.provider, prompt=c.prompt) for c in cfg.candidates]
-    summary = summarise(
-        manifest.run_id, manifest.name, gold.items, candidates, generations, run.scores(), run.actions(), cfg.thresholds
+    models = ModelPool(cfg, use_cache=use_cache)
+    scoring = Scoring(scorers=build_scorers(cfg, embedder, models), embedder=embedder, models=models)
+    return score_and_finalize(
+        cfg,
+        run,
+        scoring,
+        gold.items,
+        generations,
+        run_id=run.manifest().run_id,
+        rescore=True,
+        spent_usd=0.0,
+        budget_exhausted=previous.budget_exhausted if previous else run.manifest().pending > 0,
     )
-    summary.budget_exhausted = previous.budget_exhausted
-    summary.judge_cost_usd = round(sum(c.cost_usd for c in run.judge_calls()), 6)
-    run.write_json("summary.json", summary)
-    write_report(run)
-    return summary, new

@@ -19,11 +19,11 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from ragharness import __version__
-from ragharness.config import HarnessConfig, config_snapshot, resume_differences
+from ragharness.config import RESUME_MAY_CHANGE, HarnessConfig, config_snapshot, resume_differences
 from ragharness.errors import ConfigError, DiskFullError
 from ragharness.faults import kill_point
-from ragharness.generation.contexts import build_request, iter_locked, redact_gold
-from ragharness.generation.models import make_runner
+from ragharness.generation.contexts import iter_locked, redact_gold, requests_for
+from ragharness.generation.models import ModelPool, make_runner
 from ragharness.generation.prompts import PromptTemplate, load_prompt
 from ragharness.generation.providers.base import GenerationRequest, Provider
 from ragharness.generation.runner import RunStats
@@ -39,21 +39,16 @@ from ragharness.pipeline.components import (
     build_scorers,
     build_store,
 )
+from ragharness.pipeline.finalize import Scoring, score_and_finalize
 from ragharness.pipeline.generate import StatsCallback, blocked_generations, generate
-from ragharness.reporting.report import write_report
 from ragharness.retrieval.embedders import CachedEmbedder, Embedder
 from ragharness.retrieval.retriever import Retriever
 from ragharness.retrieval.store import VectorStore
 from ragharness.runs.rundir import RunDir, RunManifest
-from ragharness.runs.summary import OPS_METRICS, RunSummary, summarise
+from ragharness.runs.summary import RunSummary
 from ragharness.scoring.base import Scorer
-from ragharness.scoring.engine import build_judge, iter_scores, run_judge
-from ragharness.scoring.judge import JUDGE_METRICS
-from ragharness.types import (
-    Generation,
-    GuardrailAction,
-    Score,
-)
+from ragharness.scoring.metrics import OPS_METRICS
+from ragharness.types import Generation
 from ragharness.yamlio import load_strict
 
 
@@ -78,12 +73,11 @@ class _Components(BaseModel):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     embedder: Embedder
-    cached_embedder: CachedEmbedder
     store: VectorStore
     providers: dict[str, Provider]
     input_chain: GuardrailChain
     output_chain: GuardrailChain
-    scorers: list[Scorer]
+    scoring: Scoring
     templates: dict[str, PromptTemplate]
     redactor: TextRedactor | None = None
 
@@ -92,8 +86,6 @@ def check_thresholds(cfg: HarnessConfig, scorers: list[Scorer]) -> None:
     """Every gate names a metric some configured scorer produces and candidates that exist (a misspelt name would
     otherwise fail after every call was paid for, or make the gate silently vanish)."""
     known = set(OPS_METRICS) | {m for s in scorers for m in s.metrics}
-    if "judge" in cfg.scorers:
-        known |= set(JUDGE_METRICS)
     names = {c.name for c in cfg.candidates}
     problems = []
     for i, t in enumerate(cfg.thresholds):
@@ -118,18 +110,16 @@ def build_components(cfg: HarnessConfig) -> _Components:
     cached = CachedEmbedder(embedder)
     in_chain, out_chain = build_guardrails(cfg)
     prompts_dir = cfg.resolve(cfg.prompts_dir) if cfg.prompts_dir else None
-    scorers = build_scorers(cfg, cached)
+    models = ModelPool(cfg)
+    scorers = build_scorers(cfg, cached, models)  # the judge's provider, options, ${ENV} and prompt: checked now
     check_thresholds(cfg, scorers)
-    if "judge" in cfg.scorers:
-        build_judge(cfg)  # provider, options, ${ENV} references and prompt: fail now, not after the candidates
     return _Components(
         embedder=embedder,
-        cached_embedder=cached,
         store=build_store(cfg),
         providers=build_providers(cfg),
         input_chain=in_chain,
         output_chain=out_chain,
-        scorers=scorers,
+        scoring=Scoring(scorers=scorers, embedder=cached, models=models),
         templates={c.name: load_prompt(c.prompt, prompts_dir) for c in cfg.candidates},
         redactor=build_redactor(cfg),
     )
@@ -206,9 +196,11 @@ def _reopen(cfg: HarnessConfig, path: Path) -> tuple[RunDir, RunManifest]:
     if changed:
         raise ConfigError(
             f"{cfg.source_file}: cannot resume {path}: the config changed since the run started "
-            f"({', '.join(changed)}); only budget_usd, thresholds, runner, prices and output_dir may change. "
+            f"({', '.join(changed)}); only {', '.join(sorted(RESUME_MAY_CHANGE))} may change. "
             "Start a new run instead."
         )
+    if stored != config_snapshot(cfg):
+        run.write_yaml("config.yaml", config_snapshot(cfg))  # the settings the run is now finished and scored with
     manifest.resumed += 1
     return run, manifest
 
@@ -251,7 +243,7 @@ def _prepare(
             kill_point("run:preparing")
             for a in acts:
                 audit_out.write(a)
-            requests = [build_request(items[pack.item_id], pack, c, comps.templates[c.name]) for c in candidates]
+            requests = requests_for(items[pack.item_id], pack, candidates, comps.templates)
             for r in requests:
                 requests_out.write(r)
             if blocked_by:
@@ -291,7 +283,7 @@ def execute_run(
             return _generate_and_finish(cfg, comps, run, manifest, started, report, progress, on_stats, use_cache)
     except DiskFullError as exc:
         if (path / "run.json").is_file():
-            exc.run_dir = path
+            exc.run_dir, exc.config = path, cfg.source_file
         else:  # not even started: leave no half-made folder behind
             for leftover in path.glob(".*"):
                 leftover.unlink(missing_ok=True)
@@ -334,43 +326,19 @@ def _generate_and_finish(
     generations = sorted(latest.values(), key=lambda g: order.get((g.item_id, g.candidate), len(order)))
     run.write_jsonl("generations.jsonl", generations)  # canonical: one line per call, in request order
     kill_point("run:generated")
-    calls: list[Generation] = []
-    with run.writer("scores.jsonl") as out:  # streamed: a 10,000-item run never holds all its scores
-        scored = iter_scores(gold.items, run.iter_packs(), generations, comps.scorers, progress, comps.cached_embedder)
-        for score in scored:
-            out.write(score)
-        if "judge" in cfg.scorers:
-            judged, calls = run_judge(
-                cfg,
-                gold.items,
-                {p.item_id: p for p in run.packs()},
-                generations,
-                comps.cached_embedder,
-                use_cache=use_cache and cfg.runner.cache,
-                spent_usd=outcome.spent_usd,
-            )
-            for score in judged:
-                out.write(score)
-    if calls:
-        run.append("judge_calls.jsonl", calls)
-    kill_point("run:scored")
-    candidates = [c.to_candidate() for c in cfg.candidates]
-    summary = summarise(
-        manifest.run_id,
-        cfg.name,
+    comps.scoring.models.use_cache = use_cache
+    summary = score_and_finalize(
+        cfg,
+        run,
+        comps.scoring,
         gold.items,
-        candidates,
         generations,
-        run.read_jsonl("scores.jsonl", Score),
-        run.read_jsonl("guardrails.jsonl", GuardrailAction),
-        cfg.thresholds,
-    )
-    summary.budget_exhausted = outcome.budget_exhausted
-    summary.judge_cost_usd = round(sum(c.cost_usd for c in calls), 6)
-    run.write_json("summary.json", summary)
-    kill_point("run:summarised")
-    write_report(run)
-    kill_point("run:reported")
+        run_id=manifest.run_id,
+        rescore=False,
+        spent_usd=outcome.spent_usd,
+        budget_exhausted=outcome.budget_exhausted,
+        progress=progress,
+    ).summary
     # Last: the manifest says `finished` only once summary and report are complete on disk.
     manifest.finished_at = datetime.now(UTC).isoformat()
     manifest.status = summary.status

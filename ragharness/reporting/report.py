@@ -17,19 +17,15 @@ from ragharness.memory import trim
 from ragharness.reporting.jinja import environment
 from ragharness.runs.rundir import RunDir
 from ragharness.runs.summary import RunSummary
-from ragharness.scoring.judge import JUDGE_METRICS
+from ragharness.scoring import metrics as catalog
 from ragharness.types import ContextPack, Generation, Score
 from ragharness.yamlio import load_strict
 
-MAIN_METRICS = (
-    "correctness",
-    "groundedness",
-    "citation_coverage",
-    "citation_validity",
-    "citation_precision",
-    "refusal",
-)
-RETRIEVAL_METRICS = ("retrieval_hit", "retrieval_recall", "retrieval_mrr", "retrieval_ndcg")
+
+def headline_metrics(present: set[str]) -> list[str]:
+    """The answer metrics a summary table shows, in catalog order: headline ones, then any a plugin added."""
+    shown = [m for m in catalog.ordered(present) if catalog.spec(m).family in ("answer", "judge", "assertion")]
+    return [m for m in shown if catalog.spec(m).headline or m not in catalog.names()]
 
 
 INLINE_ITEMS = 300
@@ -92,9 +88,9 @@ def _context(run: RunDir) -> dict[str, Any]:
         "gens": gens,
         "scores": scores,
         "candidates": [c.candidate for c in summary.candidates],
-        "main_metrics": [m for m in (*MAIN_METRICS, *JUDGE_METRICS) if m in present],
+        "main_metrics": headline_metrics(present),
         "calibration": calibration,
-        "retrieval_metrics": RETRIEVAL_METRICS,
+        "retrieval_metrics": catalog.names(family="retrieval"),
         "anchors": {item.id: "i-" + re.sub(r"[^A-Za-z0-9_-]", "_", item.id) for item in gold.items},
     }
 

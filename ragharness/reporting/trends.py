@@ -13,9 +13,10 @@ from plotly.subplots import make_subplots
 
 from ragharness.fileio import atomic_write_text
 from ragharness.runs.history import HistoryIndex, MetricRow, RunRow
+from ragharness.scoring import metrics as catalog
 
-QUALITY = ("correctness", "groundedness", "citation_coverage", "refusal")
-OPERATIONS = ("cost_usd", "output_tokens", "latency_p50_ms")
+QUALITY = tuple(catalog.names(family="answer", compared=True))
+OPERATIONS = tuple(catalog.names(family="ops", headline=True))
 
 
 Point = tuple[str, float, str]

@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal, TextIO, TypeVar
+from typing import Any, Literal, TextIO, TypeVar
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError
@@ -29,10 +29,13 @@ from pydantic import BaseModel, Field, ValidationError
 from ragharness.errors import RunError
 from ragharness.fileio import atomic_write_text, atomic_writer, guard_disk
 from ragharness.types import ContextPack, Generation, GoldSet, GuardrailAction, Score
+from ragharness.yamlio import load_strict
 
 M = TypeVar("M", bound=BaseModel)
 
 Stage = Literal["created", "prepared", "generated", "finished"]
+RunStatus = Literal["running", "pass", "fail", "incomplete"]
+GateVerdict = Literal["", "pass", "below_threshold", "regressed", "incomplete"]
 """How far a run got: `created` (manifest only), `prepared` (locked contexts, requests and blocked items written),
 `generated` (every call made or recorded), `finished` (scores, summary and report written)."""
 
@@ -42,13 +45,13 @@ class RunManifest(BaseModel):
     name: str
     started_at: str
     finished_at: str = ""
-    status: str = "running"
+    status: RunStatus = "running"
     stage: Stage = Field("finished", description="How far the run got; a resume continues from there.")
     seconds: float = 0.0
     resumed: int = Field(0, description="How many times the run was resumed.")
     pending: int = Field(0, description="Calls not made yet (budget stop or crash); `--resume` makes them.")
     spent_usd: float = 0.0
-    gate: str = Field("", description="Nightly gate verdict: pass, below_threshold, regressed, incomplete.")
+    gate: GateVerdict = Field("", description="Nightly gate verdict: pass, below_threshold, regressed, incomplete.")
     ragharness_version: str = ""
     store: str = ""
     embedder: str = ""
@@ -81,13 +84,18 @@ class RunDir:
         return cls(path)
 
     @classmethod
-    def open_finished(cls, path: Path, what: str) -> RunDir:
-        """A run whose every stage finished, read strictly: a missing, torn or unreadable file is a RunError that
-        names it and says what to do (exit code 3), never a traceback or a silently shorter report."""
+    def open_finished(
+        cls,
+        path: Path,
+        what: str,
+        need: tuple[str, ...] = ("goldset.json", "context_packs.jsonl", "generations.jsonl", "scores.jsonl", "summary.json"),
+    ) -> RunDir:
+        """A run whose every stage finished, read strictly: a missing, torn or unreadable file among `need` is a
+        RunError that names it and says what to do (exit code 3), never a traceback or a silently shorter report."""
         run = cls.open(path)
         run.require_finished(what)
         run.strict = True
-        for name in ("goldset.json", "context_packs.jsonl", "generations.jsonl", "scores.jsonl", "summary.json"):
+        for name in need:
             file = run.file(name)
             if not file.is_file() or file.stat().st_size == 0:
                 raise RunError(
@@ -215,6 +223,24 @@ class RunDir:
             GoldSet,
             f"the run never got past preparation: resume it with `ragharness run CONFIG --resume {self.path}`",
         )
+
+    def config_snapshot(self) -> dict[str, Any]:
+        """config.yaml as a mapping ({} if absent); RunError if it is not valid YAML."""
+        file = self.file("config.yaml")
+        if not file.is_file():
+            return {}
+        try:
+            data = load_strict(file.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise RunError(f"{file}: not valid YAML ({exc}); the run directory is damaged") from exc
+        return data if isinstance(data, dict) else {}
+
+    def scoring_overrides(self) -> dict[str, float]:
+        """The run's `scoring:` overrides of the scorers' thresholds (what its scores were computed with)."""
+        scoring = self.config_snapshot().get("scoring")
+        if scoring is not None and not isinstance(scoring, dict):
+            raise RunError(f"{self.file('config.yaml')}: scoring: must be a mapping of threshold names to numbers")
+        return dict(scoring or {})
 
     def packs(self) -> list[ContextPack]:
         return list(self.iter_packs())

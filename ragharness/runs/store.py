@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import shutil
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from ragharness.errors import RunError
 from ragharness.runs.rundir import RunDir
@@ -50,6 +50,7 @@ def check_run_id(run_id: str, location: str) -> str:
     return run_id
 
 
+@runtime_checkable
 class RunStore(Protocol):
     @property
     def location(self) -> str: ...

@@ -9,14 +9,14 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from sys import intern
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, Field
 
 from ragharness.config import Threshold
+from ragharness.scoring.metrics import OPS_METRICS
 from ragharness.types import Candidate, Generation, GoldItem, GuardrailAction, Score
 
-OPS_METRICS = ("error_rate", "latency_p50_ms", "latency_p95_ms", "cost_usd", "input_tokens", "output_tokens")
 
 
 class MetricSummary(BaseModel):
@@ -78,7 +78,7 @@ class RunSummary(BaseModel):
     budget_exhausted: bool = False
     cost_usd: float = Field(0.0, description="Candidates' calls, USD.")
     judge_cost_usd: float = Field(0.0, description="LLM judge calls, USD.")
-    status: str = "pass"
+    status: Literal["pass", "fail", "incomplete"] = "pass"
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -131,8 +131,12 @@ def summarise(
     scores: Iterable[Score],
     actions: Iterable[GuardrailAction],
     thresholds: Sequence[Threshold],
+    *,
+    judge_calls: Iterable[Generation] = (),
+    budget_exhausted: bool = False,
 ) -> RunSummary:
-    """Aggregates of a run. `scores` may be a stream (read from scores.jsonl): only a slim copy of each is kept."""
+    """Aggregates of a run, every field computed here. `scores` may be a stream (read from scores.jsonl): only a
+    slim copy of each is kept. `judge_calls` are every call scorers made to models (their cost is shown apart)."""
     intent = {i.id: i.intent for i in items}
     latest: dict[tuple[str, str, str], _Slim] = {
         (s.item_id, s.candidate, s.metric): _Slim(
@@ -187,7 +191,9 @@ def summarise(
         guardrails=dict(guard),
         complete=pending == 0 and all(g.ok for g in generations),
         pending=pending,
+        budget_exhausted=budget_exhausted,
         cost_usd=round(sum(g.cost_usd for g in generations), 6),
+        judge_cost_usd=round(sum(c.cost_usd for c in judge_calls), 6),
     )
     summary.gates = evaluate_gates(summary, thresholds)
     if not all(g.passed for g in summary.gates):

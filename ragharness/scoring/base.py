@@ -1,16 +1,25 @@
 """The Scorer seam. A scorer turns (gold item, locked context, generation) into Score records.
 
 `level='answer'` scorers run once per generation; `level='item'` scorers (retrieval) once per gold item.
+`score` may be a plain or an `async` method: the engine awaits what it returns. A scorer that calls a model (the
+LLM judge) adds it to `ScorerContext.models` when it is built and calls it through that pool, so its calls get
+the candidates' retries, rate limits, cache, budget and per-call records.
 A failed generation scores 0 with label 'error' on every answer metric (counted, never dropped); a scorer
 that raises yields label 'scorer_error' records the same way.
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+from collections.abc import Awaitable
 from typing import Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ragharness.config import HarnessConfig
+from ragharness.generation.models import ModelPool
+from ragharness.generation.providers.base import GenerationRequest
 from ragharness.retrieval.embedders import Embedder
 from ragharness.scoring.thresholds import ScorerThresholds, load_thresholds
 from ragharness.types import ContextPack, Generation, GoldItem, Score
@@ -38,17 +47,28 @@ class Scorer(Protocol):
     @property
     def metrics(self) -> tuple[str, ...]: ...
 
-    def score(self, inp: ScoringInput) -> list[Score]: ...
+    def score(self, inp: ScoringInput) -> list[Score] | Awaitable[list[Score]]: ...
+
+
+@runtime_checkable
+class PlannedScorer(Scorer, Protocol):
+    """A scorer that calls models says which requests it would send, so `--dry-run` can price them."""
+
+    def planned_requests(self, inp: ScoringInput) -> list[GenerationRequest]: ...
 
 
 class ScorerContext(BaseModel):
-    """What scorer factories receive: the run's embedder (for similarity) and the scorer's options."""
+    """What scorer factories receive: the run's embedder (for similarity), the calibrated thresholds with the
+    config's `scoring:` overrides, the harness config (a scorer reads its own section, e.g. `judge:`), and the
+    model pool through which a scorer calls models."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     embedder: Embedder | None = None
     thresholds: ScorerThresholds = Field(default_factory=load_thresholds)
     options: dict[str, object] = {}
+    config: HarnessConfig | None = None
+    models: ModelPool | None = None
 
 
 def make_score(
@@ -73,13 +93,45 @@ def make_score(
     )
 
 
-def run_scorer(scorer: Scorer, inp: ScoringInput) -> list[Score]:
+def _failed_generation(scorer: Scorer, inp: ScoringInput) -> list[Score] | None:
     gen = inp.generation
     if scorer.level == "answer" and gen is not None and gen.error is not None:
         reason = f"generation failed after {gen.attempts} attempt(s): {gen.error.type}: {gen.error.message}"
         return [make_score(scorer, inp, m, 0.0, "error", reason, error=gen.error.type) for m in scorer.metrics]
+    return None
+
+
+def _crashed(scorer: Scorer, inp: ScoringInput, exc: Exception) -> list[Score]:
+    msg = f"{type(exc).__name__}: {exc}"[:300]
+    return [make_score(scorer, inp, m, 0.0, "scorer_error", msg, error=type(exc).__name__) for m in scorer.metrics]
+
+
+async def arun_scorer(scorer: Scorer, inp: ScoringInput) -> list[Score]:
+    """Score one input: a failed generation scores 0 ('error'); a scorer that raises scores 0 ('scorer_error')."""
+    failed = _failed_generation(scorer, inp)
+    if failed is not None:
+        return failed
     try:
-        return scorer.score(inp)
+        out = scorer.score(inp)
+        return await out if inspect.isawaitable(out) else out
     except Exception as exc:  # a scorer bug is a recorded failure that counts against the score
-        msg = f"{type(exc).__name__}: {exc}"[:300]
-        return [make_score(scorer, inp, m, 0.0, "scorer_error", msg, error=type(exc).__name__) for m in scorer.metrics]
+        return _crashed(scorer, inp, exc)
+
+
+def run_scorer(scorer: Scorer, inp: ScoringInput) -> list[Score]:
+    """`arun_scorer` for callers outside an event loop."""
+    failed = _failed_generation(scorer, inp)
+    if failed is not None:
+        return failed
+    try:
+        out = scorer.score(inp)
+        if inspect.isawaitable(out):
+            pending = out
+
+            async def wait() -> list[Score]:
+                return await pending
+
+            return asyncio.run(wait())
+        return out
+    except Exception as exc:  # a scorer bug is a recorded failure that counts against the score
+        return _crashed(scorer, inp, exc)

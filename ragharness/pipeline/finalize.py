@@ -1,0 +1,101 @@
+"""Score and finalize: the one path a run and a re-score share. Every configured scorer (the judge included) scores
+the stored answers; the scores, the judge's calls, the summary and the report land in the run directory."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ragharness.config import HarnessConfig
+from ragharness.faults import kill_point
+from ragharness.generation.models import ModelPool
+from ragharness.ingest.pipeline import Progress
+from ragharness.reporting.report import write_report
+from ragharness.retrieval.embedders import CachedEmbedder
+from ragharness.runs.rundir import RunDir
+from ragharness.runs.summary import RunSummary, summarise
+from ragharness.scoring.base import Scorer
+from ragharness.scoring.engine import iter_scores
+from ragharness.types import Generation, GoldItem, GuardrailAction, Score
+
+
+class Scored(BaseModel):
+    summary: RunSummary
+    records: dict[str, int] = Field(description="Score records written, by 'scorer@version'.")
+    judge_failures: int = Field(0, description="Records labelled judge_error (counted as 0).")
+
+
+class Scoring(BaseModel):
+    """What scoring needs, built (and validated) from the config before any model is called."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    scorers: list[Scorer]
+    embedder: CachedEmbedder
+    models: ModelPool
+
+
+def _noop(stage: str, done: int, total: int) -> None:
+    return None
+
+
+def score_and_finalize(
+    cfg: HarnessConfig,
+    run: RunDir,
+    scoring: Scoring,
+    items: list[GoldItem],
+    generations: list[Generation],
+    *,
+    run_id: str,
+    rescore: bool,
+    spent_usd: float,
+    budget_exhausted: bool,
+    progress: Progress = _noop,
+) -> Scored:
+    """Score, summarise, report. A run writes scores.jsonl afresh (streamed); a re-score appends its records beside
+    the old ones (the latest record per metric counts)."""
+    models = scoring.models
+    models.on_call = lambda call: run.append("judge_calls.jsonl", [call])
+    models.start(spent_usd=spent_usd)
+    records: Counter[str] = Counter()
+    judge_failures = 0
+
+    def scores() -> Iterator[Score]:
+        nonlocal judge_failures
+        for s in iter_scores(items, run.iter_packs(), generations, scoring.scorers, progress, scoring.embedder, models):
+            records[f"{s.scorer}@{s.scorer_version}"] += 1
+            judge_failures += s.label == "judge_error"
+            yield s
+
+    if rescore:
+        batch: list[Score] = []
+        for score in scores():
+            batch.append(score)
+            if len(batch) >= 1000:
+                run.append("scores.jsonl", batch)
+                batch = []
+        run.append("scores.jsonl", batch)
+    else:
+        with run.writer("scores.jsonl") as out:  # streamed: a 10,000-item run never holds all its scores
+            for score in scores():
+                out.write(score)
+    kill_point("run:scored")
+    summary = summarise(
+        run_id,
+        cfg.name,
+        items,
+        [c.to_candidate() for c in cfg.candidates],
+        generations,
+        run.read_jsonl("scores.jsonl", Score),
+        run.read_jsonl("guardrails.jsonl", GuardrailAction),
+        cfg.thresholds,
+        judge_calls=run.read_jsonl("judge_calls.jsonl", Generation),
+        budget_exhausted=budget_exhausted or models.budget_exhausted,
+    )
+    run.write_json("summary.json", summary)
+    kill_point("run:summarised")
+    write_report(run)
+    kill_point("run:reported")
+    return Scored(summary=summary, records=dict(records), judge_failures=judge_failures)

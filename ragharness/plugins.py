@@ -1,0 +1,56 @@
+"""What a plugin needs, in one stable place: registries, seam protocols, the models passed across them and the
+metric catalog. Import from here, not from the modules behind it, so moving a file never breaks a plugin.
+
+    from ragharness import plugins
+
+    def register() -> None:   # the entry point in group `ragharness.plugins`
+        plugins.SCORERS.register("my_scorer", MyScorer, help="what it measures, in one line")
+"""
+
+from ragharness.generation.providers.base import (
+    GenerationRequest,
+    Provider,
+    ProviderCallError,
+    ProviderContext,
+    ProviderResponse,
+)
+from ragharness.guardrails.base import Guardrail, Verdict
+from ragharness.registry import EMBEDDERS, GUARDRAILS, PROVIDERS, SCORERS, STORES, Registry
+from ragharness.retrieval.embedders import Embedder
+from ragharness.retrieval.store import SearchRequest, VectorStore
+from ragharness.scoring.base import PlannedScorer, Scorer, ScorerContext, ScoringInput, make_score
+from ragharness.scoring.metrics import MetricSpec, register_metric
+from ragharness.types import Candidate, ContextPack, Generation, GoldItem, Passage, Score, Usage
+
+__all__ = [
+    "EMBEDDERS",
+    "GUARDRAILS",
+    "PROVIDERS",
+    "SCORERS",
+    "STORES",
+    "Candidate",
+    "ContextPack",
+    "Embedder",
+    "Generation",
+    "GenerationRequest",
+    "GoldItem",
+    "Guardrail",
+    "MetricSpec",
+    "Passage",
+    "PlannedScorer",
+    "Provider",
+    "ProviderCallError",
+    "ProviderContext",
+    "ProviderResponse",
+    "Registry",
+    "Score",
+    "Scorer",
+    "ScorerContext",
+    "ScoringInput",
+    "SearchRequest",
+    "Usage",
+    "VectorStore",
+    "Verdict",
+    "make_score",
+    "register_metric",
+]

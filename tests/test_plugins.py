@@ -1,0 +1,98 @@
+"""Plugins: a third-party scorer registered from this test module runs through exactly the path of the built-ins
+(the shipped contract suite, a run, a re-score, `ragharness plugins`); registry errors name the culprit."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from importlib.metadata import EntryPoint
+from pathlib import Path
+from typing import Literal
+
+import pytest
+from typer.testing import CliRunner
+
+from ragharness import plugins, registry
+from ragharness.cli import app
+from ragharness.config import load_config
+from ragharness.errors import PluginError
+from ragharness.pipeline.run import execute_run
+from ragharness.testing.scorer import ScorerContract
+
+
+class AnswerLength:
+    """A plugin's scorer: 1 when the answer is at most `max_words` words. Async, like a model-calling scorer."""
+
+    name = "answer_length"
+    version = "7"
+    level: Literal["answer"] = "answer"
+    metrics = ("brevity",)
+
+    def __init__(self, ctx: plugins.ScorerContext) -> None:
+        self.max_words = int(str(ctx.options.get("max_words", 25)))
+
+    async def score(self, inp: plugins.ScoringInput) -> list[plugins.Score]:
+        await asyncio.sleep(0)
+        words = len((inp.generation.text if inp.generation else "").split())
+        ok = words <= self.max_words
+        return [
+            plugins.make_score(self, inp, "brevity", 1.0 if ok else 0.0, "brief" if ok else "long", f"{words} words")
+        ]
+
+
+@pytest.fixture
+def registered() -> Iterator[None]:
+    plugins.SCORERS.register("answer_length", AnswerLength, help="plugin: 1 when the answer has at most 25 words")
+    plugins.register_metric(plugins.MetricSpec(name="brevity", family="answer", short="brief", headline=True))
+    yield
+    plugins.SCORERS.unregister("answer_length")
+
+
+class TestPluginScorerRunsTheShippedContract(ScorerContract):
+    @pytest.fixture
+    def scorer(self) -> plugins.Scorer:
+        return AnswerLength(plugins.ScorerContext())
+
+
+def test_plugin_scorer_runs_in_a_run_and_a_rescore_and_is_listed(mini_project: Path, registered: None) -> None:
+    cfg_file = mini_project / "harness.yaml"
+    cfg_file.write_text(cfg_file.read_text() + "scorers: [correctness, answer_length]\n")
+    run_dir = execute_run(load_config(cfg_file), log=lambda s: None).run_dir
+    scores = [json.loads(line) for line in (run_dir / "scores.jsonl").read_text().splitlines()]
+    mine = [s for s in scores if s["scorer"] == "answer_length"]
+    assert len(mine) == 6 and {s["metric"] for s in mine} == {"brevity"} and all(s["reason"] for s in mine)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert all("brevity" in c["metrics"] for c in summary["candidates"])
+    res = CliRunner().invoke(app, ["score", str(run_dir), "--scorers", "answer_length"])
+    assert res.exit_code == 0, res.output
+    assert "scored: answer_length@7: 6 records" in res.output and "brief" in res.output  # its column, by its spec
+    listed = CliRunner().invoke(app, ["plugins"])
+    assert "answer_length" in listed.output and "plugin: 1 when the answer has at most 25 words" in listed.output
+    for builtin in ("judge", "assertions", "groundedness", "correctness", "citation", "refusal", "retrieval"):
+        line = next(x for x in listed.output.splitlines() if x.strip().startswith(builtin))
+        assert len(line.split(None, 1)) == 2, f"{builtin} has no description"
+
+
+def test_a_duplicate_name_is_an_error_naming_both(registered: None) -> None:
+    with pytest.raises(PluginError, match=r"scorer 'answer_length' is registered twice .*test_plugins\.AnswerLength"):
+        plugins.SCORERS.register("answer_length", AnswerLength, help="again")
+    with pytest.raises(PluginError, match="registered twice"):
+        plugins.SCORERS.register("judge", AnswerLength, help="a plugin may not replace a built-in")
+
+
+def test_a_plugin_without_a_description_is_refused() -> None:
+    with pytest.raises(PluginError, match="help= description"):
+        plugins.SCORERS.register("nameless", AnswerLength)
+
+
+def test_a_plugin_that_fails_to_load_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    broken = EntryPoint(name="acme-scorers", value="acme_missing_module:register", group="ragharness.plugins")
+    builtins = EntryPoint(name="builtins", value="ragharness.pipeline.builtins:register", group="ragharness.plugins")
+    monkeypatch.setattr(registry, "entry_points", lambda group: [broken, builtins])
+    for reg in (registry.PROVIDERS, registry.EMBEDDERS, registry.STORES, registry.SCORERS, registry.GUARDRAILS):
+        monkeypatch.setattr(reg, "_entries", {})  # restored after the test
+    monkeypatch.setattr(registry, "_loaded", False)
+    with pytest.raises(PluginError, match=r"plugin 'acme-scorers' \(acme_missing_module:register.*failed to load"):
+        registry.load_plugins()
+    assert "extractive" in registry.PROVIDERS._entries, "the built-ins load first, whatever the entry point order"
