@@ -1,14 +1,16 @@
 """How far the offline scorers agree with people, on public human-labelled data.
 
     python benchmarks/scorer_agreement.py --mtrag DIR/mtrag_faithfulness/dev.jsonl \\
-        --factcheck DIR/factcheck_stance/dev.jsonl --evouna DIR/evouna/TQ.json [--limit N]
+        --factcheck DIR/factcheck_stance/dev.jsonl --evouna DIR/evouna/TQ.json --evouna DIR/evouna/NQ_dev.json \\
+        [--limit N]
 
 - groundedness vs MTRAG faithfulness ratings: faithful = median rating >= 3; the scorer says faithful when its
   groundedness is >= the configured `groundedness_faithful_min` (see ragharness/scoring/calibration.yaml).
 - citation support vs Factcheck-GPT stance: does the evidence support the claim fully or partly
   (completely-support, partially-support) or not (refute, irrelevant); binary macro-F1.
-- correctness vs EVOUNA (TriviaQA) human judgements of 5 systems' answers; golden answers list aliases
-  separated by '/'; agreement = share of (question, system) pairs where correct/not matches the human.
+- correctness vs EVOUNA human judgements of 5 systems' answers (TriviaQA: short answers; Natural Questions: long,
+  paraphrased LLM answers), one figure per file; golden answers list aliases separated by '/'; agreement = share
+  of (question, system) pairs where correct/not matches the human.
 
 The scorers run exactly as in a run (same classes, same MiniLM embedder). Headline figures last.
 """
@@ -92,7 +94,7 @@ def citation_support(path: Path, embedder: CachedEmbedder, limit: int | None) ->
     return report_binary("citation_support", human, pred, ("supports", "does_not_support"))
 
 
-def correctness(path: Path, embedder: CachedEmbedder, limit: int | None) -> dict[str, float]:
+def correctness(path: Path, embedder: CachedEmbedder, limit: int | None, name: str) -> dict[str, float]:
     data = json.loads(path.read_text(encoding="utf-8"))[:limit]
     scorer = CorrectnessScorer(ScorerContext(embedder=embedder))
     human, pred = [], []
@@ -123,26 +125,28 @@ def correctness(path: Path, embedder: CachedEmbedder, limit: int | None) -> dict
             per_system[system].append(int(p == label))
     for system, hits in per_system.items():
         if hits:
-            print(f"correctness_agreement_{system}: {sum(hits) / len(hits):.3f} (n={len(hits)})")
-    return report_binary("correctness", human, pred, ("correct", "incorrect"))
+            print(f"{name}_agreement_{system}: {sum(hits) / len(hits):.3f} (n={len(hits)})")
+    return report_binary(name, human, pred, ("correct", "incorrect"))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mtrag", type=Path, required=True)
     ap.add_argument("--factcheck", type=Path, required=True)
-    ap.add_argument("--evouna", type=Path, required=True)
+    ap.add_argument("--evouna", type=Path, action="append", required=True, help="An EVOUNA file (repeatable).")
     ap.add_argument("--limit", type=int, default=None, help="Use only the first N records of each file.")
     a = ap.parse_args()
     embedder = CachedEmbedder(MiniLMEmbedder(batch_size=64))
     t0 = time.perf_counter()
     g = groundedness(a.mtrag, embedder, a.limit)
     c = citation_support(a.factcheck, embedder, a.limit)
-    k = correctness(a.evouna, embedder, a.limit)
+    k = {f.stem: correctness(f, embedder, a.limit, f"correctness_{f.stem}") for f in a.evouna}
     print(f"seconds: {time.perf_counter() - t0:.1f}")
     print(f"groundedness_balanced_accuracy: {g['balanced_accuracy']:.3f}")
+    print(f"groundedness_kappa: {g['kappa']:.3f}")
     print(f"citation_support_macro_f1: {c['macro_f1']:.3f}")
-    print(f"correctness_agreement: {k['accuracy']:.3f}")
+    for stem_, figures in k.items():
+        print(f"correctness_agreement_{stem_}: {figures['accuracy']:.3f}")
 
 
 if __name__ == "__main__":

@@ -113,12 +113,12 @@ def _assertion_problems(where: str, item: GoldItem, known_sources: set[str] | No
     for n, a in enumerate(item.assertions):
         if a.metric in first:
             problems.append(
-                f"{where}: field assertions.{n}: a second {a.metric!r} (first: assertions.{first[a.metric]}); "
+                f"{where}: field assertions[{n}]: a second {a.metric!r} (first: assertions[{first[a.metric]}]); "
                 "give each a distinct `name`"
             )
         first.setdefault(a.metric, n)
         if a.type == "must_cite" and known_sources is not None and a.source.split("#", 1)[0] not in known_sources:
-            problems.append(f"{where}: field assertions.{n}.source: {a.source!r} is not a document of the corpus")
+            problems.append(f"{where}: field assertions[{n}].source: {a.source!r} is not a document of the corpus")
     return problems
 
 

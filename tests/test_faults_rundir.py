@@ -215,6 +215,11 @@ def test_damaged_run_exits_3_naming_the_file(tmp_path: Path, reference: Path, da
     pair = [str(reference), "--candidate-a", "m1", "--candidate-b", "m1"]
     args = [command, str(run_dir)] + (pair if command == "compare" else [])
     res = cli(*args, cwd=tmp_path)
+    if command == "score" and NAMED[damage] in ("summary.json", "scores.jsonl"):
+        # what re-scoring writes, it re-creates: the answers are intact, so the run is whole again
+        assert res.returncode in (0, 1), (res.returncode, res.stdout, res.stderr)  # 1: a gate of the run failed
+        assert cli("report", str(run_dir), cwd=tmp_path).returncode == 0
+        return
     assert res.returncode == 3, (res.returncode, res.stdout, res.stderr)
     assert NAMED[damage] in res.stderr and "Traceback" not in res.stderr
 

@@ -353,3 +353,49 @@ def test_annotate_import_names_bad_rows(mini_project: Path) -> None:
     assert "row 2: human_correctness 'mostly_right'; use one of" in res.output
     assert "row 3: row_id 'forged' is not from this run's export" in res.output
     assert RunDir.open(run_dir).manifest().status
+
+
+def test_context_precision_is_rank_weighted() -> None:
+    from ragharness.scoring.judge import context_precision
+
+    assert context_precision([True, True, False]) == 1.0
+    assert context_precision([False, True]) == 0.5
+    assert context_precision([True, False, True]) == pytest.approx((1 + 2 / 3) / 2)
+    assert context_precision([False, False]) == 0.0
+
+
+def test_context_precision_and_recall_come_from_the_same_single_call(
+    server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reply = {
+        **GOOD,
+        "passages": [
+            {"number": 1, "relevant": False, "needed": False},
+            {"number": 2, "relevant": True, "needed": True},
+        ],
+        "reference_statements": [
+            {"text": "Refunds within 30 days.", "supporting_passages": [1]},
+            {"text": "Only annual plans.", "supporting_passages": []},
+        ],
+    }
+    server.script += [
+        Reply(body=completion(json.dumps(GOOD))),  # no per-passage verdicts: re-asked with the problem
+        Reply(body=completion(json.dumps(reply))),
+    ]
+    monkeypatch.setenv("JUDGE_KEY", "k")
+    from ragharness.generation.providers.openai_compat import OpenAIProvider
+    from ragharness.testing.provider import candidate
+
+    provider = OpenAIProvider(
+        candidate("openai:judge-model", base_url=server.base_url, api_key="${JUDGE_KEY}"), ProviderContext()
+    )
+    s = _judge(_stage(provider, context=True, version=2), {"a": "Annual plans can be refunded within 30 days [1]."})
+    assert len(server.requests) == 2
+    assert "passages: give one entry for each passage 1..2" in server.requests[1]["json"]["messages"][-1]["content"]
+    precision, recall = s[("a", "judge_context_precision")], s[("a", "judge_context_recall")]
+    assert precision.value == 0.5 and "1/2 passages relevant" in precision.reason
+    assert recall.value == 0.5 and recall.label == "partial" and "missing: 'Only annual plans.'" in recall.reason
+    assert s[("a", "judge_groundedness")].value == 1.0
+    server.script.append(Reply(body=completion(json.dumps(reply))))
+    s = _judge(_stage(provider, context=True, version=2), {"b": "Refunds within 30 days [1]."})
+    assert len(server.requests) == 3, "one judge call per answer, context metrics included"

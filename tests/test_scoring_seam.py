@@ -138,12 +138,11 @@ def test_compare_and_calibrate_use_the_runs_scoring_overrides(tmp_path: Path) ->
     flags = [True, False, True, False, True, False, True, False]
     a = make_run(tmp_path, "run-a", {"bot": [True] * 8})
     b = make_run(tmp_path, "run-b", {"bot": flags})  # a wrong answer has groundedness 0.5
-    shipped = compare(a, b, "bot", "bot").metrics
-    g = next(m for m in shipped if m.metric == "groundedness").result
-    assert g.discordant_a == 4  # 0.5 < the shipped groundedness_faithful_min (0.75)
-    (b.path / "config.yaml").write_text("name: nightly-demo\nscoring: {groundedness_faithful_min: 0.5}\n")
     g = next(m for m in compare(a, b, "bot", "bot").metrics if m.metric == "groundedness").result
-    assert g.discordant_a == 0, "run B was scored with faithful_min 0.5: 0.5 is faithful"
+    assert g.discordant_a == 0  # 0.5 >= the shipped groundedness_faithful_min (0.5): faithful
+    (b.path / "config.yaml").write_text("name: nightly-demo\nscoring: {groundedness_faithful_min: 0.9}\n")
+    g = next(m for m in compare(a, b, "bot", "bot").metrics if m.metric == "groundedness").result
+    assert g.discordant_a == 4, "run B was scored with faithful_min 0.9: 0.5 is not faithful"
 
     labels = b.file("labels.jsonl")
     labels.write_text(
@@ -151,10 +150,9 @@ def test_compare_and_calibrate_use_the_runs_scoring_overrides(tmp_path: Path) ->
             json.dumps({"item_id": f"q{i:03d}", "candidate": "bot", "groundedness": "grounded"}) for i in range(8)
         )
     )
-    agreement = next(x for x in calibrate(b.path).agreements if x.metric == "groundedness")
-    assert agreement.accuracy == 1.0
-    (b.path / "config.yaml").write_text("name: nightly-demo\n")
     assert next(x for x in calibrate(b.path).agreements if x.metric == "groundedness").accuracy == 0.5
+    (b.path / "config.yaml").write_text("name: nightly-demo\n")
+    assert next(x for x in calibrate(b.path).agreements if x.metric == "groundedness").accuracy == 1.0
 
 
 def test_score_takes_judge_options_and_a_judge_only_config(

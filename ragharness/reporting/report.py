@@ -25,7 +25,8 @@ from ragharness.yamlio import load_strict
 def headline_metrics(present: set[str]) -> list[str]:
     """The answer metrics a summary table shows, in catalog order: headline ones, then any a plugin added."""
     shown = [m for m in catalog.ordered(present) if catalog.spec(m).family in ("answer", "judge", "assertion")]
-    return [m for m in shown if catalog.spec(m).headline or m not in catalog.names()]
+    extra = [m for m in shown if m not in catalog.names() and not m.startswith("assert_")]  # a plugin's metrics
+    return [m for m in shown if catalog.spec(m).headline or m in extra]
 
 
 INLINE_ITEMS = 300
@@ -58,6 +59,9 @@ def _needs_attention(item_id: str, candidates: list[str], gens: dict[str, dict[s
         if correctness is not None and correctness.label not in ("correct", "correctly_refused"):
             return True
         if refusal is not None and refusal.label in ("should_have_refused", "wrongly_refused"):
+            return True
+        assertions = scores[(item_id, c)].get("assertions")
+        if assertions is not None and assertions.label == "fail":
             return True
     return False
 

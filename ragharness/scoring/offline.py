@@ -206,6 +206,30 @@ def _match(answer: str, accepted: list[str]) -> _Match:
     )
 
 
+def _same_term(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    short, long_ = (a, b) if len(a) <= len(b) else (b, a)
+    return len(short) >= 5 and long_.startswith(short)
+
+
+def _terms(text: str) -> set[str]:
+    return {stem(w) for w in content_words(text)} | numbers(text)
+
+
+def distinctive_recall(accepted: str, answer: str, question: str) -> tuple[float, int, int]:
+    """(share, n, found) of the accepted answer's distinctive terms found in the answer, when it has at most 4;
+    (0, 0, 0) for longer answers. Terms the question already contains say nothing and are left out."""
+    terms = _terms(accepted)
+    asked = _terms(question)
+    distinct = {t for t in terms if not any(_same_term(t, q) for q in asked)} or terms
+    if not distinct or len(distinct) > 4:
+        return 0.0, 0, 0
+    said = _terms(answer)
+    found = sum(1 for t in distinct if any(_same_term(t, a) for a in said))
+    return found / len(distinct), len(distinct), found
+
+
 class CorrectnessScorer:
     """correct / partially_correct / incorrect / off_topic against the reference (and alternative) answers.
 
@@ -214,6 +238,10 @@ class CorrectnessScorer:
          phrase -> correct (unless a number contradicts it);
       2. numbers: a number of the reference is missing while the answer states other numbers -> incorrect
          (a wrong amount, limit or date); missing without a replacement -> at most partially correct;
+      2b. short accepted answers (<= 4 distinctive terms: stemmed content words and numbers not already in the
+         question): at least `distinctive_recall_min` of them in the answer (a stem that is a prefix of another
+         of >= 5 letters matches, e.g. 'cephalopod'/'Cephalopoda') -> correct. Long LLM answers that name
+         'Carl Linnaeus' for 'Swedish botanist Carl Linnaeus' are right;
       3. short references (<= 4 content words): all their stemmed content words present -> correct, at least
          half -> partially correct;
       4. longer references: content-word recall >= `correct_recall_min` or MiniLM similarity >=
@@ -226,7 +254,7 @@ class CorrectnessScorer:
     """
 
     name = "correctness"
-    version = "2"
+    version = "3"
     level: Literal["answer"] = "answer"
     metrics = ("correctness",)
 
@@ -259,6 +287,11 @@ class CorrectnessScorer:
             return self._result(inp, "correct", f"answer contains the accepted answer {_short(m.contained, 60)!r}")
         if m.replaced:
             return self._result(inp, "incorrect", facts)
+        key = max((distinctive_recall(a, gen.text, item.question) for a in accepted), key=lambda r: r[0])
+        if key[1] and key[0] >= self.t.distinctive_recall_min:
+            return self._result(
+                inp, "correct", f"{facts}; the answer has {key[2]}/{key[1]} of the short answer's distinctive terms"
+            )
         label, sim = self._grade(gen.text, item.reference_answer, m)
         if label:
             return self._result(inp, label, facts + (f", similarity {sim:.2f}" if sim is not None else ""))

@@ -21,6 +21,7 @@ class ScorerThresholds(BaseModel):
     correct_similarity_min: float = Field(ge=-1, le=1)
     partial_recall_min: float = Field(ge=0, le=1)
     partial_similarity_min: float = Field(ge=-1, le=1)
+    distinctive_recall_min: float = Field(ge=0, le=1)
 
 
 def load_thresholds(overrides: dict[str, float] | None = None) -> ScorerThresholds:
