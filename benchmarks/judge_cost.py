@@ -145,9 +145,8 @@ def main() -> None:
     print(f"judge_calls_per_answer_without_context: {plain['calls'] / plain['answers']:.2f}")
     print(f"judge_input_tokens_per_answer: {ctx['input'] / ctx['answers']:.0f}")
     print(f"judge_output_tokens_per_answer: {ctx['output'] / ctx['answers']:.0f}")
-    print(
-        f"context_metrics_extra_tokens_per_answer: {(ctx['input'] + ctx['output'] - plain['input'] - plain['output']) / ctx['answers']:.0f}"
-    )
+    extra = ctx["input"] + ctx["output"] - plain["input"] - plain["output"]
+    print(f"context_metrics_extra_tokens_per_answer: {extra / ctx['answers']:.0f}")
     print(f"judge_calls_per_answer: {ctx['calls'] / ctx['answers']:.2f}")
 
 
