@@ -219,8 +219,6 @@ class HarnessConfig(Strict):
 
     @model_validator(mode="after")
     def _unique_candidates(self) -> HarnessConfig:
-        if "judge" in self.scorers and self.judge is None:
-            raise ValueError("scorer `judge` needs a `judge:` section (provider, prompt, params)")
         names = [c.name for c in self.candidates]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:

@@ -196,3 +196,10 @@ def test_score_takes_judge_options_and_a_judge_only_config(
     only.write_text("judge: {provider: mock}\nscorers: [judge]\n")
     res = CliRunner().invoke(app, ["score", str(run_dir), "--judge-config", str(only)])
     assert res.exit_code == 3 and "expected only a `judge:` section" in res.output
+
+
+def test_judge_without_a_judge_section_exits_3_naming_the_fix(counted: Path, server: FakeOpenAI) -> None:
+    counted.write_text(counted.read_text() + "scorers: [correctness, judge]\n")
+    res = CliRunner().invoke(app, ["run", str(counted)])
+    assert res.exit_code == 3 and "scorer `judge` needs a `judge:` section" in res.output
+    assert server.requests == []
