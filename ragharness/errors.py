@@ -7,8 +7,9 @@
     ├── IngestError        the corpus cannot be ingested as a whole (single bad files are skipped, not raised)
     ├── StoreError         the vector store is unusable (wrong embedder, dimension mismatch, backend failure)
     ├── EmbedderError      the embedder cannot load or embed
-    ├── ProviderError      a provider cannot be built (unknown id, bad options); call failures are recorded
-    │                      as Generations with an error, never raised through the run
+    ├── ProviderError      a provider cannot be built (unknown id, bad options)
+    ├── ProviderCallError  (generation.providers.base) one failed model call, classified for retry; the runner
+    │                      records it as a Generation with an error, it never escapes a run
     ├── RunError           a run directory is missing or inconsistent
     │   └── DiskFullError  a write failed for lack of space; the run resumes once space is freed (exit code 4)
     └── LockedError        another process holds the ingest or nightly lock (exit code 6)

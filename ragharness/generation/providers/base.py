@@ -11,13 +11,13 @@ from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer
 
-from ragharness.errors import ProviderError
+from ragharness.errors import ProviderError, RagharnessError
 from ragharness.types import Candidate, Frozen, Passage, Usage, canonical_hash
 
 RetryKind = Literal["rate_limit", "transient", "fatal"]
 
 
-class ProviderCallError(Exception):
+class ProviderCallError(RagharnessError):
     """A failed model call, classified once by the provider that understands its wire format."""
 
     def __init__(self, kind: RetryKind, type_: str, message: str, retry_after: float | None = None) -> None:
