@@ -298,17 +298,22 @@ def _check_secrets(node: Any, path: str, problems: list[str]) -> None:
                 _check_secrets(value, f"{path}[{i}]", problems)
 
 
-def load_config(path: str | Path) -> HarnessConfig:
-    """Read and validate harness.yaml. Raises ConfigError naming the file, key path and what is allowed."""
-    file = Path(path)
+def _read_mapping(file: Path, missing: str = "file not found") -> dict[str, Any]:
     if not file.is_file():
-        raise ConfigError(f"{file}: config file not found; pass the path of a harness.yaml")
+        raise ConfigError(f"{file}: {missing}")
     try:
         raw = load_strict(file.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{file}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
         raise ConfigError(f"{file}: expected a mapping of settings at the top level, got {type(raw).__name__}")
+    return raw
+
+
+def load_config(path: str | Path) -> HarnessConfig:
+    """Read and validate harness.yaml. Raises ConfigError naming the file, key path and what is allowed."""
+    file = Path(path)
+    raw = _read_mapping(file, "config file not found; pass the path of a harness.yaml")
     problems: list[str] = []
     _check_secrets(raw, "", problems)
     if problems:
@@ -321,18 +326,6 @@ def load_config(path: str | Path) -> HarnessConfig:
     except ValidationError as exc:
         raise ConfigError("\n".join(format_validation_error(file, exc))) from exc
     return cfg
-
-
-def _read_mapping(file: Path) -> dict[str, Any]:
-    if not file.is_file():
-        raise ConfigError(f"{file}: file not found")
-    try:
-        raw = load_strict(file.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{file}: not valid YAML: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{file}: expected a mapping at the top level, got {type(raw).__name__}")
-    return raw
 
 
 def load_judge_config(path: str | Path) -> JudgeConfig:

@@ -34,18 +34,6 @@ def _prewarm(
     embedder.embed(texts)
 
 
-def score_all(
-    items: list[GoldItem],
-    packs: Iterable[ContextPack] | dict[str, ContextPack],
-    generations: list[Generation],
-    scorers: list[Scorer],
-    progress: Progress = _noop,
-    embedder: Embedder | None = None,
-    models: ModelPool | None = None,
-) -> list[Score]:
-    return list(iter_scores(items, packs, generations, scorers, progress, embedder, models))
-
-
 def iter_scores(
     items: list[GoldItem],
     packs: Iterable[ContextPack] | dict[str, ContextPack],
