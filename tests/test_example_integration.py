@@ -65,6 +65,10 @@ def test_demo_scores_separate_the_candidates_sensibly(demo: tuple[int, str, Path
     assert summary["retrieval"]["retrieval_hit"]["mean"] >= 0.9
     assert summary["guardrails"].get("output:pii:EMAIL_ADDRESS", 0) >= 1
     assert "[REDACTED_EMAIL_ADDRESS]" in (demo[2] / "context_packs.jsonl").read_text()  # redacted at ingest
+    # the example gold set's assertions: scored per assertion, failures shown under the answer in the report
+    assert rep["assertions"]["n_applicable"] == 14 and 0 < rep["assertions"]["mean"] < 1
+    assert rep["assert_equals_number"]["n"] == 9
+    assert 'class="score failed-assertion">assert_' in (demo[2] / "report.html").read_text()
 
 
 def test_example_figures_equal_the_recorded_ones(demo: tuple[int, str, Path]) -> None:
