@@ -96,3 +96,12 @@ def test_a_plugin_that_fails_to_load_is_named(monkeypatch: pytest.MonkeyPatch) -
     with pytest.raises(PluginError, match=r"plugin 'acme-scorers' \(acme_missing_module:register.*failed to load"):
         registry.load_plugins()
     assert "extractive" in registry.PROVIDERS._entries, "the built-ins load first, whatever the entry point order"
+
+
+def test_importing_ragharness_and_its_plugin_api_never_imports_pytest() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, ragharness, ragharness.plugins, ragharness.cli; print('pytest' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
