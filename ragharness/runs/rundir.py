@@ -88,7 +88,13 @@ class RunDir:
         cls,
         path: Path,
         what: str,
-        need: tuple[str, ...] = ("goldset.json", "context_packs.jsonl", "generations.jsonl", "scores.jsonl", "summary.json"),
+        need: tuple[str, ...] = (
+            "goldset.json",
+            "context_packs.jsonl",
+            "generations.jsonl",
+            "scores.jsonl",
+            "summary.json",
+        ),
     ) -> RunDir:
         """A run whose every stage finished, read strictly: a missing, torn or unreadable file among `need` is a
         RunError that names it and says what to do (exit code 3), never a traceback or a silently shorter report."""

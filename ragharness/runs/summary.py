@@ -18,7 +18,6 @@ from ragharness.scoring.metrics import OPS_METRICS
 from ragharness.types import Candidate, Generation, GoldItem, GuardrailAction, Score
 
 
-
 class MetricSummary(BaseModel):
     mean: float | None = Field(description="Mean over applicable scores (errors count as 0); None if none apply.")
     n: int
