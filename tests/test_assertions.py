@@ -131,3 +131,17 @@ def test_must_cite_sources_are_checked_against_the_corpus(tmp_path: Path) -> Non
     with pytest.raises(GoldSetError) as err:
         load_goldset(gold, known_sources={"d"})
     assert "field assertions[0].source: 'gone/doc' is not a document of the corpus" in err.value.problems[0]
+
+
+def test_gates_may_name_a_per_assertion_metric(mini_project: Path) -> None:
+    from typer.testing import CliRunner
+
+    from ragharness.cli import app
+
+    cfg = mini_project / "harness.yaml"
+    base = cfg.read_text() + "scorers: [correctness, assertions]\n"
+    cfg.write_text(base + "thresholds: [{metric: assert_contains, min: 0.5}, {metric: assertions, min: 0.5}]\n")
+    assert CliRunner().invoke(app, ["run", str(cfg), "--dry-run"]).exit_code == 0
+    cfg.write_text(base + "thresholds: [{metric: asserts, min: 0.5}]\n")
+    res = CliRunner().invoke(app, ["run", str(cfg), "--dry-run"])
+    assert res.exit_code == 3 and "thresholds[0].metric: 'asserts' is not produced" in res.output

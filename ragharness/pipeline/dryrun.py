@@ -110,7 +110,8 @@ def plan(cfg: HarnessConfig, *, use_cache: bool = True, progress: Progress = _no
             )
             for scorer in planners:
                 for jr in scorer.planned_requests(ScoringInput(item=item, pack=pack, generation=answer)):
-                    planned = plan_call(jr, pool[jr.candidate.name], blocked, jr.candidate.params.get("max_tokens"))
+                    # a blocked item's answer (the block message) is judged too: that call is made
+                    planned = plan_call(jr, pool[jr.candidate.name], False, jr.candidate.params.get("max_tokens"))
                     calls.append(
                         planned.model_copy(update={"item_id": item.id, "candidate": f"{jr.candidate.name} (scorer)"})
                     )

@@ -86,10 +86,11 @@ def check_thresholds(cfg: HarnessConfig, scorers: list[Scorer]) -> None:
     """Every gate names a metric some configured scorer produces and candidates that exist (a misspelt name would
     otherwise fail after every call was paid for, or make the gate silently vanish)."""
     known = set(OPS_METRICS) | {m for s in scorers for m in s.metrics}
+    prefixes = tuple(p for s in scorers if (p := getattr(s, "detail_prefix", None)))  # e.g. assert_<name>
     names = {c.name for c in cfg.candidates}
     problems = []
     for i, t in enumerate(cfg.thresholds):
-        if t.metric not in known:
+        if t.metric not in known and not (prefixes and t.metric.startswith(prefixes)):
             problems.append(
                 f"{cfg.source_file}: thresholds[{i}].metric: {t.metric!r} is not produced by the configured "
                 f"scorers; known metrics: {', '.join(sorted(known))}"

@@ -1,7 +1,9 @@
 """The Scorer seam. A scorer turns (gold item, locked context, generation) into Score records.
 
 `level='answer'` scorers run once per generation; `level='item'` scorers (retrieval) once per gold item.
-`score` may be a plain or an `async` method: the engine awaits what it returns. A scorer that calls a model (the
+`score` may be a plain or an `async` method: the engine awaits what it returns. A scorer that also writes records
+under metric names it cannot list up front (one per assertion) names their common prefix in an optional
+`detail_prefix` attribute; gates may name such metrics. A scorer that calls a model (the
 LLM judge) adds it to `ScorerContext.models` when it is built and calls it through that pool, so its calls get
 the candidates' retries, rate limits, cache, budget and per-call records.
 A failed generation scores 0 with label 'error' on every answer metric (counted, never dropped); a scorer
