@@ -58,8 +58,6 @@ class ModelPool:
         self.providers: dict[str, Provider] = {}
         self.limits: dict[str, tuple[int, RateLimits]] = {}
         self.on_call: Callable[[Generation], None] | None = None
-        self.calls = 0
-        self.cost_usd = 0.0
         self._runner: Runner | None = None
 
     def add(self, name: str, candidate: Candidate, *, concurrency: int, limits: RateLimits, where: str) -> None:
@@ -97,18 +95,13 @@ class ModelPool:
         return self._runner
 
     def _done(self, gen: Generation, _actions: object) -> None:
-        self.calls += 1
-        self.cost_usd += gen.cost_usd
         if self.on_call is not None:
             self.on_call(gen)
 
     async def call(self, request: GenerationRequest) -> Generation | None:
         """The model's answer as a recorded Generation (an error is recorded, not raised); None when the budget
         refused the call."""
-        if self._runner is None:
-            self.start()
-        assert self._runner is not None
-        return await self._runner.call(request)
+        return await (self._runner or self.start()).call(request)
 
     @property
     def budget_exhausted(self) -> bool:
