@@ -46,6 +46,23 @@ def make_runner(
     )
 
 
+def build_provider(
+    cfg: HarnessConfig, candidate: Candidate, *, concurrency: int, where: str, label: str = ""
+) -> Provider:
+    """A candidate's (or a scorer's) provider through the registry: options and ${ENV} references are checked now,
+    and any failure is a ConfigError naming `where` (e.g. `harness.yaml: candidates[1]`)."""
+    from ragharness.registry import PROVIDERS
+
+    kind, _ = split_provider_id(candidate.provider)
+    ctx = ProviderContext(base_dir=cfg.base_dir, concurrency=concurrency)
+    try:
+        return PROVIDERS.create(kind, candidate, ctx, where=f"{where}.provider")
+    except ConfigError:
+        raise
+    except RagharnessError as exc:
+        raise ConfigError(f"{where}{f' ({label})' if label else ''}: {exc}") from exc
+
+
 class ModelPool:
     """The models scorers call (the LLM judge, or a plugin's). A model is built, its options and ${ENV} references
     checked, when it is added (so a bad judge fails before the first candidate call); calls then run through a
@@ -62,21 +79,14 @@ class ModelPool:
 
     def add(self, name: str, candidate: Candidate, *, concurrency: int, limits: RateLimits, where: str) -> None:
         """Build `candidate`'s provider under `name` (ConfigError naming `where` if it cannot be built)."""
-        from ragharness.registry import PROVIDERS
-
-        kind, _ = split_provider_id(candidate.provider)
-        ctx = ProviderContext(base_dir=self.cfg.base_dir, concurrency=concurrency)
-        try:
-            provider = PROVIDERS.create(kind, candidate, ctx, where=f"{where}.provider")
-        except ConfigError:
-            raise
-        except RagharnessError as exc:
-            raise ConfigError(f"{where}: {exc}") from exc
+        provider = build_provider(self.cfg, candidate, concurrency=concurrency, where=where)
         self.add_provider(name, provider, concurrency=concurrency, limits=limits)
 
     def add_provider(self, name: str, provider: Provider, *, concurrency: int, limits: RateLimits) -> None:
         if name in self.providers:
-            raise ConfigError(f"model {name!r} is added twice to the scorers' model pool")
+            raise ConfigError(
+                f"model {name!r} is added twice to the scorers' model pool; give each scorer's model its own name"
+            )
         self.providers[name] = provider
         self.limits[name] = (concurrency, limits)
 

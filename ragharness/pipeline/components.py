@@ -6,11 +6,11 @@ from pydantic import ValidationError
 
 from ragharness.config import HarnessConfig
 from ragharness.errors import ConfigError, RagharnessError
-from ragharness.generation.models import ModelPool
-from ragharness.generation.providers.base import Provider, ProviderContext, split_provider_id
+from ragharness.generation.models import ModelPool, build_provider
+from ragharness.generation.providers.base import Provider
 from ragharness.guardrails.base import GuardrailChain
 from ragharness.ingest.pipeline import TextRedactor
-from ragharness.registry import EMBEDDERS, GUARDRAILS, PROVIDERS, SCORERS, STORES
+from ragharness.registry import EMBEDDERS, GUARDRAILS, SCORERS, STORES
 from ragharness.retrieval.embedders import CachedEmbedder, Embedder
 from ragharness.retrieval.store import VectorStore
 from ragharness.scoring.base import Scorer, ScorerContext
@@ -45,18 +45,12 @@ def open_store(cfg: HarnessConfig, embedder: Embedder) -> VectorStore:
 
 
 def build_providers(cfg: HarnessConfig) -> dict[str, Provider]:
-    out: dict[str, Provider] = {}
-    for i, c in enumerate(cfg.candidates):
-        ctx = ProviderContext(base_dir=cfg.base_dir, concurrency=c.concurrency)
-        kind, _ = split_provider_id(c.provider)
-        where = f"{cfg.source_file}: candidates[{i}].provider"
-        try:
-            out[c.name] = PROVIDERS.create(kind, c.to_candidate(), ctx, where=where)
-        except ConfigError:
-            raise
-        except RagharnessError as exc:
-            raise ConfigError(f"{cfg.source_file}: candidates[{i}] ({c.name}): {exc}") from exc
-    return out
+    return {
+        c.name: build_provider(
+            cfg, c.to_candidate(), concurrency=c.concurrency, where=f"{cfg.source_file}: candidates[{i}]", label=c.name
+        )
+        for i, c in enumerate(cfg.candidates)
+    }
 
 
 def build_guardrails(cfg: HarnessConfig) -> tuple[GuardrailChain, GuardrailChain]:

@@ -163,7 +163,10 @@ class JudgeScorer:
                 f"{where}: scorer `judge` needs a `judge:` section (provider, prompt); or pass --judge PROVIDER_ID"
             )
         if ctx.models is None:
-            raise ConfigError("scorer `judge` needs a model pool (ScorerContext.models) to call its model")
+            raise ConfigError(
+                "scorer `judge` needs a model pool to call its model: build it with "
+                "ScorerContext(config=cfg, models=ModelPool(cfg))"
+            )
         self.cfg: JudgeConfig = cfg.judge
         prompts_dir = cfg.resolve(cfg.prompts_dir) if cfg.prompts_dir else None
         try:
