@@ -73,6 +73,16 @@ class ScorerContext(BaseModel):
     models: ModelPool | None = None
 
 
+def correctness_value(label: str) -> float:
+    """The value of a correctness label, the same for every scorer: correct 1, partially correct 0.5, else 0."""
+    return {"correct": 1.0, "partially_correct": 0.5}.get(label, 0.0)
+
+
+def groundedness_label(value: float) -> str:
+    """The label of a share of supported claims, the same for every scorer."""
+    return "grounded" if value == 1 else ("partially_grounded" if value >= 0.5 else "ungrounded")
+
+
 def make_score(
     scorer: Scorer,
     inp: ScoringInput,

@@ -27,7 +27,13 @@ from ragharness.errors import ConfigError
 from ragharness.generation.prompts import PromptTemplate, load_prompt, render
 from ragharness.generation.providers.base import GenerationRequest, request_hash
 from ragharness.generation.runner import RateLimits
-from ragharness.scoring.base import ScorerContext, ScoringInput, make_score
+from ragharness.scoring.base import (
+    ScorerContext,
+    ScoringInput,
+    correctness_value,
+    groundedness_label,
+    make_score,
+)
 from ragharness.scoring.support import SupportJudge
 from ragharness.types import Score
 
@@ -289,7 +295,7 @@ class JudgeScorer:
                 self,
                 inp,
                 "judge_correctness",
-                {"correct": 1.0, "partially_correct": 0.5}.get(out.correctness.label, 0.0),
+                correctness_value(out.correctness.label),
                 out.correctness.label,
                 out.correctness.reason[:300] or "judge gave no reason",
             ),
@@ -310,7 +316,7 @@ class JudgeScorer:
             reason += f"; {bad[0].verdict}: {bad[0].text[:80]!r}"
         if overruled:
             reason += f"; judge overruled: {overruled[0]}"
-        label = "grounded" if g == 1 else ("partially_grounded" if g >= 0.5 else "ungrounded")
+        label = groundedness_label(g)
         cited = sum(1 for c in claims if c.cited_passages)
         scores = [
             make_score(self, inp, "judge_groundedness", g, label, reason),

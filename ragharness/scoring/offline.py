@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from ragharness.scoring.base import ScorerContext, ScoringInput, make_score
+from ragharness.scoring.base import ScorerContext, ScoringInput, correctness_value, groundedness_label, make_score
 from ragharness.scoring.support import SupportJudge
 from ragharness.text import (
     content_words,
@@ -128,7 +128,7 @@ class GroundednessScorer:
             if not support.supported:
                 unsupported.append(f"{_short(sent, 70)!r} ({support.why()})")
         value = 1 - len(unsupported) / len(claims)
-        label = "grounded" if value == 1 else ("partially_grounded" if value >= 0.5 else "ungrounded")
+        label = groundedness_label(value)
         reason = f"{len(claims) - len(unsupported)}/{len(claims)} sentences supported"
         if unsupported:
             reason += "; unsupported: " + "; ".join(unsupported[:2])
@@ -263,8 +263,7 @@ class CorrectnessScorer:
         self.t = ctx.thresholds
 
     def _result(self, inp: ScoringInput, label: str, reason: str) -> list[Score]:
-        value = {"correct": 1.0, "partially_correct": 0.5}.get(label, 0.0)
-        return [make_score(self, inp, "correctness", value, label, reason)]
+        return [make_score(self, inp, "correctness", correctness_value(label), label, reason)]
 
     def score(self, inp: ScoringInput) -> list[Score]:
         gen = _answer(inp)
