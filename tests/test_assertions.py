@@ -145,3 +145,24 @@ def test_gates_may_name_a_per_assertion_metric(mini_project: Path) -> None:
     cfg.write_text(base + "thresholds: [{metric: asserts, min: 0.5}]\n")
     res = CliRunner().invoke(app, ["run", str(cfg), "--dry-run"])
     assert res.exit_code == 3 and "thresholds[0].metric: 'asserts' is not produced" in res.output
+
+
+def test_assertion_texts_are_redacted_before_they_reach_run_files_and_reports(mini_project: Path) -> None:
+    from ragharness.config import load_config
+    from ragharness.pipeline.run import execute_run
+
+    gold = mini_project / "gold.yaml"
+    gold.write_text(
+        gold.read_text().replace(
+            "    expected_sources: [a/refunds]\n",
+            "    expected_sources: [a/refunds]\n    assertions: [{type: not_contains, value: jane.doe@example.com}]\n",
+            1,
+        )
+    )
+    cfg = mini_project / "harness.yaml"
+    cfg.write_text(cfg.read_text() + "scorers: [correctness, assertions]\n")
+    run_dir = execute_run(load_config(cfg), log=lambda s: None).run_dir
+    for f in run_dir.rglob("*"):
+        if f.is_file():
+            assert "jane.doe@example.com" not in f.read_text(encoding="utf-8", errors="replace"), f.name
+    assert "[REDACTED_EMAIL_ADDRESS]" in (run_dir / "goldset.json").read_text()

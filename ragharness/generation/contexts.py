@@ -16,12 +16,15 @@ from ragharness.memory import trim
 from ragharness.retrieval.retriever import Retriever
 from ragharness.types import (
     METADATA_FIELDS,
+    Assertion,
     Candidate,
+    ContainsAssertion,
     ContextPack,
     GoldItem,
     GoldSet,
     GuardrailAction,
     Metadata,
+    NotContainsAssertion,
     Passage,
 )
 
@@ -88,11 +91,18 @@ def lock_context(
 
 
 def redact_gold(gold: GoldSet, chain: GuardrailChain) -> GoldSet:
-    """The gold set as the run stores and scores it: questions and reference answers redacted like everything
-    else (a reference with an e-mail is compared with answers whose e-mails are redacted too)."""
+    """The gold set as the run stores and scores it: questions, reference answers and the texts of `contains` /
+    `not_contains` assertions redacted like everything else (a reference with an e-mail is compared with answers
+    whose e-mails are redacted too)."""
 
     def clean(text: str) -> str:
         return chain.apply(text, where="gold", item_id="").text if text else text
+
+    def clean_assertion(a: Assertion) -> Assertion:
+        # a text the answer must (not) contain is compared with redacted answers, and is quoted in reasons
+        if isinstance(a, ContainsAssertion | NotContainsAssertion):
+            return a.model_copy(update={"value": clean(a.value)})
+        return a
 
     items = [
         i.model_copy(
@@ -100,6 +110,7 @@ def redact_gold(gold: GoldSet, chain: GuardrailChain) -> GoldSet:
                 "question": clean(i.question),
                 "reference_answer": clean(i.reference_answer),
                 "alternative_answers": [clean(a) for a in i.alternative_answers],
+                "assertions": [clean_assertion(a) for a in i.assertions],
             }
         )
         for i in gold.items
