@@ -8,7 +8,7 @@ from pydantic import BaseModel
 
 from ragharness.config import HarnessConfig
 from ragharness.generation.cache import ResponseCache
-from ragharness.generation.contexts import lock_all, requests_for
+from ragharness.generation.contexts import lock_all, redact_gold, requests_for
 from ragharness.generation.costs import PriceTable, estimate_usage
 from ragharness.generation.providers.base import GenerationRequest, Provider
 from ragharness.goldset import load_goldset
@@ -70,7 +70,7 @@ def _noop(stage: str, done: int, total: int) -> None:
 def plan(cfg: HarnessConfig, *, use_cache: bool = True, progress: Progress = _noop) -> DryRun:
     comps = build_components(cfg)
     comps.store.ensure(comps.embedder.name, comps.embedder.dimension)
-    gold = load_goldset(cfg.resolve(cfg.goldset))
+    gold = redact_gold(load_goldset(cfg.resolve(cfg.goldset)), comps.input_chain)  # as a run stores and sends it
     retriever = Retriever(
         comps.embedder, comps.store, mode=cfg.retrieval.mode, k=cfg.retrieval.k, filters=cfg.retrieval.filters
     )
@@ -82,13 +82,12 @@ def plan(cfg: HarnessConfig, *, use_cache: bool = True, progress: Progress = _no
     planners = [sc for sc in comps.scoring.scorers if isinstance(sc, PlannedScorer)]
     pool = comps.scoring.models.providers
     candidates = [c.to_candidate() for c in cfg.candidates]
-    items = {i.id: i for i in gold.items}
 
-    def plan_call(r: GenerationRequest, provider: Provider, blocked: bool, max_tokens: object) -> PlannedCall:
-        est = estimate_usage(r.system, r.user, max_tokens)
+    def plan_call(r: GenerationRequest, provider: Provider, item_id: str, blocked: bool, who: str) -> PlannedCall:
+        est = estimate_usage(r.system, r.user, r.candidate.params.get("max_tokens"))
         return PlannedCall(
-            item_id=r.item_id if r.item_id in items else "",
-            candidate=r.candidate.name,
+            item_id=item_id,
+            candidate=who,
             provider=r.candidate.provider,
             est_input_tokens=est.input_tokens,
             est_output_tokens=est.output_tokens,
@@ -101,19 +100,18 @@ def plan(cfg: HarnessConfig, *, use_cache: bool = True, progress: Progress = _no
         pack = locked.packs[item.id]
         blocked = item.id in locked.blocked
         for r in requests_for(item, pack, candidates, comps.templates):
-            call = plan_call(r, comps.providers[r.candidate.name], blocked, r.candidate.params.get("max_tokens"))
+            call = plan_call(r, comps.providers[r.candidate.name], item.id, blocked, r.candidate.name)
             calls.append(call)
             # What each model-calling scorer (the judge) would send about this answer, with an answer as long as
-            # the candidate may write: judge calls are priced too.
+            # the candidate may write: judge calls are priced too. A blocked item's answer (the block message) is
+            # judged as well, so those calls count.
             answer = Generation(
                 item_id=item.id, candidate=r.candidate.name, text=" ".join(["word"] * call.est_output_tokens)
             )
             for scorer in planners:
                 for jr in scorer.planned_requests(ScoringInput(item=item, pack=pack, generation=answer)):
-                    # a blocked item's answer (the block message) is judged too: that call is made
-                    planned = plan_call(jr, pool[jr.candidate.name], False, jr.candidate.params.get("max_tokens"))
                     calls.append(
-                        planned.model_copy(update={"item_id": item.id, "candidate": f"{jr.candidate.name} (scorer)"})
+                        plan_call(jr, pool[jr.candidate.name], item.id, False, f"{jr.candidate.name} (scorer)")
                     )
     if cache is not None:
         cache.close()
