@@ -105,45 +105,20 @@ def make_score(
     )
 
 
-def _failed_generation(scorer: Scorer, inp: ScoringInput) -> list[Score] | None:
+async def arun_scorer(scorer: Scorer, inp: ScoringInput) -> list[Score]:
+    """Score one input: a failed generation scores 0 ('error'); a scorer that raises scores 0 ('scorer_error')."""
     gen = inp.generation
     if scorer.level == "answer" and gen is not None and gen.error is not None:
         reason = f"generation failed after {gen.attempts} attempt(s): {gen.error.type}: {gen.error.message}"
         return [make_score(scorer, inp, m, 0.0, "error", reason, error=gen.error.type) for m in scorer.metrics]
-    return None
-
-
-def _crashed(scorer: Scorer, inp: ScoringInput, exc: Exception) -> list[Score]:
-    msg = f"{type(exc).__name__}: {exc}"[:300]
-    return [make_score(scorer, inp, m, 0.0, "scorer_error", msg, error=type(exc).__name__) for m in scorer.metrics]
-
-
-async def arun_scorer(scorer: Scorer, inp: ScoringInput) -> list[Score]:
-    """Score one input: a failed generation scores 0 ('error'); a scorer that raises scores 0 ('scorer_error')."""
-    failed = _failed_generation(scorer, inp)
-    if failed is not None:
-        return failed
     try:
         out = scorer.score(inp)
         return await out if inspect.isawaitable(out) else out
     except Exception as exc:  # a scorer bug is a recorded failure that counts against the score
-        return _crashed(scorer, inp, exc)
+        msg = f"{type(exc).__name__}: {exc}"[:300]
+        return [make_score(scorer, inp, m, 0.0, "scorer_error", msg, error=type(exc).__name__) for m in scorer.metrics]
 
 
 def run_scorer(scorer: Scorer, inp: ScoringInput) -> list[Score]:
-    """`arun_scorer` for callers outside an event loop."""
-    failed = _failed_generation(scorer, inp)
-    if failed is not None:
-        return failed
-    try:
-        out = scorer.score(inp)
-        if inspect.isawaitable(out):
-            pending = out
-
-            async def wait() -> list[Score]:
-                return await pending
-
-            return asyncio.run(wait())
-        return out
-    except Exception as exc:  # a scorer bug is a recorded failure that counts against the score
-        return _crashed(scorer, inp, exc)
+    """`arun_scorer` for callers outside an event loop (tests, benchmarks, the contract suite)."""
+    return asyncio.run(arun_scorer(scorer, inp))

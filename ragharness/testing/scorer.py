@@ -3,11 +3,9 @@ through `arun_scorer`, the path a run and a re-score use."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
-from ragharness.scoring.base import Scorer, ScoringInput, arun_scorer
+from ragharness.scoring.base import Scorer, ScoringInput, run_scorer
 from ragharness.types import (
     ContainsAssertion,
     ContextPack,
@@ -20,7 +18,6 @@ from ragharness.types import (
     NotContainsAssertion,
     Passage,
     RegexAssertion,
-    Score,
     SearchMode,
 )
 
@@ -60,10 +57,6 @@ ANSWERS = {
 }
 
 
-def score_one(scorer: Scorer, inp: ScoringInput) -> list[Score]:
-    return asyncio.run(arun_scorer(scorer, inp))
-
-
 class ScorerContract:
     def test_declares_itself(self, scorer: Scorer) -> None:
         assert isinstance(scorer, Scorer)
@@ -74,7 +67,7 @@ class ScorerContract:
     def test_every_metric_is_a_record_with_a_reason(self, scorer: Scorer, item_kind: str, answer_kind: str) -> None:
         gen = Generation(item_id="q", candidate="c", text=ANSWERS[answer_kind])
         inp = ScoringInput(item=ITEMS[item_kind], pack=PACK, generation=gen if scorer.level == "answer" else None)
-        scores = score_one(scorer, inp)
+        scores = run_scorer(scorer, inp)
         produced = {s.metric for s in scores}
         assert set(scorer.metrics) <= produced, "every declared metric gets a record (n/a when it does not apply)"
         extra = produced - set(scorer.metrics)
@@ -88,9 +81,9 @@ class ScorerContract:
 
     def test_a_failed_generation_counts_as_zero(self, scorer: Scorer) -> None:
         gen = Generation(item_id="q", candidate="c", error=ErrorInfo(type="HTTP500", message="x", retryable=True))
-        scores = score_one(scorer, ScoringInput(item=ITEMS["answerable"], pack=PACK, generation=gen))
+        scores = run_scorer(scorer, ScoringInput(item=ITEMS["answerable"], pack=PACK, generation=gen))
         if scorer.level == "item":  # an item-level scorer judges the item, whatever became of the answer
-            alone = score_one(scorer, ScoringInput(item=ITEMS["answerable"], pack=PACK))
+            alone = run_scorer(scorer, ScoringInput(item=ITEMS["answerable"], pack=PACK))
             assert [(s.metric, s.value, s.label) for s in scores] == [(s.metric, s.value, s.label) for s in alone]
             return
         assert {s.metric for s in scores} == set(scorer.metrics)
@@ -100,5 +93,5 @@ class ScorerContract:
     def test_scores_name_the_item_and_candidate(self, scorer: Scorer) -> None:
         gen = Generation(item_id="q", candidate="cand-x", text=ANSWERS["grounded"])
         inp = ScoringInput(item=ITEMS["answerable"], pack=PACK, generation=gen if scorer.level == "answer" else None)
-        for s in score_one(scorer, inp):
+        for s in run_scorer(scorer, inp):
             assert s.item_id == "q" and s.candidate == ("cand-x" if scorer.level == "answer" else "")
