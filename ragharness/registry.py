@@ -109,5 +109,6 @@ def load_plugins() -> None:
             raise
         except Exception as exc:
             raise PluginError(
-                f"plugin {ep.name!r} ({ep.value}, group ragharness.plugins) failed to load: {type(exc).__name__}: {exc}"
+                f"plugin {ep.name!r} ({ep.value}, group ragharness.plugins) failed to load: {type(exc).__name__}: "
+                f"{exc}; fix or uninstall the package that provides it (`pip show -f` names it)"
             ) from exc

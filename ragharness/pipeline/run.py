@@ -49,7 +49,6 @@ from ragharness.runs.summary import RunSummary
 from ragharness.scoring.base import Scorer
 from ragharness.scoring.metrics import OPS_METRICS
 from ragharness.types import Generation
-from ragharness.yamlio import load_strict
 
 
 class RunResult(BaseModel):
@@ -188,20 +187,17 @@ def _reopen(cfg: HarnessConfig, path: Path) -> tuple[RunDir, RunManifest]:
     manifest = run.manifest()
     if manifest.name != cfg.name:
         raise ConfigError(f"{path}: a run of config {manifest.name!r}, not {cfg.name!r}; resume it with its own config")
-    config_file = run.file("config.yaml")
-    stored = load_strict(config_file.read_text(encoding="utf-8")) if config_file.is_file() else None
-    if not isinstance(stored, dict):
-        run.write_yaml("config.yaml", config_snapshot(cfg))
-        stored = config_snapshot(cfg)
-    changed = resume_differences(stored, cfg)
+    now = config_snapshot(cfg)
+    stored = run.config_snapshot()  # {} if a run killed at once never wrote it
+    changed = resume_differences(stored or now, cfg)
     if changed:
         raise ConfigError(
             f"{cfg.source_file}: cannot resume {path}: the config changed since the run started "
             f"({', '.join(changed)}); only {', '.join(sorted(RESUME_MAY_CHANGE))} may change. "
             "Start a new run instead."
         )
-    if stored != config_snapshot(cfg):
-        run.write_yaml("config.yaml", config_snapshot(cfg))  # the settings the run is now finished and scored with
+    if stored != now:
+        run.write_yaml("config.yaml", now)  # the settings the run is now finished and scored with
     manifest.resumed += 1
     return run, manifest
 
