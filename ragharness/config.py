@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ragharness.credentials import has_userinfo_password, remember
 from ragharness.errors import ConfigError
+from ragharness.guardrail_policy import GuardrailPolicy
 from ragharness.types import FILTERABLE_FIELDS, Candidate, FilterValue, Metadata, Price, PromptRef, SearchMode
 from ragharness.yamlio import load_strict
 
@@ -168,6 +169,12 @@ class GuardrailConfig(Strict):
 class GuardrailsConfig(Strict):
     input: list[GuardrailConfig] = Field(default_factory=lambda: [GuardrailConfig(kind="pii")])
     output: list[GuardrailConfig] = Field(default_factory=lambda: [GuardrailConfig(kind="pii")])
+    policy: GuardrailPolicy | None = Field(
+        None,
+        description="A guardrail policy (sensitive information, word filters, denied topics, prompt attacks, "
+        "contextual grounding) applied to the question, each retrieved passage and each answer; local or Bedrock. "
+        "A string is the path of a JSON or YAML file holding it.",
+    )
 
 
 class Threshold(Strict):
@@ -321,11 +328,30 @@ def load_config(path: str | Path) -> HarnessConfig:
     for key in ("base_dir", "source_file"):
         if key in raw:
             raise ConfigError(f"{file}: {key}: unknown key; check the spelling against the documented keys")
+    _inline_policy(raw, file)
     try:
         cfg = HarnessConfig.model_validate({**raw, "base_dir": file.parent.resolve(), "source_file": file})
     except ValidationError as exc:
         raise ConfigError("\n".join(format_validation_error(file, exc))) from exc
     return cfg
+
+
+def _inline_policy(raw: dict[str, Any], file: Path) -> None:
+    """`guardrails.policy: policy.json` reads the policy from its own file (relative to the config's folder)."""
+    guard = raw.get("guardrails")
+    if not isinstance(guard, dict) or not isinstance(guard.get("policy"), str):
+        return
+    target = (file.parent / guard["policy"]).resolve()
+    policy = _read_mapping(target, "guardrail policy file not found (guardrails.policy in " + str(file) + ")")
+    problems: list[str] = []
+    _check_secrets(policy, "guardrails.policy", problems)
+    if problems:
+        raise ConfigError("\n".join(f"{target}: {p}" for p in problems))
+    try:
+        GuardrailPolicy.model_validate(policy)
+    except ValidationError as exc:
+        raise ConfigError("\n".join(format_validation_error(target, exc, prefix="guardrails.policy"))) from exc
+    raw["guardrails"] = {**guard, "policy": policy}
 
 
 def load_judge_config(path: str | Path) -> JudgeConfig:

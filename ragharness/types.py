@@ -241,6 +241,20 @@ Assertion = Annotated[
 ]
 
 
+class GuardrailExpectation(BaseModel):
+    """`expect_guardrail: {stage: input, outcome: block, category: prompt_attack}` on a gold item."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    stage: Literal["input", "context", "output"]
+    outcome: Literal["block", "challenge", "redact", "pass"]
+    category: str = Field(
+        "",
+        description="prompt_attack, topic:<name>, word:<phrase>, an entity type, grounding, ...: which guardrail "
+        "should act ('' = any).",
+    )
+
+
 class GoldItem(BaseModel):
     """One gold question."""
 
@@ -262,6 +276,15 @@ class GoldItem(BaseModel):
     assertions: list[Assertion] = Field(
         default_factory=list, description="Deterministic checks of every answer (the `assertions` scorer)."
     )
+    expect_guardrail: list[GuardrailExpectation] = Field(
+        default_factory=list,
+        description="What the guardrails should do with this item (one mapping or a list, one per stage).",
+    )
+
+    @field_validator("expect_guardrail", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, dict) else value
 
 
 class GoldSet(BaseModel):
@@ -329,7 +352,11 @@ class Generation(Frozen):
     unpriced: bool = Field(False, description="The model has no price in the price table; cost_usd is 0.")
     request_id: str = ""
     error: ErrorInfo | None = None
-    blocked_by: str = Field("", description="Output guardrail that replaced the answer, if any.")
+    blocked_by: str = Field("", description="Guardrail that replaced the answer (input or output), if any.")
+    guardrail_outcome: Literal["", "blocked", "challenged", "refused", "failed"] = Field(
+        "", description="What `blocked_by` did: the candidate was not called (input) or its answer replaced (output)."
+    )
+    guardrail_stage: Literal["", "input", "output"] = ""
     request_hash: str = ""
     model: str = ""
 
@@ -358,19 +385,41 @@ class Score(Frozen):
 
 
 class Finding(Frozen):
-    entity: str
+    entity: str = Field(
+        description="Entity type, 'topic:<name>', 'word:<policy phrase>', 'regex:<name>', ... never a value."
+    )
     count: int
+    score: float | None = Field(None, description="Detector score (probability, similarity or Bedrock confidence).")
+
+
+GuardrailStage = Literal["input", "context", "output"]
+GuardrailOutcome = Literal["redacted", "flagged", "challenged", "blocked", "refused", "failed"]
+"""What a guardrail did (a pass is not recorded as an action). 'failed': the check itself failed; the text was
+treated as blocked (fail closed) and the failure counts against the run."""
 
 
 class GuardrailAction(Frozen):
     """Audit record of one guardrail action. Never carries the raw value found."""
 
     guardrail: str
-    stage: Literal["input", "output"]
-    where: str = Field(description="'question', 'passage:<chunk_id>' or 'answer:<candidate>'.")
+    stage: GuardrailStage
+    where: str = Field(description="'question', 'passage:<chunk_id>:<field>' or 'answer:<candidate>'.")
     item_id: str
-    action: Literal["redacted", "blocked", "flagged"]
+    action: GuardrailOutcome
     findings: tuple[Finding, ...] = ()
+    latency_ms: float | None = None
+    reason: str = Field("", description="Why a check failed (the error type), for action 'failed'.")
+
+
+class GuardrailTiming(Frozen):
+    """Per guardrail and stage: how many checks ran, how long they took and what they cost (Bedrock)."""
+
+    guardrail: str
+    stage: GuardrailStage
+    checks: int = 0
+    total_ms: float = 0.0
+    max_ms: float = 0.0
+    cost_usd: float = 0.0
 
 
 class Price(BaseModel):

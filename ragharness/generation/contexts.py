@@ -5,12 +5,13 @@ what is locked here."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import NamedTuple
 
 from pydantic import BaseModel
 
 from ragharness.generation.prompts import PromptTemplate, render
 from ragharness.generation.providers.base import GenerationRequest, request_hash
-from ragharness.guardrails.base import GuardrailChain
+from ragharness.guardrails.base import GuardrailChain, GuardrailSet
 from ragharness.ingest.pipeline import Progress
 from ragharness.memory import trim
 from ragharness.retrieval.retriever import Retriever
@@ -36,23 +37,38 @@ def _noop(stage: str, done: int, total: int) -> None:
     return None
 
 
-def _redact_passage(p: Passage, chain: GuardrailChain, item_id: str) -> tuple[Passage, list[GuardrailAction]]:
+class Stopped(NamedTuple):
+    """An input guardrail stopped the item: no candidate is called and `message` is every candidate's answer."""
+
+    blocked_by: str
+    message: str
+    outcome: str
+
+
+def _redact_passage(p: Passage, guards: GuardrailSet, item_id: str) -> tuple[Passage | None, list[GuardrailAction]]:
     """Every field of a passage that a prompt, file or report can show: text, title, heading path, source and
-    metadata values."""
+    metadata values. The text goes through the context chain (redaction and injection checks); a passage the chain
+    stops (an injection, a failed check) is withheld: None."""
     actions: list[GuardrailAction] = []
 
     def clean(text: str, field: str) -> str:
         if not text:
             return text
-        res = chain.apply(text, where=f"passage:{p.chunk_id}:{field}", item_id=item_id)
-        actions.extend(res.actions)
+        res = guards.redact.apply(text, where=f"passage:{p.chunk_id}:{field}", item_id=item_id)
+        actions.extend(a.model_copy(update={"stage": "context"}) for a in res.actions)
         return res.text
+
+    body = guards.context.apply(p.text, where=f"passage:{p.chunk_id}:text", item_id=item_id) if p.text else None
+    if body is not None:
+        actions.extend(body.actions)
+        if body.stopped:
+            return None, actions
 
     meta = {f: clean(getattr(p.metadata, f), f) for f in METADATA_FIELDS}
     tags = tuple(clean(t, "tags") for t in p.metadata.tags)
     passage = p.model_copy(
         update={
-            "text": clean(p.text, "text"),
+            "text": body.text if body is not None else p.text,
             "title": clean(p.title, "title"),
             "section": clean(p.section, "section"),
             "source": clean(p.source, "source"),
@@ -62,35 +78,39 @@ def _redact_passage(p: Passage, chain: GuardrailChain, item_id: str) -> tuple[Pa
     return passage, actions
 
 
-PassageMemo = dict[tuple[str, str], tuple[Passage, list[GuardrailAction]]]
+PassageMemo = dict[tuple[str, str], tuple[Passage | None, list[GuardrailAction]]]
 """(chunk id, text) -> the passage redacted once and its audit: a chunk recurs in many items' contexts."""
 
 
 def lock_context(
-    pack: ContextPack, chain: GuardrailChain, memo: PassageMemo | None = None
-) -> tuple[ContextPack, list[GuardrailAction], tuple[str, str]]:
-    """Redact question and passages once; the result is hashed and is all any candidate or judge sees."""
+    pack: ContextPack, guards: GuardrailSet, memo: PassageMemo | None = None
+) -> tuple[ContextPack, list[GuardrailAction], Stopped | None]:
+    """Check the question (input chain) and every passage (context chain) once; the result is hashed and is all any
+    candidate or judge sees. Withheld passages leave the pack and the rest are numbered 1..n again."""
     actions: list[GuardrailAction] = []
-    q = chain.apply(pack.question, where="question", item_id=pack.item_id)
+    q = guards.input.apply(pack.question, where="question", item_id=pack.item_id)
     actions += q.actions
     passages: list[Passage] = []
     for p in pack.passages:
         key = (p.chunk_id, p.text)
         if memo is not None and key in memo:
             clean, acts = memo[key]
-            passage = clean.model_copy(update={"number": p.number, "score": p.score})
             acts = [a.model_copy(update={"item_id": pack.item_id}) for a in acts]
         else:
-            passage, acts = _redact_passage(p, chain, pack.item_id)
+            clean, acts = _redact_passage(p, guards, pack.item_id)
             if memo is not None and len(memo) < 100_000:
-                memo[key] = (passage, acts)
+                memo[key] = (clean, acts)
         actions += acts
-        passages.append(passage)
-    locked = pack.model_copy(update={"question": q.text, "passages": tuple(passages)}).with_hash()
-    return locked, actions, (q.blocked_by, q.block_message)
+        if clean is not None:
+            passages.append(clean.model_copy(update={"number": len(passages) + 1, "score": p.score}))
+    # A redacted question keeps its redactions even when the chain stopped it (what files and reports show).
+    question = q.text if not q.stopped else guards.redact.apply(pack.question, where="question", item_id="").text
+    locked = pack.model_copy(update={"question": question, "passages": tuple(passages)}).with_hash()
+    stopped = Stopped(q.blocked_by, q.block_message, q.outcome) if q.stopped else None
+    return locked, actions, stopped
 
 
-def redact_gold(gold: GoldSet, chain: GuardrailChain) -> GoldSet:
+def redact_gold(gold: GoldSet, chain: GuardrailChain) -> GoldSet:  # the GuardrailSet's redaction chain
     """The gold set as the run stores and scores it: questions, reference answers and the texts of `contains` /
     `not_contains` assertions redacted like everything else (a reference with an e-mail is compared with answers
     whose e-mails are redacted too)."""
@@ -142,12 +162,12 @@ def requests_for(
 class LockedContexts(BaseModel):
     packs: dict[str, ContextPack]
     actions: list[GuardrailAction]
-    blocked: dict[str, tuple[str, str]]
+    blocked: dict[str, Stopped]
 
 
 def iter_locked(
-    items: list[GoldItem], retriever: Retriever, chain: GuardrailChain, progress: Progress = _noop
-) -> Iterator[tuple[ContextPack, list[GuardrailAction], tuple[str, str]]]:
+    items: list[GoldItem], retriever: Retriever, guards: GuardrailSet, progress: Progress = _noop
+) -> Iterator[tuple[ContextPack, list[GuardrailAction], Stopped | None]]:
     """Locked contexts item by item, in gold order: queries embedded in batches and searched side by side."""
     done = 0
     memo: PassageMemo = {}
@@ -155,17 +175,17 @@ def iter_locked(
         batch = items[start : start + RETRIEVAL_BATCH]
         trim()
         for pack in retriever.retrieve_many(batch):
-            yield lock_context(pack, chain, memo)
+            yield lock_context(pack, guards, memo)
             done += 1
             progress("retrieve", done, len(items))
 
 
-def lock_all(items: list[GoldItem], retriever: Retriever, chain: GuardrailChain, progress: Progress) -> LockedContexts:
+def lock_all(items: list[GoldItem], retriever: Retriever, guards: GuardrailSet, progress: Progress) -> LockedContexts:
     """Every item's locked context in memory (the dry run and retrieval checks; runs stream instead)."""
     locked = LockedContexts(packs={}, actions=[], blocked={})
-    for pack, acts, (blocked_by, message) in iter_locked(items, retriever, chain, progress):
+    for pack, acts, stopped in iter_locked(items, retriever, guards, progress):
         locked.packs[pack.item_id] = pack
         locked.actions += acts
-        if blocked_by:
-            locked.blocked[pack.item_id] = (blocked_by, message)
+        if stopped is not None:
+            locked.blocked[pack.item_id] = stopped
     return locked

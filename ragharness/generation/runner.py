@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from ragharness.generation.cache import ResponseCache
 from ragharness.generation.costs import Budget, PriceTable, estimate_usage
 from ragharness.generation.providers.base import GenerationRequest, Provider, ProviderCallError, ProviderResponse
-from ragharness.guardrails.base import GuardrailChain
+from ragharness.guardrails.base import GroundingSource, GuardrailChain
 from ragharness.text import parse_citations
 from ragharness.types import Attempt, ErrorInfo, Generation, GuardrailAction
 
@@ -218,10 +218,15 @@ class Runner:
     ) -> tuple[Generation, list[GuardrailAction], str]:
         """The Generation, its guardrail audit, and the redacted answer text (what the cache may keep)."""
         cand = request.candidate
-        text, blocked, actions, redacted = response.text, "", [], response.text
+        text, blocked, actions, redacted, outcome = response.text, "", [], response.text, ""
         if self.output_guardrails is not None:
-            res = self.output_guardrails.apply(text, where=f"answer:{cand.name}", item_id=request.item_id)
-            text, blocked, actions, redacted = res.block_message or res.text, res.blocked_by, res.actions, res.text
+            source = GroundingSource(question=request.question, passages=tuple(p.text for p in request.passages))
+            res = self.output_guardrails.apply(
+                text, where=f"answer:{cand.name}", item_id=request.item_id, source=source
+            )
+            text, blocked, actions, redacted = res.text, res.blocked_by, res.actions, res.text
+            if res.stopped:
+                text, outcome = res.block_message, res.outcome
         cost = self.prices.cost(provider.id, response.usage)
         gen = Generation(
             item_id=request.item_id,
@@ -236,6 +241,8 @@ class Runner:
             attempt_log=tuple(log),
             cached=cached,
             blocked_by=blocked,
+            guardrail_outcome=outcome,
+            guardrail_stage="output" if outcome else "",
             request_hash=request.request_hash,
             model=response.model,
             request_id=response.request_id,
@@ -278,7 +285,9 @@ class Runner:
         else:
             gen, actions, redacted = self._finish(request, response, provider, log, wall_ms, cached=False)
             self.budget.settle(est_cost, gen.cost_usd)
-            if self.cache is not None and provider.cacheable:
+            # An answer an output guardrail stopped is not cached: the text before the stop may not be fully
+            # redacted (a BLOCK entity stops the chain before later redactors run), and the cache never holds raw text.
+            if self.cache is not None and provider.cacheable and not gen.guardrail_outcome:
                 self.cache.put(request.request_hash, provider.id, response.model_copy(update={"text": redacted}))
         return self._record(gen, actions)
 

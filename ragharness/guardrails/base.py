@@ -1,23 +1,34 @@
 """The Guardrail seam: an ordered chain of small checks, each returning its verdict as data.
 
-A guardrail never raises for a policy decision; it says what it found (entity type and count, never the raw
-value) and what it did: pass, redact (text changed), flag (recorded only) or block (text replaced).
+A guardrail never raises for a policy decision; it says what it found (entity type, topic, filter and score,
+never the raw value) and what it did: pass, redact (text changed), flag (recorded only), challenge (the candidate
+is not called; the challenge text is the answer), block (text replaced) or refuse (contextual grounding: the
+answer is replaced by the policy's template). A check that fails (an exception, a Bedrock error after retries) is
+recorded as `failed` and treated as a block: a broken detector never passes text silently.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
-from ragharness.types import Finding, Frozen, GuardrailAction
+from ragharness.types import Finding, Frozen, GuardrailAction, GuardrailStage, GuardrailTiming
+
+VerdictAction = Literal["pass", "redacted", "flagged", "challenged", "blocked", "refused"]
+STOPS: frozenset[str] = frozenset({"challenged", "blocked", "refused", "failed"})
+"""Outcomes after which no later guardrail runs and the text is replaced."""
+FAILED_MESSAGE = "Sorry, I can't help with that request right now."
 
 
 class Verdict(Frozen):
-    text: str
-    action: Literal["pass", "redacted", "flagged", "blocked"] = "pass"
+    text: str = Field(description="The text after the action: redacted, or the block/challenge/refusal message.")
+    action: VerdictAction = "pass"
     findings: tuple[Finding, ...] = ()
+    cost_usd: float = 0.0
 
 
 @runtime_checkable
@@ -28,22 +39,110 @@ class Guardrail(Protocol):
     def check(self, text: str) -> Verdict: ...
 
 
+class GroundingSource(Frozen):
+    """What an output guardrail checks an answer against: the question and the passages the candidate saw."""
+
+    question: str
+    passages: tuple[str, ...]
+
+
+@runtime_checkable
+class GroundingGuardrail(Protocol):
+    """A guardrail that judges an answer against its question and context (contextual grounding)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def check(self, text: str) -> Verdict: ...
+
+    def check_grounded(self, text: str, source: GroundingSource) -> Verdict: ...
+
+
 class ChainResult(BaseModel):
     text: str = Field(description="The text after redactions (a block does not replace it here).")
+    outcome: Literal["pass", "redacted", "flagged", "challenged", "blocked", "refused", "failed"] = "pass"
     blocked_by: str = ""
-    block_message: str = ""
+    block_message: str = Field("", description="What replaces the text when the outcome stops the chain.")
     actions: list[GuardrailAction] = []
+
+    @property
+    def stopped(self) -> bool:
+        return self.outcome in STOPS
+
+
+@dataclass
+class _Tally:
+    checks: int = 0
+    total_ms: float = 0.0
+    max_ms: float = 0.0
+    cost_usd: float = 0.0
+
+
+@dataclass
+class ChainStats:
+    """Running totals per guardrail, drained into `guardrail_timings.jsonl` by the run."""
+
+    stage: GuardrailStage
+    tallies: dict[str, _Tally] = field(default_factory=dict)
+
+    def add(self, guard: str, ms: float, cost: float) -> None:
+        t = self.tallies.setdefault(guard, _Tally())
+        t.checks += 1
+        t.total_ms += ms
+        t.max_ms = max(t.max_ms, ms)
+        t.cost_usd += cost
+
+    def drain(self) -> list[GuardrailTiming]:
+        out = [
+            GuardrailTiming(
+                guardrail=name,
+                stage=self.stage,
+                checks=t.checks,
+                total_ms=round(t.total_ms, 3),
+                max_ms=round(t.max_ms, 3),
+                cost_usd=round(t.cost_usd, 8),
+            )
+            for name, t in sorted(self.tallies.items())
+            if t.checks
+        ]
+        self.tallies.clear()
+        return out
 
 
 class GuardrailChain:
-    def __init__(self, guardrails: Sequence[Guardrail], stage: Literal["input", "output"]) -> None:
+    def __init__(self, guardrails: Sequence[Guardrail], stage: GuardrailStage, failed_message: str = "") -> None:
         self.guardrails = list(guardrails)
-        self.stage: Literal["input", "output"] = stage
+        self.stage: GuardrailStage = stage
+        self.failed_message = failed_message or FAILED_MESSAGE
+        self.stats = ChainStats(stage)
 
-    def apply(self, text: str, *, where: str, item_id: str) -> ChainResult:
+    def apply(self, text: str, *, where: str, item_id: str, source: GroundingSource | None = None) -> ChainResult:
         result = ChainResult(text=text)
         for guard in self.guardrails:
-            verdict = guard.check(result.text)
+            t0 = time.perf_counter()
+            try:
+                if source is not None and isinstance(guard, GroundingGuardrail):
+                    verdict = guard.check_grounded(result.text, source)
+                else:
+                    verdict = guard.check(result.text)
+            except Exception as exc:
+                ms = (time.perf_counter() - t0) * 1000
+                self.stats.add(guard.name, ms, 0.0)
+                result.actions.append(
+                    GuardrailAction(
+                        guardrail=guard.name,
+                        stage=self.stage,
+                        where=where,
+                        item_id=item_id,
+                        action="failed",
+                        latency_ms=round(ms, 3),
+                        reason=getattr(exc, "code", "") or type(exc).__name__,
+                    )
+                )
+                result.outcome, result.blocked_by, result.block_message = "failed", guard.name, self.failed_message
+                break
+            ms = (time.perf_counter() - t0) * 1000
+            self.stats.add(guard.name, ms, verdict.cost_usd)
             if verdict.action == "pass":
                 continue
             result.actions.append(
@@ -54,12 +153,43 @@ class GuardrailChain:
                     item_id=item_id,
                     action=verdict.action,
                     findings=verdict.findings,
+                    latency_ms=round(ms, 3),
                 )
             )
             if verdict.action == "redacted":
                 result.text = verdict.text
-            if verdict.action == "blocked":
-                result.blocked_by = guard.name
-                result.block_message = verdict.text
+                if result.outcome in ("pass", "flagged"):
+                    result.outcome = "redacted"
+            elif verdict.action == "flagged":
+                if result.outcome == "pass":
+                    result.outcome = "flagged"
+            else:
+                result.outcome, result.blocked_by, result.block_message = verdict.action, guard.name, verdict.text
                 break
         return result
+
+
+@dataclass
+class GuardrailSet:
+    """The chains of a run: the question (input), each retrieved passage (context), each answer (output), and the
+    redaction-only chain for gold answers, passage titles and metadata (what files and reports show)."""
+
+    input: GuardrailChain
+    context: GuardrailChain
+    output: GuardrailChain
+    redact: GuardrailChain
+
+    @classmethod
+    def of(cls, guards: Sequence[Guardrail], output: Sequence[Guardrail] = ()) -> GuardrailSet:
+        """One list of guardrails for question, passages and gold; `output` for answers."""
+        return cls(
+            input=GuardrailChain(guards, "input"),
+            context=GuardrailChain(guards, "context"),
+            output=GuardrailChain(output, "output"),
+            redact=GuardrailChain(guards, "input"),
+        )
+
+    def timings(self) -> list[GuardrailTiming]:
+        """Drain every chain's running totals (the redaction chain's are counted with the input stage)."""
+        out = self.input.stats.drain() + self.context.stats.drain() + self.output.stats.drain()
+        return out + self.redact.stats.drain()

@@ -18,7 +18,9 @@ What is detected offline (and what is not) is stated in the README and in every 
   (detect-secrets' keyword scanner, e.g. `aws_secret_access_key=...`) and bearer tokens.
 
 Not detected offline: person names and street addresses (they need an NER model, which cannot be installed
-without a download).
+without a download). With `ner_model` naming an official spaCy English pipeline the user installed
+(`en_core_web_lg`, ...), Presidio's spaCy recognizer adds PERSON and LOCATION; a model that is not installed is a
+configuration error, never a silent fallback to the blank pipeline.
 """
 
 from __future__ import annotations
@@ -29,10 +31,13 @@ from collections.abc import Callable
 from typing import Any
 
 from ragharness.credentials import token_patterns
+from ragharness.errors import ConfigError
 from ragharness.guardrails.base import Verdict
 from ragharness.types import Finding
 
 DEFAULT_ENTITIES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "US_SSN", "CREDIT_CARD", "IP_ADDRESS", "IBAN_CODE", "SECRET")
+NER_ENTITIES = ("PERSON", "LOCATION")
+"""Found only with an installed spaCy NER pipeline (`ner_model`)."""
 PHONE_REGIONS = ("US", "CA", "GB", "IE", "DE", "FR", "ES", "IT", "NL", "BE", "CH", "AT", "SE", "IN", "AU", "BR")
 REDACTOR_VERSION = "2"
 """Bumped whenever what is detected changes: part of the ingest signature, so stored text is redacted again."""
@@ -82,8 +87,20 @@ def _secret_recognizer() -> Any:
     return SecretRecognizer()
 
 
+def check_ner_model(name: str) -> None:
+    """An official spaCy pipeline must be installed to be named; nothing is downloaded."""
+    import spacy.util
+
+    if not spacy.util.is_package(name):
+        raise ConfigError(
+            f"ner_model {name!r}: the spaCy pipeline is not installed. Install spaCy's official release "
+            f"(https://github.com/explosion/spacy-models/releases, package {name}) with pip, or remove ner_model "
+            "and the NAME/ADDRESS entities"
+        )
+
+
 @functools.lru_cache(maxsize=4)
-def _analyzer(entities: tuple[str, ...]) -> Any:
+def _analyzer(entities: tuple[str, ...], ner_model: str | None = None) -> Any:
     import spacy
     from presidio_analyzer import AnalyzerEngine, Pattern, PatternRecognizer, RecognizerRegistry
     from presidio_analyzer.nlp_engine import SpacyNlpEngine
@@ -139,8 +156,18 @@ def _analyzer(entities: tuple[str, ...]) -> Any:
     }
     registry = RecognizerRegistry(supported_languages=["en"])
     for entity in entities:
+        if entity in NER_ENTITIES:
+            continue
         for recognizer in makers[entity]():
             registry.add_recognizer(recognizer)
+    if ner_model is not None:
+        from presidio_analyzer.predefined_recognizers import SpacyRecognizer
+
+        ner = [e for e in entities if e in NER_ENTITIES]
+        registry.add_recognizer(SpacyRecognizer(supported_entities=ner or list(NER_ENTITIES)))
+        engine = SpacyNlpEngine(models=[{"lang_code": "en", "model_name": ner_model}])
+        engine.load()
+        return AnalyzerEngine(nlp_engine=engine, registry=registry, supported_languages=["en"])
     return AnalyzerEngine(nlp_engine=BlankSpacyEngine(), registry=registry, supported_languages=["en"])
 
 
@@ -149,19 +176,28 @@ class PiiRedactor:
 
     name = "pii"
 
-    def __init__(self, entities: list[str] | None = None, score_threshold: float = 0.3) -> None:
+    def __init__(
+        self, entities: list[str] | None = None, score_threshold: float = 0.3, ner_model: str | None = None
+    ) -> None:
         chosen = tuple(entities or DEFAULT_ENTITIES)
-        unknown = sorted(set(chosen) - set(DEFAULT_ENTITIES))
+        unknown = sorted(set(chosen) - set(DEFAULT_ENTITIES) - set(NER_ENTITIES))
         if unknown:
             raise ValueError(f"unknown PII entities {unknown}; supported: {', '.join(DEFAULT_ENTITIES)}")
+        needs = sorted(set(chosen) & set(NER_ENTITIES))
+        if needs and ner_model is None:
+            raise ValueError(f"{needs} need ner_model: an installed official spaCy pipeline such as en_core_web_lg")
+        if ner_model is not None:
+            check_ner_model(ner_model)
         self.entities = chosen
         self.score_threshold = score_threshold
+        self.ner_model = ner_model
         self._cache: dict[str, Verdict] = {}
 
     @property
     def signature(self) -> str:
         """What decides the redacted text: stored with ingested chunks so a change re-redacts them."""
-        return f"pii{REDACTOR_VERSION}:{','.join(self.entities)}:{self.score_threshold}"
+        ner = f":{self.ner_model}" if self.ner_model else ""
+        return f"pii{REDACTOR_VERSION}:{','.join(self.entities)}:{self.score_threshold}{ner}"
 
     def check(self, text: str) -> Verdict:
         """Redact; verdicts are cached by text (the same passage recurs across items and runs)."""
@@ -178,7 +214,7 @@ class PiiRedactor:
     def _check(self, text: str) -> Verdict:
         if not text.strip():
             return Verdict(text=text)
-        results = _analyzer(self.entities).analyze(
+        results = _analyzer(self.entities, self.ner_model).analyze(
             text=text, language="en", entities=list(self.entities), score_threshold=self.score_threshold
         )
         if not results:

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import ValidationError
 
 from ragharness.config import HarnessConfig
 from ragharness.errors import ConfigError, RagharnessError
 from ragharness.generation.models import ModelPool, build_provider
 from ragharness.generation.providers.base import Provider
-from ragharness.guardrails.base import GuardrailChain
+from ragharness.guardrails.base import Guardrail, GuardrailChain, GuardrailSet
 from ragharness.ingest.pipeline import TextRedactor
 from ragharness.registry import EMBEDDERS, GUARDRAILS, SCORERS, STORES
 from ragharness.retrieval.embedders import CachedEmbedder, Embedder
 from ragharness.retrieval.store import VectorStore
 from ragharness.scoring.base import Scorer, ScorerContext
 from ragharness.scoring.thresholds import load_thresholds
+from ragharness.types import GuardrailStage
 
 
 def build_embedder(cfg: HarnessConfig) -> Embedder:
@@ -53,18 +56,75 @@ def build_providers(cfg: HarnessConfig) -> dict[str, Provider]:
     }
 
 
-def build_guardrails(cfg: HarnessConfig) -> tuple[GuardrailChain, GuardrailChain]:
-    chains = []
-    for stage in ("input", "output"):
-        guards = []
-        for i, g in enumerate(getattr(cfg.guardrails, stage)):
-            where = f"{cfg.source_file}: guardrails.{stage}[{i}]"
-            try:
-                guards.append(GUARDRAILS.create(g.kind, g.options, where=f"{where}.kind"))
-            except (TypeError, ValueError) as exc:
-                raise ConfigError(f"{where}.options: {exc}") from exc
-        chains.append(GuardrailChain(guards, stage))
-    return chains[0], chains[1]
+def _listed(cfg: HarnessConfig, stage: str) -> list[Guardrail]:
+    guards = []
+    for i, g in enumerate(getattr(cfg.guardrails, stage)):
+        where = f"{cfg.source_file}: guardrails.{stage}[{i}]"
+        try:
+            guards.append(GUARDRAILS.create(g.kind, g.options, where=f"{where}.kind"))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{where}.options: {exc}") from exc
+    return guards
+
+
+_GUARD_EMBEDDER: list[Embedder] = []
+
+
+def guardrail_embedder() -> Embedder:
+    """The local detectors' embedder: the shipped MiniLM (their heads were trained on it), loaded once."""
+    if not _GUARD_EMBEDDER:
+        from ragharness.retrieval.embedders import MiniLMEmbedder
+
+        _GUARD_EMBEDDER.append(CachedEmbedder(MiniLMEmbedder()))
+    return _GUARD_EMBEDDER[0]
+
+
+def policy_guardrails(cfg: HarnessConfig, stage: GuardrailStage, client: Any = None) -> list[Guardrail]:
+    """The policy's checks for one stage, from its backend."""
+    policy = cfg.guardrails.policy
+    if policy is None:
+        return []
+    if policy.backend == "bedrock":
+        from ragharness.guardrails.bedrock import BedrockGuardrail
+
+        return [BedrockGuardrail(policy, stage, client=client, runner=cfg.runner)]
+    from ragharness.guardrails.local import local_guardrails
+
+    try:
+        return list(local_guardrails(policy, guardrail_embedder(), stage))
+    except ConfigError as exc:
+        raise ConfigError(f"{cfg.source_file}: guardrails.policy: {exc}") from exc
+
+
+def build_guardrails(cfg: HarnessConfig, client: Any = None) -> GuardrailSet:
+    """The listed guardrails (`guardrails.input` / `.output`: the harness's own redaction) and the policy's.
+
+    Local policy checks run first, on the text as it arrived (nothing leaves the machine), so a BLOCK entity is
+    seen before the harness's redactor replaces it. Bedrock checks run after the harness's redaction: a raw value
+    the redactor finds never leaves the machine, and Bedrock's findings are what the local redactor missed.
+    """
+    listed_in, listed_out = _listed(cfg, "input"), _listed(cfg, "output")
+    policy = cfg.guardrails.policy
+    first = policy is None or policy.backend == "local"
+
+    def chain(listed: list[Guardrail], stage: GuardrailStage) -> GuardrailChain:
+        extra = policy_guardrails(cfg, stage, client)
+        message = policy.messages.blocked_output if policy and stage == "output" else ""
+        if policy and stage != "output":
+            message = policy.messages.blocked_input
+        return GuardrailChain([*extra, *listed] if first else [*listed, *extra], stage, failed_message=message)
+
+    redacting: list[Guardrail] = list(listed_in)
+    if policy is not None and policy.backend == "local" and policy.sensitive_information_policy is not None:
+        from ragharness.guardrails.local import SensitiveInfoGuardrail
+
+        redacting.insert(0, SensitiveInfoGuardrail(policy.sensitive_information_policy, "", redact_only=True))
+    return GuardrailSet(
+        input=chain(listed_in, "input"),
+        context=chain(listed_in, "context"),
+        output=chain(listed_out, "output"),
+        redact=GuardrailChain(redacting, "input"),
+    )
 
 
 def build_scorers(cfg: HarnessConfig, embedder: Embedder | None, models: ModelPool | None = None) -> list[Scorer]:

@@ -70,11 +70,11 @@ def _noop(stage: str, done: int, total: int) -> None:
 def plan(cfg: HarnessConfig, *, use_cache: bool = True, progress: Progress = _noop) -> DryRun:
     comps = build_components(cfg)
     comps.store.ensure(comps.embedder.name, comps.embedder.dimension)
-    gold = redact_gold(load_goldset(cfg.resolve(cfg.goldset)), comps.input_chain)  # as a run stores and sends it
+    gold = redact_gold(load_goldset(cfg.resolve(cfg.goldset)), comps.guards.redact)  # as a run stores and sends it
     retriever = Retriever(
         comps.embedder, comps.store, mode=cfg.retrieval.mode, k=cfg.retrieval.k, filters=cfg.retrieval.filters
     )
-    locked = lock_all(gold.items, retriever, comps.input_chain, progress)
+    locked = lock_all(gold.items, retriever, comps.guards, progress)
     prices = PriceTable(cfg.prices)
     cache_file = cfg.resolve(cfg.data_dir) / "cache" / "responses.sqlite"
     cache = ResponseCache(cache_file) if use_cache and cfg.runner.cache and cache_file.is_file() else None

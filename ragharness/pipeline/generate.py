@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 
 from pydantic import BaseModel
 
+from ragharness.generation.contexts import Stopped
 from ragharness.generation.providers.base import GenerationRequest
 from ragharness.generation.runner import Runner, RunStats
 from ragharness.runs.rundir import RunDir
@@ -23,14 +24,16 @@ class GenerationOutcome(BaseModel):
     spent_usd: float
 
 
-def blocked_generations(requests: list[GenerationRequest], blocked: dict[str, tuple[str, str]]) -> list[Generation]:
-    """Items an input guardrail blocked get the block message, with no model call."""
+def blocked_generations(requests: list[GenerationRequest], blocked: dict[str, Stopped]) -> list[Generation]:
+    """Items an input guardrail stopped (blocked, challenged, failed check) get its message, with no model call."""
     return [
         Generation(
             item_id=r.item_id,
             candidate=r.candidate.name,
-            text=blocked[r.item_id][1],
-            blocked_by=blocked[r.item_id][0],
+            text=blocked[r.item_id].message,
+            blocked_by=blocked[r.item_id].blocked_by,
+            guardrail_outcome=blocked[r.item_id].outcome,
+            guardrail_stage="input",
             request_hash=r.request_hash,
             attempts=0,
         )

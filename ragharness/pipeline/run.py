@@ -28,7 +28,7 @@ from ragharness.generation.prompts import PromptTemplate, load_prompt
 from ragharness.generation.providers.base import GenerationRequest, Provider
 from ragharness.generation.runner import RunStats
 from ragharness.goldset import load_goldset
-from ragharness.guardrails.base import GuardrailChain
+from ragharness.guardrails.base import GuardrailSet
 from ragharness.ingest.pipeline import IngestReport, Progress, TextRedactor, ingest
 from ragharness.locking import exclusive
 from ragharness.pipeline.components import (
@@ -74,8 +74,7 @@ class _Components(BaseModel):
     embedder: Embedder
     store: VectorStore
     providers: dict[str, Provider]
-    input_chain: GuardrailChain
-    output_chain: GuardrailChain
+    guards: GuardrailSet
     scoring: Scoring
     templates: dict[str, PromptTemplate]
     redactor: TextRedactor | None = None
@@ -108,7 +107,7 @@ def build_components(cfg: HarnessConfig) -> _Components:
     """Build and validate everything, the judge included, before the first model call."""
     embedder = build_embedder(cfg)
     cached = CachedEmbedder(embedder)
-    in_chain, out_chain = build_guardrails(cfg)
+    guards = build_guardrails(cfg)
     prompts_dir = cfg.resolve(cfg.prompts_dir) if cfg.prompts_dir else None
     models = ModelPool(cfg)
     scorers = build_scorers(cfg, cached, models)  # the judge's provider, options, ${ENV} and prompt: checked now
@@ -117,8 +116,7 @@ def build_components(cfg: HarnessConfig) -> _Components:
         embedder=embedder,
         store=build_store(cfg),
         providers=build_providers(cfg),
-        input_chain=in_chain,
-        output_chain=out_chain,
+        guards=guards,
         scoring=Scoring(scorers=scorers, embedder=cached, models=models),
         templates={c.name: load_prompt(c.prompt, prompts_dir) for c in cfg.candidates},
         redactor=build_redactor(cfg),
@@ -222,7 +220,7 @@ def _prepare(
             log(f"ingest: {line}")
         run.write_json("ingest.json", report)
     gold = load_goldset(cfg.resolve(cfg.goldset), known_sources=set(report.document_ids) if report else None)
-    gold = redact_gold(gold, comps.input_chain)
+    gold = redact_gold(gold, comps.guards.redact)
     run.write_json("goldset.json", gold)
     retriever = Retriever(
         comps.embedder, comps.store, mode=cfg.retrieval.mode, k=cfg.retrieval.k, filters=cfg.retrieval.filters
@@ -235,7 +233,7 @@ def _prepare(
         run.writer("requests.jsonl") as requests_out,
         run.writer("guardrails.jsonl") as audit_out,
     ):
-        for pack, acts, (blocked_by, message) in iter_locked(gold.items, retriever, comps.input_chain, progress):
+        for pack, acts, stopped in iter_locked(gold.items, retriever, comps.guards, progress):
             packs_out.write(pack)
             kill_point("run:preparing")
             for a in acts:
@@ -243,9 +241,10 @@ def _prepare(
             requests = requests_for(items[pack.item_id], pack, candidates, comps.templates)
             for r in requests:
                 requests_out.write(r)
-            if blocked_by:
-                blocked += blocked_generations(requests, {pack.item_id: (blocked_by, message)})
+            if stopped is not None:
+                blocked += blocked_generations(requests, {pack.item_id: stopped})
     run.write_jsonl("generations.jsonl", blocked)
+    run.append("guardrail_timings.jsonl", comps.guards.timings())
     manifest.stage = "prepared"
     manifest.store = comps.store.name
     run.write_json("run.json", manifest)
@@ -315,9 +314,10 @@ def _generate_and_finish(
                 yield r.model_copy(update={"candidate": current[r.candidate.name]})  # options come from the config
 
     runner = make_runner(
-        cfg, comps.providers, comps.output_chain, use_cache=use_cache and cfg.runner.cache, spent_usd=spent
+        cfg, comps.providers, comps.guards.output, use_cache=use_cache and cfg.runner.cache, spent_usd=spent
     )
     outcome = generate(run, runner, todo(), sum(1 for key in order if key not in done), on_stats)
+    run.append("guardrail_timings.jsonl", comps.guards.timings())
 
     latest = {**done, **_latest(outcome.generations)}
     generations = sorted(latest.values(), key=lambda g: order.get((g.item_id, g.candidate), len(order)))

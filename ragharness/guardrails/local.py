@@ -1,0 +1,245 @@
+"""The guardrail policy run locally: offline, no model download.
+
+- sensitive information: Presidio (pattern and checksum entities; PERSON/LOCATION with an installed spaCy pipeline)
+  plus the policy's own regexes, each REDACT or BLOCK;
+- word filters: exact words and phrases, case-insensitive, on word boundaries, BLOCK or CHALLENGE;
+- denied topics: similarity of the text to the topic's name, definition and examples (MiniLM), confirmed by the
+  shipped unsafe-request head unless the text is very close to an example;
+- prompt attacks: the shipped prompt-attack head over short windows of the text, so an instruction hidden inside a
+  long retrieved passage is found;
+- contextual grounding: relevance of the passages to the question and support of the answer's sentences by the
+  passages, both from MiniLM similarities mapped to [0, 1] (`SIMILARITY_FLOOR` and `SIMILARITY_CEIL`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from ragharness.guardrail_policy import (
+    PII_ENTITIES,
+    ContextualGrounding,
+    DeniedTopic,
+    GuardrailPolicy,
+    PromptAttacks,
+    SensitiveInformation,
+    WordFilter,
+)
+from ragharness.guardrails.base import GroundingSource, Verdict
+from ragharness.guardrails.heads import HeadDetector, load_head, windows
+from ragharness.guardrails.pii import PiiRedactor
+from ragharness.retrieval.embedders import Embedder, cosine
+from ragharness.text import sentences as split_sentences
+from ragharness.text import strip_citations
+from ragharness.types import Finding, GuardrailStage
+
+TOPIC_SIMILARITY_MIN = 0.35
+"""A text this close to a denied topic's anchors is on that topic if the unsafe-request head agrees."""
+TOPIC_SIMILARITY_STRONG = 0.72
+"""A text this close to a topic's anchors (near-paraphrase of an example) is on the topic whatever the head says."""
+SIMILARITY_FLOOR = 0.15
+SIMILARITY_CEIL = 0.65
+"""MiniLM cosine similarities map linearly to grounding/relevance scores: <= FLOOR is 0, >= CEIL is 1."""
+
+
+def similarity_score(cos: float) -> float:
+    return max(0.0, min(1.0, (cos - SIMILARITY_FLOOR) / (SIMILARITY_CEIL - SIMILARITY_FLOOR)))
+
+
+class SensitiveInfoGuardrail:
+    """Presidio entities and custom regexes; an entity or regex whose action is BLOCK blocks the text."""
+
+    name = "sensitive_information"
+
+    def __init__(self, policy: SensitiveInformation, block_message: str, redact_only: bool = False) -> None:
+        """`redact_only`: every finding is redacted, none blocks (for gold answers and passage metadata)."""
+        self.policy = policy
+        self.redact_only = redact_only
+        presidio = sorted({PII_ENTITIES[e.type][0] for e in policy.pii_entities})
+        self.redactor = (
+            PiiRedactor(presidio, score_threshold=policy.score_threshold, ner_model=policy.ner_model)
+            if presidio
+            else None
+        )
+        self.block_entities = {
+            PII_ENTITIES[e.type][0] for e in policy.pii_entities if policy.action_for(e.type) == "BLOCK"
+        }
+        self.regexes = [(r, re.compile(r.pattern)) for r in policy.regexes]
+        self.block_message = block_message
+
+    def check(self, text: str) -> Verdict:
+        findings: list[Finding] = []
+        out = text
+        blocked = False
+        if self.redactor is not None:
+            verdict = self.redactor.check(text)
+            if verdict.action == "redacted":
+                out = verdict.text
+                findings += verdict.findings
+                blocked = any(f.entity in self.block_entities for f in verdict.findings)
+        for rule, pattern in self.regexes:
+            hits = len(pattern.findall(out))
+            if hits:
+                findings.append(Finding(entity=f"regex:{rule.name}", count=hits))
+                out = pattern.sub(f"[REDACTED_{rule.name.upper()}]", out)
+                blocked = blocked or rule.action == "BLOCK"
+        if not findings:
+            return Verdict(text=text)
+        if blocked and not self.redact_only:
+            return Verdict(text=self.block_message, action="blocked", findings=tuple(findings))
+        return Verdict(text=out, action="redacted", findings=tuple(findings))
+
+
+def word_pattern(phrase: str) -> re.Pattern[str]:
+    """The phrase as whole words, any case, any run of whitespace between its words."""
+    body = r"\s+".join(re.escape(w) for w in phrase.split())
+    return re.compile(rf"(?<!\w){body}(?!\w)", re.IGNORECASE)
+
+
+class WordFilterGuardrail:
+    name = "word_filters"
+
+    def __init__(self, filters: Sequence[WordFilter], block_message: str, challenge_message: str) -> None:
+        self.filters = [(f, word_pattern(f.match)) for f in filters]
+        self.block_message = block_message
+        self.challenge_message = challenge_message
+
+    def check(self, text: str) -> Verdict:
+        found = [(f, len(p.findall(text))) for f, p in self.filters]
+        found = [(f, n) for f, n in found if n]
+        if not found:
+            return Verdict(text=text)
+        findings = tuple(Finding(entity=f"word:{f.match}", count=n) for f, n in found)
+        if any(f.action == "BLOCK" for f, _ in found):
+            return Verdict(text=self.block_message, action="blocked", findings=findings)
+        return Verdict(text=self.challenge_message, action="challenged", findings=findings)
+
+
+class DeniedTopicGuardrail:
+    name = "denied_topics"
+
+    def __init__(self, topics: Sequence[DeniedTopic], embedder: Embedder, block_message: str) -> None:
+        self.topics = list(topics)
+        self.embedder = embedder
+        self.unsafe = HeadDetector(load_head("unsafe_request"), embedder)
+        self.anchors = [embedder.embed(t.anchors) for t in self.topics]
+        self.block_message = block_message
+
+    def scores(self, text: str) -> tuple[float, list[float]]:
+        """The unsafe-request probability and the similarity to each topic (best window, best anchor)."""
+        head = self.unsafe.head
+        parts = windows(text, head.window_words, head.window_stride)
+        vectors = self.embedder.embed(parts)
+        unsafe = max(head.probability(v) for v in vectors)
+        sims = [max(cosine(v, a) for v in vectors for a in anchors) for anchors in self.anchors]
+        return unsafe, sims
+
+    def check(self, text: str) -> Verdict:
+        if not text.strip():
+            return Verdict(text=text)
+        unsafe, sims = self.scores(text)
+        threshold = self.unsafe.head.threshold
+        hits = [
+            Finding(entity=f"topic:{t.name}", count=1, score=round(s, 4))
+            for t, s in zip(self.topics, sims, strict=True)
+            if s >= TOPIC_SIMILARITY_STRONG or (s >= TOPIC_SIMILARITY_MIN and unsafe >= threshold)
+        ]
+        if not hits:
+            return Verdict(text=text)
+        return Verdict(text=self.block_message, action="blocked", findings=tuple(hits))
+
+
+class PromptAttackGuardrail:
+    """At input: BLOCK (or FLAG) a jailbreak; on a retrieved passage: DROP it (or FLAG): the passage is withheld."""
+
+    name = "prompt_attack"
+
+    def __init__(self, policy: PromptAttacks, embedder: Embedder, stage: GuardrailStage, block_message: str) -> None:
+        self.detector = HeadDetector(load_head("prompt_attack"), embedder)
+        self.threshold = policy.threshold or self.detector.head.threshold
+        act = policy.input_action if stage == "input" else policy.context_action
+        self.flag_only = act == "FLAG"
+        self.block_message = block_message if stage == "input" else ""
+
+    def check(self, text: str) -> Verdict:
+        if not text.strip():
+            return Verdict(text=text)
+        p = self.detector.probabilities([text])[0]
+        if p < self.threshold:
+            return Verdict(text=text)
+        findings = (Finding(entity="prompt_attack", count=1, score=round(p, 4)),)
+        if self.flag_only:
+            return Verdict(text=text, action="flagged", findings=findings)
+        return Verdict(text=self.block_message, action="blocked", findings=findings)
+
+
+class GroundingGuardrail:
+    """Output only: refuses (with the policy's template) an answer whose context is not relevant to the question
+    or whose sentences the context does not support. Without a question and context it passes the text."""
+
+    name = "contextual_grounding"
+
+    def __init__(self, policy: ContextualGrounding, embedder: Embedder) -> None:
+        self.policy = policy
+        self.embedder = embedder
+
+    def check(self, text: str) -> Verdict:
+        return Verdict(text=text)
+
+    def scores(self, text: str, source: GroundingSource) -> tuple[float, float]:
+        passages = [p for p in source.passages if p.strip()]
+        if not passages:
+            return 0.0, 0.0
+        answer = strip_citations(text)
+        sentences = [s for s in split_sentences(answer) if len(s.split()) >= 3] or [answer]
+        pieces = [s for p in passages for s in split_sentences(p) if s.strip()] or passages
+        vecs = self.embedder.embed([source.question, *passages, *sentences, *pieces])
+        q, rest = vecs[0], vecs[1:]
+        pv, rest = rest[: len(passages)], rest[len(passages) :]
+        sv, cv = rest[: len(sentences)], rest[len(sentences) :]
+        relevance = similarity_score(max(cosine(q, v) for v in pv))
+        support = [similarity_score(max(cosine(s, c) for c in cv)) for s in sv]
+        return relevance, sum(support) / len(support)
+
+    def check_grounded(self, text: str, source: GroundingSource) -> Verdict:
+        if not text.strip():
+            return Verdict(text=text)
+        relevance, grounding = self.scores(text, source)
+        failed = []
+        if self.policy.relevance_threshold is not None and relevance < self.policy.relevance_threshold:
+            failed.append(Finding(entity="relevance", count=1, score=round(relevance, 4)))
+        if self.policy.grounding_threshold is not None and grounding < self.policy.grounding_threshold:
+            failed.append(Finding(entity="grounding", count=1, score=round(grounding, 4)))
+        if not failed:
+            return Verdict(text=text)
+        if self.policy.response_action == "FLAG":
+            return Verdict(text=text, action="flagged", findings=tuple(failed))
+        return Verdict(text=self.policy.template, action="refused", findings=tuple(failed))
+
+
+def local_guardrails(
+    policy: GuardrailPolicy, embedder: Embedder, stage: GuardrailStage
+) -> list[
+    SensitiveInfoGuardrail | WordFilterGuardrail | DeniedTopicGuardrail | PromptAttackGuardrail | GroundingGuardrail
+]:
+    """The policy's checks for one stage, in the order they run: cheap exact checks first, then the detectors."""
+    msgs = policy.messages
+    block = msgs.blocked_input if stage != "output" else msgs.blocked_output
+    out: list[
+        SensitiveInfoGuardrail | WordFilterGuardrail | DeniedTopicGuardrail | PromptAttackGuardrail | GroundingGuardrail
+    ] = []
+    if policy.sensitive_information_policy is not None:
+        out.append(SensitiveInfoGuardrail(policy.sensitive_information_policy, block))
+    if stage == "context":
+        if policy.prompt_attacks is not None and policy.prompt_attacks.enabled:
+            out.append(PromptAttackGuardrail(policy.prompt_attacks, embedder, stage, block))
+        return out
+    if policy.word_filters:
+        out.append(WordFilterGuardrail(policy.word_filters, block, msgs.challenge))
+    if policy.denied_topics:
+        out.append(DeniedTopicGuardrail(policy.denied_topics, embedder, block))
+    if stage == "input" and policy.prompt_attacks is not None and policy.prompt_attacks.enabled:
+        out.append(PromptAttackGuardrail(policy.prompt_attacks, embedder, stage, block))
+    if stage == "output" and policy.contextual_grounding is not None:
+        out.append(GroundingGuardrail(policy.contextual_grounding, embedder))
+    return out
