@@ -7,7 +7,7 @@ export TRANSFORMERS_OFFLINE := 1
 # The CPU torch wheel lies in /opt/wheels on these machines; elsewhere pip takes torch==2.13.0 from PyPI.
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 
-.PHONY: setup demo test test-fast test-faults lint fmt bench clean
+.PHONY: setup demo test test-fast test-faults lint fmt bench clean train-guardrails
 
 setup: $(VENV)/.installed
 
@@ -29,15 +29,19 @@ test-fast: setup
 test-faults: setup
 	$(BIN)/python -m pytest -m faults
 
+# Rebuild the local guardrail detectors' heads (ragharness/guardrails/weights/) from training/guardrails/data.
+train-guardrails: setup
+	$(BIN)/python training/guardrails/train.py
+
 lint: setup
-	$(BIN)/ruff check ragharness tests benchmarks
-	$(BIN)/ruff format --check ragharness tests benchmarks
+	$(BIN)/ruff check ragharness tests benchmarks training
+	$(BIN)/ruff format --check ragharness tests benchmarks training
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
 fmt: setup
-	$(BIN)/ruff format ragharness tests benchmarks
-	$(BIN)/ruff check --fix ragharness tests benchmarks
+	$(BIN)/ruff format ragharness tests benchmarks training
+	$(BIN)/ruff check --fix ragharness tests benchmarks training
 
 clean:
 	rm -rf $(VENV) .ragharness runs .pytest_cache .mypy_cache .ruff_cache

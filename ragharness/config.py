@@ -175,6 +175,12 @@ class GuardrailsConfig(Strict):
         "contextual grounding) applied to the question, each retrieved passage and each answer; local or Bedrock. "
         "A string is the path of a JSON or YAML file holding it.",
     )
+    pii_canaries: str | None = Field(
+        None,
+        description="A file of known PII values (one per line) planted in or known to be in the corpus and "
+        "questions: any of them found in a request, a judge prompt, a run file or the report is a leak (summary: "
+        "guardrail.pii_leaks; gate: guardrail_pii_leaks max 0). Values the PII guardrails find are added in memory.",
+    )
 
 
 class Threshold(Strict):

@@ -11,6 +11,7 @@ from ragharness.generation.costs import Budget, PriceTable
 from ragharness.generation.providers.base import GenerationRequest, Provider, ProviderContext, split_provider_id
 from ragharness.generation.runner import RateLimits, RetryPolicy, Runner
 from ragharness.guardrails.base import GuardrailChain
+from ragharness.guardrails.leaks import LeakWatch
 from ragharness.types import Candidate, Generation
 
 
@@ -22,6 +23,7 @@ def make_runner(
     use_cache: bool,
     spent_usd: float = 0.0,
     limits: dict[str, tuple[int, RateLimits]] | None = None,
+    leak_watch: LeakWatch | None = None,
 ) -> Runner:
     """The one place a Runner is configured from harness.yaml (retries, cache, prices, budget). `limits` maps a
     provider name to (concurrency, rate limits); default: the candidates'."""
@@ -34,7 +36,7 @@ def make_runner(
     if limits is None:
         limits = {c.name: (c.concurrency, RateLimits(rpm=c.rpm, tpm=c.tpm)) for c in cfg.candidates}
     cache = ResponseCache(cfg.resolve(cfg.data_dir) / "cache" / "responses.sqlite") if use_cache else None
-    return Runner(
+    runner = Runner(
         providers,
         {name: n for name, (n, _) in limits.items()},
         policy=policy,
@@ -44,6 +46,8 @@ def make_runner(
         prices=PriceTable(cfg.prices),
         budget=Budget(cfg.budget_usd, spent_usd),
     )
+    runner.leak_watch = leak_watch
+    return runner
 
 
 def build_provider(
@@ -75,6 +79,7 @@ class ModelPool:
         self.providers: dict[str, Provider] = {}
         self.limits: dict[str, tuple[int, RateLimits]] = {}
         self.on_call: Callable[[Generation], None] | None = None
+        self.leak_watch: LeakWatch | None = None
         self._runner: Runner | None = None
 
     def add(self, name: str, candidate: Candidate, *, concurrency: int, limits: RateLimits, where: str) -> None:
@@ -100,6 +105,7 @@ class ModelPool:
                 use_cache=self.use_cache and self.cfg.runner.cache,
                 spent_usd=spent_usd,
                 limits=self.limits,
+                leak_watch=self.leak_watch,
             )
             self._runner.on_done = self._done
         return self._runner

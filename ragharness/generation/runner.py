@@ -19,6 +19,7 @@ from ragharness.generation.cache import ResponseCache
 from ragharness.generation.costs import Budget, PriceTable, estimate_usage
 from ragharness.generation.providers.base import GenerationRequest, Provider, ProviderCallError, ProviderResponse
 from ragharness.guardrails.base import GroundingSource, GuardrailChain
+from ragharness.guardrails.leaks import LeakWatch
 from ragharness.text import parse_citations
 from ragharness.types import Attempt, ErrorInfo, Generation, GuardrailAction
 
@@ -121,6 +122,7 @@ class Runner:
         self.rate_limits = rate_limits or {}
         self.policy = policy or RetryPolicy()
         self.output_guardrails = output_guardrails
+        self.leak_watch: LeakWatch | None = None
         self.on_done = on_done
         self.on_progress = on_progress
         self.cache = cache
@@ -255,6 +257,8 @@ class Runner:
         cand = request.candidate
         provider = self.providers[cand.name]
         actions: list[GuardrailAction] = []
+        if self.leak_watch is not None:  # a known PII value in what a model would see is a leak (counted, by place)
+            self.leak_watch.check(f"{request.system}\n{request.user}", f"request:{cand.name}")
         if self.cache is not None and provider.cacheable:
             hit = self.cache.get(request.request_hash)
             if hit is not None:

@@ -16,6 +16,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
+from ragharness.guardrails.leaks import LeakWatch
 from ragharness.types import Finding, Frozen, GuardrailAction, GuardrailStage, GuardrailTiming
 
 VerdictAction = Literal["pass", "redacted", "flagged", "challenged", "blocked", "refused"]
@@ -178,6 +179,15 @@ class GuardrailSet:
     context: GuardrailChain
     output: GuardrailChain
     redact: GuardrailChain
+    watch: LeakWatch = field(default_factory=LeakWatch)
+
+    def __post_init__(self) -> None:
+        """Every PII redactor in the chains reports what it finds to the leak watch (in memory only)."""
+        for chain in (self.input, self.context, self.output, self.redact):
+            for guard in chain.guardrails:
+                for target in (guard, getattr(guard, "redactor", None)):
+                    if target is not None and hasattr(target, "watch"):
+                        target.watch = self.watch
 
     @classmethod
     def of(cls, guards: Sequence[Guardrail], output: Sequence[Guardrail] = ()) -> GuardrailSet:

@@ -3,7 +3,8 @@ unsafe-request detectors.
 
 A head is a logistic regression over the 384-dimensional normalised embedding of a window of text (long texts are
 cut into overlapping windows of words; a text scores as its highest-scoring window, so an instruction hidden in
-the middle of a long document is not averaged away). The weights are a small JSON file in `weights/`, checked
+the middle of a long document is not averaged away). The context head also sees how far each window lies from the
+text's mean window ("window+offset"): an injected instruction is out of place in the document around it. The weights are a small JSON file in `weights/`, checked
 against `weights/SHA256SUMS` when loaded; `training/guardrails/train.py` rebuilds them from the data in
 `training/guardrails/data/` with one command (`make train-guardrails`), and `training/guardrails/PROVENANCE.md`
 says where that data comes from.
@@ -13,10 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
+
+import numpy as np
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -24,7 +27,7 @@ from ragharness.errors import ConfigError
 from ragharness.retrieval.embedders import Embedder
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-HEADS = ("prompt_attack", "unsafe_request")
+HEADS = ("prompt_attack_input", "prompt_attack_context", "unsafe_request")
 
 
 class Head(BaseModel):
@@ -34,14 +37,19 @@ class Head(BaseModel):
     embedder: str = Field(description="The embedder the head was trained on; no other embedder's vectors fit it.")
     window_words: int = Field(gt=0)
     window_stride: int = Field(gt=0)
+    features: Literal["window", "window+offset"] = "window"
     weights: tuple[float, ...]
     bias: float
     threshold: float = Field(gt=0, lt=1, description="Probability at or above which the detector fires.")
     provenance: dict[str, str | int | float] = Field(default_factory=dict)
 
-    def probability(self, vector: Sequence[float]) -> float:
-        z = self.bias + sum(w * x for w, x in zip(self.weights, vector, strict=True))
-        return 1.0 / (1.0 + math.exp(-z)) if z > -60 else 0.0
+    def probabilities(self, vectors: Sequence[Sequence[float]]) -> list[float]:
+        """One probability per window of one text."""
+        x = np.asarray(vectors, dtype=np.float64)
+        if self.features == "window+offset":
+            x = np.hstack([x, x - x.mean(axis=0, keepdims=True)])
+        z = x @ np.asarray(self.weights) + self.bias
+        return [float(v) for v in 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))]
 
 
 def sha256_file(path: Path) -> str:
@@ -109,5 +117,4 @@ class HeadDetector:
             spans.append((len(flat), len(flat) + len(parts)))
             flat.extend(parts)
         vectors = self.embedder.embed(flat) if flat else []
-        probs = [self.head.probability(v) for v in vectors]
-        return [max(probs[a:b]) if b > a else 0.0 for a, b in spans]
+        return [max(self.head.probabilities(vectors[a:b])) if b > a else 0.0 for a, b in spans]

@@ -130,7 +130,7 @@ class DeniedTopicGuardrail:
         head = self.unsafe.head
         parts = windows(text, head.window_words, head.window_stride)
         vectors = self.embedder.embed(parts)
-        unsafe = max(head.probability(v) for v in vectors)
+        unsafe = max(head.probabilities(vectors))
         sims = [max(cosine(v, a) for v in vectors for a in anchors) for anchors in self.anchors]
         return unsafe, sims
 
@@ -155,7 +155,7 @@ class PromptAttackGuardrail:
     name = "prompt_attack"
 
     def __init__(self, policy: PromptAttacks, embedder: Embedder, stage: GuardrailStage, block_message: str) -> None:
-        self.detector = HeadDetector(load_head("prompt_attack"), embedder)
+        self.detector = HeadDetector(load_head(f"prompt_attack_{'input' if stage == 'input' else 'context'}"), embedder)
         self.threshold = policy.threshold or self.detector.head.threshold
         act = policy.input_action if stage == "input" else policy.context_action
         self.flag_only = act == "FLAG"

@@ -33,6 +33,7 @@ from typing import Any
 from ragharness.credentials import token_patterns
 from ragharness.errors import ConfigError
 from ragharness.guardrails.base import Verdict
+from ragharness.guardrails.leaks import LeakWatch
 from ragharness.types import Finding
 
 DEFAULT_ENTITIES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "US_SSN", "CREDIT_CARD", "IP_ADDRESS", "IBAN_CODE", "SECRET")
@@ -191,6 +192,8 @@ class PiiRedactor:
         self.entities = chosen
         self.score_threshold = score_threshold
         self.ner_model = ner_model
+        self.watch: LeakWatch | None = None
+        """Told every raw value found (in memory only), so a run can prove none reaches a model or a file."""
         self._cache: dict[str, Verdict] = {}
 
     @property
@@ -225,6 +228,8 @@ class PiiRedactor:
         for r in spans:
             if all(r.end <= k.start or r.start >= k.end for k in kept):
                 kept.append(r)
+        if self.watch is not None:
+            self.watch.add(text[r.start : r.end] for r in kept)
         out = text
         for r in sorted(kept, key=lambda r: r.start, reverse=True):
             out = out[: r.start] + f"[REDACTED_{r.entity_type}]" + out[r.end :]

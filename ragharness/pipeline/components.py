@@ -11,6 +11,7 @@ from ragharness.errors import ConfigError, RagharnessError
 from ragharness.generation.models import ModelPool, build_provider
 from ragharness.generation.providers.base import Provider
 from ragharness.guardrails.base import Guardrail, GuardrailChain, GuardrailSet
+from ragharness.guardrails.leaks import LeakWatch
 from ragharness.ingest.pipeline import TextRedactor
 from ragharness.registry import EMBEDDERS, GUARDRAILS, SCORERS, STORES
 from ragharness.retrieval.embedders import CachedEmbedder, Embedder
@@ -27,13 +28,15 @@ def build_embedder(cfg: HarnessConfig) -> Embedder:
         raise ConfigError(f"{cfg.source_file}: embedder.options: {exc}") from exc
 
 
-def build_redactor(cfg: HarnessConfig) -> TextRedactor | None:
-    """The ingest-time PII redactor (None when `corpus.redact_pii: false`)."""
+def build_redactor(cfg: HarnessConfig, watch: LeakWatch | None = None) -> TextRedactor | None:
+    """The ingest-time PII redactor (None when `corpus.redact_pii: false`); it tells `watch` what it finds."""
     if not cfg.corpus.redact_pii:
         return None
     from ragharness.guardrails.pii import PiiRedactor
 
-    return PiiRedactor()
+    redactor = PiiRedactor()
+    redactor.watch = watch
+    return redactor
 
 
 def build_store(cfg: HarnessConfig) -> VectorStore:
@@ -119,11 +122,13 @@ def build_guardrails(cfg: HarnessConfig, client: Any = None) -> GuardrailSet:
         from ragharness.guardrails.local import SensitiveInfoGuardrail
 
         redacting.insert(0, SensitiveInfoGuardrail(policy.sensitive_information_policy, "", redact_only=True))
+    canaries = cfg.guardrails.pii_canaries
     return GuardrailSet(
         input=chain(listed_in, "input"),
         context=chain(listed_in, "context"),
         output=chain(listed_out, "output"),
         redact=GuardrailChain(redacting, "input"),
+        watch=LeakWatch.from_file(cfg.resolve(canaries)) if canaries else LeakWatch(),
     )
 
 

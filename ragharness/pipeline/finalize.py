@@ -18,7 +18,8 @@ from ragharness.runs.rundir import RunDir
 from ragharness.runs.summary import RunSummary, summarise
 from ragharness.scoring.base import Scorer
 from ragharness.scoring.engine import iter_scores
-from ragharness.types import Generation, GoldItem, GuardrailAction, Score
+from ragharness.guardrails.leaks import LeakWatch
+from ragharness.types import Generation, GoldItem, GuardrailAction, GuardrailTiming, Score
 
 
 class Scored(BaseModel):
@@ -82,20 +83,46 @@ def score_and_finalize(
             for score in scores():
                 out.write(score)
     kill_point("run:scored")
-    summary = summarise(
-        run_id,
-        cfg.name,
-        items,
-        [c.to_candidate() for c in cfg.candidates],
-        generations,
-        run.read_jsonl("scores.jsonl", Score),
-        run.read_jsonl("guardrails.jsonl", GuardrailAction),
-        cfg.thresholds,
-        judge_calls=run.read_jsonl("judge_calls.jsonl", Generation),
-        budget_exhausted=budget_exhausted or models.budget_exhausted,
-    )
+    watch = models.leak_watch if models.leak_watch is not None and len(models.leak_watch) else None
+
+    def summary_with(leaks: dict[str, int] | None) -> RunSummary:
+        return summarise(
+            run_id,
+            cfg.name,
+            items,
+            [c.to_candidate() for c in cfg.candidates],
+            generations,
+            run.read_jsonl("scores.jsonl", Score),
+            run.read_jsonl("guardrails.jsonl", GuardrailAction),
+            cfg.thresholds,
+            judge_calls=run.read_jsonl("judge_calls.jsonl", Generation),
+            budget_exhausted=budget_exhausted or models.budget_exhausted,
+            timings=run.read_jsonl("guardrail_timings.jsonl", GuardrailTiming),
+            leaks=leaks,
+            known_pii_values=len(watch) if watch is not None else 0,
+        )
+
+    leaks = _leaks(watch, run, skip=FINAL_FILES)
+    summary = summary_with(leaks)
     run.write_json("summary.json", summary)
     kill_point("run:summarised")
     write_report(run)
+    if watch is not None and leaks is not None:  # the summary and report themselves are checked last
+        final = _leaks(watch, run, skip=())
+        if final is not None and sum(final.values()) != sum(leaks.values()):
+            summary = summary_with(final)
+            run.write_json("summary.json", summary)
+            write_report(run)
     kill_point("run:reported")
     return Scored(summary=summary, records=dict(records), judge_failures=judge_failures)
+
+
+FINAL_FILES = ("summary.json", "report.html")
+
+
+def _leaks(watch: LeakWatch | None, run: RunDir, skip: tuple[str, ...]) -> dict[str, int] | None:
+    """Known PII values in this process's requests (candidates and judge) and in every file of the run."""
+    if watch is None:
+        return None
+    found = Counter(watch.leaks) + watch.scan_dir(run.path, skip=skip)
+    return dict(found)

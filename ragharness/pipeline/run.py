@@ -29,6 +29,7 @@ from ragharness.generation.providers.base import GenerationRequest, Provider
 from ragharness.generation.runner import RunStats
 from ragharness.goldset import load_goldset
 from ragharness.guardrails.base import GuardrailSet
+from ragharness.runs.guardrail_summary import GUARDRAIL_METRICS
 from ragharness.ingest.pipeline import IngestReport, Progress, TextRedactor, ingest
 from ragharness.locking import exclusive
 from ragharness.pipeline.components import (
@@ -83,7 +84,7 @@ class _Components(BaseModel):
 def check_thresholds(cfg: HarnessConfig, scorers: list[Scorer]) -> None:
     """Every gate names a metric some configured scorer produces and candidates that exist (a misspelt name would
     otherwise fail after every call was paid for, or make the gate silently vanish)."""
-    known = set(OPS_METRICS) | {m for s in scorers for m in s.metrics}
+    known = set(OPS_METRICS) | set(GUARDRAIL_METRICS) | {m for s in scorers for m in s.metrics}
     prefixes = tuple(p for s in scorers if (p := getattr(s, "detail_prefix", None)))  # e.g. assert_<name>
     names = {c.name for c in cfg.candidates}
     problems = []
@@ -110,6 +111,7 @@ def build_components(cfg: HarnessConfig) -> _Components:
     guards = build_guardrails(cfg)
     prompts_dir = cfg.resolve(cfg.prompts_dir) if cfg.prompts_dir else None
     models = ModelPool(cfg)
+    models.leak_watch = guards.watch  # the judge's prompts are checked for known PII like the candidates'
     scorers = build_scorers(cfg, cached, models)  # the judge's provider, options, ${ENV} and prompt: checked now
     check_thresholds(cfg, scorers)
     return _Components(
@@ -119,7 +121,7 @@ def build_components(cfg: HarnessConfig) -> _Components:
         guards=guards,
         scoring=Scoring(scorers=scorers, embedder=cached, models=models),
         templates={c.name: load_prompt(c.prompt, prompts_dir) for c in cfg.candidates},
-        redactor=build_redactor(cfg),
+        redactor=build_redactor(cfg, guards.watch),
     )
 
 
@@ -314,7 +316,12 @@ def _generate_and_finish(
                 yield r.model_copy(update={"candidate": current[r.candidate.name]})  # options come from the config
 
     runner = make_runner(
-        cfg, comps.providers, comps.guards.output, use_cache=use_cache and cfg.runner.cache, spent_usd=spent
+        cfg,
+        comps.providers,
+        comps.guards.output,
+        use_cache=use_cache and cfg.runner.cache,
+        spent_usd=spent,
+        leak_watch=comps.guards.watch,
     )
     outcome = generate(run, runner, todo(), sum(1 for key in order if key not in done), on_stats)
     run.append("guardrail_timings.jsonl", comps.guards.timings())

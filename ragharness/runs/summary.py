@@ -15,7 +15,8 @@ from pydantic import BaseModel, Field
 
 from ragharness.config import Threshold
 from ragharness.scoring.metrics import OPS_METRICS
-from ragharness.types import Candidate, Generation, GoldItem, GuardrailAction, Score
+from ragharness.runs.guardrail_summary import GUARDRAIL_METRICS, GuardrailSummary, summarise_guardrails
+from ragharness.types import Candidate, Generation, GoldItem, GuardrailAction, GuardrailTiming, Score
 
 
 class MetricSummary(BaseModel):
@@ -71,6 +72,10 @@ class RunSummary(BaseModel):
     retrieval: dict[str, MetricSummary]
     retrieval_by_intent: dict[str, dict[str, MetricSummary]]
     guardrails: dict[str, int] = Field(description="Guardrail action counts by 'stage:guardrail:entity'.")
+    guardrail: GuardrailSummary = Field(
+        default_factory=GuardrailSummary,
+        description="Actions per guardrail, latency, cost, under/over-blocking against the gold set, PII leaks.",
+    )
     gates: list[GateResult] = []
     complete: bool = True
     pending: int = Field(0, description="(item, candidate) pairs with no generation yet.")
@@ -133,6 +138,9 @@ def summarise(
     *,
     judge_calls: Iterable[Generation] = (),
     budget_exhausted: bool = False,
+    timings: Iterable[GuardrailTiming] = (),
+    leaks: dict[str, int] | None = None,
+    known_pii_values: int = 0,
 ) -> RunSummary:
     """Aggregates of a run, every field computed here. `scores` may be a stream (read from scores.jsonl): only a
     slim copy of each is kept. `judge_calls` are every call scorers made to models (their cost is shown apart)."""
@@ -177,7 +185,8 @@ def summarise(
     ret_by_intent: dict[str, list[_Slim]] = defaultdict(list)
     for s in item_scores:
         ret_by_intent[intent.get(s.item_id, "?")].append(s)
-    guard = Counter(f"{a.stage}:{a.guardrail}:{f.entity}" for a in actions for f in a.findings for _ in range(f.count))
+    acts = list(actions)
+    guard = Counter(f"{a.stage}:{a.guardrail}:{f.entity}" for a in acts for f in a.findings for _ in range(f.count))
     expected = len(items) * len(candidates)
     pending = expected - len(generations)
     summary = RunSummary(
@@ -188,6 +197,7 @@ def summarise(
         retrieval=_group(item_scores),
         retrieval_by_intent={k: _group(v) for k, v in sorted(ret_by_intent.items())},
         guardrails=dict(guard),
+        guardrail=summarise_guardrails(items, generations, acts, timings, leaks, known_pii_values),
         complete=pending == 0 and all(g.ok for g in generations),
         pending=pending,
         budget_exhausted=budget_exhausted,
@@ -216,6 +226,9 @@ def evaluate_gates(summary: RunSummary, thresholds: Sequence[Threshold]) -> list
         if t.metric.startswith("retrieval_"):
             value = summary.retrieval.get(t.metric, MetricSummary(mean=None, n=0, n_applicable=0, n_errors=0)).mean
             results.append(_gate(t, "(retrieval)", value))
+            continue
+        if t.metric in GUARDRAIL_METRICS:
+            results.append(_gate(t, "(guardrails)", summary.guardrail.value(t.metric)))
             continue
         for c in targets:
             results.append(_gate(t, c.candidate, c.value(t.metric)))

@@ -1,0 +1,91 @@
+"""PII leak accounting: known PII values must never reach a model, a judge, a file or a report.
+
+Known values are (a) the lines of `guardrails.pii_canaries` (a file of values the team planted in or knows to be in
+its corpus and questions) and (b) every value a PII guardrail found in this process (held in memory only, never
+written). The watch checks every request before it is sent (candidates and judge) and, at the end of a run, every
+file of the run directory; a hit counts as a leak, recorded by where it was found and never by value. Numbers are
+also matched by their digits alone (a card written with spaces is the same card without them).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+
+from ragharness.errors import ConfigError
+
+_DIGITS = re.compile(r"\D+")
+_NUMBER = re.compile(r"\+?\d[\d ()./-]{5,}\d")
+"""A number as people write it: digits with spaces, dashes, dots, slashes or brackets between them."""
+MIN_DIGITS = 7
+"""A value matches by digits alone only when it has at least this many (shorter runs are everywhere)."""
+
+
+class LeakWatch:
+    def __init__(self, values: Iterable[str] = ()) -> None:
+        self._lock = threading.Lock()
+        self._texts: set[str] = set()
+        self._digits: set[str] = set()
+        self.leaks: Counter[str] = Counter()
+        self.add(values)
+
+    @classmethod
+    def from_file(cls, path: Path) -> LeakWatch:
+        if not path.is_file():
+            raise ConfigError(f"{path}: PII canary file not found (guardrails.pii_canaries)")
+        lines = [ln.strip() for ln in path.read_text(encoding="utf-8").split("\n")]
+        return cls(ln for ln in lines if ln and not ln.startswith("#"))
+
+    def add(self, values: Iterable[str]) -> None:
+        with self._lock:
+            for v in values:
+                v = v.strip()
+                if len(v) < 5:
+                    continue
+                self._texts.add(v.casefold())
+                digits = _DIGITS.sub("", v)
+                if len(digits) >= MIN_DIGITS and len(digits) >= len(v.replace(" ", "")) * 0.6:
+                    self._digits.add(digits)
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+    def hits(self, text: str) -> int:
+        """How many known values the text holds (by text, case-insensitive, or by digits)."""
+        if not text or not self._texts:
+            return 0
+        folded = text.casefold()
+        n = sum(1 for v in self._texts if v in folded)
+        if self._digits:
+            runs = {_DIGITS.sub("", m) for m in _NUMBER.findall(text)}
+            n += sum(1 for d in self._digits if any(d in r for r in runs) and not self._found_as_text(d, folded))
+        return n
+
+    def _found_as_text(self, digits: str, folded: str) -> bool:
+        """A value already counted by its text is not counted again by its digits."""
+        return any(_DIGITS.sub("", v) == digits and v in folded for v in self._texts)
+
+    def check(self, text: str, where: str) -> int:
+        n = self.hits(text)
+        if n:
+            with self._lock:
+                self.leaks[where] += n
+        return n
+
+    def scan_dir(self, root: Path, skip: Iterable[str] = ()) -> Counter[str]:
+        """Leaks in every file under root (by relative path). Binary files are read as UTF-8 with replacement."""
+        found: Counter[str] = Counter()
+        if not self._texts:
+            return found
+        skipped = set(skip)
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            rel = path.relative_to(root).as_posix()
+            if rel in skipped or path.name.endswith(".lock"):
+                continue
+            n = self.hits(path.read_bytes().decode("utf-8", errors="replace"))
+            if n:
+                found[rel] += n
+        return found
