@@ -13,7 +13,7 @@ from ragharness.errors import RunError
 from ragharness.runs.rundir import RunDir
 from ragharness.scoring import metrics as catalog
 from ragharness.scoring.thresholds import ScorerThresholds, load_thresholds
-from ragharness.types import Generation, GoldItem, Score
+from ragharness.types import Generation, GoldItem, GuardrailAction, Score
 
 
 def run_thresholds(run: RunDir) -> ScorerThresholds:
@@ -39,6 +39,14 @@ class ChangedItem(BaseModel):
     scores_b: dict[str, Score]
 
 
+class BlockChange(BaseModel):
+    item_id: str
+    question: str
+    answerable: bool
+    decision_a: str
+    decision_b: str
+
+
 class Comparison(BaseModel):
     run_a: str
     run_b: str
@@ -49,6 +57,12 @@ class Comparison(BaseModel):
     metrics: list[MetricComparison]
     by_intent: list[MetricComparison]
     changed: list[ChangedItem]
+    guardrails: list[MetricComparison] = Field(
+        default_factory=list,
+        description="Paired tests on block decisions: share of items a guardrail stopped (input, output, any) or "
+        "whose context lost a passage; B - A > 0 means B blocks more.",
+    )
+    guardrail_changes: list[BlockChange] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
 
     def significant_drops(self, metrics: list[str] | None = None) -> list[MetricComparison]:
@@ -66,6 +80,7 @@ class _Side(BaseModel):
     scores: dict[tuple[str, str], Score]
     generations: dict[str, Generation]
     gold_hash: str
+    dropped: set[str] = Field(default_factory=set, description="Items whose context lost a passage to a guardrail.")
 
 
 def _side(run: RunDir, candidate: str) -> _Side:
@@ -86,6 +101,11 @@ def _side(run: RunDir, candidate: str) -> _Side:
             f"with `ragharness run CONFIG --resume {run.path}`"
         )
     gold_hash = hashlib.sha256(json.dumps([i.model_dump() for i in gold.items], sort_keys=True).encode()).hexdigest()
+    dropped = {
+        a.item_id
+        for a in run.read_jsonl("guardrails.jsonl", GuardrailAction)
+        if a.stage == "context" and a.action in ("blocked", "failed")
+    }
     return _Side(
         run_id=run.manifest().run_id,
         candidate=candidate,
@@ -93,7 +113,38 @@ def _side(run: RunDir, candidate: str) -> _Side:
         scores=scores,
         generations=gens,
         gold_hash=gold_hash,
+        dropped=dropped,
     )
+
+
+def _decision(side: _Side, item_id: str) -> str:
+    g = side.generations.get(item_id)
+    if g is not None and g.guardrail_outcome:
+        return f"{g.guardrail_outcome} at {g.guardrail_stage} ({g.blocked_by})"
+    return "dropped a passage" if item_id in side.dropped else "pass"
+
+
+def compare_guardrails(a: _Side, b: _Side, common: list[str], alpha: float) -> list[MetricComparison]:
+    """McNemar's exact test on each block decision, paired by item, Holm-corrected across the decisions."""
+
+    def stopped(side: _Side, i: str, stage: str) -> bool:
+        g = side.generations.get(i)
+        if stage == "context":
+            return i in side.dropped
+        return g is not None and bool(g.guardrail_outcome) and (stage == "any" or g.guardrail_stage == stage)
+
+    out = []
+    for stage in ("any", "input", "output", "context"):
+        xa = [stopped(a, i, stage) for i in common]
+        xb = [stopped(b, i, stage) for i in common]
+        if not any(xa) and not any(xb):
+            continue
+        res = paired([float(x) for x in xa], [float(x) for x in xb], xa, xb)
+        out.append(MetricComparison(metric=f"guardrail_stopped:{stage}", result=res))
+    for mc, p in zip(out, holm([m.result.p_value for m in out]), strict=True):
+        mc.result.p_holm = p
+        mc.result.significant = p < alpha
+    return out
 
 
 def pick_candidates(run_a: RunDir, run_b: RunDir, cand_a: str | None, cand_b: str | None) -> tuple[str, str]:
@@ -179,7 +230,20 @@ def compare(
                 scores_b={m: s for (j, m), s in b.scores.items() if j == i},
             )
         )
+    guard_changes = [
+        BlockChange(
+            item_id=i,
+            question=a.items[i].question,
+            answerable=a.items[i].answerable,
+            decision_a=_decision(a, i),
+            decision_b=_decision(b, i),
+        )
+        for i in common
+        if _decision(a, i) != _decision(b, i)
+    ]
     return Comparison(
+        guardrails=compare_guardrails(a, b, common, alpha),
+        guardrail_changes=guard_changes,
         run_a=a.run_id,
         run_b=b.run_id,
         candidate_a=cand_a,

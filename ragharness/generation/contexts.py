@@ -110,13 +110,21 @@ def lock_context(
     return locked, actions, stopped
 
 
-def redact_gold(gold: GoldSet, chain: GuardrailChain) -> GoldSet:  # the GuardrailSet's redaction chain
+def redact_gold(
+    gold: GoldSet, chain: GuardrailChain, audit: list[GuardrailAction] | None = None
+) -> GoldSet:  # `chain`: the GuardrailSet's redaction chain
     """The gold set as the run stores and scores it: questions, reference answers and the texts of `contains` /
     `not_contains` assertions redacted like everything else (a reference with an e-mail is compared with answers
-    whose e-mails are redacted too)."""
+    whose e-mails are redacted too). Redactions of a question are input-stage actions: appended to `audit`."""
 
     def clean(text: str) -> str:
         return chain.apply(text, where="gold", item_id="").text if text else text
+
+    def clean_question(item: GoldItem) -> str:
+        res = chain.apply(item.question, where="question", item_id=item.id)
+        if audit is not None:
+            audit.extend(res.actions)
+        return res.text
 
     def clean_assertion(a: Assertion) -> Assertion:
         # a text the answer must (not) contain is compared with redacted answers, and is quoted in reasons
@@ -127,7 +135,7 @@ def redact_gold(gold: GoldSet, chain: GuardrailChain) -> GoldSet:  # the Guardra
     items = [
         i.model_copy(
             update={
-                "question": clean(i.question),
+                "question": clean_question(i),
                 "reference_answer": clean(i.reference_answer),
                 "alternative_answers": [clean(a) for a in i.alternative_answers],
                 "assertions": [clean_assertion(a) for a in i.assertions],

@@ -133,11 +133,13 @@ class BedrockGuardrail:
                 out.append((Finding(entity=entity, count=1, score=_confidence(f.get("confidence"))), "block"))
         words = assessment.get("wordPolicy", {})
         for w in [*words.get("customWords", []), *words.get("managedWordLists", [])] if on_request else []:
-            phrase = self.words.get(str(w.get("match", "")).lower(), "custom")
-            if w.get("action") == "BLOCKED":
-                out.append((Finding(entity=f"word:{phrase}", count=1), "block"))
-            elif w.get("detected") and phrase.lower() in self.challenge_words:
+            phrase = self.words.get(" ".join(str(w.get("match", "")).split()).lower(), "custom")
+            # Bedrock blocks every custom word (or only detects it, in detect mode): a policy CHALLENGE phrase is
+            # answered with the challenge, as the app in front of the guardrail does.
+            if phrase.lower() in self.challenge_words and (w.get("action") == "BLOCKED" or w.get("detected")):
                 out.append((Finding(entity=f"word:{phrase}", count=1), "challenge"))
+            elif w.get("action") == "BLOCKED":
+                out.append((Finding(entity=f"word:{phrase}", count=1), "block"))
         sensitive = assessment.get("sensitiveInformationPolicy", {})
         entities = [(TO_PRESIDIO.get(e["type"], e["type"]), e) for e in sensitive.get("piiEntities", [])]
         regexes = [(f"regex:{r.get('name', 'custom')}", r) for r in sensitive.get("regexes", [])]

@@ -5,14 +5,22 @@
 - word filters: exact words and phrases, case-insensitive, on word boundaries, BLOCK or CHALLENGE;
 - denied topics: similarity of the text to the topic's name, definition and examples (MiniLM), confirmed by the
   shipped unsafe-request head unless the text is very close to an example;
-- prompt attacks: the shipped prompt-attack head over short windows of the text, so an instruction hidden inside a
-  long retrieved passage is found;
-- contextual grounding: relevance of the passages to the question and support of the answer's sentences by the
-  passages, both from MiniLM similarities mapped to [0, 1] (`SIMILARITY_FLOOR` and `SIMILARITY_CEIL`).
+- prompt attacks: the shipped prompt-attack heads (one for questions, one for retrieved passages, over windows of the
+  text, so an instruction hidden inside a long passage is found), plus `OVERRIDE`, a high-precision pattern for the
+  classic instruction-override phrasing ("ignore all previous instructions", "you are now DAN", "note to the AI"),
+  which the public training data under-represents (on the developer split it fires on 0 of 804 benign documents and
+  questions, 0 of 88 trigger-word prompts and 2 of 499 chat prompts);
+- contextual grounding: relevance of the passages to the question (the best passage) and support of the answer's
+  sentences by the passages (mean over sentences of the best passage sentence), each a MiniLM cosine similarity
+  mapped to a probability by a logistic fitted on COVID-QA's human relevance judgements
+  (`benchmarks/relevance_calibration.py`). Relevance: the judged passage vs a passage of another domain (is the
+  context on the question's topic at all); grounding: the judged passage vs another answer of the same FAQ (does
+  this content, not just this topic, back the sentence).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 
@@ -33,17 +41,19 @@ from ragharness.text import sentences as split_sentences
 from ragharness.text import strip_citations
 from ragharness.types import Finding, GuardrailStage
 
-TOPIC_SIMILARITY_MIN = 0.35
+TOPIC_SIMILARITY_MIN = 0.45
 """A text this close to a denied topic's anchors is on that topic if the unsafe-request head agrees."""
 TOPIC_SIMILARITY_STRONG = 0.72
 """A text this close to a topic's anchors (near-paraphrase of an example) is on the topic whatever the head says."""
-SIMILARITY_FLOOR = 0.15
-SIMILARITY_CEIL = 0.65
-"""MiniLM cosine similarities map linearly to grounding/relevance scores: <= FLOOR is 0, >= CEIL is 1."""
+RELEVANCE = (31.36, -7.13)
+"""P(on topic) = sigmoid(a * cosine + b): 0.5 at cosine 0.23, 0.68 at 0.25, 0.95 at 0.32."""
+GROUNDING = (10.10, -4.54)
+"""P(supported) = sigmoid(a * cosine + b): 0.5 at cosine 0.45, 0.68 at 0.52, 0.82 at 0.6."""
 
 
-def similarity_score(cos: float) -> float:
-    return max(0.0, min(1.0, (cos - SIMILARITY_FLOOR) / (SIMILARITY_CEIL - SIMILARITY_FLOOR)))
+def similarity_score(cos: float, curve: tuple[float, float] = GROUNDING) -> float:
+    slope, intercept = curve
+    return 1.0 / (1.0 + math.exp(-(slope * cos + intercept)))
 
 
 class SensitiveInfoGuardrail:
@@ -149,6 +159,30 @@ class DeniedTopicGuardrail:
         return Verdict(text=self.block_message, action="blocked", findings=tuple(hits))
 
 
+OVERRIDE = re.compile(
+    r"""(?ix)
+    \b(?:ignore|disregard|forget|override|bypass|skip)\b[\s,]+(?:\w+[\s,]+){0,4}?
+      (?:previous|prior|above|earlier|preceding|original|initial|your|all|the|any|system)\s+(?:\w+\s+){0,2}?
+      (?:instructions?|rules|guidelines|prompts?|directives?|policies|policy|restrictions|programming|context)\b
+    | \b(?:new|updated|real|actual)\s+instructions?\s*:
+    | \byou\s+are\s+(?:now\s+)?(?:DAN|in\s+(?:developer|god|jailbreak|unrestricted)\s+mode)\b
+    | \b(?:developer|jailbreak|god)\s+mode\s+(?:enabled|activated|on)\b
+    | \bsystem\s+(?:override|prompt\s+override)\b
+    | \b(?:reveal|print|show|repeat|output)\s+(?:me\s+)?(?:your|the)\s+(?:hidden\s+|full\s+|initial\s+|original\s+)?
+      system\s+prompt\b
+    | \b(?:note|message|instructions?)\s+(?:to|for)\s+(?:the\s+)?(?:ai|assistant|llm|language\s+model|chatbot|model)\b
+    """
+)
+"""Classic instruction-override phrasing: a match scores OVERRIDE_SCORE whatever the head says."""
+OVERRIDE_SCORE = 0.99
+
+
+def attack_probability(detector: HeadDetector, texts: Sequence[str]) -> list[float]:
+    """The head's probability, raised to OVERRIDE_SCORE for a text with override phrasing."""
+    probs = detector.probabilities(texts)
+    return [max(p, OVERRIDE_SCORE) if OVERRIDE.search(t) else p for p, t in zip(probs, texts, strict=True)]
+
+
 class PromptAttackGuardrail:
     """At input: BLOCK (or FLAG) a jailbreak; on a retrieved passage: DROP it (or FLAG): the passage is withheld."""
 
@@ -164,7 +198,7 @@ class PromptAttackGuardrail:
     def check(self, text: str) -> Verdict:
         if not text.strip():
             return Verdict(text=text)
-        p = self.detector.probabilities([text])[0]
+        p = attack_probability(self.detector, [text])[0]
         if p < self.threshold:
             return Verdict(text=text)
         findings = (Finding(entity="prompt_attack", count=1, score=round(p, 4)),)
@@ -197,8 +231,8 @@ class GroundingGuardrail:
         q, rest = vecs[0], vecs[1:]
         pv, rest = rest[: len(passages)], rest[len(passages) :]
         sv, cv = rest[: len(sentences)], rest[len(sentences) :]
-        relevance = similarity_score(max(cosine(q, v) for v in pv))
-        support = [similarity_score(max(cosine(s, c) for c in cv)) for s in sv]
+        relevance = similarity_score(max(cosine(q, v) for v in pv), RELEVANCE)
+        support = [similarity_score(max(cosine(s, c) for c in cv), GROUNDING) for s in sv]
         return relevance, sum(support) / len(support)
 
     def check_grounded(self, text: str, source: GroundingSource) -> Verdict:

@@ -49,7 +49,7 @@ from ragharness.runs.rundir import RunDir, RunManifest
 from ragharness.runs.summary import RunSummary
 from ragharness.scoring.base import Scorer
 from ragharness.scoring.metrics import OPS_METRICS
-from ragharness.types import Generation
+from ragharness.types import Generation, GuardrailAction
 
 
 class RunResult(BaseModel):
@@ -222,7 +222,8 @@ def _prepare(
             log(f"ingest: {line}")
         run.write_json("ingest.json", report)
     gold = load_goldset(cfg.resolve(cfg.goldset), known_sources=set(report.document_ids) if report else None)
-    gold = redact_gold(gold, comps.guards.redact)
+    question_audit: list[GuardrailAction] = []
+    gold = redact_gold(gold, comps.guards.redact, question_audit)
     run.write_json("goldset.json", gold)
     retriever = Retriever(
         comps.embedder, comps.store, mode=cfg.retrieval.mode, k=cfg.retrieval.k, filters=cfg.retrieval.filters
@@ -235,6 +236,8 @@ def _prepare(
         run.writer("requests.jsonl") as requests_out,
         run.writer("guardrails.jsonl") as audit_out,
     ):
+        for a in question_audit:
+            audit_out.write(a)
         for pack, acts, stopped in iter_locked(gold.items, retriever, comps.guards, progress):
             packs_out.write(pack)
             kill_point("run:preparing")

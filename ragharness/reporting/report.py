@@ -18,7 +18,7 @@ from ragharness.reporting.jinja import environment
 from ragharness.runs.rundir import RunDir
 from ragharness.runs.summary import RunSummary
 from ragharness.scoring import metrics as catalog
-from ragharness.types import ContextPack, Generation, Score
+from ragharness.types import ContextPack, Generation, GoldItem, GuardrailAction, Score
 from ragharness.yamlio import load_strict
 
 
@@ -85,6 +85,7 @@ def _context(run: RunDir) -> dict[str, Any]:
     corpus = snapshot.get("corpus") if isinstance(snapshot, dict) else None
     raw_in_store = isinstance(corpus, dict) and corpus.get("redact_pii") is False
     return {
+        "guard_items": _guard_items(run, summary, gold.items),
         "raw_in_store": raw_in_store,
         "manifest": manifest,
         "summary": summary,
@@ -97,6 +98,25 @@ def _context(run: RunDir) -> dict[str, Any]:
         "retrieval_metrics": catalog.names(family="retrieval"),
         "anchors": {item.id: "i-" + re.sub(r"[^A-Za-z0-9_-]", "_", item.id) for item in gold.items},
     }
+
+
+class _GuardRow(BaseModel):
+    item: GoldItem
+    question: str
+    actions: list[GuardrailAction]
+
+
+def _guard_items(run: RunDir, summary: RunSummary, items: list[GoldItem]) -> list[_GuardRow]:
+    """Items a guardrail stopped, or whose guardrail expectation was not met, with what each guardrail did."""
+    wanted = set(summary.guardrail.stopped_items) | {m.item_id for m in summary.guardrail.mismatches}
+    wanted |= {i.id for i in items if i.expect_guardrail}
+    if not wanted:
+        return []
+    acts: dict[str, list[GuardrailAction]] = defaultdict(list)
+    for a in run.read_jsonl("guardrails.jsonl", GuardrailAction):
+        if a.item_id in wanted and not (a.stage == "context" and a.action == "redacted"):  # passage PII: noise here
+            acts[a.item_id].append(a)
+    return [_GuardRow(item=i, question=i.question, actions=acts[i.id]) for i in items if i.id in wanted][:300]
 
 
 def render_report(run: RunDir) -> str:

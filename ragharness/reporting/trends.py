@@ -106,6 +106,76 @@ def _retrieval_figure(rows: list[MetricRow], runs: dict[str, RunRow]) -> go.Figu
     return fig
 
 
+SPIKE_SIGMAS = 3.0
+SPIKE_MIN_HISTORY = 5
+SPIKE_WINDOW = 14
+SPIKE_SD_FLOOR = 0.01
+"""A guardrail action rate is a spike when it exceeds the mean of the trailing SPIKE_WINDOW runs (at least
+SPIKE_MIN_HISTORY of them) by more than SPIKE_SIGMAS standard deviations (at least SPIKE_SD_FLOOR, so a flat
+history does not make every wobble a spike)."""
+
+
+def spikes(values: list[float]) -> list[bool]:
+    """Which points exceed their trailing runs by more than three standard deviations."""
+    out = []
+    for i, v in enumerate(values):
+        past = values[max(0, i - SPIKE_WINDOW) : i]
+        if len(past) < SPIKE_MIN_HISTORY:
+            out.append(False)
+            continue
+        mean = sum(past) / len(past)
+        sd = (sum((x - mean) ** 2 for x in past) / (len(past) - 1)) ** 0.5
+        out.append(v > mean + SPIKE_SIGMAS * max(sd, SPIKE_SD_FLOOR))
+    return out
+
+
+def _guardrail_figure(rows: list[MetricRow], runs: dict[str, RunRow]) -> go.Figure:
+    per_action: dict[str, list[Point]] = defaultdict(list)
+    for r in rows:
+        if r.metric.startswith("guardrail:") and r.candidate == "" and r.value is not None and r.run_id in runs:
+            per_action[r.metric.removeprefix("guardrail:")].append((runs[r.run_id].started_at, r.value, r.run_id))
+    # every run has a rate for every action seen anywhere: a run without that action had a rate of 0
+    for action, points in per_action.items():
+        seen = {p[2] for p in points}
+        points += [(runs[i].started_at, 0.0, i) for i in runs if i not in seen]
+    fig = go.Figure()
+    for action, points in sorted(per_action.items()):
+        xs, ys, ids = zip(*sorted(points), strict=True)
+        fig.add_trace(
+            go.Scatter(
+                x=list(xs),
+                y=list(ys),
+                mode="lines+markers",
+                name=action,
+                legendgroup=action,
+                hovertext=[f"run {i}" for i in ids],
+                hoverinfo="text+y+name",
+            )
+        )
+        flagged = [(x, y, i) for x, y, i, hit in zip(xs, ys, ids, spikes(list(ys)), strict=True) if hit]
+        if flagged:
+            fig.add_trace(
+                go.Scatter(
+                    x=[f[0] for f in flagged],
+                    y=[f[1] for f in flagged],
+                    mode="markers",
+                    marker={"symbol": "triangle-up", "size": 15, "color": "#b3261e"},
+                    name=f"spike: {action}",
+                    legendgroup=action,
+                    showlegend=False,
+                    hovertext=[f"SPIKE (> mean + 3 sd of the trailing runs): {action}, run {f[2]}" for f in flagged],
+                    hoverinfo="text+y",
+                )
+            )
+    fig.update_layout(
+        title="Guardrail action rates per run (red triangles: more than 3 standard deviations over the trailing runs)",
+        height=380,
+        template="plotly_white",
+        yaxis={"rangemode": "tozero"},
+    )
+    return fig
+
+
 def build_dashboard(index: HistoryIndex, out: Path, *, name: str | None = None) -> Path:
     runs = {r.run_id: r for r in index.runs(name)}
     rows = index.metrics(name)
@@ -116,6 +186,8 @@ def build_dashboard(index: HistoryIndex, out: Path, *, name: str | None = None) 
         _retrieval_figure(rows, runs),
         _figure("Cost, tokens and latency", OPERATIONS, _series(rows, OPERATIONS, runs), runs),
     ]
+    if any(r.metric.startswith("guardrail:") for r in rows):
+        figures.append(_guardrail_figure(rows, runs))
     divs = [pio.to_html(f, include_plotlyjs=False, full_html=False, div_id=f"chart-{i}") for i, f in enumerate(figures)]
     out.parent.mkdir(parents=True, exist_ok=True)
     links = []

@@ -150,7 +150,11 @@ def summarise_guardrails(
         """(candidate or '', decision, actions) for the item at one stage."""
         if stage == "output":
             return [
-                (g.candidate, _decision(by_answer[(item.id, g.candidate)], g, "output"), by_answer[(item.id, g.candidate)])
+                (
+                    g.candidate,
+                    _decision(by_answer[(item.id, g.candidate)], g, "output"),
+                    by_answer[(item.id, g.candidate)],
+                )
                 for g in gens[item.id]
             ]
         own = by_item[(item.id, stage)]
@@ -174,8 +178,13 @@ def summarise_guardrails(
                     cats[cat].over_blocked += 1
                 for cand, got, _ in stopped:
                     out.mismatches.append(
-                        Mismatch(item_id=item.id, stage="input" if not cand else "output", expected="pass", got=got,
-                                 candidate=cand)
+                        Mismatch(
+                            item_id=item.id,
+                            stage="input" if not cand else "output",
+                            expected="pass",
+                            got=got,
+                            candidate=cand,
+                        )
                     )
     out.by_category = dict(sorted(cats.items()))
     out.failed_checks = sum(1 for a in acts if a.action == "failed")
@@ -206,8 +215,14 @@ def _score_expectation(
         if not ok:
             ok_all = False
             out.mismatches.append(
-                Mismatch(item_id=item.id, stage=e.stage, expected=e.outcome, got=decision, category=e.category,
-                         candidate=cand)
+                Mismatch(
+                    item_id=item.id,
+                    stage=e.stage,
+                    expected=e.outcome,
+                    got=decision,
+                    category=e.category,
+                    candidate=cand,
+                )
             )
     if not got:
         ok_all = False

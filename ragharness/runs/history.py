@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from ragharness.runs.store import RunStore
+from ragharness.runs.guardrail_summary import GUARDRAIL_METRICS
 from ragharness.runs.summary import RunSummary
 
 _SCHEMA = """
@@ -91,6 +92,10 @@ class HistoryIndex:
         for intent, metrics in s.retrieval_by_intent.items():
             for metric, ms in metrics.items():
                 rows.append((m.run_id, "", "", "", intent, metric, ms.mean, ms.n))
+        for key, rate in s.guardrail.action_rates.items():  # e.g. guardrail:input:blocked
+            rows.append((m.run_id, "", "", "", "", f"guardrail:{key}", rate, s.n_items))
+        for metric in GUARDRAIL_METRICS:
+            rows.append((m.run_id, "", "", "", "", metric, s.guardrail.value(metric), s.n_items))
         self.db.execute("DELETE FROM metrics WHERE run_id = ?", (m.run_id,))
         self.db.executemany("INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
         self.db.commit()

@@ -3,14 +3,15 @@
 Three logistic-regression heads on the shipped MiniLM sentence embeddings (see ragharness/guardrails/heads.py):
 
 - prompt_attack_input: direct jailbreaks (in-the-wild prompts) vs benign requests (WildGuard benign prompts,
-  NotInject trigger-word prompts, and every unsafe-request row: harmful is not the same as an attack);
-  100-word windows.
+  NotInject trigger-word prompts, help-center questions, and every unsafe-request row: harmful is not the same as
+  an attack); 100-word windows.
 - prompt_attack_context: the injected instruction inside a BIPIA document vs the document's own text; 32-word
   windows, features = window embedding and its offset from the document's mean window. The injected span is the
   difference between a poisoned document and its clean copy (poisoned copies whose clean copy was dropped as a
-  duplicate are left out of training).
+  duplicate are left out of training); help-center documents (COVID-QA FAQ answers, MTRAG passages) are benign
+  documents too, since support articles are full of instructions to the reader.
 - unsafe_request: unsafe requests (HarmBench, SimpleSafetyTests, Do-Not-Answer) vs safe ones (CyberSecEval's
-  benign security requests, WildGuard benign prompts, NotInject prompts); 100-word windows.
+  benign security requests, WildGuard benign prompts, NotInject prompts, help-center questions); 100-word windows.
 
 Each head's threshold is chosen by 5-fold cross-validation grouped by source document (never a window of a test
 document in training), maximising the mean per-class accuracy; the cross-validated figures go into the weights
@@ -104,6 +105,7 @@ def overlaps(window: str, span: str, n: int = 6) -> bool:
 def build(limit: int | None) -> list[HeadData]:
     attacks = read(DATA / "prompt_attacks" / "dev.jsonl", limit)
     unsafe = read(DATA / "unsafe_requests" / "dev.jsonl", limit)
+    support = read(DATA / "benign_support" / "dev.jsonl", limit)
     pa_in = HeadData("prompt_attack_input", 100, 50, "window")
     pa_ctx = HeadData("prompt_attack_context", 32, 16, "window+offset")
     us = HeadData("unsafe_request", 100, 50, "window")
@@ -130,6 +132,12 @@ def build(limit: int | None) -> list[HeadData]:
     for r in unsafe:
         add(pa_in, r["text"], "us:" + r["id"], "us:" + r["id"], 0, "unsafe_request_row")
         add(us, r["text"], r["id"], r["id"], int(r["label"] == "unsafe"), r["label"])
+    for r in support:  # help-center questions and documents: benign for every head
+        if r["category"] == "question":
+            add(pa_in, r["text"], r["id"], r["id"], 0, "support_question")
+            add(us, r["text"], r["id"], r["id"], 0, "support_question")
+        else:
+            add(pa_ctx, r["text"], r["id"], r["id"], 0, "support_document")
     return [pa_in, pa_ctx, us]
 
 
@@ -178,7 +186,7 @@ def train_head(head: HeadData, vectors: np.ndarray, folds: int) -> dict[str, obj
     for train_rows, test_rows in GroupKFold(n_splits=folds).split(idx, groups=groups):
         model = fit(train_rows[trainable[train_rows]])
         cv.update(doc_scores(head, test_rows, model.predict_proba(x[test_rows])[:, 1]))
-    grid = [round(t, 2) for t in np.arange(0.3, 0.96, 0.05)]
+    grid = [round(t, 2) for t in (*np.arange(0.3, 0.96, 0.05), 0.97, 0.98, 0.99)]
     best = max(grid, key=lambda t: (float(np.mean(list(per_class(head, cv, t).values()))), -abs(t - 0.5)))
     model = fit(idx[trainable])
     return {
