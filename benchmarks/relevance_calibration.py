@@ -1,6 +1,7 @@
 """Calibrate the local contextual-grounding scores on human relevance judgements.
 
-    python benchmarks/relevance_calibration.py ../shared/data/covid_faq_beir [--offtopic ../shared/data/mtrag_faithfulness/dev.jsonl]
+    python benchmarks/relevance_calibration.py ../shared/data/covid_faq_beir \
+        --offtopic ../shared/data/mtrag_faithfulness/dev.jsonl
 
 For every COVID-QA question with a judged relevant FAQ answer, the MiniLM cosine similarity between the question and
 that answer is a positive. Two kinds of negative (seed 0), two logistic curves in ragharness/guardrails/local.py:
@@ -24,8 +25,8 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ragharness.guardrails.local import GROUNDING, RELEVANCE  # noqa: E402
-from ragharness.retrieval.embedders import MiniLMEmbedder  # noqa: E402
+from ragharness.guardrails.local import GROUNDING, RELEVANCE
+from ragharness.retrieval.embedders import MiniLMEmbedder
 
 
 def main() -> int:
@@ -68,7 +69,11 @@ def main() -> int:
     curves = {"grounding": (neg, GROUNDING)}
     if args.offtopic:
         passages = sorted(
-            {c["text"] for line in args.offtopic.read_text(encoding="utf-8").splitlines() for c in json.loads(line)["contexts"]}
+            {
+                c["text"]
+                for line in args.offtopic.read_text(encoding="utf-8").splitlines()
+                for c in json.loads(line)["contexts"]
+            }
         )
         other = np.asarray(embedder.embed(passages))
         off = [float(qs[i] @ other[int(rng.integers(len(passages)))]) for i in range(len(qids))]

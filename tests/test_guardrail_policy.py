@@ -20,7 +20,7 @@ from ragharness.config import RunnerConfig, load_config
 from ragharness.guardrail_policy import GuardrailPolicy
 from ragharness.guardrails.base import Guardrail, GuardrailChain
 from ragharness.guardrails.bedrock import BedrockGuardrail
-from ragharness.guardrails.heads import load_head, recorded_sums, sha256_file, WEIGHTS_DIR
+from ragharness.guardrails.heads import WEIGHTS_DIR, load_head, recorded_sums, sha256_file
 from ragharness.testing.guardrail import POLICY, GuardrailPolicyContract, PolicyCase
 from ragharness.types import GuardrailStage
 
@@ -341,7 +341,8 @@ def test_a_missing_spacy_model_is_a_config_error_not_a_fallback(tmp_path: Path) 
     cfg = tmp_path / "harness.yaml"
     cfg.write_text(
         BASE
-        + "guardrails:\n  policy: {sensitiveInformationPolicy: {piiEntities: [EMAIL, NAME], nerModel: en_core_web_lg}}\n"
+        + "guardrails:\n  policy: {sensitiveInformationPolicy: "
+        + "{piiEntities: [EMAIL, NAME], nerModel: en_core_web_lg}}\n"
     )
     result = CliRunner().invoke(app, ["run", str(cfg), "--dry-run"])
     assert result.exit_code == 3, result.output

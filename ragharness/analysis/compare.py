@@ -131,7 +131,7 @@ def compare_guardrails(a: _Side, b: _Side, common: list[str], alpha: float) -> l
         g = side.generations.get(i)
         if stage == "context":
             return i in side.dropped
-        return g is not None and bool(g.guardrail_outcome) and (stage == "any" or g.guardrail_stage == stage)
+        return g is not None and bool(g.guardrail_outcome) and stage in ("any", g.guardrail_stage)
 
     out = []
     for stage in ("any", "input", "output", "context"):

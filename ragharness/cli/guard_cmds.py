@@ -36,7 +36,9 @@ def guardrail_eval(
     folder = out or cfg.resolve(cfg.output_dir) / f"guardrail-eval-{new_run_id(cfg.name)}"
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_text(folder / "guardrail-eval.json", result.model_dump_json(indent=2))
-    atomic_write_text(folder / "guardrail-eval.html", render("guardrail_eval.html.j2", name=cfg.name, result=result))
+    atomic_write_text(
+        folder / "guardrail-eval.html", render("guardrail_eval.html.j2", name=cfg.name, result=result, candidates=[])
+    )
     table = Table(title=f"guardrail eval · {result.n} cases · p50 {result.latency_p50_ms:.1f} ms")
     for col in ("group", "cases", "accuracy", "under-blocked", "over-blocked", "PII left"):
         table.add_column(col, justify="left" if col == "group" else "right")

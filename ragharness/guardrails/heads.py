@@ -4,10 +4,11 @@ unsafe-request detectors.
 A head is a logistic regression over the 384-dimensional normalised embedding of a window of text (long texts are
 cut into overlapping windows of words; a text scores as its highest-scoring window, so an instruction hidden in
 the middle of a long document is not averaged away). The context head also sees how far each window lies from the
-text's mean window ("window+offset"): an injected instruction is out of place in the document around it. The weights are a small JSON file in `weights/`, checked
-against `weights/SHA256SUMS` when loaded; `training/guardrails/train.py` rebuilds them from the data in
-`training/guardrails/data/` with one command (`make train-guardrails`), and `training/guardrails/PROVENANCE.md`
-says where that data comes from.
+text's mean window ("window+offset"): an injected instruction is out of place in the document around it.
+
+The weights are a small JSON file in `weights/`, checked against `weights/SHA256SUMS` when loaded;
+`training/guardrails/train.py` rebuilds them from the data in `training/guardrails/data/` with one command
+(`make train-guardrails`), and `training/guardrails/PROVENANCE.md` says where that data comes from.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-
 from pydantic import BaseModel, ConfigDict, Field
 
 from ragharness.errors import ConfigError

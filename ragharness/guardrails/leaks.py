@@ -41,8 +41,8 @@ class LeakWatch:
 
     def add(self, values: Iterable[str]) -> None:
         with self._lock:
-            for v in values:
-                v = v.strip()
+            for raw in values:
+                v = raw.strip()
                 if len(v) < 5:
                     continue
                 self._texts.add(v.casefold())

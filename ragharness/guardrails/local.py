@@ -162,7 +162,7 @@ class DeniedTopicGuardrail:
 OVERRIDE = re.compile(
     r"""(?ix)
     \b(?:ignore|disregard|forget|override|bypass|skip)\b[\s,]+(?:\w+[\s,]+){0,4}?
-      (?:previous|prior|above|earlier|preceding|original|initial|your|all|the|any|system)\s+(?:\w+\s+){0,2}?
+      (?:previous|prior|above|earlier|preceding|original|initial|your|their|its|all|the|any|these|those|system)\s+(?:\w+\s+){0,2}?
       (?:instructions?|rules|guidelines|prompts?|directives?|policies|policy|restrictions|programming|context)\b
     | \b(?:new|updated|real|actual)\s+instructions?\s*:
     | \byou\s+are\s+(?:now\s+)?(?:DAN|in\s+(?:developer|god|jailbreak|unrestricted)\s+mode)\b

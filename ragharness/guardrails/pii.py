@@ -214,26 +214,30 @@ class PiiRedactor:
     def redact(self, text: str) -> str:
         return self.check(text).text
 
-    def _check(self, text: str) -> Verdict:
+    def spans(self, text: str) -> list[tuple[int, int, str]]:
+        """Detected entities as (start, end, type), overlaps resolved (highest score, then longest span)."""
         if not text.strip():
-            return Verdict(text=text)
+            return []
         results = _analyzer(self.entities, self.ner_model).analyze(
             text=text, language="en", entities=list(self.entities), score_threshold=self.score_threshold
         )
-        if not results:
-            return Verdict(text=text)
-        # Resolve overlaps: keep the highest-scoring, then longest, span.
-        spans = sorted(results, key=lambda r: (-r.score, -(r.end - r.start), r.start))
+        ranked = sorted(results, key=lambda r: (-r.score, -(r.end - r.start), r.start))
         kept: list[Any] = []
-        for r in spans:
+        for r in ranked:
             if all(r.end <= k.start or r.start >= k.end for k in kept):
                 kept.append(r)
+        return sorted((r.start, r.end, r.entity_type) for r in kept)
+
+    def _check(self, text: str) -> Verdict:
+        found = self.spans(text)
+        if not found:
+            return Verdict(text=text)
         if self.watch is not None:
-            self.watch.add(text[r.start : r.end] for r in kept)
+            self.watch.add(text[a:b] for a, b, _ in found)
         out = text
-        for r in sorted(kept, key=lambda r: r.start, reverse=True):
-            out = out[: r.start] + f"[REDACTED_{r.entity_type}]" + out[r.end :]
-        counts = Counter(r.entity_type for r in kept)
+        for a, b, kind in reversed(found):
+            out = out[:a] + f"[REDACTED_{kind}]" + out[b:]
+        counts = Counter(kind for _, _, kind in found)
         return Verdict(
             text=out,
             action="redacted",

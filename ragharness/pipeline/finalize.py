@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ragharness.config import HarnessConfig
 from ragharness.faults import kill_point
 from ragharness.generation.models import ModelPool
+from ragharness.guardrails.leaks import LeakWatch
 from ragharness.ingest.pipeline import Progress
 from ragharness.reporting.report import write_report
 from ragharness.retrieval.embedders import CachedEmbedder
@@ -18,7 +19,6 @@ from ragharness.runs.rundir import RunDir
 from ragharness.runs.summary import RunSummary, summarise
 from ragharness.scoring.base import Scorer
 from ragharness.scoring.engine import iter_scores
-from ragharness.guardrails.leaks import LeakWatch
 from ragharness.types import Generation, GoldItem, GuardrailAction, GuardrailTiming, Score
 
 

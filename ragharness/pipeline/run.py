@@ -29,7 +29,6 @@ from ragharness.generation.providers.base import GenerationRequest, Provider
 from ragharness.generation.runner import RunStats
 from ragharness.goldset import load_goldset
 from ragharness.guardrails.base import GuardrailSet
-from ragharness.runs.guardrail_summary import GUARDRAIL_METRICS
 from ragharness.ingest.pipeline import IngestReport, Progress, TextRedactor, ingest
 from ragharness.locking import exclusive
 from ragharness.pipeline.components import (
@@ -45,6 +44,7 @@ from ragharness.pipeline.generate import StatsCallback, blocked_generations, gen
 from ragharness.retrieval.embedders import CachedEmbedder, Embedder
 from ragharness.retrieval.retriever import Retriever
 from ragharness.retrieval.store import VectorStore
+from ragharness.runs.guardrail_summary import GUARDRAIL_METRICS
 from ragharness.runs.rundir import RunDir, RunManifest
 from ragharness.runs.summary import RunSummary
 from ragharness.scoring.base import Scorer

@@ -135,7 +135,7 @@ def _guardrail_figure(rows: list[MetricRow], runs: dict[str, RunRow]) -> go.Figu
         if r.metric.startswith("guardrail:") and r.candidate == "" and r.value is not None and r.run_id in runs:
             per_action[r.metric.removeprefix("guardrail:")].append((runs[r.run_id].started_at, r.value, r.run_id))
     # every run has a rate for every action seen anywhere: a run without that action had a rate of 0
-    for action, points in per_action.items():
+    for points in per_action.values():
         seen = {p[2] for p in points}
         points += [(runs[i].started_at, 0.0, i) for i in runs if i not in seen]
     fig = go.Figure()

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from ragharness.runs.store import RunStore
 from ragharness.runs.guardrail_summary import GUARDRAIL_METRICS
+from ragharness.runs.store import RunStore
 from ragharness.runs.summary import RunSummary
 
 _SCHEMA = """

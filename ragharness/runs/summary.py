@@ -14,8 +14,8 @@ from typing import Literal, NamedTuple
 from pydantic import BaseModel, Field
 
 from ragharness.config import Threshold
-from ragharness.scoring.metrics import OPS_METRICS
 from ragharness.runs.guardrail_summary import GUARDRAIL_METRICS, GuardrailSummary, summarise_guardrails
+from ragharness.scoring.metrics import OPS_METRICS
 from ragharness.types import Candidate, Generation, GoldItem, GuardrailAction, GuardrailTiming, Score
 
 
