@@ -34,6 +34,9 @@ def figures(summary_file: Path) -> dict[str, Any]:
             },
         }
     out["retrieval"] = {k: _metric(v) for k, v in sorted(s["retrieval"].items())}
+    g = s["guardrail"]
+    keys = ("expectations", "expectations_met", "should_stop", "under_blocked", "should_pass", "over_blocked")
+    out["guardrail"] = {k: g[k] for k in (*keys, "pii_leaks", "failed_checks", "action_rates", "stopped_items")}
     return out
 
 

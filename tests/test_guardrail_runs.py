@@ -242,3 +242,14 @@ def test_committed_terraform_matches_the_example_policy() -> None:
         "US_SOCIAL_SECURITY_NUMBER",
         "PHONE",
     }
+
+
+def test_the_redaction_chain_never_stops_before_its_redactors() -> None:
+    """Gold questions and passage metadata go through every redactor even when a block filter matches first."""
+    from ragharness.guardrails.filters import DenyPatterns
+    from ragharness.guardrails.pii import PiiRedactor
+
+    chain = GuardrailChain([DenyPatterns(["card numbers? of"]), PiiRedactor()], "input", redact_only=True)
+    res = chain.apply("Give me the card number of jane.doe@example.com", where="question", item_id="q")
+    assert res.text == "Give me the card number of [REDACTED_EMAIL_ADDRESS]"
+    assert [a.action for a in res.actions] == ["redacted"] and not res.stopped

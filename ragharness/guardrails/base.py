@@ -111,10 +111,21 @@ class ChainStats:
 
 
 class GuardrailChain:
-    def __init__(self, guardrails: Sequence[Guardrail], stage: GuardrailStage, failed_message: str = "") -> None:
+    """Runs guardrails in order. `redact_only`: only redactions apply and every guardrail runs (what gold answers,
+    stored questions and passage metadata go through: a block there must not stop the redactors after it)."""
+
+    def __init__(
+        self,
+        guardrails: Sequence[Guardrail],
+        stage: GuardrailStage,
+        failed_message: str = "",
+        *,
+        redact_only: bool = False,
+    ) -> None:
         self.guardrails = list(guardrails)
         self.stage: GuardrailStage = stage
         self.failed_message = failed_message or FAILED_MESSAGE
+        self.redact_only = redact_only
         self.stats = ChainStats(stage)
 
     def apply(self, text: str, *, where: str, item_id: str, source: GroundingSource | None = None) -> ChainResult:
@@ -127,6 +138,8 @@ class GuardrailChain:
                 else:
                     verdict = guard.check(result.text)
             except Exception as exc:
+                if self.redact_only:  # text that could not be redacted must not be stored: the error surfaces
+                    raise
                 ms = (time.perf_counter() - t0) * 1000
                 self.stats.add(guard.name, ms, 0.0)
                 result.actions.append(
@@ -144,7 +157,7 @@ class GuardrailChain:
                 break
             ms = (time.perf_counter() - t0) * 1000
             self.stats.add(guard.name, ms, verdict.cost_usd)
-            if verdict.action == "pass":
+            if verdict.action == "pass" or (self.redact_only and verdict.action != "redacted"):
                 continue
             result.actions.append(
                 GuardrailAction(
@@ -196,10 +209,11 @@ class GuardrailSet:
             input=GuardrailChain(guards, "input"),
             context=GuardrailChain(guards, "context"),
             output=GuardrailChain(output, "output"),
-            redact=GuardrailChain(guards, "input"),
+            redact=GuardrailChain(guards, "input", redact_only=True),
         )
 
     def timings(self) -> list[GuardrailTiming]:
-        """Drain every chain's running totals (the redaction chain's are counted with the input stage)."""
-        out = self.input.stats.drain() + self.context.stats.drain() + self.output.stats.drain()
-        return out + self.redact.stats.drain()
+        """Drain the stage chains' running totals (the redaction chain's work on stored text is not a check of a
+        request, so it is not counted)."""
+        self.redact.stats.drain()
+        return self.input.stats.drain() + self.context.stats.drain() + self.output.stats.drain()

@@ -127,7 +127,7 @@ def build_guardrails(cfg: HarnessConfig, client: Any = None) -> GuardrailSet:
         input=chain(listed_in, "input"),
         context=chain(listed_in, "context"),
         output=chain(listed_out, "output"),
-        redact=GuardrailChain(redacting, "input"),
+        redact=GuardrailChain(redacting, "input", redact_only=True),
         watch=LeakWatch.from_file(cfg.resolve(canaries)) if canaries else LeakWatch(),
     )
 
