@@ -44,10 +44,10 @@ def demo(project: Path) -> tuple[int, str, Path]:
 def test_demo_passes_and_prints_summary_and_report(demo: tuple[int, str, Path]) -> None:
     code, output, run_dir = demo
     assert code == 0, output
-    assert "support-demo · 68 items · PASS" in output
+    assert "support-demo · 78 items · PASS" in output
     assert "correctness per intent" in output
     assert f"report: {run_dir / 'report.html'}" in output
-    assert "ingest: documents: 54 seen, 54 new" in output
+    assert "ingest: documents: 55 seen, 55 new" in output
 
 
 def test_demo_scores_separate_the_candidates_sensibly(demo: tuple[int, str, Path]) -> None:
@@ -58,12 +58,17 @@ def test_demo_scores_separate_the_candidates_sensibly(demo: tuple[int, str, Path
     assert rep["groundedness"]["mean"] < ext["groundedness"]["mean"]
     assert rep["citation_coverage"]["mean"] < ext["citation_coverage"]["mean"]
     assert rep["citation_validity"]["labels"].get("invalid", 0) == 3
-    assert rep["refusal"]["labels"]["should_have_refused"] == 3
+    # the weather question's made-up answer is refused by the policy's contextual grounding (off-topic context)
+    assert rep["refusal"]["labels"]["should_have_refused"] == 2
     assert rep["correctness"]["labels"].get("incorrect", 0) >= 7
     # ... but answers more questions correctly than the extractive floor.
     assert rep["correctness"]["mean"] > ext["correctness"]["mean"]
     assert summary["retrieval"]["retrieval_hit"]["mean"] >= 0.9
-    assert summary["guardrails"].get("output:pii:EMAIL_ADDRESS", 0) >= 1
+    assert summary["guardrails"].get("output:sensitive_information:EMAIL_ADDRESS", 0) >= 1  # the policy's redaction
+    g = summary["guardrail"]  # the policy: expectations met, one over-block (a prompt-attack false positive), no leak
+    assert (g["expectations_met"], g["expectations"], g["under_blocked"], g["over_blocked"]) == (11, 11, 0, 1)
+    assert g["pii_leaks"] == 0 and g["known_pii_values"] >= 17
+    assert 'id="guardrails"' in (demo[2] / "report.html").read_text()
     assert "[REDACTED_EMAIL_ADDRESS]" in (demo[2] / "context_packs.jsonl").read_text()  # redacted at ingest
     # the example gold set's assertions: scored per assertion, failures shown under the answer in the report
     assert rep["assertions"]["n_applicable"] == 14 and 0 < rep["assertions"]["mean"] < 1
@@ -104,7 +109,7 @@ def test_reingest_with_nothing_changed_embeds_nothing(
 ) -> None:
     cfg = load_config(project / "harness.yaml")
     report = ingest(cfg, minilm, build_store(cfg), redactor=build_redactor(cfg))
-    assert report.documents_unchanged == 54 and report.chunks_embedded == 0 and report.chunks_written == 0
+    assert report.documents_unchanged == 55 and report.chunks_embedded == 0 and report.chunks_written == 0
 
 
 def test_metadata_filters_decide_region_specific_answers(

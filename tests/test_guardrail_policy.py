@@ -347,3 +347,26 @@ def test_a_missing_spacy_model_is_a_config_error_not_a_fallback(tmp_path: Path) 
     result = CliRunner().invoke(app, ["run", str(cfg), "--dry-run"])
     assert result.exit_code == 3, result.output
     assert "en_core_web_lg" in result.output and "not installed" in result.output
+
+
+@pytest.mark.integration
+def test_example_guardrail_suite(tmp_path: Path) -> None:
+    """The example's suite through the example's chain (real MiniLM heads): the figures the README quotes."""
+    root = Path(__file__).resolve().parents[1] / "goldsets" / "support"
+    result = CliRunner().invoke(
+        app,
+        [
+            "guardrail-eval",
+            str(root / "harness.yaml"),
+            "--suite",
+            str(root / "guardrail-suite.yaml"),
+            "--out",
+            str(tmp_path),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "guardrail-eval.json").read_text())
+    assert data["n"] == 40 and data["overall"]["correct"] >= 36
+    assert data["overall"]["pii_left"] == 0 and data["by_category"]["pii"]["correct"] == 11
+    assert data["by_category"]["look_alike"]["over_blocked"] == 0
+    assert data["by_stage"]["context"]["under_blocked"] == 0
