@@ -43,11 +43,20 @@ PATTERN_TYPES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "US_SSN", "CREDIT_CARD", "IBAN
 NER_TYPES = ("PERSON", "STREET_ADDRESS")
 
 
+TRAINED_ON = Path(__file__).resolve().parents[1] / "training" / "guardrails" / "data"
+
+
 def read(folder: Path) -> list[dict]:
     for name in ("test.jsonl", "dev.jsonl"):
         if (folder / name).is_file():
-            text = (folder / name).read_text(encoding="utf-8")
-            return [json.loads(line) for line in text.split("\n") if line.strip()]
+            raw = (folder / name).read_bytes()
+            twin = TRAINED_ON / folder.name / name
+            if twin.is_file() and twin.read_bytes() == raw:
+                print(
+                    f"note: {folder / name} is the file the heads were trained on: its figures are training-set "
+                    "figures; the cross-validated ones are in ragharness/guardrails/weights/*.json (provenance)"
+                )
+            return [json.loads(line) for line in raw.decode("utf-8").split("\n") if line.strip()]
     raise SystemExit(f"{folder}: no test.jsonl or dev.jsonl")
 
 

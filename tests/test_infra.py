@@ -59,6 +59,8 @@ def test_task_role_is_least_privilege() -> None:
     main = (INFRA / "terraform/main.tf").read_text()
     assert '"bedrock:*"' not in main and '"s3:*"' not in main and '"*"' not in main
     assert "var.bedrock_model_arns" in main and "${local.runs_prefix}/*" in main
+    # ApplyGuardrail only on the guardrail generated from the example's policy
+    assert '"bedrock:ApplyGuardrail"' in main and "aws_bedrock_guardrail.support_demo.guardrail_arn" in main
 
 
 def test_workflows_and_compose_parse() -> None:

@@ -64,6 +64,11 @@ data "aws_iam_policy_document" "task" {
     resources = var.bedrock_model_arns
   }
   statement {
+    sid       = "ApplyTheEvaluatedGuardrail" # the guardrail generated from the policy (guardrail.tf.json)
+    actions   = ["bedrock:ApplyGuardrail"]
+    resources = [aws_bedrock_guardrail.support_demo.guardrail_arn]
+  }
+  statement {
     sid       = "ListRunPrefix"
     actions   = ["s3:ListBucket"]
     resources = [aws_s3_bucket.runs.arn]
