@@ -370,3 +370,31 @@ def test_example_guardrail_suite(tmp_path: Path) -> None:
     assert data["overall"]["pii_left"] == 0 and data["by_category"]["pii"]["correct"] == 11
     assert data["by_category"]["look_alike"]["over_blocked"] == 0
     assert data["by_stage"]["context"]["under_blocked"] == 0
+
+
+@pytest.mark.integration
+def test_training_script_rebuilds_loadable_heads(tmp_path: Path) -> None:
+    """`make train-guardrails` on a few rows per class (a smoke run, not a model): files, sums, loadable, and the
+    same bytes when run twice (training is deterministic)."""
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "training" / "guardrails" / "train.py"
+    digests = []
+    for n in (1, 2):
+        out = tmp_path / f"w{n}"
+        proc = subprocess.run(
+            [sys.executable, str(script), "--limit", "6", "--folds", "2", "--out", str(out)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        sums = recorded_sums(out)
+        assert set(sums) == {"prompt_attack_input.json", "prompt_attack_context.json", "unsafe_request.json"}
+        for name in ("prompt_attack_input", "prompt_attack_context", "unsafe_request"):
+            head = load_head(name, out)
+            assert head.provenance["command"].startswith("make train-guardrails")
+        digests.append(sums)
+    assert digests[0] == digests[1]

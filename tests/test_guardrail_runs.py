@@ -221,8 +221,8 @@ def test_compare_runs_paired_block_decisions(mini_project: Path) -> None:
 
 def test_spikes_are_three_sigma_over_trailing_runs() -> None:
     flat = [0.10, 0.11, 0.09, 0.10, 0.10, 0.11]
-    assert spikes(flat + [0.12]) == [False] * 7  # within the floor
-    assert spikes(flat + [0.40])[-1] is True
+    assert spikes([*flat, 0.12]) == [False] * 7  # within the floor
+    assert spikes([*flat, 0.40])[-1] is True
     assert spikes([0.5, 0.9])[-1] is False  # too little history
 
 
