@@ -15,6 +15,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from ragharness.types import valid_regex
+
 PII_ENTITIES: dict[str, tuple[str, str]] = {
     # policy name: (Presidio entity the local backend detects, Bedrock PII entity type)
     "EMAIL": ("EMAIL_ADDRESS", "EMAIL"),
@@ -84,11 +86,7 @@ class RegexRule(PolicyPart):
     @field_validator("pattern")
     @classmethod
     def _compiles(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"invalid regular expression: {exc}") from exc
-        return value
+        return valid_regex(value)
 
 
 class SensitiveInformation(PolicyPart):

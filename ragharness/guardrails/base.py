@@ -17,7 +17,7 @@ from typing import Literal, Protocol, runtime_checkable
 from pydantic import BaseModel, Field
 
 from ragharness.guardrails.leaks import LeakWatch
-from ragharness.types import Finding, Frozen, GuardrailAction, GuardrailStage, GuardrailTiming
+from ragharness.types import Finding, Frozen, GuardrailAction, GuardrailOutcome, GuardrailStage, GuardrailTiming
 
 VerdictAction = Literal["pass", "redacted", "flagged", "challenged", "blocked", "refused"]
 STOPS: frozenset[str] = frozenset({"challenged", "blocked", "refused", "failed"})
@@ -128,6 +128,27 @@ class GuardrailChain:
         self.redact_only = redact_only
         self.stats = ChainStats(stage)
 
+    def _action(
+        self,
+        guard: str,
+        where: str,
+        item_id: str,
+        action: GuardrailOutcome,
+        ms: float,
+        findings: tuple[Finding, ...] = (),
+        reason: str = "",
+    ) -> GuardrailAction:
+        return GuardrailAction(
+            guardrail=guard,
+            stage=self.stage,
+            where=where,
+            item_id=item_id,
+            action=action,
+            findings=findings,
+            latency_ms=round(ms, 3),
+            reason=reason,
+        )
+
     def apply(self, text: str, *, where: str, item_id: str, source: GroundingSource | None = None) -> ChainResult:
         result = ChainResult(text=text)
         for guard in self.guardrails:
@@ -142,34 +163,15 @@ class GuardrailChain:
                     raise
                 ms = (time.perf_counter() - t0) * 1000
                 self.stats.add(guard.name, ms, 0.0)
-                result.actions.append(
-                    GuardrailAction(
-                        guardrail=guard.name,
-                        stage=self.stage,
-                        where=where,
-                        item_id=item_id,
-                        action="failed",
-                        latency_ms=round(ms, 3),
-                        reason=getattr(exc, "code", "") or type(exc).__name__,
-                    )
-                )
+                reason = getattr(exc, "code", "") or type(exc).__name__
+                result.actions.append(self._action(guard.name, where, item_id, "failed", ms, reason=reason))
                 result.outcome, result.blocked_by, result.block_message = "failed", guard.name, self.failed_message
                 break
             ms = (time.perf_counter() - t0) * 1000
             self.stats.add(guard.name, ms, verdict.cost_usd)
             if verdict.action == "pass" or (self.redact_only and verdict.action != "redacted"):
                 continue
-            result.actions.append(
-                GuardrailAction(
-                    guardrail=guard.name,
-                    stage=self.stage,
-                    where=where,
-                    item_id=item_id,
-                    action=verdict.action,
-                    findings=verdict.findings,
-                    latency_ms=round(ms, 3),
-                )
-            )
+            result.actions.append(self._action(guard.name, where, item_id, verdict.action, ms, verdict.findings))
             if verdict.action == "redacted":
                 result.text = verdict.text
                 if result.outcome in ("pass", "flagged"):

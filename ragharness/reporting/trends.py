@@ -82,6 +82,20 @@ def _figure(
     return fig
 
 
+def _line(name: str, points: list[Point]) -> go.Scatter:
+    """One series of (started_at, value, run_id) points, hovering the run id."""
+    xs, ys, ids = zip(*points, strict=True)
+    return go.Scatter(
+        x=list(xs),
+        y=list(ys),
+        mode="lines+markers",
+        name=name,
+        legendgroup=name,
+        hovertext=[f"run {i}" for i in ids],
+        hoverinfo="text+y+name",
+    )
+
+
 def _retrieval_figure(rows: list[MetricRow], runs: dict[str, RunRow]) -> go.Figure:
     per_intent: dict[str, list[Point]] = defaultdict(list)
     for r in rows:
@@ -89,17 +103,7 @@ def _retrieval_figure(rows: list[MetricRow], runs: dict[str, RunRow]) -> go.Figu
             per_intent[r.intent].append((runs[r.run_id].started_at, r.value, r.run_id))
     fig = go.Figure()
     for intent, points in sorted(per_intent.items()):
-        xs, ys, ids = zip(*sorted(points), strict=True)
-        fig.add_trace(
-            go.Scatter(
-                x=list(xs),
-                y=list(ys),
-                mode="lines+markers",
-                name=intent,
-                hovertext=[f"run {i}" for i in ids],
-                hoverinfo="text+y+name",
-            )
-        )
+        fig.add_trace(_line(intent, sorted(points)))
     fig.update_layout(
         title="Retrieval hit rate per intent", height=380, template="plotly_white", yaxis={"range": [0, 1.05]}
     )
@@ -141,17 +145,7 @@ def _guardrail_figure(rows: list[MetricRow], runs: dict[str, RunRow]) -> go.Figu
     fig = go.Figure()
     for action, points in sorted(per_action.items()):
         xs, ys, ids = zip(*sorted(points), strict=True)
-        fig.add_trace(
-            go.Scatter(
-                x=list(xs),
-                y=list(ys),
-                mode="lines+markers",
-                name=action,
-                legendgroup=action,
-                hovertext=[f"run {i}" for i in ids],
-                hoverinfo="text+y+name",
-            )
-        )
+        fig.add_trace(_line(action, sorted(points)))
         flagged = [(x, y, i) for x, y, i, hit in zip(xs, ys, ids, spikes(list(ys)), strict=True) if hit]
         if flagged:
             fig.add_trace(

@@ -30,6 +30,10 @@ GUARDRAIL_METRICS = {
 """Run-level guardrail figures a `thresholds:` gate may name."""
 
 
+Decisions = list[tuple[str, str, list[GuardrailAction]]]
+"""(candidate or '' for the item, decision: block/challenge/redact/pass, the actions behind it) at one stage."""
+
+
 class GuardrailStats(BaseModel):
     guardrail: str
     stage: str
@@ -146,7 +150,7 @@ def summarise_guardrails(
     out = GuardrailSummary(known_pii_values=known_values)
     cats: dict[str, CategoryStats] = defaultdict(CategoryStats)
 
-    def decisions(item: GoldItem, stage: str) -> list[tuple[str, str, list[GuardrailAction]]]:
+    def decisions(item: GoldItem, stage: str) -> Decisions:
         """(candidate or '', decision, actions) for the item at one stage."""
         if stage == "output":
             return [
@@ -184,7 +188,7 @@ def summarise_guardrails(
 
 def _score_should_pass(
     item: GoldItem,
-    stopped: list[tuple[str, str, list[GuardrailAction]]],
+    stopped: Decisions,
     out: GuardrailSummary,
     cats: dict[str, CategoryStats],
 ) -> None:
@@ -203,7 +207,7 @@ def _score_should_pass(
 def _score_expectation(
     item: GoldItem,
     e: GuardrailExpectation,
-    got: list[tuple[str, str, list[GuardrailAction]]],
+    got: Decisions,
     out: GuardrailSummary,
     cats: dict[str, CategoryStats],
 ) -> None:
