@@ -253,3 +253,34 @@ def test_the_redaction_chain_never_stops_before_its_redactors() -> None:
     res = chain.apply("Give me the card number of jane.doe@example.com", where="question", item_id="q")
     assert res.text == "Give me the card number of [REDACTED_EMAIL_ADDRESS]"
     assert [a.action for a in res.actions] == ["redacted"] and not res.stopped
+
+
+@pytest.mark.parametrize("redacted", [True, False])
+def test_the_judge_never_sees_a_planted_value_and_would_be_caught(
+    mini_project: Path, monkeypatch: pytest.MonkeyPatch, redacted: bool
+) -> None:
+    """A real local HTTP judge: with the redactors on it receives none of the planted values; with them off, the
+    watch counts the values in the judge's prompts (request:<judge model>) as leaks."""
+    from fake_openai import serve
+    from test_judge import JUDGE_CONFIG, _claims_responder
+
+    root = guarded_project(mini_project, policy="")
+    monkeypatch.setenv("JUDGE_KEY", "k")
+    for server in serve():
+        server.responder = _claims_responder
+        cfg = (root / "harness.yaml").read_text() + JUDGE_CONFIG.format(base_url=server.base_url)
+        cfg += "scorers: [correctness, judge]\n"
+        if not redacted:
+            cfg = cfg.replace("  input: [{kind: pii}]\n  output: [{kind: pii}]\n", "  input: []\n  output: []\n")
+            cfg = cfg.replace("corpus:\n  path: corpus\n", "corpus:\n  path: corpus\n  redact_pii: false\n")
+        (root / "harness.yaml").write_text(cfg)
+        result = execute_run(load_config(root / "harness.yaml"), log=lambda s: None)
+        sent = json.dumps(server.requests)
+        g = summary_of(result.run_dir).guardrail
+        judge_places = [p for p in g.pii_leak_places if p.startswith("request:") and "judge" in p]
+        if redacted:
+            assert server.requests and "help@example.com" not in sent and "jane.doe@example.com" not in sent
+            assert g.pii_leaks == 0
+        else:
+            assert "help@example.com" in sent or "jane.doe@example.com" in sent
+            assert judge_places and g.pii_leaks and g.pii_leaks > 0
