@@ -261,8 +261,9 @@ def test_the_judge_never_sees_a_planted_value_and_would_be_caught(
 ) -> None:
     """A real local HTTP judge: with the redactors on it receives none of the planted values; with them off, the
     watch counts the values in the judge's prompts (request:<judge model>) as leaks."""
-    from fake_openai import serve
     from test_judge import JUDGE_CONFIG, _claims_responder
+
+    from fake_openai import serve
 
     root = guarded_project(mini_project, policy="")
     monkeypatch.setenv("JUDGE_KEY", "k")
