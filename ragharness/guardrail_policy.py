@@ -221,7 +221,9 @@ class BedrockGuardrailRef(PolicyPart):
 
 
 class GuardrailPolicy(PolicyPart):
-    backend: Literal["local", "bedrock"] = "local"
+    backend: str = Field(
+        "local", min_length=1, description="local, bedrock, or a plugin's backend (`ragharness plugins` lists them)."
+    )
     bedrock: BedrockGuardrailRef | None = None
     sensitive_information_policy: SensitiveInformation | None = None
     word_filters: list[WordFilter] = Field(default_factory=list)

@@ -14,8 +14,9 @@ from ragharness.generation.providers.base import (
     ProviderContext,
     ProviderResponse,
 )
-from ragharness.guardrails.base import Guardrail, Verdict
-from ragharness.registry import EMBEDDERS, GUARDRAILS, PROVIDERS, SCORERS, STORES, Registry
+from ragharness.guardrail_policy import GuardrailPolicy
+from ragharness.guardrails.base import GroundingGuardrail, GroundingSource, Guardrail, Verdict
+from ragharness.registry import EMBEDDERS, GUARDRAIL_BACKENDS, GUARDRAILS, PROVIDERS, SCORERS, STORES, Registry
 from ragharness.retrieval.embedders import Embedder
 from ragharness.retrieval.store import SearchRequest, VectorStore
 from ragharness.scoring.base import PlannedScorer, Scorer, ScorerContext, ScoringInput, make_score
@@ -25,6 +26,7 @@ from ragharness.types import Candidate, ContextPack, Generation, GoldItem, Passa
 __all__ = [
     "EMBEDDERS",
     "GUARDRAILS",
+    "GUARDRAIL_BACKENDS",
     "PROVIDERS",
     "SCORERS",
     "STORES",
@@ -34,7 +36,10 @@ __all__ = [
     "Generation",
     "GenerationRequest",
     "GoldItem",
+    "GroundingGuardrail",
+    "GroundingSource",
     "Guardrail",
+    "GuardrailPolicy",
     "MetricSpec",
     "Passage",
     "PlannedScorer",

@@ -80,6 +80,9 @@ EMBEDDERS: Registry[Embedder] = Registry("embedder")
 STORES: Registry[VectorStore] = Registry("store")
 SCORERS: Registry[Scorer] = Registry("scorer")
 GUARDRAILS: Registry[Guardrail] = Registry("guardrail")
+GUARDRAIL_BACKENDS: Registry[list[Guardrail]] = Registry("guardrail backend")
+"""Backends of `guardrails.policy` (local, bedrock, a plugin's): factory(policy, stage, cfg, client) returns the
+stage's guardrails. A plugin backend should pass `ragharness.testing.guardrail.GuardrailPolicyContract`."""
 
 _loaded = False
 _BUILTINS = "ragharness.pipeline.builtins"

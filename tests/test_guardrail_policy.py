@@ -298,6 +298,7 @@ BASE = "name: t\ncorpus: {path: c}\ngoldset: g.yaml\ncandidates: [{name: a, prov
         ("{sensitiveInformationPolicy: {piiEntities: [NAME]}}", "sensitiveInformationPolicy"),
         ("{sensitiveInformationPolicy: {piiEntities: [NAME], nerModel: my_custom_model}}", "nerModel"),
         ("{backend: bedrock}", "policy"),
+        ("{backend: nemo}", "guardrails.policy.backend"),
         ("{promptAttacks: {contextAction: DELETE}}", "promptAttacks.contextAction"),
     ],
 )

@@ -90,7 +90,14 @@ def test_a_plugin_that_fails_to_load_is_named(monkeypatch: pytest.MonkeyPatch) -
     broken = EntryPoint(name="acme-scorers", value="acme_missing_module:register", group="ragharness.plugins")
     builtins = EntryPoint(name="builtins", value="ragharness.pipeline.builtins:register", group="ragharness.plugins")
     monkeypatch.setattr(registry, "entry_points", lambda group: [broken, builtins])
-    for reg in (registry.PROVIDERS, registry.EMBEDDERS, registry.STORES, registry.SCORERS, registry.GUARDRAILS):
+    for reg in (
+        registry.PROVIDERS,
+        registry.EMBEDDERS,
+        registry.STORES,
+        registry.SCORERS,
+        registry.GUARDRAILS,
+        registry.GUARDRAIL_BACKENDS,
+    ):
         monkeypatch.setattr(reg, "_entries", {})  # restored after the test
     monkeypatch.setattr(registry, "_loaded", False)
     with pytest.raises(PluginError, match=r"plugin 'acme-scorers' \(acme_missing_module:register.*failed to load"):

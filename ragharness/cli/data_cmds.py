@@ -110,9 +110,9 @@ def goldset_import_beir(
 @app.command()
 def plugins() -> None:
     """List the registered providers, embedders, stores, scorers and guardrails."""
-    from ragharness.registry import EMBEDDERS, GUARDRAILS, PROVIDERS, SCORERS, STORES
+    from ragharness.registry import EMBEDDERS, GUARDRAIL_BACKENDS, GUARDRAILS, PROVIDERS, SCORERS, STORES
 
-    for reg in (PROVIDERS, EMBEDDERS, STORES, SCORERS, GUARDRAILS):
+    for reg in (PROVIDERS, EMBEDDERS, STORES, SCORERS, GUARDRAILS, GUARDRAIL_BACKENDS):
         console.print(f"{reg.seam}s:", markup=False)
         for kind in reg.kinds():
             entry = reg.get(kind)

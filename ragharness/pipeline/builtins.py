@@ -5,16 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ragharness.registry import EMBEDDERS, GUARDRAILS, PROVIDERS, SCORERS, STORES
+from ragharness.registry import EMBEDDERS, GUARDRAIL_BACKENDS, GUARDRAILS, PROVIDERS, SCORERS, STORES
 
 if TYPE_CHECKING:
-    from ragharness.config import EmbedderConfig, StoreConfig
+    from ragharness.config import EmbedderConfig, HarnessConfig, StoreConfig
     from ragharness.generation.providers.base import Provider, ProviderContext
+    from ragharness.guardrail_policy import GuardrailPolicy
     from ragharness.guardrails.base import Guardrail
     from ragharness.retrieval.embedders import Embedder
     from ragharness.retrieval.store import VectorStore
     from ragharness.scoring.base import Scorer, ScorerContext
-    from ragharness.types import Candidate
+    from ragharness.types import Candidate, GuardrailStage
 
 
 def _extractive(candidate: Candidate, ctx: ProviderContext) -> Provider:
@@ -127,6 +128,23 @@ def _deny(options: dict[str, Any]) -> Guardrail:
     return DenyPatterns(**options)
 
 
+def _local_policy(
+    policy: GuardrailPolicy, stage: GuardrailStage, *, cfg: HarnessConfig, client: Any
+) -> list[Guardrail]:
+    from ragharness.guardrails.local import local_guardrails
+    from ragharness.pipeline.components import guardrail_embedder
+
+    return list(local_guardrails(policy, guardrail_embedder(), stage))
+
+
+def _bedrock_policy(
+    policy: GuardrailPolicy, stage: GuardrailStage, *, cfg: HarnessConfig, client: Any
+) -> list[Guardrail]:
+    from ragharness.guardrails.bedrock import BedrockGuardrail
+
+    return [BedrockGuardrail(policy, stage, client=client, runner=cfg.runner)]
+
+
 def register() -> None:
     PROVIDERS.register("extractive", _extractive, help="offline baseline: cites the best-matching sentences")
     PROVIDERS.register("replay", _replay, help="recorded answers; options.file is a JSONL keyed by item_id")
@@ -183,3 +201,9 @@ def register() -> None:
     )
     GUARDRAILS.register("pii", _pii, help="Presidio PII redaction (offline recognizers)")
     GUARDRAILS.register("deny_patterns", _deny, help="block or flag text matching regular expressions")
+    GUARDRAIL_BACKENDS.register(
+        "local", _local_policy, help="guardrails.policy offline: Presidio, word filters, MiniLM heads, grounding"
+    )
+    GUARDRAIL_BACKENDS.register(
+        "bedrock", _bedrock_policy, help="guardrails.policy through Amazon Bedrock Guardrails ApplyGuardrail"
+    )

@@ -13,7 +13,7 @@ from ragharness.generation.providers.base import Provider
 from ragharness.guardrails.base import Guardrail, GuardrailChain, GuardrailSet
 from ragharness.guardrails.leaks import LeakWatch
 from ragharness.ingest.pipeline import TextRedactor
-from ragharness.registry import EMBEDDERS, GUARDRAILS, SCORERS, STORES
+from ragharness.registry import EMBEDDERS, GUARDRAIL_BACKENDS, GUARDRAILS, SCORERS, STORES
 from ragharness.retrieval.embedders import CachedEmbedder, Embedder
 from ragharness.retrieval.store import VectorStore
 from ragharness.scoring.base import Scorer, ScorerContext
@@ -87,15 +87,12 @@ def policy_guardrails(cfg: HarnessConfig, stage: GuardrailStage, client: Any = N
     policy = cfg.guardrails.policy
     if policy is None:
         return []
-    if policy.backend == "bedrock":
-        from ragharness.guardrails.bedrock import BedrockGuardrail
-
-        return [BedrockGuardrail(policy, stage, client=client, runner=cfg.runner)]
-    from ragharness.guardrails.local import local_guardrails
-
+    where = f"{cfg.source_file}: guardrails.policy.backend"
     try:
-        return list(local_guardrails(policy, guardrail_embedder(), stage))
+        return GUARDRAIL_BACKENDS.create(policy.backend, policy, stage, cfg=cfg, client=client, where=where)
     except ConfigError as exc:
+        if str(exc).startswith(where):
+            raise
         raise ConfigError(f"{cfg.source_file}: guardrails.policy: {exc}") from exc
 
 
