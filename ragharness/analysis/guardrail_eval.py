@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ragharness.errors import ConfigError
 from ragharness.guardrails.base import GroundingSource, GuardrailSet
+from ragharness.ingest.pipeline import Progress
 from ragharness.runs.summary import percentile
 from ragharness.yamlio import load_strict
 
@@ -129,9 +130,16 @@ def _decide(outcome: str, redacted: bool) -> Decision:
     return "redact" if redacted else "pass"
 
 
-def evaluate_guardrails(cases: list[SuiteCase], guards: GuardrailSet, suite: str = "") -> GuardrailEvalResult:
+def _noop(stage: str, done: int, total: int) -> None:
+    return None
+
+
+def evaluate_guardrails(
+    cases: list[SuiteCase], guards: GuardrailSet, suite: str = "", progress: Progress = _noop
+) -> GuardrailEvalResult:
     results: list[CaseResult] = []
-    for case in cases:
+    for n, case in enumerate(cases, start=1):
+        progress("guardrails", n - 1, len(cases))
         chain = {"input": guards.input, "context": guards.context, "output": guards.output}[case.stage]
         source = GroundingSource(question=case.question, passages=tuple(case.passages)) if case.passages else None
         t0 = time.perf_counter()
@@ -155,6 +163,7 @@ def evaluate_guardrails(cases: list[SuiteCase], guards: GuardrailSet, suite: str
                 shown_text=after[:600],
             )
         )
+    progress("guardrails", len(cases), len(cases))
     overall = Group()
     by_cat: dict[str, Group] = defaultdict(Group)
     by_stage: dict[str, Group] = defaultdict(Group)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ragharness.cli._app import ConfigArg, ExitCode, app, console
+from ragharness.cli._app import ConfigArg, ExitCode, _Bars, _progress, app, console
 from ragharness.fileio import atomic_write_text
 
 
@@ -32,7 +32,8 @@ def guardrail_eval(
     cfg = load_config(config)
     cases = load_suite(suite)
     guards = build_guardrails(cfg)
-    result = evaluate_guardrails(cases, guards, suite=str(suite))
+    with _progress() as p:
+        result = evaluate_guardrails(cases, guards, suite=str(suite), progress=_Bars(p))
     folder = out or cfg.resolve(cfg.output_dir) / f"guardrail-eval-{new_run_id(cfg.name)}"
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_text(folder / "guardrail-eval.json", result.model_dump_json(indent=2))
