@@ -81,6 +81,13 @@ class SensitiveInfoGuardrail:
         findings: list[Finding] = []
         out = text
         blocked = False
+        # Text redacted upstream (at ingest, or a gold question stored redacted) still carries its entity types: a
+        # BLOCK entity blocks there too.
+        for entity in sorted(self.block_entities):
+            marks = text.count(f"[REDACTED_{entity}]")
+            if marks and not self.redact_only:
+                findings.append(Finding(entity=entity, count=marks))
+                blocked = True
         if self.redactor is not None:
             verdict = self.redactor.check(text)
             if verdict.action == "redacted":

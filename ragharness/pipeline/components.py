@@ -99,9 +99,10 @@ def policy_guardrails(cfg: HarnessConfig, stage: GuardrailStage, client: Any = N
 def build_guardrails(cfg: HarnessConfig, client: Any = None) -> GuardrailSet:
     """The listed guardrails (`guardrails.input` / `.output`: the harness's own redaction) and the policy's.
 
-    Local policy checks run first, on the text as it arrived (nothing leaves the machine), so a BLOCK entity is
-    seen before the harness's redactor replaces it. Bedrock checks run after the harness's redaction: a raw value
-    the redactor finds never leaves the machine, and Bedrock's findings are what the local redactor missed.
+    Local policy checks run first (nothing leaves the machine). Questions are stored redacted before they are checked
+    and the corpus is redacted at ingest, so a BLOCK entity is also recognised by its `[REDACTED_<TYPE>]` mark.
+    Bedrock checks run after the harness's redaction: a raw value the redactor finds never leaves the machine, and
+    Bedrock's findings are what the local redactor missed.
     """
     listed_in, listed_out = _listed(cfg, "input"), _listed(cfg, "output")
     policy = cfg.guardrails.policy
