@@ -20,8 +20,31 @@ from ragharness.errors import ConfigError
 _DIGITS = re.compile(r"\D+")
 _NUMBER = re.compile(r"\+?\d[\d ()./-]{5,}\d")
 """A number as people write it: digits with spaces, dashes, dots, slashes or brackets between them."""
+PENDING_MAX = 2000
+"""Values added after the trie was built are checked one by one up to this many; then the trie is rebuilt."""
 MIN_DIGITS = 7
 """A value matches by digits alone only when it has at least this many (shorter runs are everywhere)."""
+
+
+def trie_pattern(values: Iterable[str]) -> re.Pattern[str]:
+    """One regex matching any of the values, built as a trie (shared prefixes factored out), so a text is scanned
+    once whatever the number of values (an alternation of 100,000 literals would try each at every position)."""
+    trie: dict[str, dict] = {}  # type: ignore[type-arg]
+    for v in values:
+        node = trie
+        for ch in v:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def build(node: dict) -> str:  # type: ignore[type-arg]
+        end = "" in node
+        parts = [re.escape(ch) + build(child) for ch, child in sorted(node.items()) if ch]
+        if not parts:
+            return ""
+        body = parts[0] if len(parts) == 1 else "(?:" + "|".join(parts) + ")"
+        return f"(?:{body})?" if end else body
+
+    return re.compile(build(trie) or "(?!)")
 
 
 class LeakWatch:
@@ -29,6 +52,8 @@ class LeakWatch:
         self._lock = threading.Lock()
         self._texts: set[str] = set()
         self._digits: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
+        self._pending: set[str] = set()  # added since the trie was built: checked one by one until there are many
         self.leaks: Counter[str] = Counter()
         self.add(values)
 
@@ -45,7 +70,9 @@ class LeakWatch:
                 v = raw.strip()
                 if len(v) < 5:
                     continue
-                self._texts.add(v.casefold())
+                if v.casefold() not in self._texts:
+                    self._texts.add(v.casefold())
+                    self._pending.add(v.casefold())
                 digits = _DIGITS.sub("", v)
                 if len(digits) >= MIN_DIGITS and len(digits) >= len(v.replace(" ", "")) * 0.6:
                     self._digits.add(digits)
@@ -58,7 +85,12 @@ class LeakWatch:
         if not text or not self._texts:
             return 0
         folded = text.casefold()
-        n = sum(1 for v in self._texts if v in folded)
+        with self._lock:
+            if self._pattern is None or len(self._pending) > PENDING_MAX:
+                self._pattern, self._pending = trie_pattern(self._texts), set()
+            pattern, pending = self._pattern, list(self._pending)
+        found = {m.group(0) for m in pattern.finditer(folded)} | {v for v in pending if v in folded}
+        n = len(found)
         if self._digits:
             runs = {_DIGITS.sub("", m) for m in _NUMBER.findall(text)}
             n += sum(1 for d in self._digits if any(d in r for r in runs) and not self._found_as_text(d, folded))
