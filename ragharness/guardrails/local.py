@@ -93,7 +93,7 @@ class SensitiveInfoGuardrail:
             if verdict.action == "redacted":
                 out = verdict.text
                 findings += verdict.findings
-                blocked = any(f.entity in self.block_entities for f in verdict.findings)
+                blocked = blocked or any(f.entity in self.block_entities for f in verdict.findings)
         for rule, pattern in self.regexes:
             hits = len(pattern.findall(out))
             if hits:
