@@ -14,7 +14,7 @@ from ragharness.guardrails.base import Guardrail, GuardrailChain, GuardrailSet
 from ragharness.guardrails.leaks import LeakWatch
 from ragharness.ingest.pipeline import TextRedactor
 from ragharness.registry import EMBEDDERS, GUARDRAIL_BACKENDS, GUARDRAILS, SCORERS, STORES
-from ragharness.retrieval.embedders import CachedEmbedder, Embedder
+from ragharness.retrieval.embedders import CachedEmbedder, Embedder, MiniLMEmbedder
 from ragharness.retrieval.store import VectorStore
 from ragharness.scoring.base import Scorer, ScorerContext
 from ragharness.scoring.thresholds import load_thresholds
@@ -71,12 +71,15 @@ def _listed(cfg: HarnessConfig, stage: str) -> list[Guardrail]:
 
 
 _GUARD_EMBEDDER: list[Embedder] = []
+MINILM_NAME = MiniLMEmbedder.name
 
 
-def guardrail_embedder() -> Embedder:
-    """The local detectors' embedder: the shipped MiniLM (their heads were trained on it), loaded once."""
+def guardrail_embedder(shared: Embedder | None = None) -> Embedder:
+    """The local detectors' embedder: the shipped MiniLM (their heads were trained on it), loaded once per process;
+    the run's own embedder is reused when it is that model."""
+    if not _GUARD_EMBEDDER and shared is not None and shared.name == MINILM_NAME:
+        _GUARD_EMBEDDER.append(shared if isinstance(shared, CachedEmbedder) else CachedEmbedder(shared))
     if not _GUARD_EMBEDDER:
-        from ragharness.retrieval.embedders import MiniLMEmbedder
 
         _GUARD_EMBEDDER.append(CachedEmbedder(MiniLMEmbedder()))
     return _GUARD_EMBEDDER[0]

@@ -38,6 +38,7 @@ from ragharness.pipeline.components import (
     build_redactor,
     build_scorers,
     build_store,
+    guardrail_embedder,
 )
 from ragharness.pipeline.finalize import Scoring, score_and_finalize
 from ragharness.pipeline.generate import StatsCallback, blocked_generations, generate
@@ -108,6 +109,7 @@ def build_components(cfg: HarnessConfig) -> _Components:
     """Build and validate everything, the judge included, before the first model call."""
     embedder = build_embedder(cfg)
     cached = CachedEmbedder(embedder)
+    guardrail_embedder(cached)  # the local guardrail detectors share the run's MiniLM when it is the same model
     guards = build_guardrails(cfg)
     prompts_dir = cfg.resolve(cfg.prompts_dir) if cfg.prompts_dir else None
     models = ModelPool(cfg)
