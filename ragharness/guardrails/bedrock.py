@@ -46,7 +46,8 @@ def make_client(region: str | None) -> Any:
     import boto3
     from botocore.config import Config
 
-    return boto3.client("bedrock-runtime", region_name=region, config=Config(retries={"mode": "standard"}))
+    # botocore retries nothing itself: throttling is retried once, by the runner's rules, in BedrockGuardrail._apply
+    return boto3.client("bedrock-runtime", region_name=region, config=Config(retries={"total_max_attempts": 1}))
 
 
 class BedrockGuardrail:
