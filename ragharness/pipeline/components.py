@@ -80,7 +80,6 @@ def guardrail_embedder(shared: Embedder | None = None) -> Embedder:
     if not _GUARD_EMBEDDER and shared is not None and shared.name == MINILM_NAME:
         _GUARD_EMBEDDER.append(shared if isinstance(shared, CachedEmbedder) else CachedEmbedder(shared))
     if not _GUARD_EMBEDDER:
-
         _GUARD_EMBEDDER.append(CachedEmbedder(MiniLMEmbedder()))
     return _GUARD_EMBEDDER[0]
 
