@@ -304,3 +304,17 @@ def test_a_block_entity_blocks_a_question_stored_redacted(mini_project: Path) ->
     assert "4111" not in (result.run_dir / "goldset.json").read_text()
     mismatched = {m.item_id for m in summary_of(result.run_dir).guardrail.mismatches}
     assert "card-in-question" not in mismatched
+
+
+@pytest.mark.parametrize("canaries", [True, False])
+def test_rescoring_keeps_the_leak_count_and_the_gate(mini_project: Path, canaries: bool) -> None:
+    """A re-score cannot know the values the run's redactors found (they were never written): it keeps the run's
+    count, re-checks the canaries, and the `guardrail_pii_leaks` gate still has a value."""
+    root = guarded_project(mini_project, canaries=canaries)
+    run_dir = execute_run(load_config(root / "harness.yaml"), log=lambda s: None).run_dir
+    assert summary_of(run_dir).guardrail.pii_leaks == 0
+    result = cli.invoke(app, ["score", str(run_dir), "--config", str(root / "harness.yaml")])
+    assert result.exit_code == 0, result.output
+    s = summary_of(run_dir)
+    assert s.guardrail.pii_leaks == 0 and s.status == "pass"
+    assert all(g.passed for g in s.gates if g.metric == "guardrail_pii_leaks")

@@ -54,9 +54,11 @@ def score_and_finalize(
     spent_usd: float,
     budget_exhausted: bool,
     progress: Progress = _noop,
+    earlier_leaks: dict[str, int] | None = None,
 ) -> Scored:
     """Score, summarise, report. A run writes scores.jsonl afresh (streamed); a re-score appends its records beside
-    the old ones (the latest record per metric counts)."""
+    the old ones (the latest record per metric counts). `earlier_leaks`: what the run itself counted (a re-score
+    no longer knows the values the redactors found in that process; it keeps the count and adds what it finds)."""
     models = scoring.models
     models.on_call = lambda call: run.append("judge_calls.jsonl", [call])
     models.start(spent_usd=spent_usd)
@@ -102,13 +104,13 @@ def score_and_finalize(
             known_pii_values=len(watch) if watch is not None else 0,
         )
 
-    leaks = _leaks(watch, run, skip=FINAL_FILES)
+    leaks = _merge(_leaks(watch, run, skip=FINAL_FILES), earlier_leaks)
     summary = summary_with(leaks)
     run.write_json("summary.json", summary)
     kill_point("run:summarised")
     write_report(run)
     if watch is not None and leaks is not None:  # the summary and report themselves are checked last
-        final = _leaks(watch, run, skip=())
+        final = _merge(_leaks(watch, run, skip=()), earlier_leaks)
         if final is not None and sum(final.values()) != sum(leaks.values()):
             summary = summary_with(final)
             run.write_json("summary.json", summary)
@@ -118,6 +120,13 @@ def score_and_finalize(
 
 
 FINAL_FILES = ("summary.json", "report.html")
+
+
+def _merge(now: dict[str, int] | None, earlier: dict[str, int] | None) -> dict[str, int] | None:
+    """Per place, the larger of two counts (the same leak found twice is one leak)."""
+    if now is None or earlier is None:
+        return now if earlier is None else dict(earlier)
+    return dict(Counter(now) | Counter(earlier))
 
 
 def _leaks(watch: LeakWatch | None, run: RunDir, skip: tuple[str, ...]) -> dict[str, int] | None:

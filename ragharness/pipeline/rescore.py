@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from ragharness.config import HarnessConfig, JudgeConfig, format_validation_error
 from ragharness.errors import ConfigError, RunError
 from ragharness.generation.models import ModelPool
+from ragharness.guardrails.leaks import LeakWatch
 from ragharness.pipeline.components import build_embedder, build_scorers
 from ragharness.pipeline.finalize import Scored, Scoring, score_and_finalize
 from ragharness.retrieval.embedders import CachedEmbedder
@@ -88,6 +89,9 @@ def rescore(
         )
     embedder = CachedEmbedder(build_embedder(cfg))
     models = ModelPool(cfg, use_cache=use_cache)
+    if cfg.guardrails.pii_canaries:  # the judge's prompts and the run's files are checked for the known values again
+        models.leak_watch = LeakWatch.from_file(cfg.resolve(cfg.guardrails.pii_canaries))
+    earlier = previous.guardrail.pii_leak_places if previous and previous.guardrail.pii_leaks is not None else None
     scoring = Scoring(scorers=build_scorers(cfg, embedder, models), embedder=embedder, models=models)
     return score_and_finalize(
         cfg,
@@ -99,4 +103,5 @@ def rescore(
         rescore=True,
         spent_usd=0.0,
         budget_exhausted=previous.budget_exhausted if previous else run.manifest().pending > 0,
+        earlier_leaks=earlier,
     )
