@@ -7,6 +7,7 @@ name looks like a credential must be an environment reference `${NAME}`, resolve
 from __future__ import annotations
 
 import os
+import random
 import re
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,15 @@ class RetrievalConfig(Strict):
     @classmethod
     def _known_fields(cls, v: dict[str, FilterValue]) -> dict[str, FilterValue]:
         return check_filter_fields(v)
+
+
+def full_jitter_delay(
+    attempt: int, base_delay_s: float, max_delay_s: float, retry_after: float | None, rng: random.Random
+) -> float:
+    """Seconds to wait before retry `attempt + 1`: full-jitter exponential backoff; a server's retry-after is a
+    floor. Every retry in the harness (model calls, guardrail calls) waits this way."""
+    backoff = rng.uniform(0, min(max_delay_s, base_delay_s * 2 ** (attempt - 1)))
+    return max(backoff, retry_after or 0.0)
 
 
 class RunnerConfig(Strict):

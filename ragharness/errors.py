@@ -72,3 +72,20 @@ class DiskFullError(RunError):
 
 class LockedError(RagharnessError):
     """Another process holds a lock ragharness needs (ingest on a data_dir, a nightly run): exit code 6."""
+
+
+AWS_RATE_LIMIT_CODES = frozenset({"ThrottlingException", "TooManyRequestsException", "ServiceQuotaExceededException"})
+"""AWS error codes that mean "slow down": retried with backoff (Bedrock models and guardrails alike)."""
+AWS_TRANSIENT_CODES = frozenset(
+    {
+        "ModelTimeoutException",
+        "ServiceUnavailableException",
+        "InternalServerException",
+        "ModelNotReadyException",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    }
+)
+"""AWS error codes of a failure that may pass on its own: retried with backoff."""

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from pydantic import BaseModel, Field
 
+from ragharness.config import full_jitter_delay
 from ragharness.generation.cache import ResponseCache
 from ragharness.generation.costs import Budget, PriceTable, estimate_usage
 from ragharness.generation.providers.base import GenerationRequest, Provider, ProviderCallError, ProviderResponse
@@ -32,8 +33,7 @@ class RetryPolicy(BaseModel):
 
     def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
         """Full-jitter exponential backoff; a server's retry-after is a floor."""
-        backoff = rng.uniform(0, min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 1)))
-        return max(backoff, retry_after or 0.0)
+        return full_jitter_delay(attempt, self.base_delay_s, self.max_delay_s, retry_after, rng)
 
 
 class RateLimits(BaseModel):

@@ -12,21 +12,13 @@ import random
 import time
 from typing import Any
 
-from ragharness.config import RunnerConfig
+from ragharness.config import RunnerConfig, full_jitter_delay
+from ragharness.errors import AWS_RATE_LIMIT_CODES, AWS_TRANSIENT_CODES, RagharnessError
 from ragharness.guardrail_policy import PII_ENTITIES, GuardrailPolicy
 from ragharness.guardrails.base import GroundingSource, Verdict
 from ragharness.types import Finding, GuardrailStage
 
-RETRYABLE = frozenset(
-    {
-        "ThrottlingException",
-        "TooManyRequestsException",
-        "ServiceQuotaExceededException",
-        "ServiceUnavailableException",
-        "InternalServerException",
-        "ModelNotReadyException",
-    }
-)
+RETRYABLE = AWS_RATE_LIMIT_CODES | AWS_TRANSIENT_CODES
 TO_PRESIDIO = {bedrock: presidio for presidio, bedrock in PII_ENTITIES.values()}
 UNIT_KINDS = {
     "contentPolicyUnits": "content",
@@ -36,7 +28,7 @@ UNIT_KINDS = {
 }
 
 
-class GuardrailCallError(RuntimeError):
+class GuardrailCallError(RagharnessError):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(f"ApplyGuardrail failed: {code}: {message}")
         self.code = code
@@ -91,8 +83,8 @@ class BedrockGuardrail:
                 code = str(exc.response.get("Error", {}).get("Code", "ClientError"))
                 if code not in RETRYABLE or attempt >= self.runner.max_attempts:
                     raise GuardrailCallError(code, str(exc.response.get("Error", {}).get("Message", ""))[:300]) from exc
-                ceiling = min(self.runner.max_delay_s, self.runner.base_delay_s * 2 ** (attempt - 1))
-                self.sleep(self.rng.uniform(0, ceiling))
+                r = self.runner
+                self.sleep(full_jitter_delay(attempt, r.base_delay_s, r.max_delay_s, None, self.rng))
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _cost(self, response: dict[str, Any]) -> float:

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ragharness.errors import ProviderError
+from ragharness.errors import AWS_RATE_LIMIT_CODES, AWS_TRANSIENT_CODES, ProviderError
 from ragharness.generation.providers.base import (
     GenerationRequest,
     ProviderCallError,
@@ -28,19 +28,6 @@ from ragharness.generation.providers.base import (
 )
 from ragharness.types import Candidate, Usage
 
-RATE_LIMIT_CODES = frozenset({"ThrottlingException", "TooManyRequestsException", "ServiceQuotaExceededException"})
-TRANSIENT_CODES = frozenset(
-    {
-        "ModelTimeoutException",
-        "ServiceUnavailableException",
-        "InternalServerException",
-        "ModelNotReadyException",
-        "InternalFailure",
-        "ServiceUnavailable",
-        "RequestTimeout",
-        "RequestTimeoutException",
-    }
-)
 PARAM_NAMES = {"max_tokens": "maxTokens", "temperature": "temperature", "top_p": "topP", "stop": "stopSequences"}
 
 
@@ -99,7 +86,7 @@ def classify(exc: Exception) -> ProviderCallError:
         code = str(exc.response.get("Error", {}).get("Code", "ClientError"))
         message = str(exc.response.get("Error", {}).get("Message", ""))[:500]
         kind: RetryKind = (
-            "rate_limit" if code in RATE_LIMIT_CODES else ("transient" if code in TRANSIENT_CODES else "fatal")
+            "rate_limit" if code in AWS_RATE_LIMIT_CODES else ("transient" if code in AWS_TRANSIENT_CODES else "fatal")
         )
         retry_after = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("retry-after")
         return ProviderCallError(kind, code, message, retry_after=_seconds(retry_after))
