@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ragharness.errors import ConfigError
@@ -82,19 +82,22 @@ class LeakWatch:
 
     def hits(self, text: str) -> int:
         """How many known values the text holds (by text, case-insensitive, or by digits)."""
+        return len(self._found(text))
+
+    def _found(self, text: str) -> set[str]:
+        """The known values in the text (a value found by its digits only is keyed `#<digits>`)."""
         if not text or not self._texts:
-            return 0
+            return set()
         folded = text.casefold()
         with self._lock:
             if self._pattern is None or len(self._pending) > PENDING_MAX:
                 self._pattern, self._pending = trie_pattern(self._texts), set()
             pattern, pending = self._pattern, list(self._pending)
         found = {m.group(0) for m in pattern.finditer(folded)} | {v for v in pending if v in folded}
-        n = len(found)
         if self._digits:
             runs = {_DIGITS.sub("", m) for m in _NUMBER.findall(text)}
-            n += sum(1 for d in self._digits if any(d in r for r in runs) and not self._found_as_text(d, folded))
-        return n
+            found |= {f"#{d}" for d in self._digits if any(d in r for r in runs) and not self._found_as_text(d, folded)}
+        return found
 
     def _found_as_text(self, digits: str, folded: str) -> bool:
         """A value already counted by its text is not counted again by its digits."""
@@ -107,17 +110,21 @@ class LeakWatch:
                 self.leaks[where] += n
         return n
 
-    def scan_dir(self, root: Path, skip: Iterable[str] = ()) -> Counter[str]:
-        """Leaks in every file under root (by relative path). Binary files are read as UTF-8 with replacement."""
+    def scan_dir(self, root: Path, include: Callable[[str], bool] = lambda rel: True) -> Counter[str]:
+        """Known values in every file under root whose relative path `include` accepts: how many distinct values each
+        file holds. Files are read line by line (a run's scores file may be large); bytes that are not UTF-8 are
+        replaced, so binary files are searched too."""
         found: Counter[str] = Counter()
         if not self._texts:
             return found
-        skipped = set(skip)
         for path in sorted(p for p in root.rglob("*") if p.is_file()):
             rel = path.relative_to(root).as_posix()
-            if rel in skipped or path.name.endswith(".lock"):
+            if not include(rel) or path.name.endswith(".lock"):
                 continue
-            n = self.hits(path.read_bytes().decode("utf-8", errors="replace"))
-            if n:
-                found[rel] += n
+            values: set[str] = set()
+            with path.open(encoding="utf-8", errors="replace") as fh:
+                for line in fh:
+                    values |= self._found(line)
+            if values:
+                found[rel] = len(values)
         return found

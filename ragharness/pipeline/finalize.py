@@ -4,7 +4,7 @@ the stored answers; the scores, the judge's calls, the summary and the report la
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -13,7 +13,7 @@ from ragharness.faults import kill_point
 from ragharness.generation.models import ModelPool
 from ragharness.guardrails.leaks import LeakWatch
 from ragharness.ingest.pipeline import Progress
-from ragharness.reporting.report import write_report
+from ragharness.reporting.report import PAGES_DIR, write_report
 from ragharness.retrieval.embedders import CachedEmbedder
 from ragharness.runs.rundir import RunDir
 from ragharness.runs.summary import RunSummary, summarise
@@ -104,14 +104,15 @@ def score_and_finalize(
             known_pii_values=len(watch) if watch is not None else 0,
         )
 
-    leaks = _merge(_leaks(watch, run, skip=FINAL_FILES), earlier_leaks)
+    leaks = _merge(_leaks(watch, run, lambda rel: not _is_final(rel)), earlier_leaks)
     summary = summary_with(leaks)
     run.write_json("summary.json", summary)
     kill_point("run:summarised")
     write_report(run)
     if watch is not None and leaks is not None:  # the summary and report themselves are checked last
-        final = _merge(_leaks(watch, run, skip=()), earlier_leaks)
-        if final is not None and sum(final.values()) != sum(leaks.values()):
+        in_final = watch.scan_dir(run.path, _is_final)
+        final = dict(Counter(leaks) + in_final)
+        if in_final:
             summary = summary_with(final)
             run.write_json("summary.json", summary)
             write_report(run)
@@ -119,7 +120,9 @@ def score_and_finalize(
     return Scored(summary=summary, records=dict(records), judge_failures=judge_failures)
 
 
-FINAL_FILES = ("summary.json", "report.html")
+def _is_final(rel: str) -> bool:
+    """What is written from the summary: the summary itself and the report (with its item pages)."""
+    return rel in ("summary.json", "report.html") or rel.startswith(f"{PAGES_DIR}/")
 
 
 def _merge(now: dict[str, int] | None, earlier: dict[str, int] | None) -> dict[str, int] | None:
@@ -129,9 +132,8 @@ def _merge(now: dict[str, int] | None, earlier: dict[str, int] | None) -> dict[s
     return dict(Counter(now) | Counter(earlier))
 
 
-def _leaks(watch: LeakWatch | None, run: RunDir, skip: tuple[str, ...]) -> dict[str, int] | None:
-    """Known PII values in this process's requests (candidates and judge) and in every file of the run."""
+def _leaks(watch: LeakWatch | None, run: RunDir, include: Callable[[str], bool]) -> dict[str, int] | None:
+    """Known PII values in this process's requests (candidates and judge) and in the run's files `include` takes."""
     if watch is None:
         return None
-    found = Counter(watch.leaks) + watch.scan_dir(run.path, skip=skip)
-    return dict(found)
+    return dict(Counter(watch.leaks) + watch.scan_dir(run.path, include))
