@@ -61,25 +61,27 @@ def _figure(
             )
             bad = [(x, y, i) for x, y, i in zip(xs, ys, ids, strict=True) if runs[i].gate == "regressed"]
             if bad:
-                fig.add_trace(
-                    go.Scatter(
-                        x=[b[0] for b in bad],
-                        y=[b[1] for b in bad],
-                        mode="markers",
-                        marker={"symbol": "x", "size": 14, "color": "#b3261e"},
-                        name="regressed",
-                        legendgroup="regressed",
-                        showlegend=False,
-                        hovertext=[f"REGRESSED: run {b[2]}" for b in bad],
-                        hoverinfo="text",
-                    ),
-                    row=row,
-                    col=1,
-                )
+                marks = _marks(bad, "x", 14, "regressed", "regressed", [f"REGRESSED: run {b[2]}" for b in bad])
+                fig.add_trace(marks, row=row, col=1)
         if y_range:
             fig.update_yaxes(range=list(y_range), row=row, col=1)
     fig.update_layout(title=title, height=260 * len(metrics), template="plotly_white", hovermode="closest")
     return fig
+
+
+def _marks(points: list[Point], symbol: str, size: int, name: str, group: str, hover: list[str]) -> go.Scatter:
+    """Red markers over a series' points (a regressed run, a guardrail-rate spike); hidden from the legend."""
+    return go.Scatter(
+        x=[p[0] for p in points],
+        y=[p[1] for p in points],
+        mode="markers",
+        marker={"symbol": symbol, "size": size, "color": "#b3261e"},
+        name=name,
+        legendgroup=group,
+        showlegend=False,
+        hovertext=hover,
+        hoverinfo="text+y",
+    )
 
 
 def _line(name: str, points: list[Point]) -> go.Scatter:
@@ -148,19 +150,8 @@ def _guardrail_figure(rows: list[MetricRow], runs: dict[str, RunRow]) -> go.Figu
         fig.add_trace(_line(action, sorted(points)))
         flagged = [(x, y, i) for x, y, i, hit in zip(xs, ys, ids, spikes(list(ys)), strict=True) if hit]
         if flagged:
-            fig.add_trace(
-                go.Scatter(
-                    x=[f[0] for f in flagged],
-                    y=[f[1] for f in flagged],
-                    mode="markers",
-                    marker={"symbol": "triangle-up", "size": 15, "color": "#b3261e"},
-                    name=f"spike: {action}",
-                    legendgroup=action,
-                    showlegend=False,
-                    hovertext=[f"SPIKE (> mean + 3 sd of the trailing runs): {action}, run {f[2]}" for f in flagged],
-                    hoverinfo="text+y",
-                )
-            )
+            hover = [f"SPIKE (> mean + 3 sd of the trailing runs): {action}, run {f[2]}" for f in flagged]
+            fig.add_trace(_marks(flagged, "triangle-up", 15, f"spike: {action}", action, hover))
     fig.update_layout(
         title="Guardrail action rates per run (red triangles: more than 3 standard deviations over the trailing runs)",
         height=380,
