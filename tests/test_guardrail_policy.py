@@ -20,7 +20,7 @@ from ragharness.config import RunnerConfig, load_config
 from ragharness.guardrail_policy import GuardrailPolicy
 from ragharness.guardrails.base import Guardrail, GuardrailChain
 from ragharness.guardrails.bedrock import BedrockGuardrail
-from ragharness.guardrails.heads import WEIGHTS_DIR, load_head, recorded_sums, sha256_file
+from ragharness.guardrails.heads import HEADS, WEIGHTS_DIR, load_head, recorded_sums, sha256_file
 from ragharness.testing.guardrail import POLICY, GuardrailPolicyContract, PolicyCase
 from ragharness.types import GuardrailStage
 
@@ -261,7 +261,7 @@ class TestLocalPolicy(GuardrailPolicyContract):
 
 def test_shipped_weights_match_their_recorded_sha256() -> None:
     sums = recorded_sums()
-    assert set(sums) == {"prompt_attack_input.json", "prompt_attack_context.json", "unsafe_request.json"}
+    assert set(sums) == {f"{h}.json" for h in HEADS}
     for name, digest in sums.items():
         assert sha256_file(WEIGHTS_DIR / name) == digest
     head = load_head("prompt_attack_input")

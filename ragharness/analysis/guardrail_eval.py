@@ -90,7 +90,10 @@ class GuardrailEvalResult(BaseModel):
 
 def load_suite(path: Path) -> list[SuiteCase]:
     if not path.is_file():
-        raise ConfigError(f"{path}: guardrail suite not found")
+        raise ConfigError(
+            f"{path}: guardrail suite not found; pass --suite a JSONL or YAML file of cases "
+            "(goldsets/support/guardrail-suite.yaml is an example)"
+        )
     text = path.read_text(encoding="utf-8")
     try:
         if path.suffix == ".jsonl":

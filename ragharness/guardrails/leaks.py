@@ -60,7 +60,10 @@ class LeakWatch:
     @classmethod
     def from_file(cls, path: Path) -> LeakWatch:
         if not path.is_file():
-            raise ConfigError(f"{path}: PII canary file not found (guardrails.pii_canaries)")
+            raise ConfigError(
+                f"{path}: PII canary file not found (guardrails.pii_canaries); create it with one known value per "
+                "line, or remove the key"
+            )
         lines = [ln.strip() for ln in path.read_text(encoding="utf-8").split("\n")]
         return cls(ln for ln in lines if ln and not ln.startswith("#"))
 

@@ -18,6 +18,11 @@ import json
 import sys
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from ragharness.fileio import atomic_write_text  # noqa: E402
+
 OUT = Path(__file__).resolve().parent / "data" / "benign_support" / "dev.jsonl"
 
 
@@ -43,7 +48,7 @@ def main(src: Path) -> int:
         for m, ctx in enumerate(r["contexts"]):
             add(ctx["text"], "document", "mtrag", f"mtrag_d{n:03d}_{m}")
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    atomic_write_text(OUT, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     print(f"{OUT}: {len(rows)} rows")
     return 0
 

@@ -40,7 +40,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from ragharness.guardrails.heads import windows  # noqa: E402
+from ragharness.fileio import atomic_write_text  # noqa: E402
+from ragharness.guardrails.heads import HEADS, windows  # noqa: E402
 from ragharness.retrieval.embedders import MiniLMEmbedder  # noqa: E402
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -237,13 +238,13 @@ def main(argv: list[str] | None = None) -> int:
             },
         }
         path = args.out / f"{head.name}.json"
-        path.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+        atomic_write_text(path, json.dumps(record, indent=1) + "\n")  # a killed run leaves no torn weights
         print(
             f"{head.name}: {len(head.units)} windows, threshold {result['threshold']}, cross-validated "
             f"accuracy per class {result['cv']} ({time.perf_counter() - t0:.0f} s)"
         )
-    sums = [f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}" for p in sorted(args.out.glob("*.json"))]
-    (args.out / "SHA256SUMS").write_text("\n".join(sums) + "\n", encoding="utf-8")
+    sums = [f"{hashlib.sha256((args.out / f'{h}.json').read_bytes()).hexdigest()}  {h}.json" for h in sorted(HEADS)]
+    atomic_write_text(args.out / "SHA256SUMS", "\n".join(sums) + "\n")
     print("\n".join(sums))
     return 0
 
