@@ -103,9 +103,8 @@ def lock_context(
         actions += acts
         if clean is not None:
             passages.append(clean.model_copy(update={"number": len(passages) + 1, "score": p.score}))
-    # A redacted question keeps its redactions even when the chain stopped it (what files and reports show).
-    question = q.text if not q.stopped else guards.redact.apply(pack.question, where="question", item_id="").text
-    locked = pack.model_copy(update={"question": question, "passages": tuple(passages)}).with_hash()
+    # The question arrives stored redacted (`redact_gold`), so even a stopped chain's text holds no detected value.
+    locked = pack.model_copy(update={"question": q.text, "passages": tuple(passages)}).with_hash()
     stopped = Stopped(q.blocked_by, q.block_message, q.outcome) if q.stopped else None
     return locked, actions, stopped
 
