@@ -60,7 +60,7 @@ def make_run(
             mode=SearchMode.hybrid,
             k=1,
             passages=(Passage(number=1, chunk_id=f"d{n_}#0", doc_id=f"d{n_}", text=f"Answer {n_}."),),
-        )
+        ).with_hash()
         for n_, i in enumerate(items)
     ]
     gens, scores = [], []

@@ -13,7 +13,7 @@ from ragharness.errors import RunError
 from ragharness.runs.rundir import RunDir
 from ragharness.scoring import metrics as catalog
 from ragharness.scoring.thresholds import ScorerThresholds, load_thresholds
-from ragharness.types import Generation, GoldItem, GuardrailAction, Score
+from ragharness.types import Generation, GoldItem, GuardrailAction, Passage, Score
 
 
 def run_thresholds(run: RunDir) -> ScorerThresholds:
@@ -37,6 +37,9 @@ class ChangedItem(BaseModel):
     answer_b: str
     scores_a: dict[str, Score]
     scores_b: dict[str, Score]
+    passages_a: list[Passage] = Field(default_factory=list, description="The locked context A answered from.")
+    passages_b: list[Passage] = Field(default_factory=list, description="The locked context B answered from.")
+    same_context: bool = Field(True, description="Both answered from the identical locked context (one hash).")
 
 
 class BlockChange(BaseModel):
@@ -230,6 +233,17 @@ def compare(
                 scores_b={m: s for (j, m), s in b.scores.items() if j == i},
             )
         )
+    if changed:
+        wanted = {c.item_id for c in changed}
+        packs_a = {p.item_id: p for p in run_a.iter_packs() if p.item_id in wanted}
+        packs_b = (
+            packs_a if run_b.path == run_a.path else {p.item_id: p for p in run_b.iter_packs() if p.item_id in wanted}
+        )
+        for c in changed:
+            pa, pb = packs_a.get(c.item_id), packs_b.get(c.item_id)
+            c.passages_a = list(pa.passages) if pa else []
+            c.passages_b = list(pb.passages) if pb else []
+            c.same_context = pa is not None and pb is not None and pa.content_hash == pb.content_hash
     guard_changes = [
         BlockChange(
             item_id=i,

@@ -1,7 +1,9 @@
 """Human labels: export a run for annotation, import the labels back, and calibrate scorers against them.
 
 The exported CSV is blind by default: rows carry an opaque row id (the mapping to candidates stays in the run
-directory), are ordered by that id, and do not name the candidate.
+directory), are ordered by that id, and do not name the candidate. Labels from the CSV and from the review app
+(`ragharness serve`) are the same append-only records in the run's labels.jsonl; the latest label of each reviewer
+for an answer counts.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import csv
 import hashlib
 import json
 import warnings
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -38,12 +42,48 @@ COLUMNS = (
 )
 
 
+class ClaimLabel(BaseModel):
+    text: str = Field(description="The claim as the judge extracted it.")
+    grounded: bool
+
+
 class HumanLabel(BaseModel):
     item_id: str
     candidate: str
     groundedness: Literal["grounded", "ungrounded"] | None = None
     correctness: Literal["correct", "partially_correct", "incorrect", "off_topic"] | None = None
-    notes: str = ""
+    notes: str = Field("", max_length=4000, description="Free comment, PII-redacted before it is stored.")
+    claims: list[ClaimLabel] = Field(default_factory=list, description="Per judge claim: grounded or not.")
+    reviewer: str = Field("", description="Reviewer id (the API key's id in the review app; 'csv' for imports).")
+    at: str = Field("", description="When the label was given (UTC, ISO 8601).")
+    blind: bool = Field(True, description="The reviewer did not see which candidate wrote the answer.")
+
+
+def now_utc() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def latest_labels(labels: Iterable[HumanLabel]) -> list[HumanLabel]:
+    """The latest label of each reviewer for each answer (records are append-only; a correction is a new one)."""
+    latest: dict[tuple[str, str, str], HumanLabel] = {}
+    for h in labels:
+        latest[(h.item_id, h.candidate, h.reviewer)] = h
+    return list(latest.values())
+
+
+def read_labels(lines: Iterable[str], where: str) -> list[HumanLabel]:
+    out = []
+    for n, line in enumerate(lines, start=1):
+        try:
+            out.append(HumanLabel.model_validate_json(line))
+        except ValueError as exc:
+            raise RunError(f"{where}:{n}: unreadable label ({str(exc).splitlines()[0]}); remove that line") from exc
+    return out
+
+
+def row_id(run_id: str, item_id: str, candidate: str) -> str:
+    """An opaque id for one answer: what a blind reviewer sees instead of the candidate's name."""
+    return _row_id(run_id, item_id, candidate)
 
 
 def _row_id(run_id: str, item_id: str, candidate: str) -> str:
@@ -89,8 +129,9 @@ def export_csv(run_dir: Path, out: Path, *, show_candidate: bool = False) -> int
     return len(rows)
 
 
-def import_csv(run_dir: Path, file: Path) -> list[HumanLabel]:
-    """Read labels back; every problem names the row and column and what is allowed."""
+def import_csv(run_dir: Path, file: Path, *, reviewer: str = "csv") -> list[HumanLabel]:
+    """Read labels back and append them to the run's labels.jsonl; every problem names the row and column and
+    what is allowed (nothing is appended then)."""
     run = RunDir.open(run_dir)
     keys_file = run.file("annotation_keys.json")
     if not keys_file.is_file():
@@ -129,12 +170,15 @@ def import_csv(run_dir: Path, file: Path) -> list[HumanLabel]:
                     candidate=candidate,
                     groundedness=g,
                     correctness=c,
-                    notes=(row.get("notes") or "").strip(),
+                    notes=(row.get("notes") or "").strip()[:4000],
+                    reviewer=reviewer,
+                    at=now_utc(),
                 )
             )
     if problems:
         raise RunError("\n".join(problems))
-    run.write_jsonl("labels.jsonl", labels)
+    for label in labels:
+        run.append_line("labels.jsonl", label.model_dump_json())
     return labels
 
 
@@ -166,40 +210,45 @@ def _scorer_label(score: Score, human_field: str, faithful_min: float) -> str | 
 def calibrate(run_dir: Path, labels_file: Path | None = None) -> Calibration:
     run = RunDir.open(run_dir)
     if labels_file is not None and labels_file.suffix == ".csv":
-        labels = import_csv(run_dir, labels_file)
-    else:
-        src = labels_file or run.file("labels.jsonl")
-        if not src.is_file():
-            raise RunError(f"{src}: no labels; import them with `ragharness annotate import`")
-        labels = [
-            HumanLabel.model_validate_json(line)
-            for line in src.read_text(encoding="utf-8").splitlines()
-            if line.strip()
-        ]
+        import_csv(run_dir, labels_file)
+        labels_file = None
+    src = labels_file or run.file("labels.jsonl")
+    if not src.is_file():
+        raise RunError(
+            f"{src}: no labels; import them with `ragharness annotate import` or label in `ragharness serve`"
+        )
+    lines = [ln for ln in src.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    result = agreement_with(run, read_labels(lines, str(src)))
+    run.write_json("calibration.json", result)
+    return result
+
+
+def agreement_with(run: RunDir, labels: Iterable[HumanLabel]) -> Calibration:
+    """Scorer-vs-human agreement over the latest label of each reviewer for each answer (each reviewer's label is
+    one pair; two reviewers of one answer are two pairs)."""
+    current = latest_labels(labels)
     faithful_min = load_thresholds(run.scoring_overrides()).groundedness_faithful_min  # as the run was scored
-    human = {(h.item_id, h.candidate): h for h in labels}
+    human: dict[tuple[str, str], list[HumanLabel]] = {}
+    for h in current:
+        human.setdefault((h.item_id, h.candidate), []).append(h)
     by_scorer: dict[tuple[str, str, str], list[tuple[str, str]]] = {}
     # the latest record of each scorer version per answer and metric (re-scoring appends)
     latest = {(s.scorer, s.scorer_version, s.metric, s.item_id, s.candidate): s for s in run.scores()}
     for s in latest.values():
-        h = human.get((s.item_id, s.candidate))
-        if h is None:
-            continue
-        for field, metric_suffix in (("groundedness", "groundedness"), ("correctness", "correctness")):
-            if not s.metric.endswith(metric_suffix) or getattr(h, field) is None:
-                continue
-            pred = _scorer_label(s, field, faithful_min)
-            if pred is not None:
-                key = (f"{s.scorer}@{s.scorer_version}", s.metric, field)
-                by_scorer.setdefault(key, []).append((str(getattr(h, field)), pred))
+        for h in human.get((s.item_id, s.candidate), []):
+            for field, metric_suffix in (("groundedness", "groundedness"), ("correctness", "correctness")):
+                if not s.metric.endswith(metric_suffix) or getattr(h, field) is None:
+                    continue
+                pred = _scorer_label(s, field, faithful_min)
+                if pred is not None:
+                    key = (f"{s.scorer}@{s.scorer_version}", s.metric, field)
+                    by_scorer.setdefault(key, []).append((str(getattr(h, field)), pred))
     agreements = []
     for (scorer, metric, field), pairs in sorted(by_scorer.items()):
         with warnings.catch_warnings():  # one class only (all labelled grounded): sklearn warns, figures still hold
             warnings.simplefilter("ignore", UserWarning)
             agreements.append(_agreement(scorer, metric, field, pairs))
-    result = Calibration(n_labels=len(labels), agreements=agreements)
-    run.write_json("calibration.json", result)
-    return result
+    return Calibration(n_labels=len(current), agreements=agreements)
 
 
 def _agreement(scorer: str, metric: str, field: str, pairs: list[tuple[str, str]]) -> Agreement:

@@ -5,7 +5,7 @@ set, corpus, run directory); 4 the run is incomplete (some calls failed for good
 regression against the baseline; 6 (nightly) another nightly run holds the lock.
 """
 
-from ragharness.cli import data_cmds, gate_cmds, guard_cmds, run_cmds  # noqa: F401 - importing registers the commands
+from ragharness.cli import data_cmds, gate_cmds, guard_cmds, run_cmds, serve_cmds  # noqa: F401 - importing registers the commands
 from ragharness.cli._app import ExitCode, app, print_summary
 
 

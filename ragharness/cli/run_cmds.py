@@ -86,6 +86,7 @@ def run(
     if result.stats is not None:
         console.print(f"calls this session: {result.stats.done} · {result.stats.line()}", markup=False)
     console.print(f"run directory: {result.run_dir}", markup=False)
+    console.print(f"review in the browser: {_serve_command(result.run_dir.parent)}", markup=False)
     console.print(f"report: {result.run_dir / 'report.html'}", markup=False)
     if summary.pending:
         reason = " (budget_usd reached)" if summary.budget_exhausted else ""
@@ -98,6 +99,17 @@ def run(
         raise typer.Exit(ExitCode.GATE_FAILED)
     if summary.status == "incomplete":
         raise typer.Exit(ExitCode.INCOMPLETE)
+
+
+def _serve_command(store: Path) -> str:
+    """The command that opens the review app on this run store (relative to the working folder when under it)."""
+    import shlex
+
+    try:
+        shown = str(store.resolve().relative_to(Path.cwd().resolve())) or "."
+    except ValueError:
+        shown = str(store)
+    return f"ragharness serve --store {shlex.quote(shown)}"
 
 
 def _dry_run(cfg: HarnessConfig, *, use_cache: bool) -> None:
@@ -218,11 +230,12 @@ def annotate_export(
 def annotate_import(
     run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
     csv: Annotated[Path, typer.Option("--csv", help="The labelled CSV.")],
+    reviewer: Annotated[str, typer.Option(help="Reviewer id recorded with each label.")] = "csv",
 ) -> None:
-    """Read human labels back into the run directory (labels.jsonl)."""
+    """Append human labels from the CSV to the run's labels.jsonl (the latest label per reviewer counts)."""
     from ragharness.analysis.labels import import_csv
 
-    labels = import_csv(run_dir, csv)
+    labels = import_csv(run_dir, csv, reviewer=reviewer)
     console.print(f"imported {len(labels)} labelled rows into {run_dir / 'labels.jsonl'}", markup=False)
 
 

@@ -23,6 +23,7 @@ from ragharness.fileio import atomic_write_text
 from ragharness.locking import exclusive
 from ragharness.pipeline.run import execute_run
 from ragharness.runs.history import HistoryIndex
+from ragharness.runs.pins import read_pins
 from ragharness.runs.rundir import GateVerdict, RunDir
 from ragharness.runs.store import LocalRunStore, RunStore, check_run_id, open_run_store
 from ragharness.runs.summary import RunSummary
@@ -189,6 +190,11 @@ def run_nightly(
         resolve_env(cfg.nightly.webhook, what=f"{cfg.source_file}: nightly.webhook")
     store = _store(cfg)
     pinned = baseline or (cfg.nightly.baseline if cfg.nightly.baseline != "last-pass" else None)
+    if pinned is None:  # an admin's pin in the run store (review app) replaces 'last-pass'
+        pin = read_pins(store).pins.get(cfg.name)
+        pinned = baseline = pin.run_id if pin else None
+        if pin:
+            log(f"baseline pinned in the run store: {pin.run_id} (by {pin.by} at {pin.at})")
     if pinned and pinned not in store.list_runs():
         check_run_id(pinned, store.location)
         raise RunError(f"baseline {pinned!r}: no such run in the run store {store.location}; pin a run stored there")

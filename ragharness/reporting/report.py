@@ -66,7 +66,7 @@ def _needs_attention(item_id: str, candidates: list[str], gens: dict[str, dict[s
     return False
 
 
-def _context(run: RunDir) -> dict[str, Any]:
+def _context(run: RunDir, calibration: Calibration | None = None) -> dict[str, Any]:
     manifest = run.manifest()
     summary = run.read_model("summary.json", RunSummary, f"re-create it with `ragharness score {run.path}`")
     gold = run.goldset()
@@ -77,8 +77,7 @@ def _context(run: RunDir) -> dict[str, Any]:
     for s in run.read_jsonl("scores.jsonl", Score):  # streamed; only what the page shows is kept
         scores[(s.item_id, intern(s.candidate))][intern(s.metric)] = _ScoreView(s.value, intern(s.label), s.reason)
     present = {m for c in summary.candidates for m in c.metrics}
-    calibration = None
-    if run.file("calibration.json").is_file():
+    if calibration is None and run.file("calibration.json").is_file():
         calibration = Calibration.model_validate_json(run.file("calibration.json").read_text(encoding="utf-8"))
     config_file = run.file("config.yaml")
     snapshot = load_strict(config_file.read_text(encoding="utf-8")) if config_file.is_file() else None
@@ -119,9 +118,11 @@ def _guard_items(run: RunDir, summary: RunSummary, items: list[GoldItem]) -> lis
     return [_GuardRow(item=i, question=i.question, actions=acts[i.id]) for i in items if i.id in wanted][:300]
 
 
-def render_report(run: RunDir) -> str:
-    """The whole report as one page (runs up to INLINE_ITEMS items; `write_report` pages larger ones)."""
-    ctx = _context(run)
+def render_report(run: RunDir, *, calibration: Calibration | None = None) -> str:
+    """The whole report as one page (runs up to INLINE_ITEMS items; `write_report` pages larger ones).
+    `calibration`: scorer-vs-human agreement to show instead of the run's calibration.json (the review app's live
+    one)."""
+    ctx = _context(run, calibration)
     ctx.update(packs={p.item_id: p for p in run.iter_packs()}, pages=[])
     return environment().get_template("report.html.j2").render(**ctx)
 

@@ -23,11 +23,17 @@ Point = tuple[str, float, str]
 
 
 def _series(
-    rows: list[MetricRow], metrics: tuple[str, ...], runs: dict[str, RunRow]
+    rows: list[MetricRow],
+    metrics: tuple[str, ...],
+    runs: dict[str, RunRow],
+    candidate: str | None = None,
+    prompt: str | None = None,
 ) -> dict[str, dict[str, list[Point]]]:
-    """metric -> 'candidate · prompt' -> [(started_at, value, run_id)]"""
+    """metric -> 'candidate · prompt' -> [(started_at, value, run_id)], optionally one candidate / prompt version"""
     out: dict[str, dict[str, list[Point]]] = {m: defaultdict(list) for m in metrics}
     for r in rows:
+        if (candidate and r.candidate != candidate) or (prompt and r.prompt != prompt):
+            continue
         if r.metric in metrics and r.intent == "" and r.candidate and r.value is not None and r.run_id in runs:
             out[r.metric][f"{r.candidate} · {r.prompt}"].append((runs[r.run_id].started_at, r.value, r.run_id))
     return out
@@ -55,6 +61,7 @@ def _figure(
                     showlegend=row == 1,
                     hovertext=text,
                     hoverinfo="text+y+name",
+                    customdata=list(ids),
                 ),
                 row=row,
                 col=1,
@@ -81,6 +88,7 @@ def _marks(points: list[Point], symbol: str, size: int, name: str, group: str, h
         showlegend=False,
         hovertext=hover,
         hoverinfo="text+y",
+        customdata=[p[2] for p in points],
     )
 
 
@@ -95,6 +103,7 @@ def _line(name: str, points: list[Point]) -> go.Scatter:
         legendgroup=name,
         hovertext=[f"run {i}" for i in ids],
         hoverinfo="text+y+name",
+        customdata=list(ids),
     )
 
 
@@ -161,19 +170,33 @@ def _guardrail_figure(rows: list[MetricRow], runs: dict[str, RunRow]) -> go.Figu
     return fig
 
 
+def figures(
+    runs: dict[str, RunRow], rows: list[MetricRow], *, candidate: str | None = None, prompt: str | None = None
+) -> list[go.Figure]:
+    """The dashboard's charts; every point carries its run id as customdata (the review app opens it on click)."""
+    out = [
+        _figure(
+            "Answer quality per candidate and prompt version",
+            QUALITY,
+            _series(rows, QUALITY, runs, candidate, prompt),
+            runs,
+            (0, 1.05),
+        ),
+        _retrieval_figure(rows, runs),
+        _figure("Cost, tokens and latency", OPERATIONS, _series(rows, OPERATIONS, runs, candidate, prompt), runs),
+    ]
+    if any(r.metric.startswith("guardrail:") for r in rows):
+        out.append(_guardrail_figure(rows, runs))
+    return out
+
+
 def build_dashboard(index: HistoryIndex, out: Path, *, name: str | None = None) -> Path:
     runs = {r.run_id: r for r in index.runs(name)}
     rows = index.metrics(name)
-    figures = [
-        _figure(
-            "Answer quality per candidate and prompt version", QUALITY, _series(rows, QUALITY, runs), runs, (0, 1.05)
-        ),
-        _retrieval_figure(rows, runs),
-        _figure("Cost, tokens and latency", OPERATIONS, _series(rows, OPERATIONS, runs), runs),
+    figures_ = figures(runs, rows)
+    divs = [
+        pio.to_html(f, include_plotlyjs=False, full_html=False, div_id=f"chart-{i}") for i, f in enumerate(figures_)
     ]
-    if any(r.metric.startswith("guardrail:") for r in rows):
-        figures.append(_guardrail_figure(rows, runs))
-    divs = [pio.to_html(f, include_plotlyjs=False, full_html=False, div_id=f"chart-{i}") for i, f in enumerate(figures)]
     out.parent.mkdir(parents=True, exist_ok=True)
     links = []
     for r in sorted(runs.values(), key=lambda r: r.started_at, reverse=True):

@@ -43,12 +43,13 @@ class MetricRow(BaseModel):
 
 
 class HistoryIndex:
-    def __init__(self, path: Path, store: RunStore) -> None:
+    def __init__(self, path: Path, store: RunStore, *, shared: bool = False) -> None:
+        """`shared`: used from several threads (the review app), the caller serialising access."""
         self.path = path
         self.store = store
         fresh = not path.is_file()
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(path))
+        self.db = sqlite3.connect(str(path), check_same_thread=not shared)
         self.db.executescript(_SCHEMA)
         if fresh:
             self.rebuild()
@@ -61,7 +62,7 @@ class HistoryIndex:
         self.db.execute("DELETE FROM metrics")
         n = 0
         for run_id in self.store.list_runs():
-            run = self.store.open(run_id)
+            run = self.store.fetch(run_id, ("run.json", "summary.json"))  # not the whole run from a remote store
             if run.file("summary.json").is_file():
                 self.add(run.path, location=f"{self.store.location}/{run_id}")
                 n += 1
@@ -98,6 +99,11 @@ class HistoryIndex:
             rows.append((m.run_id, "", "", "", "", metric, s.guardrail.value(metric), s.n_items))
         self.db.execute("DELETE FROM metrics WHERE run_id = ?", (m.run_id,))
         self.db.executemany("INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        self.db.commit()
+
+    def remove(self, run_id: str) -> None:
+        self.db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+        self.db.execute("DELETE FROM metrics WHERE run_id = ?", (run_id,))
         self.db.commit()
 
     def runs(self, name: str | None = None) -> list[RunRow]:

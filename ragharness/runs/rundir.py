@@ -178,6 +178,35 @@ class RunDir:
 
         guard_disk(file, write)
 
+    def append_line(self, name: str, line: str) -> None:
+        """Append one record under a lock every process honours (two reviewers, two servers), cutting a torn tail
+        a killed writer left first, and fsync before returning: a record acknowledged is a record kept."""
+        from filelock import FileLock
+
+        file = self.file(name)
+        if "\n" in line.strip():
+            raise RunError(f"{file}: a record must be one line")
+
+        def write() -> None:
+            with FileLock(str(self.file(f".{name}.lock")), timeout=30), self._lock:
+                self._checked_tails.discard(name)
+                self._repair_tail(file)
+                with file.open("a", encoding="utf-8") as fh:
+                    fh.write(line.strip() + "\n")
+                    fh.flush()
+                    os.fsync(fh.fileno())
+
+        guard_disk(file, write)
+
+    def read_lines(self, name: str) -> list[str]:
+        """The complete lines of `name` (a torn last line, a write in progress, is left out)."""
+        file = self.file(name)
+        if not file.is_file():
+            return []
+        text = file.read_text(encoding="utf-8", errors="replace")
+        lines = text.split("\n")
+        return [ln for ln in lines[:-1] if ln.strip()]
+
     def read_jsonl(self, name: str, model: type[M], *, tolerate_torn_tail: bool = True) -> Iterator[M]:
         """Records one by one (streamed). A torn last line after a crash is skipped (unless the run is finished
         and read strictly); a bad line elsewhere is corruption and raises RunError naming file and line."""

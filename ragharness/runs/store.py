@@ -6,19 +6,29 @@ S3 layout per run keeps prompts, responses, scores and fixtures apart, so every 
     <prefix>/<run_id>/run.json, summary.json, report.html
     <prefix>/<run_id>/prompts/requests.jsonl
     <prefix>/<run_id>/responses/generations.jsonl, judge_calls.jsonl
-    <prefix>/<run_id>/scores/scores.jsonl, calibration.json, labels.jsonl
+    <prefix>/<run_id>/scores/scores.jsonl, calibration.json, labels.jsonl, votes.jsonl
     <prefix>/<run_id>/fixtures/config.yaml, goldset.json, context_packs.jsonl, ingest.json
     <prefix>/<run_id>/audit/guardrails.jsonl
+    <prefix>/<run_id>/reviews/<labels|votes>/<time>-<uuid>.json   one object per human label or vote (append-only)
+    <prefix>/_store/<name>                                         store-wide files: API keys (hashed), pinned baselines
+
+Human labels and preference votes are records appended while other reviewers append too: locally one line per
+record under a file lock, on S3 one object per record, so two reviewers never overwrite each other.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
+import time
+import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from ragharness.errors import RunError
+from ragharness.fileio import atomic_write_text
 from ragharness.runs.rundir import RunDir
 
 LAYOUT = {
@@ -28,6 +38,7 @@ LAYOUT = {
     "scores.jsonl": "scores",
     "calibration.json": "scores",
     "labels.jsonl": "scores",
+    "votes.jsonl": "scores",
     "annotation_keys.json": "scores",
     "config.yaml": "fixtures",
     "goldset.json": "fixtures",
@@ -38,6 +49,22 @@ LAYOUT = {
 
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]*$")
+_META = re.compile(r"^[a-z][a-z0-9_-]*\.json$")
+REVIEW_RECORDS = ("labels.jsonl", "votes.jsonl")
+"""Record files reviewers append to while the run is read (see `RunStore.append_record`)."""
+META_DIR = "_store"
+
+
+def _check_meta(name: str) -> str:
+    if not _META.match(name):
+        raise RunError(f"{name!r}: not a store file name (lower-case letters, digits, '-', '_', ending in .json)")
+    return name
+
+
+def _check_records(name: str) -> str:
+    if name not in REVIEW_RECORDS:
+        raise RunError(f"{name!r}: records can be appended to {REVIEW_RECORDS} only")
+    return name
 
 
 def check_run_id(run_id: str, location: str) -> str:
@@ -65,6 +92,30 @@ class RunStore(Protocol):
         """Keep a finished run in the store."""
         ...
 
+    def versions(self) -> dict[str, str]:
+        """Every run id with a token that changes whenever its run.json, summary.json or scores change, so a reader
+        can refresh only what changed."""
+        ...
+
+    def fetch(self, run_id: str, names: Sequence[str]) -> RunDir:
+        """A RunDir holding at least those of `names` the run has, without fetching the rest of a remote run."""
+        ...
+
+    def append_record(self, run_id: str, name: str, line: str) -> None:
+        """Append one JSON record to the run's `name` (labels.jsonl, votes.jsonl); concurrent appends from any
+        number of processes all survive."""
+        ...
+
+    def read_records(self, run_id: str, name: str) -> list[str]:
+        """Every record appended to (or saved with) the run's `name`, oldest first."""
+        ...
+
+    def read_meta(self, name: str) -> str | None:
+        """A store-wide file (API keys, pinned baselines), or None."""
+        ...
+
+    def write_meta(self, name: str, text: str) -> None: ...
+
 
 class LocalRunStore:
     def __init__(self, root: Path) -> None:
@@ -90,6 +141,41 @@ class LocalRunStore:
         dest = self.root / run.manifest().run_id
         if run.path.resolve() != dest.resolve():
             shutil.copytree(run.path, dest, dirs_exist_ok=True)
+
+    def versions(self) -> dict[str, str]:
+        if not self.root.is_dir():
+            return {}
+        out = {}
+        for p in self.root.iterdir():
+            if not (p / "run.json").is_file():
+                continue
+            stamp = []
+            for name in ("run.json", "summary.json", "scores.jsonl"):
+                try:
+                    st = (p / name).stat()
+                    stamp.append(f"{st.st_mtime_ns}:{st.st_size}")
+                except OSError:
+                    stamp.append("-")
+            out[p.name] = "|".join(stamp)
+        return dict(sorted(out.items()))
+
+    def fetch(self, run_id: str, names: Sequence[str]) -> RunDir:
+        return self.open(run_id)
+
+    def append_record(self, run_id: str, name: str, line: str) -> None:
+        self.open(run_id).append_line(_check_records(name), line)
+
+    def read_records(self, run_id: str, name: str) -> list[str]:
+        return self.open(run_id).read_lines(_check_records(name))
+
+    def read_meta(self, name: str) -> str | None:
+        file = self.root / META_DIR / _check_meta(name)
+        return file.read_text(encoding="utf-8") if file.is_file() else None
+
+    def write_meta(self, name: str, text: str) -> None:
+        folder = self.root / META_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(folder / _check_meta(name), text)
 
 
 class S3RunStore:
@@ -128,23 +214,103 @@ class S3RunStore:
         run_id = run.manifest().run_id
         for file in sorted(run.path.iterdir()):
             if file.is_file() and not file.name.startswith("."):  # temp files and the run's lock stay local
+                if file.name in REVIEW_RECORDS and self._reviews_of(run_id, file.name):
+                    continue  # records reviewers appended are in reviews/ (merged into this file on open)
                 self.client.upload_file(str(file), self.bucket, self.key(run_id, file.name))
+
+    def _base(self, run_id: str) -> str:
+        return f"{self.prefix}/{run_id}/" if self.prefix else f"{run_id}/"
+
+    def _objects(self, prefix: str) -> list[dict[str, Any]]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        return [
+            obj for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix) for obj in page.get("Contents", [])
+        ]
+
+    def versions(self) -> dict[str, str]:
+        base = f"{self.prefix}/" if self.prefix else ""
+        stamps: dict[str, list[str]] = {}
+        for obj in self._objects(base):
+            run_id, _, rest = obj["Key"][len(base) :].partition("/")
+            name = rest.rsplit("/", 1)[-1]
+            if name in ("run.json", "summary.json", "scores.jsonl") and "/reviews/" not in f"/{rest}":
+                stamps.setdefault(run_id, []).append(f"{name}:{obj.get('ETag', '')}:{obj.get('Size', 0)}")
+        return {
+            run_id: hashlib.sha256("|".join(sorted(s)).encode()).hexdigest()[:16]
+            for run_id, s in sorted(stamps.items())
+            if any(x.startswith("run.json:") for x in s)
+        }
+
+    def fetch(self, run_id: str, names: Sequence[str]) -> RunDir:
+        check_run_id(run_id, self.location)
+        dest = self.cache_dir / run_id
+        dest.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            target = dest / name
+            try:
+                body = self.client.get_object(Bucket=self.bucket, Key=self.key(run_id, name))["Body"].read()
+            except self.client.exceptions.NoSuchKey:
+                target.unlink(missing_ok=True)
+                if name == "run.json":
+                    raise RunError(f"{self.location}/{run_id}: no such run in the store") from None
+                continue
+            atomic_write_text(target, body.decode("utf-8", errors="replace"))
+        return RunDir.open(dest)
 
     def open(self, run_id: str) -> RunDir:
         check_run_id(run_id, self.location)
         dest = self.cache_dir / run_id
         dest.mkdir(parents=True, exist_ok=True)
-        base = f"{self.prefix}/{run_id}/" if self.prefix else f"{run_id}/"
-        paginator = self.client.get_paginator("list_objects_v2")
         found = False
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=base):
-            for obj in page.get("Contents", []):
-                name = obj["Key"].rsplit("/", 1)[-1]
-                self.client.download_file(self.bucket, obj["Key"], str(dest / name))
-                found = True
+        for obj in self._objects(self._base(run_id)):
+            if "/reviews/" in obj["Key"]:
+                continue
+            name = obj["Key"].rsplit("/", 1)[-1]
+            self.client.download_file(self.bucket, obj["Key"], str(dest / name))
+            found = True
         if not found:
             raise RunError(f"{self.location}/{run_id}: no such run in the store")
+        for name in REVIEW_RECORDS:  # saved records and every one appended since, as one local file
+            lines = self.read_records(run_id, name)
+            if lines:
+                atomic_write_text(dest / name, "".join(line + "\n" for line in lines))
         return RunDir.open(dest)
+
+    def _reviews_of(self, run_id: str, name: str) -> list[str]:
+        return sorted(o["Key"] for o in self._objects(f"{self._base(run_id)}reviews/{name.removesuffix('.jsonl')}/"))
+
+    def append_record(self, run_id: str, name: str, line: str) -> None:
+        check_run_id(run_id, self.location)
+        _check_records(name)
+        # time first so a listing is in write order; the uuid keeps two writers in the same instant apart
+        key = f"{self._base(run_id)}reviews/{name.removesuffix('.jsonl')}/{time.time_ns():020d}-{uuid.uuid4().hex}.json"
+        self.client.put_object(Bucket=self.bucket, Key=key, Body=line.encode("utf-8"))
+
+    def read_records(self, run_id: str, name: str) -> list[str]:
+        check_run_id(run_id, self.location)
+        _check_records(name)
+        lines: list[str] = []
+        try:  # records saved with the run (e.g. labels imported from a CSV before the run was stored)
+            body = self.client.get_object(Bucket=self.bucket, Key=self.key(run_id, name))["Body"].read()
+            lines += [ln for ln in body.decode("utf-8").splitlines() if ln.strip()]
+        except self.client.exceptions.NoSuchKey:
+            pass
+        for key in self._reviews_of(run_id, name):
+            text = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read().decode("utf-8").strip()
+            if text:
+                lines.append(text)
+        return lines
+
+    def read_meta(self, name: str) -> str | None:
+        key = "/".join(p for p in (self.prefix, META_DIR, _check_meta(name)) if p)
+        try:
+            return str(self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read().decode("utf-8"))
+        except self.client.exceptions.NoSuchKey:
+            return None
+
+    def write_meta(self, name: str, text: str) -> None:
+        key = "/".join(p for p in (self.prefix, META_DIR, _check_meta(name)) if p)
+        self.client.put_object(Bucket=self.bucket, Key=key, Body=text.encode("utf-8"))
 
 
 def open_run_store(location: str, cache_dir: Path) -> RunStore:

@@ -138,10 +138,14 @@ def _fence(text: str, tag: str) -> str:
     return text.replace(f"</{tag}>", f"&lt;/{tag}&gt;")
 
 
-def _key(inp: ScoringInput) -> str:
+def request_key(item_id: str, candidate: str) -> str:
     """An opaque request key: the judge never learns which candidate wrote the answer."""
+    return "j" + hashlib.sha256(f"{item_id}\x00{candidate}".encode()).hexdigest()[:16]
+
+
+def _key(inp: ScoringInput) -> str:
     gen = inp.generation
-    return "j" + hashlib.sha256(f"{inp.item.id}\x00{gen.candidate if gen else ''}".encode()).hexdigest()[:16]
+    return request_key(inp.item.id, gen.candidate if gen else "")
 
 
 def context_precision(relevant: list[bool]) -> float:

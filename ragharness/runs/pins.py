@@ -1,0 +1,46 @@
+"""Baselines pinned in the run store (by an admin in the review app): the nightly gate of an evaluation compares
+with its pinned run instead of the last passing one, until the pin is removed. A `--baseline` on the command line or
+a run id in `nightly.baseline` still wins."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field, ValidationError
+
+from ragharness.errors import RunError
+from ragharness.runs.store import RunStore
+
+PINS = "baselines.json"
+
+
+class BaselinePin(BaseModel):
+    run_id: str
+    by: str = Field(description="Key id of the admin who pinned it.")
+    at: str
+
+
+class Pins(BaseModel):
+    pins: dict[str, BaselinePin] = Field(default_factory=dict, description="Evaluation name -> pinned run.")
+
+
+def read_pins(store: RunStore) -> Pins:
+    text = store.read_meta(PINS)
+    if text is None:
+        return Pins()
+    try:
+        return Pins.model_validate_json(text)
+    except ValidationError as exc:
+        raise RunError(
+            f"{store.location}/_store/{PINS}: not a valid pin file ({exc.errors()[0]['msg']}); pin again in the review "
+            "app or delete the file"
+        ) from exc
+
+
+def set_pin(store: RunStore, name: str, pin: BaselinePin | None) -> Pins:
+    """Pin (or with None unpin) the baseline of evaluation `name`."""
+    pins = read_pins(store)
+    if pin is None:
+        pins.pins.pop(name, None)
+    else:
+        pins.pins[name] = pin
+    store.write_meta(PINS, pins.model_dump_json(indent=1))
+    return pins

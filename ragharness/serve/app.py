@@ -1,0 +1,247 @@
+"""`ragharness serve`: the review app over a run store (FastAPI + server-rendered Jinja pages, a little JavaScript
+from /static, plotly served from the installed package: nothing from the network).
+
+Every request passes one middleware: the Host header must name this server (a page on another site cannot reach
+it by DNS rebinding), the caller is identified (API key header, session cookie, or the local single-user mode),
+rate-limited per key (429 with Retry-After), and every response carries a strict Content-Security-Policy."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+from collections.abc import Awaitable, Callable
+from functools import lru_cache
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
+from starlette.concurrency import run_in_threadpool
+
+from ragharness.errors import RagharnessError
+from ragharness.serve.auth import LOCAL
+from ragharness.serve.state import HERE, LOGIN_COOKIE, SESSION_COOKIE, ServeState
+
+log = logging.getLogger("ragharness.serve")
+
+PUBLIC = ("/login", "/static/", "/healthz")
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+STATIC = {"app.js": "text/javascript", "app.css": "text/css"}
+_INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
+
+
+def hashed_csp(html: str) -> str:
+    """A CSP for a stored page (the run report) that lets exactly its own inline scripts run."""
+    hashes = " ".join(
+        f"'sha256-{base64.b64encode(hashlib.sha256(m.encode()).digest()).decode()}'"
+        for m in _INLINE_SCRIPT.findall(html)
+    )
+    return CSP.replace("script-src 'self'", f"script-src 'self' {hashes}".rstrip()).replace(
+        "form-action 'self'", "form-action 'none'"
+    )
+
+
+@lru_cache(maxsize=1)
+def _plotly_js() -> bytes:
+    from plotly.offline import get_plotlyjs
+
+    return str(get_plotlyjs()).encode()
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/") or request.url.path == "/openapi.json"
+
+
+def create_app(state: ServeState) -> FastAPI:
+    app = FastAPI(
+        title="ragharness review app",
+        version="1",
+        description="Runs, comparisons, trends and human review over a ragharness run store. Authenticate with "
+        "`Authorization: Bearer <key>` or `X-API-Key: <key>` (keys: `ragharness keys create`).",
+        docs_url=None,  # the interactive docs load scripts from a CDN; the schema is at /openapi.json
+        redoc_url=None,
+    )
+    app.state.serve = state
+
+    @app.middleware("http")
+    async def middleware(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        return await gatekeeper(state, request, call_next)
+
+    @app.exception_handler(RagharnessError)
+    async def ragharness_error(request: Request, exc: RagharnessError) -> Response:
+        from ragharness.credentials import scrub
+
+        status = 404 if "no such" in str(exc) else 400
+        return _error(request, state, status, scrub(str(exc)))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 401:
+            return _unauthorised(request, state, str(exc.detail))
+        return _error(request, state, exc.status_code, str(exc.detail), headers)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.error("unexpected %s on %s %s", type(exc).__name__, request.method, request.url.path)
+        return _error(request, state, 500, f"unexpected error ({type(exc).__name__}); the server log names it")
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    @app.get("/static/{name}", include_in_schema=False)
+    def static(name: str) -> Response:
+        if name == "plotly.min.js":
+            body = _plotly_js()
+            kind = "text/javascript"
+        elif name in STATIC:
+            body, kind = (HERE / "static" / name).read_bytes(), STATIC[name]
+        else:
+            raise HTTPException(404, "no such file")
+        return Response(body, media_type=kind, headers={"Cache-Control": "public, max-age=3600"})
+
+    _login_routes(app, state)
+    from ragharness.serve import api, pages, review_pages
+
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    app.include_router(review_pages.router)
+    return app
+
+
+async def gatekeeper(
+    state: ServeState, request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    """Host check, who is asking, rate limit, security headers: every request, before any route."""
+    host = (request.headers.get("host") or "").rsplit(":", 1)[0].lower()
+    if host.startswith("[") and "]" in (request.headers.get("host") or ""):
+        host = (request.headers.get("host") or "").split("]")[0].lower() + "]"
+    if not state.any_host and host not in state.allowed_hosts:
+        return PlainTextResponse(f"unknown host; serve with --allowed-host {host or 'NAME'} to allow it", 400)
+    path = request.url.path
+    request.state.principal = None
+    request.state.session = None
+    request.state.by_header = False
+    header_key = request.headers.get("x-api-key") or ""
+    auth = request.headers.get("authorization") or ""
+    if auth.lower().startswith("bearer "):
+        header_key = auth[7:].strip()
+    if header_key:
+        principal = await run_in_threadpool(state.keys.verify, header_key)
+        if principal is None:
+            wait = state.login_limiter.take(f"key:{_client(request)}")
+            if wait:
+                return _too_many(wait)
+            return _unauthorised(request, state, "the API key is not valid (revoked or mistyped)")
+        request.state.principal, request.state.by_header = principal, True
+    else:
+        session = state.sessions.get(request.cookies.get(SESSION_COOKIE))
+        if session is not None:
+            request.state.principal, request.state.session = session.principal, session
+        elif state.local_mode(_client(request)):
+            request.state.principal = LOCAL
+    public = any(path == p or (p.endswith("/") and path.startswith(p)) for p in PUBLIC)
+    principal = request.state.principal
+    if not path.startswith("/static/"):
+        wait = state.limiter.take(f"key:{principal.id}" if principal else f"addr:{_client(request)}")
+        if wait:
+            return _too_many(wait)
+    if principal is None and not public:
+        return _unauthorised(request, state, "log in with an API key")
+    response = await call_next(request)
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def _login_routes(app: FastAPI, state: ServeState) -> None:
+    @app.get("/login", include_in_schema=False)
+    def login_page(request: Request) -> HTMLResponse:
+        return _login(request, state, "", 200)
+
+    @app.post("/login", include_in_schema=False)
+    async def login(request: Request) -> Response:
+        form = await request.form()
+        sent, cookie = str(form.get("csrf") or ""), request.cookies.get(LOGIN_COOKIE) or ""
+        if not cookie or not hmac.compare_digest(sent, cookie):
+            return _login(request, state, "the login form expired; try again", 403)
+        key = str(form.get("key") or "").strip()
+        principal = await run_in_threadpool(state.keys.verify, key) if key else None
+        if principal is None:
+            wait = state.login_limiter.take(f"login:{_client(request)}")
+            if wait:
+                return _too_many(wait)
+            return _login(request, state, "that key is not valid (revoked or mistyped)", 401)
+        token, _ = state.sessions.start(principal)
+        target = str(form.get("next") or "/")
+        response = RedirectResponse(target if target.startswith("/") and not target.startswith("//") else "/", 303)
+        response.set_cookie(
+            SESSION_COOKIE,
+            token,
+            httponly=True,
+            samesite="strict",
+            secure=state.settings.secure_cookies,
+            max_age=int(state.sessions.lifetime),
+        )
+        response.delete_cookie(LOGIN_COOKIE)
+        return response
+
+    @app.post("/logout", include_in_schema=False)
+    async def logout(request: Request) -> Response:
+        form = await request.form()
+        state.check_csrf(request, str(form.get("csrf") or ""))
+        state.sessions.end(request.cookies.get(SESSION_COOKIE))
+        response = RedirectResponse("/login", 303)
+        response.delete_cookie(SESSION_COOKIE)
+        return response
+
+
+def _too_many(wait: float) -> Response:
+    seconds = max(1, int(wait + 0.999))
+    return PlainTextResponse(
+        f"too many requests; retry in {seconds} s",
+        429,
+        headers={"Retry-After": str(seconds), "Cache-Control": "no-store"},
+    )
+
+
+def _login(request: Request, state: ServeState, message: str, status: int) -> HTMLResponse:
+    token = secrets.token_urlsafe(24)
+    nxt = request.url.path if request.url.path not in ("/login", "/logout") else "/"
+    html = state.env.get_template("login.html.j2").render(
+        message=message, login_csrf=token, next=nxt, me=None, csrf="", read_only=False, local_mode=False
+    )
+    response = HTMLResponse(html, status)
+    response.set_cookie(
+        LOGIN_COOKIE, token, httponly=True, samesite="strict", secure=state.settings.secure_cookies, max_age=3600
+    )
+    return response
+
+
+def _unauthorised(request: Request, state: ServeState, message: str) -> Response:
+    if _is_api(request):
+        return JSONResponse({"detail": message}, 401, headers={"WWW-Authenticate": "Bearer"})
+    return _login(request, state, message if request.url.path != "/" else "", 401)
+
+
+def _error(
+    request: Request, state: ServeState, status: int, message: str, headers: dict[str, Any] | None = None
+) -> Response:
+    if _is_api(request):
+        return JSONResponse({"detail": message}, status, headers=headers)
+    html = state.render("error.html.j2", request, status=status, message=message)
+    return HTMLResponse(html, status, headers=headers)

@@ -1,0 +1,238 @@
+"""Human review in the app: what a reviewer sees for one item (blind: opaque answer ids, shuffled per reviewer),
+the judge's claims to label one by one, recording labels and votes as append-only records in the run store, and
+redacting free comments before they are stored."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import threading
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from ragharness.analysis.labels import (
+    CORRECTNESS_LABELS,
+    GROUNDEDNESS_LABELS,
+    ClaimLabel,
+    HumanLabel,
+    latest_labels,
+    now_utc,
+    read_labels,
+    row_id,
+)
+from ragharness.analysis.preferences import Choice, PreferenceVote, read_votes
+from ragharness.errors import RunError
+from ragharness.runs.rundir import RunDir
+from ragharness.runs.store import RunStore
+from ragharness.scoring.judge import parse_judge_output, request_key
+from ragharness.types import ContextPack, Generation, GoldItem
+
+
+class Answer(BaseModel):
+    row_id: str
+    candidate: str
+    text: str
+    ok: bool
+    claims: list[str] = []
+
+
+class ReviewItem(BaseModel):
+    item: GoldItem
+    pack: ContextPack
+    answers: list[Answer]
+    position: int
+    total: int
+
+
+def shuffled(values: list[Any], *seed_parts: str) -> list[Any]:
+    """A fixed random order per seed (the same reviewer sees the same order on reload; another one another)."""
+    seed = int(hashlib.sha256("\x00".join(seed_parts).encode()).hexdigest()[:16], 16)
+    out = list(values)
+    random.Random(seed).shuffle(out)
+    return out
+
+
+def claims_by_answer(run: RunDir, item_id: str, gens: list[Generation], n_passages: int) -> dict[str, list[str]]:
+    """The claims the LLM judge extracted from each answer (none when the run had no judge)."""
+    wanted = {request_key(item_id, g.candidate): g for g in gens}
+    out: dict[str, list[str]] = {}
+    for call in run.read_jsonl("judge_calls.jsonl", Generation):
+        g = wanted.get(call.item_id)
+        if g is None or not call.ok:
+            continue
+        try:
+            parsed = parse_judge_output(call.text, n_passages, g.text)
+        except ValueError:
+            continue
+        out[g.candidate] = [c.text for c in parsed.claims]
+    return out
+
+
+def review_item(run: RunDir, item_id: str, reviewer: str, *, blind: bool) -> ReviewItem:
+    items = run.goldset().items
+    index = next((n for n, i in enumerate(items) if i.id == item_id), None)
+    if index is None:
+        raise RunError(f"{item_id}: no such item in run {run.path.name}")
+    pack = next((p for p in run.iter_packs() if p.item_id == item_id), None)
+    if pack is None:
+        raise RunError(f"{item_id}: the run has no locked context for this item")
+    gens = [g for g in run.generations() if g.item_id == item_id]
+    claims = claims_by_answer(run, item_id, gens, len(pack.passages))
+    run_id = run.manifest().run_id
+    answers = [
+        Answer(
+            row_id=row_id(run_id, item_id, g.candidate),
+            candidate=g.candidate,
+            text=g.text if g.ok else f"(no answer: {g.error.type if g.error else 'error'})",
+            ok=g.ok,
+            claims=claims.get(g.candidate, []),
+        )
+        for g in sorted(gens, key=lambda g: g.candidate)
+    ]
+    if blind:
+        answers = shuffled(answers, "label", run_id, item_id, reviewer)
+    return ReviewItem(item=items[index], pack=pack, answers=answers, position=index + 1, total=len(items))
+
+
+def labels_of(store: RunStore, run_id: str) -> list[HumanLabel]:
+    return read_labels(store.read_records(run_id, "labels.jsonl"), f"{store.location}/{run_id}/labels")
+
+
+def votes_of(store: RunStore, run_id: str) -> list[PreferenceVote]:
+    return read_votes(store.read_records(run_id, "votes.jsonl"), f"{store.location}/{run_id}/votes")
+
+
+def next_unlabelled(run: RunDir, labels: list[HumanLabel], reviewer: str, after: str = "") -> str | None:
+    """The next item (gold set order, after `after`) with an answer this reviewer has not labelled yet."""
+    done = {(h.item_id, h.candidate) for h in latest_labels(labels) if h.reviewer == reviewer}
+    answers: dict[str, set[str]] = {}
+    for g in run.generations():
+        answers.setdefault(g.item_id, set()).add(g.candidate)
+    ids = [i.id for i in run.goldset().items]
+    start = ids.index(after) + 1 if after in ids else 0
+    for item_id in ids[start:] + ids[:start]:
+        if any((item_id, c) not in done for c in answers.get(item_id, ())):
+            return item_id
+    return None
+
+
+class LabelForm(BaseModel):
+    row_id: str
+    correctness: str = ""
+    groundedness: str = ""
+    claims: list[bool | None] = []
+    notes: str = ""
+
+
+def make_labels(
+    run: RunDir, item_id: str, forms: list[LabelForm], reviewer: str, *, blind: bool, redact: Any
+) -> list[HumanLabel]:
+    """Validate the reviewer's answers to the form; every problem names the answer and the field."""
+    run_id = run.manifest().run_id
+    gens = [g for g in run.generations() if g.item_id == item_id]
+    by_row = {row_id(run_id, item_id, g.candidate): g for g in gens}
+    pack = next((p for p in run.iter_packs() if p.item_id == item_id), None)
+    claims = claims_by_answer(run, item_id, gens, len(pack.passages) if pack else 0)
+    labels, problems = [], []
+    for n, f in enumerate(forms, start=1):
+        g = by_row.get(f.row_id)
+        if g is None:
+            problems.append(f"answer {n}: {f.row_id!r} is not an answer to item {item_id} of this run")
+            continue
+        c = f.correctness.strip().lower().replace(" ", "_") or None
+        gr = f.groundedness.strip().lower() or None
+        if c is not None and c not in CORRECTNESS_LABELS:
+            problems.append(f"answer {n}: correctness {c!r}; use one of {', '.join(CORRECTNESS_LABELS)}")
+            continue
+        if gr is not None and gr not in GROUNDEDNESS_LABELS:
+            problems.append(f"answer {n}: groundedness {gr!r}; use one of {', '.join(GROUNDEDNESS_LABELS)}")
+            continue
+        texts = claims.get(g.candidate, [])
+        claim_labels = [ClaimLabel(text=t, grounded=v) for t, v in zip(texts, f.claims, strict=False) if v is not None]
+        if c is None and gr is None and not claim_labels and not f.notes.strip():
+            continue
+        labels.append(
+            HumanLabel(
+                item_id=item_id,
+                candidate=g.candidate,
+                correctness=c,  # checked against CORRECTNESS_LABELS above
+                groundedness=gr,
+                claims=claim_labels,
+                notes=redact(f.notes.strip()[:4000]) if f.notes.strip() else "",
+                reviewer=reviewer,
+                at=now_utc(),
+                blind=blind,
+            )
+        )
+    if problems:
+        raise RunError("; ".join(problems))
+    if not labels:
+        raise RunError(f"item {item_id}: nothing to record; pick a correctness or groundedness label for an answer")
+    return labels
+
+
+def record_labels(store: RunStore, run_id: str, labels: list[HumanLabel]) -> None:
+    for label in labels:
+        store.append_record(run_id, "labels.jsonl", label.model_dump_json())
+
+
+def make_vote(
+    pair: tuple[str, str, str, str],
+    item_id: str,
+    picked: str,
+    left: Literal["a", "b"],
+    context_hash: str,
+    reviewer: str,
+) -> PreferenceVote:
+    """`picked` is what the reviewer clicked: left, right, tie or both_bad (positions, not candidates)."""
+    if picked not in ("left", "right", "tie", "both_bad"):
+        raise RunError(f"vote {picked!r}: use left, right, tie or both_bad")
+    choice: Choice
+    if picked == "left":
+        choice = left
+    elif picked == "right":
+        choice = "b" if left == "a" else "a"
+    else:
+        choice = picked  # type: ignore[assignment]  # tie | both_bad
+    return PreferenceVote(
+        run_a=pair[0],
+        candidate_a=pair[1],
+        run_b=pair[2],
+        candidate_b=pair[3],
+        item_id=item_id,
+        choice=choice,
+        left=left,
+        context_hash=context_hash,
+        reviewer=reviewer,
+        at=now_utc(),
+    )
+
+
+class NoteRedactor:
+    """Free comments pass through the PII redactor before they are stored. Presidio takes seconds to load, so it
+    loads in the background when the app starts; a comment sent before then waits for it."""
+
+    def __init__(self) -> None:
+        self._ready = threading.Event()
+        self._redactor: Any = None
+        self._error: BaseException | None = None
+        threading.Thread(target=self._load, name="note-redactor", daemon=True).start()
+
+    def _load(self) -> None:
+        try:
+            from ragharness.guardrails.pii import PiiRedactor
+
+            r = PiiRedactor()
+            r.redact("warm up 415-555-0100")
+            self._redactor = r
+        except BaseException as exc:
+            self._error = exc
+        finally:
+            self._ready.set()
+
+    def __call__(self, text: str) -> str:
+        self._ready.wait(120)
+        if self._redactor is None:
+            raise RunError(f"comments cannot be stored: the PII redactor failed to load ({type(self._error).__name__})")
+        return str(self._redactor.redact(text))

@@ -1,0 +1,25 @@
+// The review app's only script: draws the trend charts from the JSON the page carries and opens a run when one
+// of its points is clicked. No inline script anywhere (the Content-Security-Policy allows scripts from /static only).
+(function () {
+  "use strict";
+  function draw() {
+    var charts = document.querySelectorAll("div.chart[data-figure]");
+    for (var i = 0; i < charts.length; i++) {
+      var div = charts[i];
+      var data = document.getElementById(div.getAttribute("data-figure"));
+      if (!data || typeof Plotly === "undefined") continue;
+      var fig = JSON.parse(data.textContent);
+      Plotly.newPlot(div, fig.data, fig.layout, { displaylogo: false, responsive: true });
+      div.on("plotly_click", function (ev) {
+        var p = ev && ev.points && ev.points[0];
+        var run = p && p.customdata;
+        if (typeof run === "string" && /^[A-Za-z0-9][A-Za-z0-9._@-]*$/.test(run)) {
+          window.location.href = "/runs/" + encodeURIComponent(run);
+        }
+      });
+    }
+    document.body.setAttribute("data-charts", String(charts.length));
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", draw);
+  else draw();
+})();
