@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from ragharness.errors import RunError
 from ragharness.runs.guardrail_summary import GUARDRAIL_METRICS
 from ragharness.runs.store import RunStore
 from ragharness.runs.summary import RunSummary
@@ -43,15 +44,16 @@ class MetricRow(BaseModel):
 
 
 class HistoryIndex:
-    def __init__(self, path: Path, store: RunStore, *, shared: bool = False) -> None:
-        """`shared`: used from several threads (the review app), the caller serialising access."""
+    def __init__(self, path: Path, store: RunStore, *, shared: bool = False, build: bool = True) -> None:
+        """`shared`: used from several threads (the review app), the caller serialising access. `build`: fill a new
+        index from the store at once (the review app adds runs itself as it reads them)."""
         self.path = path
         self.store = store
         fresh = not path.is_file()
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(str(path), check_same_thread=not shared)
         self.db.executescript(_SCHEMA)
-        if fresh:
+        if fresh and build:
             self.rebuild()
 
     def close(self) -> None:
@@ -64,7 +66,10 @@ class HistoryIndex:
         for run_id in self.store.list_runs():
             run = self.store.fetch(run_id, ("run.json", "summary.json"))  # not the whole run from a remote store
             if run.file("summary.json").is_file():
-                self.add(run.path, location=f"{self.store.location}/{run_id}")
+                try:
+                    self.add(run.path, location=f"{self.store.location}/{run_id}")
+                except RunError:
+                    continue  # a damaged summary: the run has no point on the charts until it is re-scored
                 n += 1
         self.db.commit()
         return n
@@ -74,7 +79,7 @@ class HistoryIndex:
 
         run = RunDir.open(run_path)
         m = run.manifest()
-        s = RunSummary.model_validate_json(run.file("summary.json").read_text(encoding="utf-8"))
+        s = run.read_model("summary.json", RunSummary, f"re-score the run (`ragharness score {run_path}`)")
         self.db.execute(
             "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?)",
             (m.run_id, m.name, m.started_at, m.status, m.gate, location or str(run_path)),

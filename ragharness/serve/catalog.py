@@ -133,7 +133,7 @@ class RunCatalog:
         cache_dir.mkdir(parents=True, exist_ok=True)
         index_file = cache_dir / "history.sqlite"
         index_file.unlink(missing_ok=True)  # built from the store by this process; never trusted from before
-        self.index = HistoryIndex(index_file, store, shared=True)
+        self.index = HistoryIndex(index_file, store, shared=True, build=False)
         self._opened = _Lru(32)
         self._outcomes = _Lru(512)
         self._comparisons = _Lru(64)

@@ -136,6 +136,10 @@ def make_labels(
     claims = claims_by_answer(run, item_id, gens, len(pack.passages) if pack else 0)
     labels, problems = [], []
     for n, f in enumerate(forms, start=1):
+        if not (
+            f.correctness.strip() or f.groundedness.strip() or f.notes.strip() or any(v is not None for v in f.claims)
+        ):
+            continue  # an answer the reviewer left alone
         g = by_row.get(f.row_id)
         if g is None:
             problems.append(f"answer {n}: {f.row_id!r} is not an answer to item {item_id} of this run")
@@ -150,8 +154,6 @@ def make_labels(
             continue
         texts = claims.get(g.candidate, [])
         claim_labels = [ClaimLabel(text=t, grounded=v) for t, v in zip(texts, f.claims, strict=False) if v is not None]
-        if c is None and gr is None and not claim_labels and not f.notes.strip():
-            continue
         labels.append(
             HumanLabel(
                 item_id=item_id,

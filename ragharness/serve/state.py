@@ -38,7 +38,7 @@ class Settings:
 
 
 def is_loopback(host: str) -> bool:
-    if host in ("localhost", "testclient"):
+    if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback

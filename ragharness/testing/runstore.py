@@ -45,3 +45,47 @@ class RunStoreContract:
     def test_unknown_or_escaping_ids_are_refused(self, run_store: RunStore, bad: str) -> None:
         with pytest.raises(RunError):
             run_store.open(bad)
+
+    def test_versions_change_when_a_run_changes(
+        self, run_store: RunStore, finished_run: MakeRun, tmp_path: Path
+    ) -> None:
+        run = finished_run(tmp_path / "made", "run-01")
+        run_store.save(run)
+        before = run_store.versions()
+        assert list(before) == ["run-01"] and before["run-01"]
+        assert run_store.versions() == before  # stable while nothing changes
+        manifest = run.manifest()
+        manifest.gate = "regressed"
+        run.write_json("run.json", manifest)
+        run_store.save(run)
+        assert run_store.versions()["run-01"] != before["run-01"]
+
+    def test_fetch_brings_the_named_files(self, run_store: RunStore, finished_run: MakeRun, tmp_path: Path) -> None:
+        run = finished_run(tmp_path / "made", "run-01")
+        run_store.save(run)
+        got = run_store.fetch("run-01", ("run.json", "summary.json", "no-such-file.json"))
+        assert got.manifest() == run.manifest()
+        assert got.file("summary.json").read_text() == run.file("summary.json").read_text()
+        with pytest.raises(RunError):
+            run_store.fetch("run-99", ("run.json",))
+
+    def test_appended_records_all_survive_and_come_back_in_order(
+        self, run_store: RunStore, finished_run: MakeRun, tmp_path: Path
+    ) -> None:
+        run_store.save(finished_run(tmp_path / "made", "run-01"))
+        assert run_store.read_records("run-01", "labels.jsonl") == []
+        lines = [f'{{"item_id": "q{n:03d}", "candidate": "bot"}}' for n in range(5)]
+        for line in lines:
+            run_store.append_record("run-01", "labels.jsonl", line)
+        assert run_store.read_records("run-01", "labels.jsonl") == lines
+        assert run_store.open("run-01").read_lines("labels.jsonl") == lines  # an opened run has them too
+        with pytest.raises(RunError):
+            run_store.append_record("run-01", "scores.jsonl", "{}")  # only review records are appendable
+
+    def test_store_files_round_trip_and_are_not_runs(self, run_store: RunStore) -> None:
+        assert run_store.read_meta("keys.json") is None
+        run_store.write_meta("keys.json", '{"keys": []}')
+        assert run_store.read_meta("keys.json") == '{"keys": []}'
+        assert run_store.list_runs() == [] and run_store.versions() == {}
+        with pytest.raises(RunError):
+            run_store.write_meta("../escape.json", "{}")
