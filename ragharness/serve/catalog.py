@@ -127,9 +127,13 @@ class RunCatalog:
         self.cache_dir = cache_dir
         self.ttl = ttl
         self._lock = threading.RLock()
+        self.lock = self._lock
+        """Held while the history index (one SQLite connection shared by the app's threads) is read or written."""
         self._versions: dict[str, str] = {}
         self._entries: dict[str, RunEntry] = {}
         self._checked = 0.0
+        self.generation = 0
+        """Bumped whenever a run is added, changed or removed: the key of caches over all runs (trend charts)."""
         cache_dir.mkdir(parents=True, exist_ok=True)
         index_file = cache_dir / "history.sqlite"
         index_file.unlink(missing_ok=True)  # built from the store by this process; never trusted from before
@@ -147,11 +151,13 @@ class RunCatalog:
             for run_id in set(self._entries) - set(versions):
                 self._entries.pop(run_id, None)
                 self.index.remove(run_id)
+                self.generation += 1
             for run_id, version in versions.items():
                 if self._versions.get(run_id) == version and run_id in self._entries:
                     continue
                 self._entries[run_id] = self._read(run_id)
                 self._versions[run_id] = version
+                self.generation += 1
             self._checked = time.monotonic()
 
     def _read(self, run_id: str) -> RunEntry:

@@ -56,6 +56,9 @@ def review_page(request: Request, run_id: str, item_id: str, blind: str = "1") -
     me = state.require(request, "reviewer")
     check_run_id(run_id, state.store.location)
     run = state.catalog.open(run_id)
+    warm = getattr(state.redact, "warm", None)
+    if warm is not None:
+        warm()  # the reviewer may write a comment: load the PII redactor now
     view = review_item(run, item_id, me.id, blind=_flag(blind))
     mine = {h.candidate: h for h in labels_of(state.store, run_id) if h.reviewer == me.id and h.item_id == item_id}
     done = sum(1 for a in view.answers if a.candidate in mine)

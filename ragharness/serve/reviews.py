@@ -213,13 +213,21 @@ def make_vote(
 
 class NoteRedactor:
     """Free comments pass through the PII redactor before they are stored. Presidio takes seconds to load, so it
-    loads in the background when the app starts; a comment sent before then waits for it."""
+    loads in the background once someone opens a labelling page (not at start-up, which stays fast); a comment sent
+    before then waits for it."""
 
     def __init__(self) -> None:
         self._ready = threading.Event()
+        self._started = threading.Lock()
+        self._thread: threading.Thread | None = None
         self._redactor: Any = None
         self._error: BaseException | None = None
-        threading.Thread(target=self._load, name="note-redactor", daemon=True).start()
+
+    def warm(self) -> None:
+        with self._started:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._load, name="note-redactor", daemon=True)
+                self._thread.start()
 
     def _load(self) -> None:
         try:
@@ -234,6 +242,7 @@ class NoteRedactor:
             self._ready.set()
 
     def __call__(self, text: str) -> str:
+        self.warm()
         self._ready.wait(120)
         if self._redactor is None:
             raise RunError(f"comments cannot be stored: the PII redactor failed to load ({type(self._error).__name__})")

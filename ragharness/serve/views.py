@@ -110,10 +110,15 @@ class TrendData(BaseModel):
 
 def trend_rows(state: ServeState, name: str = "") -> tuple[dict[str, RunRow], list[MetricRow]]:
     state.catalog.refresh()
-    with state.catalog._lock:
-        runs = {r.run_id: r for r in state.catalog.index.runs(name or None)}
-        rows = state.catalog.index.metrics(name or None)
-    return runs, rows
+
+    def read() -> tuple[dict[str, RunRow], list[MetricRow]]:
+        with state.catalog.lock:
+            return (
+                {r.run_id: r for r in state.catalog.index.runs(name or None)},
+                state.catalog.index.metrics(name or None),
+            )
+
+    return state.catalog.cached(("trend-rows", state.catalog.generation, name), read)
 
 
 def trend_figures(state: ServeState, name: str = "", candidate: str = "", prompt: str = "") -> list[str]:
@@ -121,12 +126,16 @@ def trend_figures(state: ServeState, name: str = "", candidate: str = "", prompt
     runs, rows = trend_rows(state, name)
     if not runs:
         return []
-    figs = trends.figures(runs, rows, candidate=candidate or None, prompt=prompt or None)
-    out = []
-    for f in figs:
-        text = pio.to_json(f, validate=False, engine="json")
-        out.append(text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
-    return out
+
+    def build() -> list[str]:
+        figs = trends.figures(runs, rows, candidate=candidate or None, prompt=prompt or None)
+        out = []
+        for f in figs:
+            text = pio.to_json(f, validate=False, engine="json")
+            out.append(text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
+        return out
+
+    return state.catalog.cached(("trends", state.catalog.generation, name, candidate, prompt), build)
 
 
 def trend_choices(state: ServeState, name: str = "") -> tuple[list[str], list[str], list[str]]:
