@@ -73,3 +73,24 @@ def test_workflows_and_compose_parse() -> None:
     compose = yaml.safe_load((INFRA / "docker-compose.yml").read_text())
     for service in compose["services"].values():
         assert all(str(p).startswith("127.0.0.1:") for p in service["ports"])
+
+
+def test_review_app_service_runs_options_serve_has_and_is_read_only_by_default() -> None:
+    import re
+
+    from typer.testing import CliRunner
+
+    from ragharness.cli import app
+
+    serve_tf = (INFRA / "terraform/serve.tf").read_text()
+    dockerfile = (INFRA / "Dockerfile").read_text()
+    help_text = CliRunner().invoke(app, ["serve", "--help"], env={"COLUMNS": "200"}).stdout
+    flags = set(re.findall(r'"(--[a-z][a-z-]+)"', serve_tf)) | set(re.findall(r'"(--[a-z][a-z-]+)"', dockerfile))
+    assert {"--store", "--host", "--allowed-host", "--read-only", "--secure-cookies"} <= flags
+    for flag in flags:
+        assert flag in help_text, f"{flag} is not an option of `ragharness serve`"
+    default_read_only = re.search(r'variable "serve_read_only" \{.*?default\s*=\s*(\w+)', serve_tf, re.DOTALL)
+    assert default_read_only and default_read_only.group(1) == "true"
+    # the only write the service may ever get is appending review records and the pin file
+    puts = re.findall(r'"s3:PutObject"\]\s*resources = \[(.*?)\]', serve_tf, re.DOTALL)
+    assert puts and "/*/reviews/*" in puts[0] and "_store/baselines.json" in puts[0] and "keys.json" not in puts[0]
