@@ -117,6 +117,17 @@ def test_session_login_and_csrf_on_every_form(store: LocalRunStore, state: Serve
     body = {"run_id": "run-b", "item_id": "q003", "candidate": A, "correctness": "correct"}
     assert c.post("/api/labels", json=body).status_code == 403
     assert c.post("/api/labels", json=body, headers={"X-CSRF-Token": csrf_of(form.text)}).status_code == 201
+    # a session ends when its key is revoked (another key stays, so the app is not in local mode)
+    key2, _ = create_key(store, "viewer")
+    revoke_key(store, read_keys(store).keys[0].id)
+    state.keys.reload()
+    assert c.get("/runs/run-b").status_code == 401
+    # the login's next page stays on this site
+    login = c.get("/login")
+    for target in ("//evil.example/x", "/\\evil.example", "https://evil.example"):
+        r = c.post("/login", data={"key": key2, "csrf": csrf_of(login.text), "next": target})
+        assert r.status_code == 303 and r.headers["location"] == "/", target
+        login = c.get("/login")
 
 
 def test_rate_limit_answers_429_with_retry_after_per_key(store: LocalRunStore, tmp_path: Path) -> None:

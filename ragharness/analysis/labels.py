@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -25,6 +25,7 @@ from ragharness.runs.rundir import RunDir
 from ragharness.scoring.thresholds import load_thresholds
 from ragharness.types import Score
 
+R = TypeVar("R", bound=BaseModel)
 GROUNDEDNESS_LABELS = ("grounded", "ungrounded")
 CORRECTNESS_LABELS = ("correct", "partially_correct", "incorrect", "off_topic")
 COLUMNS = (
@@ -71,14 +72,20 @@ def latest_labels(labels: Iterable[HumanLabel]) -> list[HumanLabel]:
     return list(latest.values())
 
 
-def read_labels(lines: Iterable[str], where: str) -> list[HumanLabel]:
+def parse_records(lines: Iterable[str], model: type[R], where: str) -> list[R]:
+    """Append-only review records (labels, votes), each problem naming the record and what to do."""
     out = []
     for n, line in enumerate(lines, start=1):
         try:
-            out.append(HumanLabel.model_validate_json(line))
+            out.append(model.model_validate_json(line))
         except ValueError as exc:
-            raise RunError(f"{where}:{n}: unreadable label ({str(exc).splitlines()[0]}); remove that line") from exc
+            first = str(exc).splitlines()[0]
+            raise RunError(f"{where}: record {n}: unreadable {model.__name__} ({first}); remove that record") from exc
     return out
+
+
+def read_labels(lines: Iterable[str], where: str) -> list[HumanLabel]:
+    return parse_records(lines, HumanLabel, where)
 
 
 def row_id(run_id: str, item_id: str, candidate: str) -> str:

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from ragharness.errors import RunError
+from ragharness.analysis.labels import parse_records
 
 Choice = Literal["a", "b", "tie", "both_bad"]
 
@@ -56,13 +56,7 @@ class Preference(BaseModel):
 
 
 def read_votes(lines: Iterable[str], where: str) -> list[PreferenceVote]:
-    out = []
-    for n, line in enumerate(lines, start=1):
-        try:
-            out.append(PreferenceVote.model_validate_json(line))
-        except ValueError as exc:
-            raise RunError(f"{where}:{n}: unreadable vote ({str(exc).splitlines()[0]}); remove that line") from exc
-    return out
+    return parse_records(lines, PreferenceVote, where)
 
 
 def latest_votes(votes: Iterable[PreferenceVote], pair: tuple[str, str, str, str]) -> list[PreferenceVote]:

@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -41,18 +41,10 @@ def me(request: Request) -> Me:
 
 
 @router.get("/runs", response_model=views.RunList, summary="Runs in the store, filtered and sorted")
-def runs(
-    request: Request,
-    q: str = "",
-    name: str = "",
-    gate: str = "",
-    candidate: str = "",
-    sort: str = "started_at",
-    order: Literal["asc", "desc"] = "desc",
-) -> views.RunList:
+def runs(request: Request, f: Annotated[views.RunFilter, Query()]) -> views.RunList:
     state = _state(request)
     state.require(request, "viewer")
-    return views.run_list(state, q=q, name=name, gate=gate, candidate=candidate, sort=sort, order=order)
+    return views.run_list(state, f)
 
 
 @router.get("/runs/{run_id}/summary", response_model=RunSummary, summary="A finished run's summary.json")

@@ -147,6 +147,9 @@ async def gatekeeper(
         request.state.principal, request.state.by_header = principal, True
     else:
         session = state.sessions.get(request.cookies.get(SESSION_COOKIE))
+        if session is not None and not state.keys.active(session.principal.id):
+            state.sessions.end(request.cookies.get(SESSION_COOKIE))  # its key was revoked
+            session = None
         if session is not None:
             request.state.principal, request.state.session = session.principal, session
         elif state.local_mode(_client(request)):
@@ -188,7 +191,8 @@ def _login_routes(app: FastAPI, state: ServeState) -> None:
             return _login(request, state, "that key is not valid (revoked or mistyped)", 401)
         token, _ = state.sessions.start(principal)
         target = str(form.get("next") or "/")
-        response = RedirectResponse(target if target.startswith("/") and not target.startswith("//") else "/", 303)
+        local = target.startswith("/") and not target.startswith("//") and "\\" not in target
+        response = RedirectResponse(target if local else "/", 303)
         response.set_cookie(
             SESSION_COOKIE,
             token,

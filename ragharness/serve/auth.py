@@ -131,6 +131,12 @@ class KeyRing:
             with contextlib.suppress(RunError):
                 self.reload()
 
+    def active(self, key_id: str) -> bool:
+        """The key exists and is not revoked (a session ends when its key is revoked)."""
+        self._maybe_reload()
+        record = self._keys.get(key_id)
+        return record is not None and not record.revoked
+
     def verify(self, key: str) -> Principal | None:
         self._maybe_reload()
         if not key.startswith(PREFIX) or len(key) > 200:

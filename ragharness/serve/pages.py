@@ -4,9 +4,9 @@ admin's baseline pin."""
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -31,18 +31,10 @@ def _state(request: Request) -> ServeState:
 
 
 @router.get("/", response_class=HTMLResponse)
-def runs_page(
-    request: Request,
-    q: str = "",
-    name: str = "",
-    gate: str = "",
-    candidate: str = "",
-    sort: str = "started_at",
-    order: Literal["asc", "desc"] = "desc",
-) -> HTMLResponse:
+def runs_page(request: Request, f: Annotated[views.RunFilter, Query()]) -> HTMLResponse:
     state = _state(request)
     state.require(request, "viewer")
-    listing = views.run_list(state, q=q, name=name, gate=gate, candidate=candidate, sort=sort, order=order)
+    listing = views.run_list(state, f)
     entries = state.catalog.entries()
     metrics = sorted(
         {m for e in entries for m in e.metrics}, key=lambda m: catalog.names().index(m) if m in catalog.names() else 99
@@ -56,7 +48,7 @@ def runs_page(
             names=sorted({e.name for e in entries if e.name}),
             gates=sorted({e.gate or e.status for e in entries}),
             candidates=sorted({c.candidate for e in entries for c in e.candidates}),
-            f={"q": q, "name": name, "gate": gate, "candidate": candidate, "sort": sort, "order": order},
+            f=f.model_dump(),
         )
     )
 

@@ -29,18 +29,21 @@ class RunList(BaseModel):
     pinned: dict[str, str] = Field(default_factory=dict, description="Evaluation name -> pinned baseline run id.")
 
 
-def run_list(
-    state: ServeState,
-    *,
-    q: str = "",
-    name: str = "",
-    gate: str = "",
-    candidate: str = "",
-    sort: str = "started_at",
-    order: Literal["asc", "desc"] = "desc",
-) -> RunList:
+class RunFilter(BaseModel):
+    """The run list's query: free text, evaluation, verdict, candidate; sort key and order."""
+
+    q: str = Field("", description="Text in the run id, evaluation, verdict, config hash, candidate or prompt.")
+    name: str = ""
+    gate: str = Field("", description="Nightly verdict, or the run's status when it had no gate.")
+    candidate: str = ""
+    sort: str = Field("started_at", description=f"One of {', '.join(SORT_KEYS)} or metric:<name>.")
+    order: Literal["asc", "desc"] = "desc"
+
+
+def run_list(state: ServeState, f: RunFilter) -> RunList:
     entries = state.catalog.entries()
     total = len(entries)
+    q, name, gate, candidate, sort, order = f.q, f.name, f.gate, f.candidate, f.sort, f.order
     ql = q.strip().lower()
 
     def keep(e: RunEntry) -> bool:
