@@ -120,16 +120,8 @@ def create_app(state: ServeState) -> FastAPI:
     return app
 
 
-async def gatekeeper(
-    state: ServeState, request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    """Host check, who is asking, rate limit, security headers: every request, before any route."""
-    host = (request.headers.get("host") or "").rsplit(":", 1)[0].lower()
-    if host.startswith("[") and "]" in (request.headers.get("host") or ""):
-        host = (request.headers.get("host") or "").split("]")[0].lower() + "]"
-    if not state.any_host and host not in state.allowed_hosts:
-        return PlainTextResponse(f"unknown host; serve with --allowed-host {host or 'NAME'} to allow it", 400)
-    path = request.url.path
+async def _identify(state: ServeState, request: Request) -> Response | None:
+    """Set request.state.principal from the key header, the session cookie or local mode; a wrong key is refused."""
     request.state.principal = None
     request.state.session = None
     request.state.by_header = False
@@ -141,19 +133,37 @@ async def gatekeeper(
         principal = await run_in_threadpool(state.keys.verify, header_key)
         if principal is None:
             wait = state.login_limiter.take(f"key:{_client(request)}")
-            if wait:
-                return _too_many(wait)
-            return _unauthorised(request, state, "the API key is not valid (revoked or mistyped)")
+            return (
+                _too_many(wait)
+                if wait
+                else _unauthorised(request, state, "the API key is not valid (revoked or mistyped)")
+            )
         request.state.principal, request.state.by_header = principal, True
-    else:
-        session = state.sessions.get(request.cookies.get(SESSION_COOKIE))
-        if session is not None and not state.keys.active(session.principal.id):
-            state.sessions.end(request.cookies.get(SESSION_COOKIE))  # its key was revoked
-            session = None
-        if session is not None:
-            request.state.principal, request.state.session = session.principal, session
-        elif state.local_mode(_client(request)):
-            request.state.principal = LOCAL
+        return None
+    session = state.sessions.get(request.cookies.get(SESSION_COOKIE))
+    if session is not None and not state.keys.active(session.principal.id):
+        state.sessions.end(request.cookies.get(SESSION_COOKIE))  # its key was revoked
+        session = None
+    if session is not None:
+        request.state.principal, request.state.session = session.principal, session
+    elif state.local_mode(_client(request)):
+        request.state.principal = LOCAL
+    return None
+
+
+async def gatekeeper(
+    state: ServeState, request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    """Host check, who is asking, rate limit, security headers: every request, before any route."""
+    host = (request.headers.get("host") or "").rsplit(":", 1)[0].lower()
+    if host.startswith("[") and "]" in (request.headers.get("host") or ""):
+        host = (request.headers.get("host") or "").split("]")[0].lower() + "]"
+    if not state.any_host and host not in state.allowed_hosts:
+        return PlainTextResponse(f"unknown host; serve with --allowed-host {host or 'NAME'} to allow it", 400)
+    path = request.url.path
+    refused = await _identify(state, request)
+    if refused is not None:
+        return refused
     public = any(path == p or (p.endswith("/") and path.startswith(p)) for p in PUBLIC)
     principal = request.state.principal
     if not path.startswith("/static/"):
