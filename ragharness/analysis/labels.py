@@ -90,10 +90,6 @@ def read_labels(lines: Iterable[str], where: str) -> list[HumanLabel]:
 
 def row_id(run_id: str, item_id: str, candidate: str) -> str:
     """An opaque id for one answer: what a blind reviewer sees instead of the candidate's name."""
-    return _row_id(run_id, item_id, candidate)
-
-
-def _row_id(run_id: str, item_id: str, candidate: str) -> str:
     return hashlib.sha256(f"{run_id}|{item_id}|{candidate}".encode()).hexdigest()[:12]
 
 
@@ -106,7 +102,7 @@ def export_csv(run_dir: Path, out: Path, *, show_candidate: bool = False) -> int
     rows = []
     for g in run.generations():
         item, pack = items[g.item_id], packs[g.item_id]
-        rid = _row_id(manifest.run_id, g.item_id, g.candidate)
+        rid = row_id(manifest.run_id, g.item_id, g.candidate)
         keys[rid] = [g.item_id, g.candidate]
         passages = "\n\n".join(f"[{p.number}] {p.title}: {p.text}" for p in pack.passages)
         answer = g.text if g.ok else f"(no answer: {g.error.type if g.error else 'error'})"

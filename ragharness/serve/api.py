@@ -11,19 +11,12 @@ from starlette.concurrency import run_in_threadpool
 
 from ragharness.analysis.labels import Calibration, HumanLabel, now_utc, row_id
 from ragharness.analysis.preferences import Choice, Preference, PreferenceVote
-from ragharness.errors import RunError
-from ragharness.runs.store import check_run_id
 from ragharness.runs.summary import RunSummary
 from ragharness.serve import views
-from ragharness.serve.reviews import LabelForm, labels_of, make_labels, record_labels
-from ragharness.serve.state import ServeState
+from ragharness.serve.reviews import LabelForm, check_votable, labels_of, make_labels, record_labels, vote_pair
+from ragharness.serve.state import state_of as _state
 
 router = APIRouter(prefix="/api", tags=["api"])
-
-
-def _state(request: Request) -> ServeState:
-    state: ServeState = request.app.state.serve
-    return state
 
 
 class Me(BaseModel):
@@ -51,7 +44,6 @@ def runs(request: Request, f: Annotated[views.RunFilter, Query()]) -> views.RunL
 def run_summary(request: Request, run_id: str) -> RunSummary:
     state = _state(request)
     state.require(request, "viewer")
-    check_run_id(run_id, state.store.location)
     return views.summary(state, run_id)
 
 
@@ -63,7 +55,6 @@ def run_summary(request: Request, run_id: str) -> RunSummary:
 def run_agreement(request: Request, run_id: str) -> Calibration | None:
     state = _state(request)
     state.require(request, "viewer")
-    check_run_id(run_id, state.store.location)
     return views.agreement(state, run_id)
 
 
@@ -77,8 +68,6 @@ def compare(
 ) -> views.ComparisonView:
     state = _state(request)
     state.require(request, "viewer")
-    check_run_id(a, state.store.location)
-    check_run_id(b or a, state.store.location)
     return views.comparison(state, a, b or a, ca or None, cb or None, alpha)
 
 
@@ -103,8 +92,7 @@ def trends(
 def labels(request: Request, run: str) -> list[HumanLabel]:
     state = _state(request)
     state.require(request, "viewer")
-    check_run_id(run, state.store.location)
-    state.catalog.entry(run)
+    state.catalog.entry(run)  # a run of this store (the id checked), listed or not
     return labels_of(state.store, run)
 
 
@@ -123,18 +111,16 @@ async def add_label(request: Request, body: LabelIn) -> list[HumanLabel]:
     state = _state(request)
     state.check_csrf(request, request.headers.get("x-csrf-token"))
     me = state.require(request, "reviewer")
-    check_run_id(body.run_id, state.store.location)
 
     def save() -> list[HumanLabel]:
-        run = state.catalog.open(body.run_id)
         form = LabelForm(
-            row_id=row_id(run.manifest().run_id, body.item_id, body.candidate),
+            row_id=row_id(body.run_id, body.item_id, body.candidate),
             correctness=body.correctness,
             groundedness=body.groundedness,
             claims=body.claims,
             notes=body.notes,
         )
-        made = make_labels(run, body.item_id, [form], me.id, blind=False, redact=state.redact)
+        made = make_labels(state.catalog, body.run_id, body.item_id, [form], me.id, blind=False, redact=state.redact)
         record_labels(state.store, body.run_id, made)
         return made
 
@@ -145,7 +131,7 @@ async def add_label(request: Request, body: LabelIn) -> list[HumanLabel]:
 def votes(request: Request, a: str, ca: str, cb: str, b: str = "") -> Preference:
     state = _state(request)
     state.require(request, "viewer")
-    return views.comparison(state, a, b or a, ca, cb).human
+    return views.human_preference(state, vote_pair(state.catalog, a, ca, b, cb))
 
 
 class VoteIn(BaseModel):
@@ -164,31 +150,21 @@ async def add_vote(request: Request, body: VoteIn) -> PreferenceVote:
     me = state.require(request, "reviewer")
 
     def save() -> PreferenceVote:
-        b = body.b or body.a
-        check_run_id(body.a, state.store.location)
-        check_run_id(b, state.store.location)
-        for run_id, cand in ((body.a, body.ca), (b, body.cb)):
-            names = state.catalog.open(run_id).manifest().candidates
-            if cand not in names:
-                raise RunError(f"candidate {cand!r}: not in run {run_id}; it has {names}")
-        if (body.a, body.ca) == (b, body.cb):
-            raise RunError("a vote needs two different answers: two candidates, or two runs")
-        ha, hb = state.catalog.context_hashes(body.a), state.catalog.context_hashes(b)
-        if not ha.get(body.item_id) or ha.get(body.item_id) != hb.get(body.item_id):
-            raise RunError(f"{body.item_id}: the two sides did not answer from the same locked context")
+        pair = vote_pair(state.catalog, body.a, body.ca, body.b, body.cb)
+        context_hash = check_votable(state.catalog, pair, body.item_id)
         vote = PreferenceVote(
-            run_a=body.a,
-            candidate_a=body.ca,
-            run_b=b,
-            candidate_b=body.cb,
+            run_a=pair[0],
+            candidate_a=pair[1],
+            run_b=pair[2],
+            candidate_b=pair[3],
             item_id=body.item_id,
             choice=body.choice,
-            left="a",
-            context_hash=hb[body.item_id],
+            left="a",  # no sides on the API: the caller names A or B
+            context_hash=context_hash,
             reviewer=me.id,
             at=now_utc(),
         )
-        state.store.append_record(b, "votes.jsonl", vote.model_dump_json())
+        state.store.append_record(pair[2], "votes.jsonl", vote.model_dump_json())
         return vote
 
     return await run_in_threadpool(save)

@@ -8,7 +8,6 @@ reason: it is listed, never an error page."""
 from __future__ import annotations
 
 import hashlib
-import shutil
 import threading
 import time
 from collections import OrderedDict
@@ -18,13 +17,13 @@ from typing import TypeVar
 
 from pydantic import BaseModel, Field
 
-from ragharness.errors import RagharnessError, RunError
+from ragharness.errors import NotFoundError, RagharnessError, RunError
 from ragharness.reporting.report import headline_metrics
 from ragharness.runs.history import HistoryIndex
 from ragharness.runs.rundir import RunDir
-from ragharness.runs.store import RunStore
+from ragharness.runs.store import RunStore, check_run_id
 from ragharness.runs.summary import RunSummary
-from ragharness.types import ContextPack, Score
+from ragharness.types import ContextPack, Generation, GoldItem, Score
 
 T = TypeVar("T")
 HEAD = ("run.json", "summary.json", "config.yaml")
@@ -126,9 +125,9 @@ class RunCatalog:
         self.store = store
         self.cache_dir = cache_dir
         self.ttl = ttl
-        self._lock = threading.RLock()
-        self.lock = self._lock
-        """Held while the history index (one SQLite connection shared by the app's threads) is read or written."""
+        self.lock = threading.RLock()
+        """Held while the entries or the history index (one SQLite connection the app's threads share) change or are
+        read."""
         self._versions: dict[str, str] = {}
         self._entries: dict[str, RunEntry] = {}
         self._checked = 0.0
@@ -140,11 +139,13 @@ class RunCatalog:
         self.index = HistoryIndex(index_file, store, shared=True, build=False)
         self._opened = _Lru(32)
         self._outcomes = _Lru(512)
+        self._downloading = threading.Lock()
+        self._answers = _Lru(8)  # whole runs' answers: a few runs at a time
         self._comparisons = _Lru(64)
 
     # -- the list ---------------------------------------------------------------------------------------------
     def refresh(self, *, force: bool = False) -> None:
-        with self._lock:
+        with self.lock:
             if not force and time.monotonic() - self._checked < self.ttl:
                 return
             versions = self.store.versions()
@@ -168,29 +169,31 @@ class RunCatalog:
         except Exception as exc:  # a remote store's own errors (botocore) say nothing about our data
             return RunEntry(run_id=run_id, problem=f"cannot be read from the store: {type(exc).__name__}")
         entry = _entry(run_id, run)
-        self.index.remove(run_id)
         if entry.readable:
             try:
-                self.index.add(run.path, location=f"{self.store.location}/{run_id}")
+                self.index.add(run.path, location=f"{self.store.location}/{run_id}")  # replaces its rows
             except (RagharnessError, ValueError) as exc:
                 entry.problem, entry.status = f"summary.json cannot be indexed: {exc}", "incomplete"
+        if not entry.readable:
+            self.index.remove(run_id)
         return entry
 
     def entries(self) -> list[RunEntry]:
         self.refresh()
-        with self._lock:
+        with self.lock:
             return sorted(self._entries.values(), key=lambda e: (e.started_at, e.run_id), reverse=True)
 
     def entry(self, run_id: str) -> RunEntry:
+        check_run_id(run_id, self.store.location)
         self.refresh()
-        with self._lock:
+        with self.lock:
             e = self._entries.get(run_id)
         if e is None:
-            raise RunError(f"{run_id}: no such run in the run store {self.store.location}")
+            raise NotFoundError(f"{run_id}: no such run in the run store {self.store.location}")
         return e
 
     def version(self, run_id: str) -> str:
-        with self._lock:
+        with self.lock:
             return self._versions.get(run_id, "")
 
     # -- a whole run ------------------------------------------------------------------------------------------
@@ -201,15 +204,16 @@ class RunCatalog:
             raise RunError(f"run {run_id} is incomplete: {entry.problem}")
 
         def load() -> RunDir:
-            run = self.store.open(run_id)
-            if run.path.is_relative_to(self.cache_dir):  # a remote store's copy: keep this version's apart
-                dest = self.cache_dir / "runs" / f"{run_id}@{self.version(run_id)}"
-                if not dest.is_dir():
-                    tmp = dest.with_name(dest.name + ".tmp")
-                    shutil.rmtree(tmp, ignore_errors=True)
-                    shutil.copytree(run.path, tmp)
-                    tmp.rename(dest)
-                run = RunDir.open(dest)
+            dest = self.cache_dir / "runs" / f"{run_id}@{self.version(run_id)}"
+            with self._downloading:  # one download at a time into the store's cache folder
+                if dest.is_dir():  # this version was downloaded before (by this or an earlier process)
+                    run = RunDir.open(dest)
+                else:
+                    run = self.store.open(run_id)
+                    if run.path.is_relative_to(self.cache_dir):  # a remote store's download: keep versions apart
+                        dest.parent.mkdir(parents=True, exist_ok=True)
+                        run.path.rename(dest)  # complete: the store wrote every file before open returned
+                        run = RunDir.open(dest)
             run.strict = True
             return run
 
@@ -228,6 +232,26 @@ class RunCatalog:
 
         return self._outcomes.get_or(("outcomes", run_id, self.version(run_id)), load)
 
+    def gold(self, run_id: str) -> list[GoldItem]:
+        return self._answers.get_or(("gold", run_id, self.version(run_id)), lambda: self.open(run_id).goldset().items)
+
+    def item(self, run_id: str, item_id: str) -> GoldItem:
+        found = next((i for i in self.gold(run_id) if i.id == item_id), None)
+        if found is None:
+            raise NotFoundError(f"{item_id}: no such item in run {run_id}; the run's page lists its items")
+        return found
+
+    def answers(self, run_id: str) -> dict[str, list[Generation]]:
+        """item -> its answers, one per candidate in name order (read once per run version, not per page)."""
+
+        def load() -> dict[str, list[Generation]]:
+            out: dict[str, list[Generation]] = {}
+            for g in sorted(self.open(run_id).generations(), key=lambda g: g.candidate):
+                out.setdefault(g.item_id, []).append(g)
+            return out
+
+        return self._answers.get_or(("answers", run_id, self.version(run_id)), load)
+
     def context_hashes(self, run_id: str) -> dict[str, str]:
         def load() -> dict[str, str]:
             return {p.item_id: p.content_hash for p in self.open(run_id).iter_packs()}
@@ -240,6 +264,3 @@ class RunCatalog:
     def cached(self, key: tuple[object, ...], make: Callable[[], T]) -> T:
         """A comparison (or other pure function of finished runs) by a key that includes the runs' versions."""
         return self._comparisons.get_or(key, make)
-
-    def close(self) -> None:
-        self.index.close()

@@ -12,22 +12,17 @@ from starlette.concurrency import run_in_threadpool
 
 from ragharness.analysis.labels import now_utc
 from ragharness.errors import RunError
-from ragharness.reporting.report import PAGES_DIR, render_report
+from ragharness.reporting.report import INLINE_ITEMS, PAGES_DIR, render_report
 from ragharness.runs.pins import BaselinePin, read_pins, set_pin
-from ragharness.runs.store import check_run_id
 from ragharness.scoring import metrics as catalog
 from ragharness.serve import views
 from ragharness.serve.app import hashed_csp
 from ragharness.serve.reviews import labels_of
-from ragharness.serve.state import ServeState
+from ragharness.serve.state import state_of as _state
+from ragharness.types import Score
 
 router = APIRouter(include_in_schema=False)
 _PAGE = re.compile(r"^page-\d{4}\.html$")
-
-
-def _state(request: Request) -> ServeState:
-    state: ServeState = request.app.state.serve
-    return state
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -57,21 +52,18 @@ def runs_page(request: Request, f: Annotated[views.RunFilter, Query()]) -> HTMLR
 def run_page(request: Request, run_id: str) -> HTMLResponse:
     state = _state(request)
     state.require(request, "viewer")
-    check_run_id(run_id, state.store.location)
     entry = state.catalog.entry(run_id)
     ctx: dict[str, object] = {"entry": entry, "summary": None, "agreement": None, "labels": 0, "items": []}
     if entry.readable:
         summary = views.summary(state, run_id)
         labels = labels_of(state.store, run_id)
-        run = state.catalog.open(run_id)
-        outcomes = state.catalog.outcomes(run_id)
         ctx.update(
             summary=summary,
-            agreement=views.agreement(state, run_id),
+            agreement=views.agreement(state, run_id, labels),
             labels=len(labels),
             reviewers=sorted({h.reviewer for h in labels}),
-            items=run.goldset().items,
-            outcomes=outcomes,
+            items=state.catalog.gold(run_id),
+            outcomes=state.catalog.outcomes(run_id),
         )
     pins = read_pins(state.store).pins
     pin = pins.get(entry.name)
@@ -83,13 +75,11 @@ def report(request: Request, run_id: str) -> Response:
     """The run's report. With human labels it is rendered afresh so it shows scorer-vs-human agreement."""
     state = _state(request)
     state.require(request, "viewer")
-    check_run_id(run_id, state.store.location)
     run = state.catalog.open(run_id)
     labels = labels_of(state.store, run_id)
     stored = run.file("report.html")
-    if labels and len(run.goldset().items) <= 300:
-        calibration = views.agreement(state, run_id)
-        html = render_report(run, calibration=calibration)
+    if labels and len(state.catalog.gold(run_id)) <= INLINE_ITEMS:  # larger reports are paged files
+        html = render_report(run, calibration=views.agreement(state, run_id, labels))
     elif stored.is_file():
         html = stored.read_text(encoding="utf-8")
     else:
@@ -101,7 +91,6 @@ def report(request: Request, run_id: str) -> Response:
 def report_page(request: Request, run_id: str, page: str) -> Response:
     state = _state(request)
     state.require(request, "viewer")
-    check_run_id(run_id, state.store.location)
     if not _PAGE.match(page):
         raise HTTPException(404, "no such report page")
     file = state.catalog.open(run_id).file(PAGES_DIR) / page
@@ -115,15 +104,11 @@ def report_page(request: Request, run_id: str, page: str) -> Response:
 def item_page(request: Request, run_id: str, item_id: str) -> HTMLResponse:
     state = _state(request)
     state.require(request, "viewer")
-    check_run_id(run_id, state.store.location)
-    run = state.catalog.open(run_id)
-    item = next((i for i in run.goldset().items if i.id == item_id), None)
-    if item is None:
-        raise RunError(f"{item_id}: no such item in run {run_id}")
+    item = state.catalog.item(run_id, item_id)
     pack = state.catalog.pack(run_id, item_id)
-    gens = sorted((g for g in run.generations() if g.item_id == item_id), key=lambda g: g.candidate)
+    gens = state.catalog.answers(run_id).get(item_id, [])
     scores: dict[str, dict[str, object]] = {}
-    for s in run.scores():
+    for s in state.catalog.open(run_id).read_jsonl("scores.jsonl", Score):  # streamed; one item's kept
         if s.item_id == item_id:
             scores.setdefault(s.candidate, {})[s.metric] = s
     history = views.item_history(state, run_id, item_id)
@@ -152,9 +137,7 @@ def compare_page(
     entries = [e for e in state.catalog.entries() if e.readable]
     view = None
     if a:
-        check_run_id(a, state.store.location)
         b = b or a
-        check_run_id(b, state.store.location)
         view = views.comparison(state, a, b, ca or None, cb or None, alpha)
     return HTMLResponse(
         state.render(
@@ -190,7 +173,6 @@ async def pin(request: Request, run_id: str) -> Response:
     form = await request.form()
     state.check_csrf(request, str(form.get("csrf") or ""))
     principal = state.require(request, "admin")
-    check_run_id(run_id, state.store.location)
     entry = state.catalog.entry(run_id)
     if not entry.readable:
         raise RunError(f"run {run_id} is incomplete ({entry.problem}); only a finished run can be a baseline")

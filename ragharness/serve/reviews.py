@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from ragharness.analysis.compare import pick_candidates
 from ragharness.analysis.labels import (
     CORRECTNESS_LABELS,
     GROUNDEDNESS_LABELS,
@@ -26,6 +27,7 @@ from ragharness.errors import RunError
 from ragharness.runs.rundir import RunDir
 from ragharness.runs.store import RunStore
 from ragharness.scoring.judge import parse_judge_output, request_key
+from ragharness.serve.catalog import RunCatalog
 from ragharness.types import ContextPack, Generation, GoldItem
 
 
@@ -55,6 +57,8 @@ def shuffled(values: list[Any], *seed_parts: str) -> list[Any]:
 
 def claims_by_answer(run: RunDir, item_id: str, gens: list[Generation], n_passages: int) -> dict[str, list[str]]:
     """The claims the LLM judge extracted from each answer (none when the run had no judge)."""
+    if not run.file("judge_calls.jsonl").is_file():
+        return {}
     wanted = {request_key(item_id, g.candidate): g for g in gens}
     out: dict[str, list[str]] = {}
     for call in run.read_jsonl("judge_calls.jsonl", Generation):
@@ -69,17 +73,14 @@ def claims_by_answer(run: RunDir, item_id: str, gens: list[Generation], n_passag
     return out
 
 
-def review_item(run: RunDir, item_id: str, reviewer: str, *, blind: bool) -> ReviewItem:
-    items = run.goldset().items
-    index = next((n for n, i in enumerate(items) if i.id == item_id), None)
-    if index is None:
-        raise RunError(f"{item_id}: no such item in run {run.path.name}")
-    pack = next((p for p in run.iter_packs() if p.item_id == item_id), None)
+def review_item(catalog: RunCatalog, run_id: str, item_id: str, reviewer: str, *, blind: bool) -> ReviewItem:
+    items = catalog.gold(run_id)
+    item = catalog.item(run_id, item_id)
+    pack = catalog.pack(run_id, item_id)
     if pack is None:
-        raise RunError(f"{item_id}: the run has no locked context for this item")
-    gens = [g for g in run.generations() if g.item_id == item_id]
-    claims = claims_by_answer(run, item_id, gens, len(pack.passages))
-    run_id = run.manifest().run_id
+        raise RunError(f"{item_id}: run {run_id} has no locked context for this item; it never got past retrieval")
+    gens = catalog.answers(run_id).get(item_id, [])
+    claims = claims_by_answer(catalog.open(run_id), item_id, gens, len(pack.passages))
     answers = [
         Answer(
             row_id=row_id(run_id, item_id, g.candidate),
@@ -88,11 +89,11 @@ def review_item(run: RunDir, item_id: str, reviewer: str, *, blind: bool) -> Rev
             ok=g.ok,
             claims=claims.get(g.candidate, []),
         )
-        for g in sorted(gens, key=lambda g: g.candidate)
+        for g in gens
     ]
     if blind:
         answers = shuffled(answers, "label", run_id, item_id, reviewer)
-    return ReviewItem(item=items[index], pack=pack, answers=answers, position=index + 1, total=len(items))
+    return ReviewItem(item=item, pack=pack, answers=answers, position=items.index(item) + 1, total=len(items))
 
 
 def labels_of(store: RunStore, run_id: str) -> list[HumanLabel]:
@@ -103,18 +104,51 @@ def votes_of(store: RunStore, run_id: str) -> list[PreferenceVote]:
     return read_votes(store.read_records(run_id, "votes.jsonl"), f"{store.location}/{run_id}/votes")
 
 
-def next_unlabelled(run: RunDir, labels: list[HumanLabel], reviewer: str, after: str = "") -> str | None:
+def next_unlabelled(
+    catalog: RunCatalog, run_id: str, labels: list[HumanLabel], reviewer: str, after: str = ""
+) -> str | None:
     """The next item (gold set order, after `after`) with an answer this reviewer has not labelled yet."""
     done = {(h.item_id, h.candidate) for h in latest_labels(labels) if h.reviewer == reviewer}
-    answers: dict[str, set[str]] = {}
-    for g in run.generations():
-        answers.setdefault(g.item_id, set()).add(g.candidate)
-    ids = [i.id for i in run.goldset().items]
+    answers = catalog.answers(run_id)
+    ids = [i.id for i in catalog.gold(run_id)]
     start = ids.index(after) + 1 if after in ids else 0
     for item_id in ids[start:] + ids[:start]:
-        if any((item_id, c) not in done for c in answers.get(item_id, ())):
+        if any((item_id, g.candidate) not in done for g in answers.get(item_id, ())):
             return item_id
     return None
+
+
+Pair = tuple[str, str, str, str]
+"""(run A, candidate A, run B, candidate B)"""
+
+
+def vote_pair(catalog: RunCatalog, a: str, ca: str, b: str, cb: str) -> Pair:
+    """Two different answers to vote between: two candidates of one run, or of two runs."""
+    run_a, run_b = catalog.open(a), catalog.open(b or a)
+    ca, cb = pick_candidates(run_a, run_b, ca or None, cb or None)
+    for run, cand in ((run_a, ca), (run_b, cb)):
+        names = run.manifest().candidates
+        if cand not in names:
+            raise RunError(f"candidate {cand!r}: not in run {run.path.name}; it has {names}")
+    if (a, ca) == (b or a, cb):
+        raise RunError("a vote needs two different answers: pick two candidates, or two runs")
+    return (a, ca, b or a, cb)
+
+
+def votable(catalog: RunCatalog, pair: Pair) -> list[str]:
+    """Items both sides answered from the identical locked context (same hash), in gold set order."""
+    ha, hb = catalog.context_hashes(pair[0]), catalog.context_hashes(pair[2])
+    return [i.id for i in catalog.gold(pair[2]) if ha.get(i.id) and ha.get(i.id) == hb.get(i.id)]
+
+
+def check_votable(catalog: RunCatalog, pair: Pair, item_id: str) -> str:
+    """The item's locked-context hash, or RunError when the two sides did not answer from the same context."""
+    if item_id not in votable(catalog, pair):
+        raise RunError(
+            f"{item_id}: the two answers were not given the same locked context (or the item is not in both runs); "
+            "vote on another item"
+        )
+    return catalog.context_hashes(pair[2])[item_id]
 
 
 class LabelForm(BaseModel):
@@ -126,14 +160,20 @@ class LabelForm(BaseModel):
 
 
 def make_labels(
-    run: RunDir, item_id: str, forms: list[LabelForm], reviewer: str, *, blind: bool, redact: Any
+    catalog: RunCatalog,
+    run_id: str,
+    item_id: str,
+    forms: list[LabelForm],
+    reviewer: str,
+    *,
+    blind: bool,
+    redact: Any,
 ) -> list[HumanLabel]:
     """Validate the reviewer's answers to the form; every problem names the answer and the field."""
-    run_id = run.manifest().run_id
-    gens = [g for g in run.generations() if g.item_id == item_id]
+    gens = catalog.answers(run_id).get(item_id, [])
     by_row = {row_id(run_id, item_id, g.candidate): g for g in gens}
-    pack = next((p for p in run.iter_packs() if p.item_id == item_id), None)
-    claims = claims_by_answer(run, item_id, gens, len(pack.passages) if pack else 0)
+    pack = catalog.pack(run_id, item_id)
+    claims = claims_by_answer(catalog.open(run_id), item_id, gens, len(pack.passages) if pack else 0)
     labels, problems = [], []
     for n, f in enumerate(forms, start=1):
         if not (
@@ -180,7 +220,7 @@ def record_labels(store: RunStore, run_id: str, labels: list[HumanLabel]) -> Non
 
 
 def make_vote(
-    pair: tuple[str, str, str, str],
+    pair: Pair,
     item_id: str,
     picked: str,
     left: Literal["a", "b"],

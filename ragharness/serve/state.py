@@ -30,11 +30,16 @@ LOGIN_COOKIE = "rh_login"
 @dataclass
 class Settings:
     host: str = "127.0.0.1"
-    port: int = 8321
     rate_per_minute: int = 600
     read_only: bool = False
     allowed_hosts: list[str] = field(default_factory=list)
     secure_cookies: bool = False
+
+
+def state_of(request: Request) -> ServeState:
+    """The app's shared state, for a route."""
+    state: ServeState = request.app.state.serve
+    return state
 
 
 def is_loopback(host: str) -> bool:

@@ -9,7 +9,7 @@ import plotly.io as pio
 from pydantic import BaseModel, Field
 
 from ragharness.analysis.compare import Comparison, compare, pick_candidates
-from ragharness.analysis.labels import Calibration, agreement_with
+from ragharness.analysis.labels import Calibration, HumanLabel, agreement_with
 from ragharness.analysis.preferences import Preference, latest_votes, preference
 from ragharness.errors import RunError
 from ragharness.reporting import trends
@@ -17,7 +17,7 @@ from ragharness.runs.history import MetricRow, RunRow
 from ragharness.runs.pins import read_pins
 from ragharness.runs.summary import RunSummary
 from ragharness.serve.catalog import ItemOutcome, RunEntry
-from ragharness.serve.reviews import labels_of, votes_of
+from ragharness.serve.reviews import Pair, labels_of, votes_of
 from ragharness.serve.state import ServeState
 
 SORT_KEYS = ("started_at", "name", "run_id", "gate", "cost_usd", "status")
@@ -88,10 +88,15 @@ class ComparisonView(BaseModel):
     same_run: bool
 
 
-def _scores_by_item(c: Comparison, state: ServeState, side: Literal["a", "b"]) -> dict[str, float]:
-    run = state.catalog.outcomes(c.run_a if side == "a" else c.run_b)
-    cand = c.candidate_a if side == "a" else c.candidate_b
-    return {i: o.value for (i, k), o in run.items() if k == cand and o.value is not None}
+def _scores(state: ServeState, run_id: str, candidate: str) -> dict[str, float]:
+    """item -> the candidate's correctness value (the automatic side of a preference)."""
+    outcomes = state.catalog.outcomes(run_id)
+    return {i: o.value for (i, c), o in outcomes.items() if c == candidate and o.value is not None}
+
+
+def human_preference(state: ServeState, pair: Pair) -> Preference:
+    votes = latest_votes(votes_of(state.store, pair[2]), pair)
+    return preference(votes, _scores(state, pair[0], pair[1]), _scores(state, pair[2], pair[3]))
 
 
 def comparison(
@@ -101,8 +106,7 @@ def comparison(
     ca, cb = pick_candidates(a, b, cand_a or None, cand_b or None)
     key = ("compare", run_a, state.catalog.version(run_a), run_b, state.catalog.version(run_b), ca, cb, alpha)
     result = state.catalog.cached(key, lambda: compare(a, b, ca, cb, alpha=alpha))
-    votes = latest_votes(votes_of(state.store, run_b), (run_a, ca, run_b, cb))
-    human = preference(votes, _scores_by_item(result, state, "a"), _scores_by_item(result, state, "b"))
+    human = human_preference(state, (run_a, ca, run_b, cb))
     return ComparisonView(comparison=result, human=human, same_run=run_a == run_b)
 
 
@@ -193,8 +197,9 @@ def item_history(state: ServeState, run_id: str, item_id: str) -> list[ItemRun]:
     return out
 
 
-def agreement(state: ServeState, run_id: str) -> Calibration | None:
-    labels = labels_of(state.store, run_id)
+def agreement(state: ServeState, run_id: str, labels: list[HumanLabel] | None = None) -> Calibration | None:
+    """Scorer-vs-human agreement from the run's labels (`labels`: already read by the caller), None without any."""
+    labels = labels_of(state.store, run_id) if labels is None else labels
     if not labels:
         return None
     run = state.catalog.open(run_id)
@@ -205,5 +210,9 @@ def summary(state: ServeState, run_id: str) -> RunSummary:
     entry = state.catalog.entry(run_id)
     if not entry.readable:
         raise RunError(f"run {run_id} is incomplete: {entry.problem}")
-    run = state.store.fetch(run_id, ("run.json", "summary.json"))
-    return run.read_model("summary.json", RunSummary, "re-score the run")
+
+    def read() -> RunSummary:
+        run = state.store.fetch(run_id, ("run.json", "summary.json"))
+        return run.read_model("summary.json", RunSummary, f"re-score the run (`ragharness score {run_id}`)")
+
+    return state.catalog.cached(("summary", run_id, state.catalog.version(run_id)), read)
