@@ -60,6 +60,10 @@ class RunError(RagharnessError):
     """A run directory is missing or inconsistent."""
 
 
+class NotFoundError(RunError):
+    """A run (or an item of one) that the store does not have."""
+
+
 class DiskFullError(RunError):
     """A write failed for lack of space. Nothing torn is left behind; the run resumes once space is freed."""
 

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from ragharness.errors import RunError
+from ragharness.errors import NotFoundError, RunError
 from ragharness.fileio import atomic_write_text
 from ragharness.runs.rundir import RunDir
 
@@ -134,7 +134,7 @@ class LocalRunStore:
         check_run_id(run_id, self.location)
         path = self.root / run_id
         if not (path / "run.json").is_file():
-            raise RunError(f"{run_id}: no such run in the run store {self.location}")
+            raise NotFoundError(f"{run_id}: no such run in the run store {self.location}")
         return RunDir.open(path)
 
     def save(self, run: RunDir) -> None:
@@ -188,6 +188,7 @@ class S3RunStore:
 
             client = boto3.client("s3")
         self.client = client
+        self._review_bodies: dict[str, str] = {}
 
     @property
     def location(self) -> str:
@@ -252,7 +253,7 @@ class S3RunStore:
             except self.client.exceptions.NoSuchKey:
                 target.unlink(missing_ok=True)
                 if name == "run.json":
-                    raise RunError(f"{self.location}/{run_id}: no such run in the store") from None
+                    raise NotFoundError(f"{self.location}/{run_id}: no such run in the store") from None
                 continue
             atomic_write_text(target, body.decode("utf-8", errors="replace"))
         return RunDir.open(dest)
@@ -269,7 +270,7 @@ class S3RunStore:
             self.client.download_file(self.bucket, obj["Key"], str(dest / name))
             found = True
         if not found:
-            raise RunError(f"{self.location}/{run_id}: no such run in the store")
+            raise NotFoundError(f"{self.location}/{run_id}: no such run in the store")
         for name in REVIEW_RECORDS:  # saved records and every one appended since, as one local file
             lines = self.read_records(run_id, name)
             if lines:
@@ -296,7 +297,10 @@ class S3RunStore:
         except self.client.exceptions.NoSuchKey:
             pass
         for key in self._reviews_of(run_id, name):
-            text = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read().decode("utf-8").strip()
+            text = self._review_bodies.get(key)
+            if text is None:  # each record object is written once and never changed: fetched once
+                text = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read().decode("utf-8").strip()
+                self._review_bodies[key] = text
             if text:
                 lines.append(text)
         return lines

@@ -21,7 +21,7 @@ from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
-from ragharness.errors import RagharnessError
+from ragharness.errors import NotFoundError, RagharnessError
 from ragharness.serve.auth import LOCAL
 from ragharness.serve.state import HERE, LOGIN_COOKIE, SESSION_COOKIE, ServeState
 
@@ -81,7 +81,7 @@ def create_app(state: ServeState) -> FastAPI:
     async def ragharness_error(request: Request, exc: RagharnessError) -> Response:
         from ragharness.credentials import scrub
 
-        status = 404 if "no such" in str(exc) else 400
+        status = 404 if isinstance(exc, NotFoundError) else 400
         return _error(request, state, status, scrub(str(exc)))
 
     @app.exception_handler(HTTPException)
@@ -236,6 +236,7 @@ def _too_many(wait: float) -> Response:
 def _login(request: Request, state: ServeState, message: str, status: int) -> HTMLResponse:
     token = secrets.token_urlsafe(24)
     nxt = request.url.path if request.url.path not in ("/login", "/logout") else "/"
+    # rendered as for nobody (no nav form with a session token beside the login's own)
     html = state.env.get_template("login.html.j2").render(
         message=message, login_csrf=token, next=nxt, me=None, csrf="", read_only=False, local_mode=False
     )
