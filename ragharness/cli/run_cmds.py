@@ -102,14 +102,20 @@ def run(
 
 
 def _serve_command(store: Path) -> str:
-    """The command that opens the review app on this run store (relative to the working folder when under it)."""
+    """The command that opens the review app on this run store: the same `ragharness` this run was started with
+    (e.g. `.venv/bin/ragharness`, which is not on a fresh PATH), paths relative to the working folder."""
     import shlex
+    import sys
 
-    try:
-        shown = str(store.resolve().relative_to(Path.cwd().resolve())) or "."
-    except ValueError:
-        shown = str(store)
-    return f"ragharness serve --store {shlex.quote(shown)}"
+    def shown(path: Path) -> str:
+        try:
+            return str(path.resolve().relative_to(Path.cwd().resolve())) or "."
+        except ValueError:
+            return str(path)
+
+    exe = Path(sys.argv[0])
+    program = shown(exe) if exe.name == "ragharness" else "ragharness"
+    return f"{shlex.quote(program)} serve --store {shlex.quote(shown(store))}"
 
 
 def _dry_run(cfg: HarnessConfig, *, use_cache: bool) -> None:
