@@ -10,7 +10,7 @@ import os
 import random
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -115,6 +115,41 @@ class RunnerConfig(Strict):
     cache: bool = Field(True, description="Serve unchanged requests from the response cache under data_dir.")
 
 
+CallMode = Literal["online", "batch", "auto"]
+
+
+class BedrockBatchConfig(Strict):
+    """Where Bedrock batch inference reads and writes (the role must be able to read and write this prefix)."""
+
+    s3_uri: str = Field(pattern=r"^s3://[^/]+", description="s3://bucket/prefix for job input and output.")
+    role_arn: str = Field(description="Service role Bedrock assumes for the job; may be an ${ENV} reference.")
+    region: str | None = None
+    min_records: int = Field(100, ge=1, description="The model's quota 'Minimum number of records per job'.")
+    max_records: int = Field(50_000, ge=1, description="Records per input file per job (quota).")
+    max_file_bytes: int = Field(1024**3, ge=1024, description="Batch inference input file size (quota).")
+    timeout_hours: int | None = Field(None, ge=24, le=168)
+
+
+class OpenAIBatchConfig(Strict):
+    completion_window: str = "24h"
+    max_records: int = Field(50_000, ge=1)
+    max_file_bytes: int = Field(200 * 1024 * 1024, ge=1024)
+
+
+class BatchConfig(Strict):
+    """Provider batch jobs for candidates and the judge with `mode: batch | auto`."""
+
+    bedrock: BedrockBatchConfig | None = None
+    openai: OpenAIBatchConfig = OpenAIBatchConfig()
+    allow_waiting: bool = Field(True, description="auto may choose batch (jobs can take hours) only when true.")
+    auto_min_records: int = Field(100, ge=1, description="auto: batch from this many calls (and the job minimum).")
+    max_wait_hours: float = Field(24.0, ge=0, description="Then the run stops, resumable; the jobs go on.")
+    poll_interval_s: float = Field(60.0, gt=0)
+    online_retry_max: int = Field(20, ge=0, description="Failed records up to this many are retried online.")
+    max_rounds: int = Field(2, ge=1, le=5, description="Batch jobs per record before a failure is recorded.")
+    discount: float = Field(0.5, gt=0, le=1, description="Batch price = discount x online price, unless listed.")
+
+
 class CandidateConfig(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9._@:-]+$")
     provider: str = Field(description="Provider id: 'extractive', 'replay', 'mock', 'bedrock:<model>', ...")
@@ -124,6 +159,9 @@ class CandidateConfig(Strict):
     concurrency: int = Field(8, gt=0)
     rpm: float | None = Field(None, gt=0, description="Requests per minute for this candidate.")
     tpm: float | None = Field(None, gt=0, description="Tokens per minute (estimated) for this candidate.")
+    mode: CallMode = Field(
+        "online", description="online, batch (provider batch jobs at the batch price) or auto (batch when big enough)."
+    )
 
     def to_candidate(self) -> Candidate:
         return Candidate(
@@ -146,6 +184,9 @@ class JudgeConfig(Strict):
     rpm: float | None = Field(None, gt=0)
     tpm: float | None = Field(None, gt=0)
     format_retries: int = Field(1, ge=0, le=3, description="Re-asks with the validation error on malformed output.")
+    mode: CallMode = Field(
+        "online", description="online, batch (provider batch jobs at the batch price) or auto (batch when big enough)."
+    )
     context_metrics: bool = Field(
         True,
         description="Also judge each passage (relevant? needed?) and the gold answer's statements in the same call: "
@@ -235,6 +276,7 @@ class HarnessConfig(Strict):
     )
     budget_usd: float | None = Field(None, gt=0, description="Stop cleanly (resumable) before spending more.")
     nightly: NightlyConfig = NightlyConfig()
+    batch: BatchConfig = BatchConfig()
 
     # Set by load_config, not by the file.
     base_dir: Path = Field(Path("."), exclude=True)
@@ -426,7 +468,7 @@ def config_snapshot(cfg: HarnessConfig) -> dict[str, Any]:
 
 
 RESUME_MAY_CHANGE = frozenset(
-    {"budget_usd", "thresholds", "runner", "output_dir", "prices", "nightly", "judge", "scorers", "scoring"}
+    {"budget_usd", "thresholds", "runner", "output_dir", "prices", "nightly", "judge", "scorers", "scoring", "batch"}
 )
 """What a resume may change: none of it alters an answer, and a resumed run scores every answer again."""
 

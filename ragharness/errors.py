@@ -11,7 +11,10 @@
     ├── ProviderCallError  (generation.providers.base) one failed model call, classified for retry; the runner
     │                      records it as a Generation with an error, it never escapes a run
     ├── RunError           a run directory is missing or inconsistent
-    │   └── DiskFullError  a write failed for lack of space; the run resumes once space is freed (exit code 4)
+    │   ├── DiskFullError  a write failed for lack of space; the run resumes once space is freed (exit code 4)
+    │   └── BatchWaiting   batch jobs still run past the configured wait; `--resume` re-attaches (exit code 4)
+    ├── BatchError         a batch job cannot be created, read or downloaded (the provider's message in it)
+    │   └── BatchTransientError  a batch API call the next poll may get through
     └── LockedError        another process holds the ingest or nightly lock (exit code 6)
 
 Messages carry the bad value and what to do about it.
@@ -93,3 +96,21 @@ AWS_TRANSIENT_CODES = frozenset(
     }
 )
 """AWS error codes of a failure that may pass on its own: retried with backoff."""
+
+
+class BatchError(RagharnessError):
+    """A batch job could not be created, read or downloaded (the provider's message is in it)."""
+
+
+class BatchTransientError(BatchError):
+    """A batch API call failed in a way the next poll may not (throttled, a 5xx, a dropped connection)."""
+
+
+class BatchWaiting(RunError):
+    """Batch jobs are still running past the configured wait: the run keeps its place; `--resume` re-attaches."""
+
+    def __init__(self, message: str, jobs: list[str]) -> None:
+        super().__init__(message)
+        self.jobs = jobs
+        self.run_dir: object = None  # set by the run that waited, so the CLI can print the resume command
+        self.config: object = "CONFIG"

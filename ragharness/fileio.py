@@ -65,3 +65,50 @@ def atomic_writer(path: Path) -> Iterator[TextIO]:
 def atomic_write_text(path: Path, text: str) -> None:
     with atomic_writer(path) as fh:
         fh.write(text)
+
+
+def cut_torn_tail(file: Path) -> None:
+    """Cut a last line a killed writer left unfinished, so the next append does not glue a record to it."""
+    if not file.is_file() or file.stat().st_size == 0:
+        return
+    with file.open("rb+") as fh:
+        end = fh.seek(0, os.SEEK_END)
+        fh.seek(end - 1)
+        if fh.read(1) == b"\n":
+            return
+        pos, cut = end, 0
+        while pos > 0:  # scan back in blocks for the last complete line
+            step = min(1 << 16, pos)
+            fh.seek(pos - step)
+            found = fh.read(step).rfind(b"\n")
+            if found >= 0:
+                cut = pos - step + found + 1
+                break
+            pos -= step
+        fh.truncate(cut)
+
+
+def append_durable(file: Path, line: str) -> None:
+    """Append one line under a lock every process honours, cutting a torn tail first, fsynced before returning:
+    a line acknowledged is a line kept (journals, review records)."""
+    from filelock import FileLock
+
+    def write() -> None:
+        with FileLock(str(file.with_name(f".{file.name}.lock")), timeout=30):
+            cut_torn_tail(file)
+            with file.open("a", encoding="utf-8") as fh:
+                fh.write(line.strip() + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+
+    guard_disk(file, write)
+
+
+def complete_lines(file: Path) -> Iterator[str]:
+    """The complete, non-blank lines of a file, streamed (a torn last line, a write in progress, is left out)."""
+    if not file.is_file():
+        return
+    with file.open(encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            if line.endswith("\n") and line.strip():
+                yield line

@@ -364,6 +364,9 @@ class Generation(Frozen):
     guardrail_stage: Literal["", "input", "output"] = ""
     request_hash: str = ""
     model: str = ""
+    stop_reason: str = ""
+    mode: Literal["online", "batch"] = Field("online", description="How the call was made (batch: at the batch price).")
+    batch_job: str = Field("", description="The provider's batch job id (Bedrock job ARN, OpenAI batch id).")
 
     @property
     def ok(self) -> bool:
@@ -434,3 +437,5 @@ class Price(BaseModel):
 
     input_per_1k: float = Field(ge=0, description="USD per 1,000 input tokens.")
     output_per_1k: float = Field(ge=0, description="USD per 1,000 output tokens.")
+    batch_input_per_1k: float | None = Field(None, ge=0, description="Batch price; default: batch.discount x input.")
+    batch_output_per_1k: float | None = Field(None, ge=0, description="Batch price; default: batch.discount x output.")

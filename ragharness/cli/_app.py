@@ -1,8 +1,8 @@
 """Shared pieces of the `ragharness` command line: the typer apps, consoles, exit codes, progress bars.
 
 Exit codes: 0 pass; 1 a threshold gate failed; 2 usage error; 3 configuration or input error (config, gold
-set, corpus, run directory); 4 the run is incomplete (some calls failed for good); 5 (nightly) a significant
-regression against the baseline; 6 (nightly) another nightly run holds the lock.
+set, corpus, run directory); 4 the run is incomplete (some calls failed, or batch jobs are still running);
+5 (nightly) a significant regression against the baseline; 6 (nightly) another nightly run holds the lock.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ragharness.errors import DiskFullError, GoldSetError, LockedError, RagharnessError
+from ragharness.errors import BatchWaiting, DiskFullError, GoldSetError, LockedError, RagharnessError
 
 if TYPE_CHECKING:
     from ragharness.generation.runner import RunStats
@@ -42,7 +42,8 @@ class ExitCode(IntEnum):
 
 
 def _fail(exc: RagharnessError) -> typer.Exit:
-    """Print the error (credentials scrubbed) and pick the exit code: 6 locked, 4 disk full (resumable), else 3."""
+    """Print the error (credentials scrubbed) and pick the exit code: 6 locked, 4 disk full or batch jobs still
+    running (resumable), else 3."""
     from ragharness.credentials import scrub
 
     problems = exc.problems if isinstance(exc, GoldSetError) else [str(exc)]
@@ -51,7 +52,7 @@ def _fail(exc: RagharnessError) -> typer.Exit:
         err_console.print(f"  {scrub(p)}", markup=False)
     if isinstance(exc, LockedError):
         return typer.Exit(ExitCode.LOCKED)
-    if isinstance(exc, DiskFullError):
+    if isinstance(exc, DiskFullError | BatchWaiting):
         if exc.run_dir is not None:
             err_console.print(f"  resume with: ragharness run {exc.config} --resume {exc.run_dir}", markup=False)
         return typer.Exit(ExitCode.INCOMPLETE)

@@ -31,18 +31,24 @@ def model_key(provider_id: str) -> str:
 
 
 class PriceTable:
-    def __init__(self, overrides: dict[str, Price] | None = None) -> None:
+    def __init__(self, overrides: dict[str, Price] | None = None, batch_discount: float = 0.5) -> None:
         self.prices = {**shipped_prices(), **(overrides or {})}
+        self.batch_discount = batch_discount
 
     def price(self, provider_id: str) -> Price | None:
         return self.prices.get(model_key(provider_id)) or self.prices.get(provider_id.split(":", 1)[0])
 
-    def cost(self, provider_id: str, usage: Usage) -> float | None:
-        """USD for this usage, or None when the model has no price (reported, never silently free)."""
+    def cost(self, provider_id: str, usage: Usage, *, batch: bool = False) -> float | None:
+        """USD for this usage, or None when the model has no price (reported, never silently free). Batch calls
+        cost the listed batch price, else `batch_discount` times the online price (about half for both providers)."""
         p = self.price(provider_id)
         if p is None:
             return None
-        return usage.input_tokens / 1000 * p.input_per_1k + usage.output_tokens / 1000 * p.output_per_1k
+        cin, cout = p.input_per_1k, p.output_per_1k
+        if batch:
+            cin = p.batch_input_per_1k if p.batch_input_per_1k is not None else cin * self.batch_discount
+            cout = p.batch_output_per_1k if p.batch_output_per_1k is not None else cout * self.batch_discount
+        return usage.input_tokens / 1000 * cin + usage.output_tokens / 1000 * cout
 
 
 def estimate_usage(system: str, user: str, max_tokens: object) -> Usage:
@@ -68,6 +74,11 @@ class Budget:
                 return False
             self.reserved += estimate
             return True
+
+    def commit(self, estimate: float) -> None:
+        """Count money already committed (a batch job that exists) without the right to refuse it."""
+        with self._lock:
+            self.reserved += estimate
 
     def settle(self, estimate: float, actual: float) -> None:
         with self._lock:

@@ -43,7 +43,7 @@ def make_runner(
         rate_limits={name: r for name, (_, r) in limits.items()},
         output_guardrails=output_chain,
         cache=cache,
-        prices=PriceTable(cfg.prices),
+        prices=PriceTable(cfg.prices, cfg.batch.discount),
         budget=Budget(cfg.budget_usd, spent_usd),
     )
     runner.leak_watch = leak_watch

@@ -15,7 +15,9 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from pydantic import BaseModel, Field
 
+from ragharness.batch.base import RecordResult
 from ragharness.config import full_jitter_delay
+from ragharness.generation.batching import BatchCapable, BatchResults
 from ragharness.generation.cache import ResponseCache
 from ragharness.generation.costs import Budget, PriceTable, estimate_usage
 from ragharness.generation.providers.base import GenerationRequest, Provider, ProviderCallError, ProviderResponse
@@ -133,6 +135,8 @@ class Runner:
         self.stats = RunStats()
         self.halted = False
         self._limits: dict[str, _Limits] = {}
+        self.batch: dict[str, BatchResults] = {}
+        """Per provider name, the results of its batch jobs (see generation.batching): answered from there."""
 
     def _limits_for(self, name: str) -> _Limits:
         """One concurrency slot pool and rate limiter per provider for the Runner's life (shared by `run` and
@@ -217,6 +221,7 @@ class Runner:
         log: list[Attempt],
         wall_ms: float,
         cached: bool,
+        batch_job: str = "",
     ) -> tuple[Generation, list[GuardrailAction], str]:
         """The Generation, its guardrail audit, and the redacted answer text (what the cache may keep)."""
         cand = request.candidate
@@ -229,7 +234,7 @@ class Runner:
             text, blocked, actions, redacted = res.text, res.blocked_by, res.actions, res.text
             if res.stopped:
                 text, outcome = res.block_message, res.outcome
-        cost = self.prices.cost(provider.id, response.usage)
+        cost = self.prices.cost(provider.id, response.usage, batch=bool(batch_job))
         gen = Generation(
             item_id=request.item_id,
             candidate=cand.name,
@@ -248,6 +253,9 @@ class Runner:
             request_hash=request.request_hash,
             model=response.model,
             request_id=response.request_id,
+            stop_reason=response.stop_reason,
+            mode="batch" if batch_job else "online",
+            batch_job=batch_job,
         )
         return gen, actions, redacted
 
@@ -265,6 +273,15 @@ class Runner:
                 gen, actions, _ = self._finish(request, hit, provider, [], hit.latency_ms or 0.0, cached=True)
                 self.stats.cached += 1
                 return self._record(gen, actions)
+        batch = self.batch.get(cand.name)
+        if batch is not None and request.request_hash not in batch.online:
+            found = batch.get(request.request_hash)
+            if found is not None:
+                return self._from_batch(request, provider, *found)
+            if not batch.online_fallback:  # its job was never submitted (budget): pending, for --resume
+                self.stats.budget_refused += 1
+                self._progress()
+                return None
         est = estimate_usage(request.system, request.user, cand.params.get("max_tokens"))
         est_cost = self.prices.cost(provider.id, est) or 0.0
         if not self.budget.reserve(est_cost):
@@ -294,6 +311,43 @@ class Runner:
             if self.cache is not None and provider.cacheable and not gen.guardrail_outcome:
                 self.cache.put(request.request_hash, provider.id, response.model_copy(update={"text": redacted}))
         return self._record(gen, actions)
+
+    def _from_batch(self, request: GenerationRequest, provider: Provider, result: RecordResult, job: str) -> Generation:
+        """A batch record's outcome as the Generation an online call would have made (priced at the batch price,
+        through the same output guardrails and cache); a failed record is a recorded failure."""
+        if result.output is not None and isinstance(provider, BatchCapable):
+            try:
+                response = provider.parse_batch_output(result.output)
+            except ProviderCallError as exc:
+                error = ErrorInfo(type=exc.type, message=exc.message, retryable=exc.retryable)
+            else:
+                wall = response.latency_ms or 0.0
+                gen, actions, redacted = self._finish(
+                    request, response, provider, [Attempt(number=1, latency_ms=wall)], wall, False, job
+                )
+                self.budget.settle(0.0, gen.cost_usd)
+                if self.cache is not None and provider.cacheable and not gen.guardrail_outcome:
+                    self.cache.put(request.request_hash, provider.id, response.model_copy(update={"text": redacted}))
+                return self._record(gen, actions)
+        else:
+            err = result.error
+            error = ErrorInfo(
+                type=err.code if err else "NoOutput",
+                message=err.message if err else "the record has no output",
+                retryable=err.retryable if err else True,
+            )
+        self.stats.failed += 1
+        gen = Generation(
+            item_id=request.item_id,
+            candidate=request.candidate.name,
+            error=error,
+            attempts=1,
+            attempt_log=(Attempt(number=1, error=error.type, kind="transient" if error.retryable else "fatal"),),
+            request_hash=request.request_hash,
+            mode="batch",
+            batch_job=job,
+        )
+        return self._record(gen, [])
 
     def _record(self, gen: Generation, actions: list[GuardrailAction]) -> Generation:
         self.stats.done += 1

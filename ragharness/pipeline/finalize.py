@@ -11,13 +11,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from ragharness.config import HarnessConfig
 from ragharness.faults import kill_point
 from ragharness.generation.models import ModelPool
+from ragharness.generation.providers.base import GenerationRequest
 from ragharness.guardrails.leaks import LeakWatch
 from ragharness.ingest.pipeline import Progress
+from ragharness.pipeline.batches import Group, run_batches
 from ragharness.reporting.report import PAGES_DIR, write_report
 from ragharness.retrieval.embedders import CachedEmbedder
 from ragharness.runs.rundir import RunDir
 from ragharness.runs.summary import RunSummary, summarise
-from ragharness.scoring.base import Scorer
+from ragharness.scoring.base import PlannedScorer, Scorer, ScoringInput
 from ragharness.scoring.engine import iter_scores
 from ragharness.types import Generation, GoldItem, GuardrailAction, GuardrailTiming, Score
 
@@ -55,13 +57,27 @@ def score_and_finalize(
     budget_exhausted: bool,
     progress: Progress = _noop,
     earlier_leaks: dict[str, int] | None = None,
+    log: Callable[[str], None] = print,
 ) -> Scored:
     """Score, summarise, report. A run writes scores.jsonl afresh (streamed); a re-score appends its records beside
     the old ones (the latest record per metric counts). `earlier_leaks`: what the run itself counted (a re-score
     no longer knows the values the redactors found in that process; it keeps the count and adds what it finds)."""
     models = scoring.models
     models.on_call = lambda call: run.append("judge_calls.jsonl", [call])
-    models.start(spent_usd=spent_usd)
+    runner = models.start(spent_usd=spent_usd)
+    if cfg.judge is not None and cfg.judge.mode != "online" and "judge" in runner.providers:
+        # The judge's first ask of every answer goes as batch jobs; its format re-asks are made online.
+        planners = [s for s in scoring.scorers if isinstance(s, PlannedScorer)]
+        run_batches(
+            cfg,
+            run.path / "batch",
+            run_id,
+            runner,
+            [Group(name="judge", mode=cfg.judge.mode)],
+            lambda: _planned(items, run, generations, planners),
+            log,
+            online_fallback=True,
+        )
     records: Counter[str] = Counter()
     judge_failures = 0
 
@@ -118,6 +134,24 @@ def score_and_finalize(
             write_report(run)
     kill_point("run:reported")
     return Scored(summary=summary, records=dict(records), judge_failures=judge_failures)
+
+
+def _planned(
+    items: list[GoldItem], run: RunDir, generations: list[Generation], planners: list[PlannedScorer]
+) -> Iterator[GenerationRequest]:
+    """Every request the model-calling scorers will make first, in scoring order (packs streamed)."""
+    by_item = {i.id: i for i in items}
+    gens_of: dict[str, list[Generation]] = {}
+    for g in generations:
+        if g.error is None:  # a failed answer is scored 0 without a judge call
+            gens_of.setdefault(g.item_id, []).append(g)
+    for pack in run.iter_packs():
+        item = by_item.get(pack.item_id)
+        if item is None:
+            continue
+        for gen in gens_of.get(pack.item_id, ()):
+            for scorer in planners:
+                yield from scorer.planned_requests(ScoringInput(item=item, pack=pack, generation=gen))
 
 
 def _is_final(rel: str) -> bool:

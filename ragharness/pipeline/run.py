@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ragharness import __version__
 from ragharness.config import RESUME_MAY_CHANGE, HarnessConfig, config_snapshot, resume_differences
-from ragharness.errors import ConfigError, DiskFullError
+from ragharness.errors import BatchWaiting, ConfigError, DiskFullError
 from ragharness.faults import kill_point
 from ragharness.generation.contexts import iter_locked, redact_gold, requests_for
 from ragharness.generation.models import ModelPool, make_runner
@@ -31,6 +31,7 @@ from ragharness.goldset import load_goldset
 from ragharness.guardrails.base import GuardrailSet
 from ragharness.ingest.pipeline import IngestReport, Progress, TextRedactor, ingest
 from ragharness.locking import exclusive
+from ragharness.pipeline.batches import Group, check_modes, run_batches
 from ragharness.pipeline.components import (
     build_embedder,
     build_guardrails,
@@ -116,10 +117,12 @@ def build_components(cfg: HarnessConfig) -> _Components:
     models.leak_watch = guards.watch  # the judge's prompts are checked for known PII like the candidates'
     scorers = build_scorers(cfg, cached, models)  # the judge's provider, options, ${ENV} and prompt: checked now
     check_thresholds(cfg, scorers)
+    providers = build_providers(cfg)
+    check_modes(cfg, providers, models.providers.get("judge"))
     return _Components(
         embedder=embedder,
         store=build_store(cfg),
-        providers=build_providers(cfg),
+        providers=providers,
         guards=guards,
         scoring=Scoring(scorers=scorers, embedder=cached, models=models),
         templates={c.name: load_prompt(c.prompt, prompts_dir) for c in cfg.candidates},
@@ -283,7 +286,10 @@ def execute_run(
                 report = _prepare(cfg, comps, run, manifest, progress, log, skip_ingest)
             else:
                 comps.store.ensure(comps.embedder.name, comps.embedder.dimension)
-            return _generate_and_finish(cfg, comps, run, manifest, started, report, progress, on_stats, use_cache)
+            return _generate_and_finish(cfg, comps, run, manifest, started, report, progress, on_stats, use_cache, log)
+    except BatchWaiting as exc:
+        exc.run_dir, exc.config = path, cfg.source_file
+        raise
     except DiskFullError as exc:
         if (path / "run.json").is_file():
             exc.run_dir, exc.config = path, cfg.source_file
@@ -305,6 +311,7 @@ def _generate_and_finish(
     progress: Progress,
     on_stats: StatsCallback | None,
     use_cache: bool,
+    log: Callable[[str], None] = print,
 ) -> RunResult:
     manifest.status = "running"
     run.write_json("run.json", manifest)
@@ -328,6 +335,8 @@ def _generate_and_finish(
         spent_usd=spent,
         leak_watch=comps.guards.watch,
     )
+    groups = [Group(name=c.name, mode=c.mode) for c in cfg.candidates]
+    run_batches(cfg, run.path / "batch", manifest.run_id, runner, groups, todo, log)  # before any online call
     outcome = generate(run, runner, todo(), sum(1 for key in order if key not in done), on_stats)
     run.append("guardrail_timings.jsonl", comps.guards.timings())
 
@@ -344,6 +353,7 @@ def _generate_and_finish(
         generations,
         run_id=manifest.run_id,
         rescore=False,
+        log=log,
         spent_usd=outcome.spent_usd,
         budget_exhausted=outcome.budget_exhausted,
         progress=progress,

@@ -27,7 +27,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError
 
 from ragharness.errors import RunError
-from ragharness.fileio import atomic_write_text, atomic_writer, guard_disk
+from ragharness.fileio import atomic_write_text, atomic_writer, cut_torn_tail, guard_disk
 from ragharness.types import ContextPack, Generation, GoldSet, GuardrailAction, Score
 from ragharness.yamlio import load_strict
 
@@ -141,23 +141,7 @@ class RunDir:
         if file.name in self._checked_tails:
             return
         self._checked_tails.add(file.name)
-        if not file.is_file() or file.stat().st_size == 0:
-            return
-        with file.open("rb+") as fh:
-            end = fh.seek(0, os.SEEK_END)
-            fh.seek(end - 1)
-            if fh.read(1) == b"\n":
-                return
-            pos, cut = end, 0
-            while pos > 0:  # scan back in blocks for the last complete line
-                step = min(1 << 16, pos)
-                fh.seek(pos - step)
-                found = fh.read(step).rfind(b"\n")
-                if found >= 0:
-                    cut = pos - step + found + 1
-                    break
-                pos -= step
-            fh.truncate(cut)
+        cut_torn_tail(file)
 
     def append(self, name: str, records: Iterable[BaseModel]) -> None:
         """Append and flush to the OS at once (a killed process loses nothing written); fsync at most once a

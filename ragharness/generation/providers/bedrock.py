@@ -16,7 +16,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ragharness.errors import AWS_RATE_LIMIT_CODES, AWS_TRANSIENT_CODES, ProviderError
+from ragharness.batch.base import BatchBackend, JobLimits
+from ragharness.batch.bedrock import BedrockBatch
+from ragharness.config import BatchConfig, resolve_env
+from ragharness.errors import AWS_RATE_LIMIT_CODES, AWS_TRANSIENT_CODES, ConfigError, ProviderError
 from ragharness.generation.providers.base import (
     GenerationRequest,
     ProviderCallError,
@@ -104,6 +107,11 @@ def _seconds(value: object) -> float | None:
         return None
 
 
+def batch_clients(session: Any, config: Any) -> tuple[Any, Any]:
+    """The Bedrock control-plane and S3 clients batch jobs use (one place, so tests can stub both)."""
+    return session.client("bedrock", config=config), session.client("s3", config=config)
+
+
 class BedrockProvider:
     def __init__(self, candidate: Candidate, ctx: ProviderContext, client: Any = None, concurrency: int = 8) -> None:
         _, model = split_provider_id(candidate.provider)
@@ -147,6 +155,42 @@ class BedrockProvider:
     def _call(self, body: dict[str, Any]) -> dict[str, Any]:
         response: dict[str, Any] = self.client().converse(**body)
         return response
+
+    # -- batch inference (generation.batching.BatchCapable) ----------------------------------------------------
+    def batch_body(self, request: GenerationRequest) -> dict[str, Any]:
+        """A Converse request body without the model id (the job names the model): `modelInvocationType: Converse`."""
+        body = converse_request(self.model_id, request)
+        body.pop("modelId")
+        return body
+
+    def parse_batch_output(self, output: dict[str, Any]) -> ProviderResponse:
+        if not isinstance(output.get("output"), dict):
+            raise ProviderCallError("transient", "MalformedResponse", "the record's modelOutput has no `output`")
+        return parse_converse(output, self.model_id)
+
+    def batch_backend(self, settings: BatchConfig) -> BatchBackend:
+        bc = settings.bedrock
+        if bc is None:
+            raise ConfigError(
+                f"{self.id}: batch mode needs `batch.bedrock` (s3_uri: s3://bucket/prefix, role_arn: the service role "
+                "Bedrock assumes to read and write it; see infra/terraform)"
+            )
+        import boto3
+        from botocore.config import Config
+
+        session = boto3.Session(profile_name=self.opts.profile, region_name=bc.region or self.opts.region)
+        if session.region_name is None:
+            raise ConfigError(f"{self.id}: no AWS region for batch jobs; set batch.bedrock.region or AWS_REGION")
+        control, s3 = batch_clients(session, Config(retries={"mode": "standard", "max_attempts": 8}))
+        return BedrockBatch(
+            self.model_id,
+            s3_uri=bc.s3_uri,
+            role_arn=resolve_env(bc.role_arn, what="batch.bedrock.role_arn"),
+            bedrock=control,
+            s3=s3,
+            limits=JobLimits(min_records=bc.min_records, max_records=bc.max_records, max_file_bytes=bc.max_file_bytes),
+            timeout_hours=bc.timeout_hours,
+        )
 
     async def generate(self, request: GenerationRequest) -> ProviderResponse:
         body = converse_request(self.model_id, request)

@@ -15,7 +15,9 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from ragharness.config import resolve_env
+from ragharness.batch.base import BatchBackend, JobLimits
+from ragharness.batch.openai import OpenAIBatch
+from ragharness.config import BatchConfig, resolve_env
 from ragharness.errors import ProviderError
 from ragharness.generation.providers.base import (
     GenerationRequest,
@@ -108,6 +110,23 @@ class OpenAIProvider:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+
+    # -- the Batch API (generation.batching.BatchCapable) ----------------------------------------------------------
+    def batch_body(self, request: GenerationRequest) -> dict[str, Any]:
+        return chat_body(self.model, request)
+
+    def parse_batch_output(self, output: dict[str, Any]) -> ProviderResponse:
+        return parse_chat(output, self.model, "")
+
+    def batch_backend(self, settings: BatchConfig) -> BatchBackend:
+        oc = settings.openai
+        return OpenAIBatch(
+            self.model,
+            base_url=self.opts.base_url,
+            client=httpx.Client(timeout=self.opts.timeout_s, headers=self._headers),
+            completion_window=oc.completion_window,
+            limits=JobLimits(min_records=1, max_records=oc.max_records, max_file_bytes=oc.max_file_bytes),
+        )
 
     async def generate(self, request: GenerationRequest) -> ProviderResponse:
         body = chat_body(self.model, request)

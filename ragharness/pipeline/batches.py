@@ -1,0 +1,159 @@
+"""The batch stage of a run: the candidates (before generation) and the judge (before scoring) whose `mode` is
+batch, or auto with enough calls, send their requests as provider batch jobs. Groups run side by side (their jobs
+are submitted together and polled together), and the Runner then answers their requests from the results.
+
+The work folder is `<run>/batch/`: the journal, the shards sent and the results downloaded. A run stopped while
+jobs are running (a kill, or `batch.max_wait_hours` passed) re-attaches to them on `--resume`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from ragharness.batch.jobs import JobRunner
+from ragharness.config import CallMode, HarnessConfig
+from ragharness.errors import BatchWaiting, ConfigError
+from ragharness.generation.batching import BatchCapable, run_tag, send, uses_batch
+from ragharness.generation.costs import Budget
+from ragharness.generation.providers.base import GenerationRequest, Provider
+from ragharness.generation.runner import Runner
+
+
+class Group(BaseModel):
+    name: str
+    mode: CallMode
+
+
+def check_modes(cfg: HarnessConfig, providers: dict[str, Provider], judge: Provider | None) -> None:
+    """`mode: batch | auto` only on a provider with a batch API (a ConfigError naming the entry otherwise)."""
+    problems = []
+    for i, c in enumerate(cfg.candidates):
+        if c.mode != "online" and not isinstance(providers[c.name], BatchCapable):
+            problems.append(
+                f"{cfg.source_file}: candidates[{i}].mode: {c.mode!r}, but {c.provider!r} has no batch API; "
+                "batch works with bedrock:<model> and openai:<model>; use mode: online"
+            )
+    if (
+        cfg.judge is not None
+        and cfg.judge.mode != "online"
+        and judge is not None
+        and not isinstance(judge, BatchCapable)
+    ):
+        problems.append(
+            f"{cfg.source_file}: judge.mode: {cfg.judge.mode!r}, but {cfg.judge.provider!r} has no batch API"
+        )
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
+def _reserver(budget: Budget) -> Callable[[float, bool], bool]:
+    def reserve(estimate: float, committed: bool) -> bool:
+        if committed:
+            budget.commit(estimate)
+            return True
+        return budget.reserve(estimate)
+
+    return reserve
+
+
+def run_batches(
+    cfg: HarnessConfig,
+    workdir: Path,
+    run_id: str,
+    runner: Runner,
+    groups: list[Group],
+    requests: Callable[[], Iterator[GenerationRequest]],
+    log: Callable[[str], None],
+    *,
+    online_fallback: bool = False,
+) -> list[str]:
+    """Send the batch groups' requests (those `uses_batch` picks), side by side; fills `runner.batch`. Returns the
+    names that went batch. Raises BatchWaiting (every group's running jobs) when jobs outlive the wait."""
+    counts: Counter[str] = Counter(r.candidate.name for r in requests())
+    chosen: list[tuple[str, JobRunner]] = []
+    for g in groups:
+        provider = runner.providers[g.name]
+        if g.mode == "online" or not isinstance(provider, BatchCapable):
+            continue
+        backend = provider.batch_backend(cfg.batch)
+        if not uses_batch(g.mode, cfg.batch, counts[g.name], backend.limits.min_records):
+            log(f"batch {g.name}: auto: {counts[g.name]} call(s), online this run")
+            continue
+        jobs = JobRunner(
+            backend,
+            workdir,
+            g.name,
+            tag=run_tag(run_id),
+            poll_interval_s=cfg.batch.poll_interval_s,
+            max_wait_s=cfg.batch.max_wait_hours * 3600,
+            progress=log,
+            reserve=_reserver(runner.budget),
+        )
+        chosen.append((g.name, jobs))
+    if not chosen:
+        return []
+
+    def one(name: str, jobs: JobRunner) -> None:
+        def mine() -> Iterator[GenerationRequest]:
+            return (r for r in requests() if r.candidate.name == name)
+
+        runner.batch[name] = send(
+            name,
+            runner.providers[name],
+            jobs,
+            mine,
+            settings=cfg.batch,
+            prices=runner.prices,
+            budget=runner.budget,
+            cache=runner.cache,
+            log=log,
+            online_fallback=online_fallback,
+        )
+
+    waiting: list[BatchWaiting] = []
+    failures: list[BaseException] = []
+    with ThreadPoolExecutor(max_workers=len(chosen), thread_name_prefix="batch") as pool:
+        futures = [pool.submit(one, name, jobs) for name, jobs in chosen]
+        for f in futures:
+            exc = f.exception()
+            if isinstance(exc, BatchWaiting):
+                waiting.append(exc)
+            elif exc is not None:
+                failures.append(exc)
+    if failures:
+        raise failures[0]
+    if waiting:
+        jobs_left = [j for w in waiting for j in w.jobs]
+        raise BatchWaiting("; ".join(str(w) for w in waiting), jobs_left)
+    return [name for name, _ in chosen]
+
+
+class BatchPlan(BaseModel):
+    """What `--dry-run` shows for one candidate (or the judge): the mode it would run in and the jobs."""
+
+    mode: str
+    jobs: int
+    reason: str = ""
+
+
+def plan_jobs(cfg: HarnessConfig, name: str, mode: CallMode, provider: Provider, records: Iterable[int]) -> BatchPlan:
+    """How many jobs `records` (their encoded sizes in bytes) would take, and whether batch would be used."""
+    sizes = list(records)
+    if not isinstance(provider, BatchCapable):
+        return BatchPlan(mode="online", jobs=0, reason="no batch API")
+    try:
+        limits = provider.batch_backend(cfg.batch).limits
+    except ConfigError as exc:
+        return BatchPlan(mode="online", jobs=0, reason=str(exc)[:120])
+    by_count = math.ceil(len(sizes) / limits.max_records) if sizes else 0
+    by_bytes = math.ceil(sum(sizes) / limits.max_file_bytes) if sizes else 0
+    jobs = max(by_count, by_bytes)
+    batch = uses_batch(mode, cfg.batch, len(sizes), limits.min_records) and len(sizes) >= limits.min_records
+    why = "" if batch or mode == "online" else f"fewer than {max(cfg.batch.auto_min_records, limits.min_records)} calls"
+    return BatchPlan(mode="batch" if batch else "online", jobs=jobs, reason=why)
