@@ -223,3 +223,34 @@ def test_sigkill_at_any_batch_step_then_resume_gives_the_same_results_and_no_sec
     assert server.batch_api.creates == 1, f"killed at {point}: a second batch was created"
     gpt = [g for g in _gens(mini_project / "runs/r1") if g["candidate"] == "gpt"]
     assert len(gpt) == 3 and all(g["text"] == ANSWER and g["mode"] == "batch" for g in gpt)
+
+
+def test_dry_run_shows_online_and_batch_cost_and_jobs_and_the_budget_covers_batch(
+    mini_project: Path, server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from ragharness.cli import app
+    from ragharness.pipeline.dryrun import plan
+
+    monkeypatch.setenv("OPENAI_KEY", "sk-test")
+    cfg_file = project(mini_project, server, "batch", judge_mode="online", extra=", openai: {max_records: 2}")
+    result = plan(load_config(cfg_file))
+    totals = result.totals()["gpt"]
+    assert totals["batch_cost_usd"] == pytest.approx(float(totals["cost_usd"] or 0) / 2)
+    assert (result.batch["gpt"].mode, result.batch["gpt"].jobs) == ("batch", 2)  # 3 calls, 2 per job
+    assert not result.batch["ext"].capable and result.batch["judge (scorer)"].mode == "online"
+    out = CliRunner().invoke(app, ["run", str(cfg_file), "--dry-run"])
+    assert out.exit_code == 0, out.output
+    rows = [[c.strip() for c in line.split("│")[1:-1]] for line in out.output.splitlines() if "│" in line]
+    gpt = next(r for r in rows if r[0] == "gpt")
+    assert gpt[-2:] == ["batch", "2"] and float(gpt[-3]) == pytest.approx(float(gpt[-4]) / 2, abs=1e-4), gpt
+    assert server.batch_api.creates == 0 and not server.requests  # nothing was called
+
+    # a budget smaller than one job's estimate: the job is not submitted, its calls stay pending
+    budget = project(mini_project, server, "batch", judge_mode="online").read_text() + "budget_usd: 0.00001\n"
+    cfg_file.write_text(budget)
+    lines: list[str] = []
+    run = execute_run(load_config(cfg_file), log=lines.append, use_cache=False)
+    assert server.batch_api.creates == 0 and run.summary.pending == 3
+    assert any("exceeds what is left of budget_usd" in line for line in lines), lines

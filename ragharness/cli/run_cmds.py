@@ -133,10 +133,13 @@ def _dry_run(cfg: HarnessConfig, *, use_cache: bool) -> None:
     if len(shown) < len(result.calls):
         console.print(f"... and {len(result.calls) - len(shown)} more calls", markup=False)
     table = Table(title=f"dry run: {cfg.name} · store has {result.store_chunks} chunks · no model was called")
-    for col in ("candidate", "calls", "cached", "blocked", "est. input tokens", "est. output tokens", "est. cost $"):
-        table.add_column(col, justify="left" if col == "candidate" else "right", no_wrap=True)
+    columns = ("candidate", "calls", "cached", "blocked", "est. input tokens", "est. output tokens", "online $")
+    for col in (*columns, "batch $", "mode", "jobs"):
+        table.add_column(col, justify="left" if col in ("candidate", "mode") else "right", no_wrap=True)
     for name, t in result.totals().items():
-        est = t["cost_usd"]
+        est, batch_est = t["cost_usd"], t["batch_cost_usd"]
+        bp = result.batch.get(name)
+        mode = bp.mode + (f" ({bp.reason})" if bp.reason else "") if bp else "online"
         table.add_row(
             name,
             str(t["calls"]),
@@ -145,6 +148,9 @@ def _dry_run(cfg: HarnessConfig, *, use_cache: bool) -> None:
             f"{t['input_tokens']:,}",
             f"{t['output_tokens']:,}",
             "unpriced" if est is None else f"{float(est):.4f}",
+            "-" if bp is None or not bp.capable else "unpriced" if batch_est is None else f"{float(batch_est):.4f}",
+            mode,
+            str(bp.jobs) if bp and bp.capable else "-",
         )
     console.print(table)
     total = result.total_cost

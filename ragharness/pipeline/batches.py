@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from ragharness.batch.jobs import JobRunner
 from ragharness.config import CallMode, HarnessConfig
@@ -138,22 +138,22 @@ class BatchPlan(BaseModel):
     """What `--dry-run` shows for one candidate (or the judge): the mode it would run in and the jobs."""
 
     mode: str
-    jobs: int
+    jobs: int = Field(0, description="Jobs the calls would take in batch (whatever mode is chosen).")
+    capable: bool = Field(True, description="The provider has a batch API.")
     reason: str = ""
 
 
-def plan_jobs(cfg: HarnessConfig, name: str, mode: CallMode, provider: Provider, records: Iterable[int]) -> BatchPlan:
+def plan_jobs(cfg: HarnessConfig, mode: CallMode, provider: Provider, records: Iterable[int]) -> BatchPlan:
     """How many jobs `records` (their encoded sizes in bytes) would take, and whether batch would be used."""
     sizes = list(records)
     if not isinstance(provider, BatchCapable):
-        return BatchPlan(mode="online", jobs=0, reason="no batch API")
+        return BatchPlan(mode="online", capable=False, reason="no batch API")
     try:
         limits = provider.batch_backend(cfg.batch).limits
     except ConfigError as exc:
-        return BatchPlan(mode="online", jobs=0, reason=str(exc)[:120])
+        return BatchPlan(mode="online", capable=False, reason=str(exc)[:120])
     by_count = math.ceil(len(sizes) / limits.max_records) if sizes else 0
     by_bytes = math.ceil(sum(sizes) / limits.max_file_bytes) if sizes else 0
-    jobs = max(by_count, by_bytes)
     batch = uses_batch(mode, cfg.batch, len(sizes), limits.min_records) and len(sizes) >= limits.min_records
     why = "" if batch or mode == "online" else f"fewer than {max(cfg.batch.auto_min_records, limits.min_records)} calls"
-    return BatchPlan(mode="batch" if batch else "online", jobs=jobs, reason=why)
+    return BatchPlan(mode="batch" if batch else "online", jobs=max(by_count, by_bytes), reason=why)

@@ -4,15 +4,19 @@ directory is written."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+import json
+
+from pydantic import BaseModel, Field
 
 from ragharness.config import HarnessConfig
+from ragharness.generation.batching import BatchCapable
 from ragharness.generation.cache import ResponseCache
 from ragharness.generation.contexts import lock_all, redact_gold, requests_for
 from ragharness.generation.costs import PriceTable, estimate_usage
 from ragharness.generation.providers.base import GenerationRequest, Provider
 from ragharness.goldset import load_goldset
 from ragharness.ingest.pipeline import Progress
+from ragharness.pipeline.batches import BatchPlan, plan_jobs
 from ragharness.pipeline.run import build_components
 from ragharness.retrieval.retriever import Retriever
 from ragharness.scoring.base import PlannedScorer, ScoringInput
@@ -26,6 +30,8 @@ class PlannedCall(BaseModel):
     est_input_tokens: int
     est_output_tokens: int
     est_cost_usd: float | None
+    est_batch_cost_usd: float | None = None
+    record_bytes: int = Field(0, description="Size of its line in a batch input file (0: no batch API).")
     cached: bool
     blocked: bool
 
@@ -34,13 +40,22 @@ class DryRun(BaseModel):
     calls: list[PlannedCall]
     store_chunks: int
     budget_usd: float | None
+    batch: dict[str, BatchPlan] = Field(default_factory=dict, description="Mode and jobs per candidate (and judge).")
 
     def totals(self) -> dict[str, dict[str, float | int | None]]:
         out: dict[str, dict[str, float | int | None]] = {}
         for c in self.calls:
             t = out.setdefault(
                 c.candidate,
-                {"calls": 0, "cached": 0, "blocked": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0},
+                {
+                    "calls": 0,
+                    "cached": 0,
+                    "blocked": 0,
+                    "input_tokens": 0,
+                    "output_tokens": 0,
+                    "cost_usd": 0.0,
+                    "batch_cost_usd": 0.0,
+                },
             )
             if c.blocked:
                 t["blocked"] = int(t["blocked"] or 0) + 1
@@ -51,15 +66,17 @@ class DryRun(BaseModel):
             t["calls"] = int(t["calls"] or 0) + 1
             t["input_tokens"] = int(t["input_tokens"] or 0) + c.est_input_tokens
             t["output_tokens"] = int(t["output_tokens"] or 0) + c.est_output_tokens
-            if c.est_cost_usd is None or t["cost_usd"] is None:
-                t["cost_usd"] = None
-            else:
-                t["cost_usd"] = float(t["cost_usd"]) + c.est_cost_usd
+            for key, value in (("cost_usd", c.est_cost_usd), ("batch_cost_usd", c.est_batch_cost_usd)):
+                t[key] = None if value is None or t[key] is None else float(t[key] or 0) + value
         return out
 
     @property
     def total_cost(self) -> float | None:
-        costs = [t["cost_usd"] for t in self.totals().values()]
+        """What the run would spend: each candidate (and the judge) at the price of the mode it would run in."""
+        costs = []
+        for name, t in self.totals().items():
+            batch = name in self.batch and self.batch[name].mode == "batch"
+            costs.append(t["batch_cost_usd"] if batch else t["cost_usd"])
         return None if any(c is None for c in costs) else sum(float(c or 0) for c in costs)
 
 
@@ -75,7 +92,7 @@ def plan(cfg: HarnessConfig, *, use_cache: bool = True, progress: Progress = _no
         comps.embedder, comps.store, mode=cfg.retrieval.mode, k=cfg.retrieval.k, filters=cfg.retrieval.filters
     )
     locked = lock_all(gold.items, retriever, comps.guards, progress)
-    prices = PriceTable(cfg.prices)
+    prices = PriceTable(cfg.prices, cfg.batch.discount)
     cache_file = cfg.resolve(cfg.data_dir) / "cache" / "responses.sqlite"
     cache = ResponseCache(cache_file) if use_cache and cfg.runner.cache and cache_file.is_file() else None
     calls: list[PlannedCall] = []
@@ -85,7 +102,10 @@ def plan(cfg: HarnessConfig, *, use_cache: bool = True, progress: Progress = _no
 
     def plan_call(r: GenerationRequest, provider: Provider, item_id: str, blocked: bool, who: str) -> PlannedCall:
         est = estimate_usage(r.system, r.user, r.candidate.params.get("max_tokens"))
+        size = len(json.dumps(provider.batch_body(r))) + 120 if isinstance(provider, BatchCapable) else 0
         return PlannedCall(
+            est_batch_cost_usd=prices.cost(provider.id, est, batch=True),
+            record_bytes=size,
             item_id=item_id,
             candidate=who,
             provider=r.candidate.provider,
@@ -115,4 +135,11 @@ def plan(cfg: HarnessConfig, *, use_cache: bool = True, progress: Progress = _no
                     )
     if cache is not None:
         cache.close()
-    return DryRun(calls=calls, store_chunks=comps.store.count(), budget_usd=cfg.budget_usd)
+    modes = {c.name: (c.mode, comps.providers[c.name]) for c in cfg.candidates}
+    if cfg.judge is not None and "judge" in pool:
+        modes["judge (scorer)"] = (cfg.judge.mode, pool["judge"])
+    batch = {
+        name: plan_jobs(cfg, mode, provider, [c.record_bytes for c in calls if c.candidate == name and not c.cached])
+        for name, (mode, provider) in modes.items()
+    }
+    return DryRun(calls=calls, store_chunks=comps.store.count(), budget_usd=cfg.budget_usd, batch=batch)
