@@ -35,10 +35,11 @@ class Skipped(Frozen):
 class SourceRef:
     path: str  # corpus-relative, POSIX separators
     size: int
+    version: str = ""  # what says the content is unchanged without reading it (an S3 ETag); "" = unknown
 
 
 class CorpusSource(Protocol):
-    """Where corpus files come from: a local folder now; an S3 prefix plugs in behind the same calls."""
+    """Where corpus files come from: a local folder (LocalSource) or an S3 prefix (ingest.s3source.S3Source)."""
 
     def files(self) -> Iterator[SourceRef | Skipped]:
         """Every candidate file, or a Skipped for an entry that must not be read (e.g. a link leaving the corpus)."""
@@ -53,7 +54,7 @@ class CorpusSource(Protocol):
         ...
 
 
-def _glob_match(path: str, pattern: str) -> bool:
+def glob_match(path: str, pattern: str) -> bool:
     """fnmatch where `**/` may also match nothing (so `**/*.md` matches `a.md`)."""
     return fnmatch.fnmatch(path, pattern) or (pattern.startswith("**/") and fnmatch.fnmatch(path, pattern[3:]))
 
@@ -86,7 +87,7 @@ class LocalSource:
             for name in sorted(names):
                 file = base / name
                 rel = file.relative_to(self.root).as_posix()
-                if any(_glob_match(rel, p) for p in self.exclude) or not any(_glob_match(rel, p) for p in self.include):
+                if any(glob_match(rel, p) for p in self.exclude) or not any(glob_match(rel, p) for p in self.include):
                     continue
                 if file.is_symlink() and not self._inside(file):
                     yield Skipped(
@@ -238,7 +239,7 @@ def _default_id(path: str) -> str:
 def path_metadata(path: str, cfg: CorpusConfig) -> Metadata:
     meta = Metadata()
     for rule in cfg.rules:
-        if _glob_match(path, rule.match):
+        if glob_match(path, rule.match):
             meta = meta.merged(rule.metadata)
     return meta
 

@@ -18,12 +18,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ragharness.config import HarnessConfig
 from ragharness.faults import kill_point
 from ragharness.ingest.chunking import Chunker, embedding_input
-from ragharness.ingest.loaders import LocalSource, Skipped, load_file, oversized
+from ragharness.ingest.loaders import CorpusSource, LocalSource, Skipped, load_file, oversized
+from ragharness.ingest.s3source import ObjectEntry, ObjectIndex, S3Source
 from ragharness.locking import exclusive
 from ragharness.retrieval.embedders import Embedder
 from ragharness.retrieval.store import VectorStore
@@ -58,6 +59,7 @@ class IngestReport(BaseModel):
     chunks_deleted: int = 0
     chunks_total: int = 0
     duplicates_repaired: int = Field(0, description="Duplicate chunk rows found and removed before writing.")
+    files_unchanged: int = Field(0, description="S3 objects not downloaded: ETag and size as at the last ingest.")
     redacted: bool = Field(False, description="PII was redacted before chunking: the store holds no raw value.")
     skipped: list[Skipped] = Field(default_factory=list)
     seconds: float = 0.0
@@ -69,7 +71,8 @@ class IngestReport(BaseModel):
     def summary_lines(self) -> list[str]:
         lines = [
             f"documents: {self.documents_seen} seen, {self.documents_new} new, {self.documents_changed} changed, "
-            f"{self.documents_unchanged} unchanged, {self.documents_removed} removed",
+            f"{self.documents_unchanged} unchanged, {self.documents_removed} removed"
+            + (f" ({self.files_unchanged} objects unchanged, not downloaded)" if self.files_unchanged else ""),
             f"chunks: {self.chunks_written} written, {self.chunks_embedded} embedded, {self.chunks_reused} reused, "
             f"{self.chunks_deleted} deleted, {self.chunks_total} in store"
             + (f", {self.duplicates_repaired} duplicate rows repaired" if self.duplicates_repaired else ""),
@@ -88,18 +91,46 @@ def _file_of(source: str) -> str:
     return _LINE.sub("", source)
 
 
+class CorpusScan(BaseModel):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    docs: list[Document]
+    skipped: list[Skipped]
+    skipped_files: set[str]
+    kept_ids: set[str] = Field(default_factory=set, description="Documents of objects not downloaded: unchanged.")
+    objects: dict[str, ObjectEntry] = Field(default_factory=dict, description="S3: each object's ETag, size, docs.")
+    files_unchanged: int = 0
+
+
+def corpus_source(cfg: HarnessConfig) -> CorpusSource:
+    if cfg.corpus.path.startswith("s3://"):
+        return S3Source(cfg.corpus.path, cfg.corpus.include, cfg.corpus.exclude)
+    return LocalSource(cfg.resolve(cfg.corpus.path), cfg.corpus.include, cfg.corpus.exclude)
+
+
 def load_corpus(cfg: HarnessConfig) -> tuple[list[Document], list[Skipped], set[str]]:
     """All documents of the corpus, the skipped files/lines, and the files that were skipped in whole or part
     (their previously stored documents are kept)."""
-    source = LocalSource(cfg.resolve(cfg.corpus.path), cfg.corpus.include, cfg.corpus.exclude)
+    scan = scan_corpus(cfg, corpus_source(cfg))
+    return scan.docs, scan.skipped, scan.skipped_files
+
+
+def scan_corpus(cfg: HarnessConfig, source: CorpusSource, index: ObjectIndex | None = None) -> CorpusScan:
+    """Load the corpus; with an object `index` (S3), objects whose ETag and size are unchanged are not read."""
     limit = cfg.corpus.max_file_bytes
     docs: dict[str, Document] = {}
-    skipped: list[Skipped] = []
-    skipped_files: set[str] = set()
+    scan = CorpusScan(docs=[], skipped=[], skipped_files=set())
+    skipped, skipped_files = scan.skipped, scan.skipped_files
     for ref in source.files():
         if isinstance(ref, Skipped):
             skipped.append(ref)
             skipped_files.add(ref.source.rstrip("/"))
+            continue
+        kept = index.unchanged(ref) if index is not None else None
+        if kept is not None:  # not downloaded: its documents are as stored
+            scan.kept_ids.update(kept)
+            scan.objects[ref.path] = ObjectEntry(version=ref.version, size=ref.size, doc_ids=kept)
+            scan.files_unchanged += 1
             continue
         if ref.size > limit:  # checked before reading a byte
             skipped.append(oversized(ref.path, ref.size, limit))
@@ -121,6 +152,7 @@ def load_corpus(cfg: HarnessConfig) -> tuple[list[Document], list[Skipped], set[
         if skips:
             skipped_files.add(ref.path)
         skipped.extend(skips)
+        ids = []
         for doc in loaded:
             if doc.doc_id in docs:
                 skipped.append(
@@ -132,7 +164,11 @@ def load_corpus(cfg: HarnessConfig) -> tuple[list[Document], list[Skipped], set[
                 )
                 continue
             docs[doc.doc_id] = doc
-    return list(docs.values()), skipped, skipped_files
+            ids.append(doc.doc_id)
+        if ref.version and not skips:
+            scan.objects[ref.path] = ObjectEntry(version=ref.version, size=ref.size, doc_ids=ids)
+    scan.docs = list(docs.values())
+    return scan
 
 
 def redact_document(doc: Document, redactor: TextRedactor) -> Document:
@@ -208,6 +244,13 @@ def ingest(
         return _ingest(cfg, embedder, store, progress, rebuild, redactor)
 
 
+def _scan(cfg: HarnessConfig, rebuild: bool) -> tuple[CorpusScan, ObjectIndex | None]:
+    """The corpus scanned; for S3, with the object index (not consulted on --rebuild, which reads everything)."""
+    source = corpus_source(cfg)
+    index = ObjectIndex(cfg.resolve(cfg.data_dir) / "corpus-objects.json") if isinstance(source, S3Source) else None
+    return scan_corpus(cfg, source, None if rebuild else index), index
+
+
 def _ingest(
     cfg: HarnessConfig,
     embedder: Embedder,
@@ -224,18 +267,25 @@ def _ingest(
         cfg.chunking.markdown_headers,
         salt=redactor.signature if redactor is not None else "",
     )
-    docs, skipped, skipped_files = load_corpus(cfg)
+    scan, index = _scan(cfg, rebuild)
+    docs, skipped, skipped_files = scan.docs, scan.skipped, scan.skipped_files
     store.ensure(embedder.name, embedder.dimension)
     if redactor is not None:  # a reason may quote the file (a YAML error shows the line): it is stored and printed
         skipped = [s.model_copy(update={"reason": redactor.redact(s.reason)}) for s in skipped]
-    report = IngestReport(documents_seen=len(docs), skipped=skipped, embedder=embedder.name)
-    report.redacted = redactor is not None
-    report.duplicates_repaired = store.begin_write()
+    report = IngestReport(
+        documents_seen=len(docs) + len(scan.kept_ids),
+        documents_unchanged=len(scan.kept_ids),
+        skipped=skipped,
+        embedder=embedder.name,
+        files_unchanged=scan.files_unchanged,
+        redacted=redactor is not None,
+        duplicates_repaired=store.begin_write(),
+    )
     if rebuild:
         store.rebuild()
     existing = store.document_hashes()
     sources = store.document_sources() if skipped_files else {}
-    seen = {d.doc_id for d in docs}
+    seen = {d.doc_id for d in docs} | scan.kept_ids
     to_write = _changed(docs, existing, chunker, report)
 
     def kept_because_skipped(doc_id: str) -> bool:
@@ -280,5 +330,7 @@ def _ingest(
     report.chunks_total = store.count()
     report.store = store.name
     report.document_ids = sorted(seen | {d for d in existing if d not in removed})
+    if index is not None:  # after publish: an object counts as ingested only once its documents are in the store
+        index.save(scan.objects)
     report.seconds = time.perf_counter() - started
     return report

@@ -148,7 +148,7 @@ def _run_path(cfg: HarnessConfig, out_dir: Path | None, resume: Path | None) -> 
         return cfg.resolve(cfg.output_dir) / new_run_id(cfg.name), False
     corpus = cfg.resolve(cfg.corpus.path).resolve()
     target = out_dir.resolve()
-    if target == corpus or corpus in target.parents:
+    if not cfg.corpus.path.startswith("s3://") and (target == corpus or corpus in target.parents):
         raise ConfigError(f"--out {out_dir}: inside the corpus folder {corpus}; write runs somewhere else")
     if (out_dir / "run.json").is_file():
         name = RunDir.open(out_dir).manifest().name
