@@ -172,7 +172,7 @@ def test_fifty_thousand_records_keep_memory_flat(tmp_path: Path) -> None:
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from ragharness.batch.base import BatchRecord
         from ragharness.batch.jobs import JobRunner
-        from ragharness.generation.batching import BatchResults
+        from ragharness.batch.results import ResultIndex
         from ragharness.testing.batch import InstantBackend
 
         def peak(): return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -184,7 +184,7 @@ def test_fifty_thousand_records_keep_memory_flat(tmp_path: Path) -> None:
             for i in range(50_000):
                 yield BatchRecord(key=f"{{i:064x}}", body={{"messages": [{{"role": "user", "content": "q" * 1500}}]}})
         state = jobs.run_round(records)
-        index = BatchResults(provider=None).load(jobs)
+        index = ResultIndex().load(jobs)
         assert len(index) == 50_000 and index.get(f"{{123:064x}}")[0].output
         print(json.dumps({{"growth_mb": peak() - before, "jobs": len(state.jobs)}}))
         """

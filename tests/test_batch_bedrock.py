@@ -15,10 +15,10 @@ from bedrock_batch_fake import FakeBedrockBatch, converse_output
 from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
+from ragharness.batch import bedrock as batch_bedrock
 from ragharness.batch.base import BatchRecord, JobLimits
 from ragharness.batch.bedrock import BedrockBatch, parse_output_line
 from ragharness.config import load_config
-from ragharness.generation.providers import bedrock as bedrock_mod
 from ragharness.pipeline.run import execute_run
 from ragharness.testing.batch import check_batch_backend
 from ragharness.types import Generation
@@ -164,7 +164,7 @@ def test_a_run_with_a_bedrock_candidate_in_batch_mode(
         return converse_output("Alpha annual plans can be refunded within 30 days [1].")
 
     fake = FakeBedrockBatch(bedrock, s3, answer, polls=2)
-    monkeypatch.setattr(bedrock_mod, "batch_clients", lambda session, config: (bedrock, s3))
+    monkeypatch.setattr(batch_bedrock, "clients", lambda region, profile=None: (bedrock, s3))
     cfg_file = mini_project / "harness.yaml"
     cfg_file.write_text(
         cfg_file.read_text().replace(
@@ -188,3 +188,55 @@ def test_a_run_with_a_bedrock_candidate_in_batch_mode(
     # resuming a finished run sends nothing again
     execute_run(load_config(cfg_file), resume=result.run_dir, log=lines.append)
     assert fake.calls.count("CreateModelInvocationJob") == 1
+
+
+def test_ingest_batch_embeds_new_chunks_with_a_titan_batch_job_and_never_re_embeds(
+    aws: tuple[Any, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conftest import write
+    from ragharness.ingest.pipeline import ingest
+    from ragharness.pipeline.components import build_store
+    from ragharness.retrieval.embedders import TitanEmbedder
+
+    bedrock, s3 = aws
+    monkeypatch.setenv("BATCH_ROLE", ROLE)
+    inputs: list[str] = []
+
+    def embed(inp: dict[str, Any]) -> dict[str, Any]:
+        assert inp["dimensions"] == 256 and inp["normalize"] is True
+        inputs.append(inp["inputText"])
+        return {"embedding": [len(inp["inputText"]) / 1000.0] * 256, "inputTextTokenCount": 9}
+
+    fake = FakeBedrockBatch(bedrock, s3, embed, polls=1)
+    monkeypatch.setattr(batch_bedrock, "clients", lambda region, profile=None: (bedrock, s3))
+    for i in range(4):
+        write(tmp_path / f"corpus/doc{i}.md", f"# Doc {i}\n\nPlan {i} includes {i * 5} GB of storage.\n")
+    write(
+        tmp_path / "harness.yaml",
+        "name: embedbatch\ndata_dir: data\ncorpus: {path: corpus}\ngoldset: gold.yaml\n"
+        "embedder: {kind: titan, options: {dimensions: 256, region: us-east-1}}\n"
+        "candidates: [{name: ext, provider: extractive}]\nguardrails: {input: [], output: []}\n"
+        'batch: {poll_interval_s: 0.01, bedrock: {s3_uri: "s3://evals/embed", role_arn: "${BATCH_ROLE}", '
+        "min_records: 1}}\n",
+    )
+    cfg = load_config(tmp_path / "harness.yaml")
+
+    class NoOnline:
+        def invoke_model(self, **_: Any) -> Any:
+            raise AssertionError("a chunk was embedded online")
+
+    embedder = TitanEmbedder(dimensions=256, region="us-east-1", client=NoOnline())
+    store = build_store(cfg)
+    lines: list[str] = []
+    report = ingest(cfg, embedder, store, redactor=None, batch=True, log=lines.append)
+    assert report.chunks_batch_embedded == report.chunks_embedded == 4 == len(inputs)
+    assert fake.jobs and next(iter(fake.jobs.values()))["modelInvocationType"] == "InvokeModel"
+    assert store.count() == 4
+    # one changed document: only its chunk goes into a second job
+    write(tmp_path / "corpus/doc2.md", "# Doc 2\n\nPlan 2 includes 99 GB of storage.\n")
+    again = ingest(cfg, embedder, store, redactor=None, batch=True, log=lines.append)
+    assert (again.chunks_batch_embedded, len(inputs), len(fake.jobs)) == (1, 5, 2)
+    with pytest.raises(Exception, match="embedder.kind: titan"):
+        from ragharness.retrieval.embedders import HashingEmbedder
+
+        ingest(cfg, HashingEmbedder(), store, redactor=None, batch=True)

@@ -48,6 +48,19 @@ _RECORD_ID = re.compile(r'"recordId"\s*:\s*"([^"]+)"')
 RETRYABLE_RECORD_CODES = {"429", "500", "502", "503", "504", "408"} | AWS_RATE_LIMIT_CODES | AWS_TRANSIENT_CODES
 
 
+def clients(region: str | None, profile: str | None = None) -> tuple[Any, Any]:
+    """The Bedrock control-plane and S3 clients batch jobs use, with botocore's `standard` retry mode (throttled
+    control calls retried by botocore). One place, so tests can stub both. BatchError without a region."""
+    import boto3
+    from botocore.config import Config
+
+    session = boto3.Session(profile_name=profile, region_name=region)
+    if session.region_name is None:
+        raise BatchError("no AWS region for batch jobs; set batch.bedrock.region or AWS_REGION")
+    config = Config(retries={"mode": "standard", "max_attempts": 8})
+    return session.client("bedrock", config=config), session.client("s3", config=config)
+
+
 def split_s3(uri: str) -> tuple[str, str]:
     if not uri.startswith("s3://"):
         raise BatchError(f"{uri!r}: not an s3:// URI (batch.bedrock.s3_uri: s3://bucket/prefix)")

@@ -27,6 +27,10 @@ if TYPE_CHECKING:
 def ingest(
     config: ConfigArg,
     rebuild: Annotated[bool, typer.Option(help="Re-index everything into a new index, then swap it in.")] = False,
+    batch: Annotated[
+        bool,
+        typer.Option("--batch", help="Embed new chunks with a Bedrock batch job (embedder: titan; batch.bedrock)."),
+    ] = False,
 ) -> None:
     """Ingest the configured corpus into the store; only new or changed text is embedded."""
     from ragharness.config import load_config
@@ -37,7 +41,16 @@ def ingest(
     cfg = load_config(config)
     embedder, store = build_embedder(cfg), build_store(cfg)
     with _progress() as p:
-        report = run_ingest(cfg, embedder, store, _Bars(p), rebuild=rebuild, redactor=build_redactor(cfg))
+        report = run_ingest(
+            cfg,
+            embedder,
+            store,
+            _Bars(p),
+            rebuild=rebuild,
+            redactor=build_redactor(cfg),
+            batch=batch,
+            log=lambda s: console.print(s, markup=False),
+        )
     out = cfg.resolve(cfg.data_dir) / "ingest-report.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, report.model_dump_json(indent=2))

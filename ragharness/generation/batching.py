@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from ragharness.batch.base import BatchBackend, BatchRecord, RecordResult
+from ragharness.batch.base import BatchBackend, BatchRecord
 from ragharness.batch.jobs import JobRunner
+from ragharness.batch.results import ResultIndex
 from ragharness.config import BatchConfig, CallMode
 from ragharness.generation.cache import ResponseCache
 from ragharness.generation.costs import Budget, PriceTable, estimate_usage
@@ -40,62 +39,16 @@ class BatchCapable(Protocol):
         ...
 
 
-_OK, _RETRYABLE, _FINAL = 0, 1, 2
-
-
-class BatchResults:
-    """The downloaded results of one group, found by key through a file offset each (latest round wins).
-
-    `online`: keys to retry online. `online_fallback`: a key with no result is called online (the judge's
-    format re-asks); otherwise it stays pending (a job the budget refused)."""
+class BatchResults(ResultIndex):
+    """The downloaded results of one group, for the Runner. `online`: keys to retry online. `online_fallback`: a
+    key with no result is called online (the judge's format re-asks); otherwise it stays pending (a job the
+    budget refused)."""
 
     def __init__(self, provider: Provider, *, online_fallback: bool = False) -> None:
+        super().__init__()
         self.provider = provider
         self.online_fallback = online_fallback
         self.online: set[str] = set()
-        self._index: dict[str, tuple[int, int, int, int]] = {}  # key -> (file no., offset, job no., state)
-        self._files: list[Path] = []
-        self._jobs: list[str] = []
-
-    def load(self, jobs: JobRunner) -> BatchResults:
-        self._index.clear()
-        self._files.clear()
-        self._jobs.clear()
-        for path, job_id in jobs.result_files():
-            fno, jno = len(self._files), len(self._jobs)
-            self._files.append(path)
-            self._jobs.append(job_id)
-            with path.open("rb") as fh:
-                offset = 0
-                for raw in fh:
-                    if raw.endswith(b"\n"):
-                        data = json.loads(raw)
-                        err = data.get("error")
-                        state = _OK if err is None else (_RETRYABLE if err.get("retryable", True) else _FINAL)
-                        self._index[data["key"]] = (fno, offset, jno, state)
-                    offset += len(raw)
-        return self
-
-    def __len__(self) -> int:
-        return len(self._index)
-
-    def get(self, key: str) -> tuple[RecordResult, str] | None:
-        where = self._index.get(key)
-        if where is None:
-            return None
-        fno, offset, jno, _ = where
-        with self._files[fno].open("rb") as fh:
-            fh.seek(offset)
-            return RecordResult.model_validate_json(fh.readline()), self._jobs[jno]
-
-    def settled(self, key: str, *, retry_all: bool) -> bool:
-        """Whether `key` needs no more sending: answered, or failed for good (unless `retry_all`: a new session
-        retries every failure)."""
-        where = self._index.get(key)
-        if where is None:
-            return False
-        state = where[3]
-        return state == _OK or (state == _FINAL and not retry_all)
 
 
 def uses_batch(mode: CallMode, settings: BatchConfig, calls: int, backend_min: int) -> bool:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ragharness.config import HarnessConfig
 from ragharness.faults import kill_point
+from ragharness.ingest.batch_embed import Lookup, batch_embedder, prefetch_vectors
 from ragharness.ingest.chunking import Chunker, embedding_input
 from ragharness.ingest.loaders import CorpusSource, LocalSource, Skipped, load_file, oversized
 from ragharness.ingest.s3source import ObjectEntry, ObjectIndex, S3Source
@@ -60,6 +61,7 @@ class IngestReport(BaseModel):
     chunks_total: int = 0
     duplicates_repaired: int = Field(0, description="Duplicate chunk rows found and removed before writing.")
     files_unchanged: int = Field(0, description="S3 objects not downloaded: ETag and size as at the last ingest.")
+    chunks_batch_embedded: int = Field(0, description="Chunks embedded by a batch job (ingest --batch).")
     redacted: bool = Field(False, description="PII was redacted before chunking: the store holds no raw value.")
     skipped: list[Skipped] = Field(default_factory=list)
     seconds: float = 0.0
@@ -187,21 +189,34 @@ def redact_document(doc: Document, redactor: TextRedactor) -> Document:
 
 
 def _embed_missing(
-    chunks: list[Chunk], store: VectorStore, embedder: Embedder, batch: int, progress: Progress, report: IngestReport
+    chunks: list[Chunk],
+    store: VectorStore,
+    embedder: Embedder,
+    batch: int,
+    progress: Progress,
+    report: IngestReport,
+    prefetched: Lookup | None = None,
 ) -> dict[str, list[float]]:
-    """Vectors for every chunk: reused from the store by content hash, embedded only when new."""
+    """Vectors for every chunk: reused from the store by content hash, taken from a batch job's results
+    (`ingest --batch`), else embedded now."""
     reuse = store.vectors_for(sorted({c.content_hash for c in chunks}))
     need = [c for c in chunks if c.content_hash not in reuse]
     unique_need = list({c.content_hash: c for c in need}.values())
     started = time.perf_counter()
     fresh: dict[str, list[float]] = {}
+    if prefetched is not None:
+        for c in unique_need:
+            if (vec := prefetched(c.content_hash)) is not None:
+                fresh[c.content_hash] = vec
+        report.chunks_batch_embedded += len(fresh)
+        unique_need = [c for c in unique_need if c.content_hash not in fresh]
     for start in range(0, len(unique_need), batch):
         part = unique_need[start : start + batch]
         for c, vec in zip(part, embedder.embed([embedding_input(c) for c in part]), strict=True):
             fresh[c.content_hash] = vec
         progress("embed", min(start + batch, len(unique_need)), len(unique_need))
     report.embed_seconds += time.perf_counter() - started
-    report.chunks_embedded += len(unique_need)
+    report.chunks_embedded += len(unique_need) + len(fresh)
     report.chunks_reused += len(chunks) - len(need)
     return {**reuse, **fresh}
 
@@ -230,6 +245,8 @@ def ingest(
     *,
     rebuild: bool = False,
     redactor: TextRedactor | None,
+    batch: bool = False,
+    log: Callable[[str], None] = print,
 ) -> IngestReport:
     """Incremental ingest under the data_dir lock; `rebuild` re-indexes everything into a fresh index and
     publishes it at the end. With a `redactor` (`components.build_redactor(cfg)`, required so that no caller
@@ -241,14 +258,44 @@ def ingest(
         who="another ingest",
         hint="wait for it to finish, then run again (a killed holder releases the lock at once)",
     ):
-        return _ingest(cfg, embedder, store, progress, rebuild, redactor)
+        if batch:
+            batch_embedder(cfg, embedder)  # checked before anything is read
+        return _ingest(cfg, embedder, store, progress, rebuild, redactor, log if batch else None)
 
 
-def _scan(cfg: HarnessConfig, rebuild: bool) -> tuple[CorpusScan, ObjectIndex | None]:
-    """The corpus scanned; for S3, with the object index (not consulted on --rebuild, which reads everything)."""
+def _batch_vectors(
+    cfg: HarnessConfig,
+    embedder: Embedder,
+    store: VectorStore,
+    chunker: Chunker,
+    redactor: TextRedactor | None,
+    to_write: list[Document],
+    log: Callable[[str], None],
+) -> Lookup:
+    """`ingest --batch`: the chunks to write that the store has no vector for, embedded by batch jobs."""
+
+    def chunks() -> Iterator[Chunk]:
+        for doc in to_write:
+            try:
+                split = chunker.split(redact_document(doc, redactor) if redactor is not None else doc)
+            except Exception:  # noqa: S112  # reported (skipped, with its reason) when the ingest chunks it again
+                continue
+            have = store.vectors_for(sorted({c.content_hash for c in split}))
+            yield from (c for c in split if c.content_hash not in have)
+
+    workdir = cfg.resolve(cfg.data_dir) / "batch-ingest"
+    return prefetch_vectors(cfg, batch_embedder(cfg, embedder), chunks, workdir, log)
+
+
+def _scan(cfg: HarnessConfig, rebuild: bool, redactor: TextRedactor | None) -> tuple[CorpusScan, ObjectIndex | None]:
+    """The corpus scanned; for S3, with the object index (not consulted on --rebuild, which reads everything).
+    Skip reasons are redacted: a reason may quote the file (a YAML error shows the line), and it is stored."""
     source = corpus_source(cfg)
     index = ObjectIndex(cfg.resolve(cfg.data_dir) / "corpus-objects.json") if isinstance(source, S3Source) else None
-    return scan_corpus(cfg, source, None if rebuild else index), index
+    scan = scan_corpus(cfg, source, None if rebuild else index)
+    if redactor is not None:
+        scan.skipped = [s.model_copy(update={"reason": redactor.redact(s.reason)}) for s in scan.skipped]
+    return scan, index
 
 
 def _ingest(
@@ -258,6 +305,7 @@ def _ingest(
     progress: Progress,
     rebuild: bool,
     redactor: TextRedactor | None,
+    batch_log: Callable[[str], None] | None = None,
 ) -> IngestReport:
     started = time.perf_counter()
     chunker = Chunker(
@@ -267,11 +315,9 @@ def _ingest(
         cfg.chunking.markdown_headers,
         salt=redactor.signature if redactor is not None else "",
     )
-    scan, index = _scan(cfg, rebuild)
+    scan, index = _scan(cfg, rebuild, redactor)
     docs, skipped, skipped_files = scan.docs, scan.skipped, scan.skipped_files
     store.ensure(embedder.name, embedder.dimension)
-    if redactor is not None:  # a reason may quote the file (a YAML error shows the line): it is stored and printed
-        skipped = [s.model_copy(update={"reason": redactor.redact(s.reason)}) for s in skipped]
     report = IngestReport(
         documents_seen=len(docs) + len(scan.kept_ids),
         documents_unchanged=len(scan.kept_ids),
@@ -295,6 +341,7 @@ def _ingest(
 
     removed = [d for d in existing if d not in seen and not kept_because_skipped(d)]
     report.documents_removed = len(removed)
+    prefetched = batch_log and _batch_vectors(cfg, embedder, store, chunker, redactor, to_write, batch_log)
 
     # Streamed in groups of documents (~GROUP_CHUNKS chunks each): memory stays flat however large the corpus.
     group: list[Chunk] = []
@@ -302,7 +349,7 @@ def _ingest(
     batch = max(1, cfg.embedder.batch_size)
 
     def flush() -> None:
-        vectors = _embed_missing(group, store, embedder, batch, progress, report)
+        vectors = _embed_missing(group, store, embedder, batch, progress, report, prefetched)
         # New chunks first, then the stale ones: a kill in between leaves extra chunks, never missing ones.
         store.upsert([EmbeddedChunk(chunk=c, vector=tuple(vectors[c.content_hash])) for c in group])
         kill_point("ingest:between-upsert-and-delete")

@@ -120,6 +120,7 @@ class TitanEmbedder:
             raise EmbedderError(f"titan dimensions must be 256, 512 or 1024, got {dimensions}")
         self.model_id = model_id
         self.dimension = dimensions
+        self.region = region
         self.name = f"titan:{model_id}:{dimensions}"
         if client is None:
             import boto3
@@ -131,20 +132,26 @@ class TitanEmbedder:
         """Conservative estimate (Titan reports exact counts only after a call): ~4 characters a token."""
         return max(1, math.ceil(len(text) / 4))
 
+    def batch_body(self, text: str) -> dict[str, Any]:
+        """The request body for one text (InvokeModel; also a batch inference record's modelInput)."""
+        return {"inputText": text, "dimensions": self.dimension, "normalize": True}
+
+    def parse_batch_output(self, output: dict[str, Any]) -> list[float]:
+        vector = output.get("embedding")
+        if not isinstance(vector, list) or len(vector) != self.dimension:
+            raise EmbedderError(
+                f"titan returned no {self.dimension}-d embedding (got {type(vector).__name__}); check modelId"
+            )
+        return [float(x) for x in vector]
+
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         out = []
         for text in texts:
-            body = json.dumps({"inputText": text, "dimensions": self.dimension, "normalize": True})
+            body = json.dumps(self.batch_body(text))
             response = self._client.invoke_model(
                 modelId=self.model_id, body=body, contentType="application/json", accept="application/json"
             )
-            payload = json.loads(response["body"].read())
-            vector = payload.get("embedding")
-            if not isinstance(vector, list) or len(vector) != self.dimension:
-                raise EmbedderError(
-                    f"titan returned no {self.dimension}-d embedding (got {type(vector).__name__}); check modelId"
-                )
-            out.append([float(x) for x in vector])
+            out.append(self.parse_batch_output(json.loads(response["body"].read())))
         return out
 
 

@@ -16,10 +16,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ragharness.batch import bedrock as batch_bedrock
 from ragharness.batch.base import BatchBackend, JobLimits
 from ragharness.batch.bedrock import BedrockBatch
 from ragharness.config import BatchConfig, resolve_env
-from ragharness.errors import AWS_RATE_LIMIT_CODES, AWS_TRANSIENT_CODES, ConfigError, ProviderError
+from ragharness.errors import AWS_RATE_LIMIT_CODES, AWS_TRANSIENT_CODES, BatchError, ConfigError, ProviderError
 from ragharness.generation.providers.base import (
     GenerationRequest,
     ProviderCallError,
@@ -107,11 +108,6 @@ def _seconds(value: object) -> float | None:
         return None
 
 
-def batch_clients(session: Any, config: Any) -> tuple[Any, Any]:
-    """The Bedrock control-plane and S3 clients batch jobs use (one place, so tests can stub both)."""
-    return session.client("bedrock", config=config), session.client("s3", config=config)
-
-
 class BedrockProvider:
     def __init__(self, candidate: Candidate, ctx: ProviderContext, client: Any = None, concurrency: int = 8) -> None:
         _, model = split_provider_id(candidate.provider)
@@ -175,13 +171,10 @@ class BedrockProvider:
                 f"{self.id}: batch mode needs `batch.bedrock` (s3_uri: s3://bucket/prefix, role_arn: the service role "
                 "Bedrock assumes to read and write it; see infra/terraform)"
             )
-        import boto3
-        from botocore.config import Config
-
-        session = boto3.Session(profile_name=self.opts.profile, region_name=bc.region or self.opts.region)
-        if session.region_name is None:
-            raise ConfigError(f"{self.id}: no AWS region for batch jobs; set batch.bedrock.region or AWS_REGION")
-        control, s3 = batch_clients(session, Config(retries={"mode": "standard", "max_attempts": 8}))
+        try:
+            control, s3 = batch_bedrock.clients(bc.region or self.opts.region, self.opts.profile)
+        except BatchError as exc:
+            raise ConfigError(f"{self.id}: {exc}") from exc
         return BedrockBatch(
             self.model_id,
             s3_uri=bc.s3_uri,
