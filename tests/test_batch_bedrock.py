@@ -236,7 +236,7 @@ def test_ingest_batch_embeds_new_chunks_with_a_titan_batch_job_and_never_re_embe
     write(tmp_path / "corpus/doc2.md", "# Doc 2\n\nPlan 2 includes 99 GB of storage.\n")
     again = ingest(cfg, embedder, store, redactor=None, batch=True, log=lines.append)
     assert (again.chunks_batch_embedded, len(inputs), len(fake.jobs)) == (1, 5, 2)
-    with pytest.raises(Exception, match="embedder.kind: titan"):
+    with pytest.raises(Exception, match=r"embedder\.kind: titan"):
         from ragharness.retrieval.embedders import HashingEmbedder
 
         ingest(cfg, HashingEmbedder(), store, redactor=None, batch=True)

@@ -208,15 +208,16 @@ def _embed_missing(
         for c in unique_need:
             if (vec := prefetched(c.content_hash)) is not None:
                 fresh[c.content_hash] = vec
-        report.chunks_batch_embedded += len(fresh)
         unique_need = [c for c in unique_need if c.content_hash not in fresh]
+    batched = len(fresh)
+    report.chunks_batch_embedded += batched
     for start in range(0, len(unique_need), batch):
         part = unique_need[start : start + batch]
         for c, vec in zip(part, embedder.embed([embedding_input(c) for c in part]), strict=True):
             fresh[c.content_hash] = vec
         progress("embed", min(start + batch, len(unique_need)), len(unique_need))
     report.embed_seconds += time.perf_counter() - started
-    report.chunks_embedded += len(unique_need) + len(fresh)
+    report.chunks_embedded += len(unique_need) + batched
     report.chunks_reused += len(chunks) - len(need)
     return {**reuse, **fresh}
 
