@@ -94,3 +94,15 @@ def test_review_app_service_runs_options_serve_has_and_is_read_only_by_default()
     # the only write the service may ever get is appending review records and the pin file
     puts = re.findall(r'"s3:PutObject"\]\s*resources = \[(.*?)\]', serve_tf, re.DOTALL)
     assert puts and "/*/reviews/*" in puts[0] and "_store/baselines.json" in puts[0] and "keys.json" not in puts[0]
+
+
+def test_batch_role_is_least_privilege_and_only_bedrock_may_receive_it() -> None:
+    batch = (INFRA / "terraform/batch.tf").read_text()
+    assert '"bedrock:*"' not in batch and '"s3:*"' not in batch and '"iam:*"' not in batch
+    assert 'identifiers = ["bedrock.amazonaws.com"]' in batch and "aws:SourceAccount" in batch
+    assert "${local.batch_prefix}/*" in batch  # the role reads and writes one prefix only
+    pass_role = batch.split('sid       = "PassTheBatchRoleToBedrockOnly"')[1].split("statement")[0]
+    assert "aws_iam_role.batch.arn" in pass_role and "iam:PassedToService" in pass_role
+    # the one wildcard resource is ListModelInvocationJobs (no resource-level permissions exist for it)
+    wildcard = [part for part in batch.split("statement {") if 'resources = ["*"]' in part]
+    assert len(wildcard) == 1 and "bedrock:ListModelInvocationJobs" in wildcard[0]

@@ -52,3 +52,9 @@ variable "webhook_secret_arn" {
   type        = string
   default     = ""
 }
+
+variable "batch_prefix" {
+  description = "Key prefix (in the runs bucket) for batch inference input and output: batch.bedrock.s3_uri."
+  type        = string
+  default     = "ragharness/batch"
+}
