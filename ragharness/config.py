@@ -50,7 +50,7 @@ class TicketFormat(Strict):
 
 
 class CorpusConfig(Strict):
-    path: str = Field(description="Local folder (or, later, s3://bucket/prefix) holding the corpus.")
+    path: str = Field(description="Local folder, or s3://bucket/prefix, holding the corpus.")
     include: list[str] = Field(default_factory=lambda: ["**/*.md", "**/*.html", "**/*.htm", "**/*.txt", "**/*.jsonl"])
     exclude: list[str] = Field(default_factory=lambda: ["**/*.meta.yaml"])
     max_file_bytes: int = Field(5_000_000, gt=0, description="Larger files are skipped (checked before reading).")

@@ -191,5 +191,6 @@ def test_fifty_thousand_records_keep_memory_flat(tmp_path: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600, check=True)
     figures = json.loads(out.stdout.strip().splitlines()[-1])
+    print(f"50,000 records: peak RSS growth {figures['growth_mb']:.0f} MB, {figures['jobs']} job")
     assert figures["jobs"] == 1
     assert figures["growth_mb"] < 200, figures
