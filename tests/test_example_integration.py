@@ -138,3 +138,39 @@ def test_every_mode_finds_the_expected_sources_for_most_items(
         found = {p.doc_id for p in pack.passages} | {p.chunk_id for p in pack.passages}
         hits += bool(found & set(item.expected_sources))
     assert hits / len(items) >= 0.85
+
+
+def test_the_example_with_a_candidate_and_the_judge_in_batch_mode_scores_as_online(
+    project: Path, demo: tuple[int, str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shipped example, one OpenAI-compatible candidate and the judge in batch mode against the local fake
+    Batch API, gives the same scores as online mode for the same responses."""
+    import yaml
+
+    from fake_openai import FakeOpenAI
+    from ragharness.pipeline.run import execute_run
+    from test_batch_openai import responder
+
+    monkeypatch.setenv("OPENAI_KEY", "sk-test")
+    base = yaml.safe_load((project / "harness.yaml").read_text())
+    with FakeOpenAI() as server:
+        server.responder = responder
+        scores = {}
+        for mode in ("batch", "online"):
+            cfg = dict(base)
+            options = {"base_url": server.base_url, "api_key": "${OPENAI_KEY}"}
+            cfg["candidates"] = [{"name": "gpt", "provider": "openai:gpt-4o-mini", "mode": mode, "options": options}]
+            cfg["judge"] = {"provider": "openai:judge-model", "mode": mode, "options": {"base_url": server.base_url}}
+            cfg["scorers"] = [*base.get("scorers", ["citation", "groundedness", "correctness", "refusal"]), "judge"]
+            cfg["thresholds"] = []
+            cfg["batch"] = {"poll_interval_s": 0.01}
+            path = project / f"batch-{mode}.yaml"
+            path.write_text(yaml.safe_dump(cfg))
+            run_dir = execute_run(load_config(path), skip_ingest=True, log=lambda s: None, use_cache=False).run_dir
+            rows = [json.loads(x) for x in (run_dir / "scores.jsonl").read_text().splitlines()]
+            scores[mode] = sorted((s["item_id"], s["candidate"], s["metric"], s["value"], s["label"]) for s in rows)
+            gens = [json.loads(x) for x in (run_dir / "generations.jsonl").read_text().splitlines()]
+            called = [g for g in gens if g["guardrail_stage"] != "input"]
+            assert called and all(g["mode"] == mode for g in called)
+        assert server.batch_api.creates == 2  # the candidate's job and the judge's job
+        assert scores["batch"] == scores["online"] and len(scores["batch"]) > 78 * 10
