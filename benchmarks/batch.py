@@ -73,8 +73,9 @@ def requests(cand: Candidate, n: int) -> Iterator[GenerationRequest]:
         for k in range(1, 6)
     )
     system = "Answer only from the numbered passages and cite them like [1]."
+    context = "\n".join(f"[{p.number}] {p.text}" for p in passages)
     for i in range(n):
-        user = f"Question {i}: how long do I have to get a refund?\n\n" + "\n".join(f"[{p.number}] {p.text}" for p in passages)
+        user = f"Question {i}: how long do I have to get a refund?\n\n{context}"
         yield GenerationRequest(
             item_id=f"q{i:06d}",
             candidate=cand,
