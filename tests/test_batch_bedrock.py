@@ -184,7 +184,7 @@ def test_a_run_with_a_bedrock_candidate_in_batch_mode(
     assert fake.calls.count("CreateModelInvocationJob") == 1
     assert any("created job arn:aws:bedrock" in line for line in lines), lines
     journal = [json.loads(x) for x in (result.run_dir / "batch" / "journal.jsonl").read_text().splitlines()]
-    assert [e["event"] for e in journal][-1] == "finished"
+    assert [e["event"] for e in journal][-2:] == ["finished", "scrubbed"]  # raw outputs deleted once recorded
     # resuming a finished run sends nothing again
     execute_run(load_config(cfg_file), resume=result.run_dir, log=lines.append)
     assert fake.calls.count("CreateModelInvocationJob") == 1

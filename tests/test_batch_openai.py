@@ -254,3 +254,26 @@ def test_dry_run_shows_online_and_batch_cost_and_jobs_and_the_budget_covers_batc
     run = execute_run(load_config(cfg_file), log=lines.append, use_cache=False)
     assert server.batch_api.creates == 0 and run.summary.pending == 3
     assert any("exceeds what is left of budget_usd" in line for line in lines), lines
+
+
+def test_raw_batch_outputs_never_stay_in_the_run_directory(
+    mini_project: Path, server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Downloaded outputs are the model's words before the output guardrails: once the answers are recorded
+    (redacted), they are deleted; no raw PII value is left in any run file."""
+    monkeypatch.setenv("OPENAI_KEY", "sk-test")
+
+    def leaky(body: dict[str, Any]) -> Reply:
+        if "<answer>" in body["messages"][-1]["content"]:
+            return _claims_responder(body)
+        return Reply(body=completion("Write to jane.roe@example.org, IBAN DE89 3704 0044 0532 0130 00 [1]."))
+
+    server.responder = leaky
+    run_dir = execute_run(load_config(project(mini_project, server, "batch")), log=lambda s: None).run_dir
+    assert not list((run_dir / "batch").rglob("results-*.jsonl"))
+    for path in run_dir.rglob("*"):
+        if path.is_file():
+            text = path.read_text(errors="replace")
+            assert "jane.roe@example.org" not in text and "0532 0130" not in text, path
+    gpt = [g for g in _gens(run_dir) if g["candidate"] == "gpt"]
+    assert gpt and all(g["mode"] == "batch" and "jane.roe" not in g["text"] for g in gpt)

@@ -57,6 +57,8 @@ resource "aws_iam_role_policy" "batch" {
 }
 
 data "aws_iam_policy_document" "task_batch" {
+  # the same access to the batch prefix as the service role (upload input, list and download output), plus:
+  source_policy_documents = [data.aws_iam_policy_document.batch.json]
   statement {
     sid       = "CreateBatchJobsOnConfiguredModels"
     actions   = ["bedrock:CreateModelInvocationJob"]
@@ -83,21 +85,6 @@ data "aws_iam_policy_document" "task_batch" {
       variable = "iam:PassedToService"
       values   = ["bedrock.amazonaws.com"]
     }
-  }
-  statement {
-    sid       = "ListBatchFiles"
-    actions   = ["s3:ListBucket"]
-    resources = [aws_s3_bucket.runs.arn]
-    condition {
-      test     = "StringLike"
-      variable = "s3:prefix"
-      values   = ["${local.batch_prefix}/*"]
-    }
-  }
-  statement {
-    sid       = "UploadInputDownloadOutput"
-    actions   = ["s3:GetObject", "s3:PutObject"]
-    resources = ["${aws_s3_bucket.runs.arn}/${local.batch_prefix}/*"]
   }
 }
 

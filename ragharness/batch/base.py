@@ -8,6 +8,8 @@ machinery serves candidates, the judge and batch embedding alike.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -56,6 +58,21 @@ class JobState(Frozen):
     @property
     def ended(self) -> bool:
         return self.status in ENDED
+
+
+def keyed_line(line: str, key_field: str) -> tuple[str, dict[str, Any]] | RecordResult | None:
+    """An output line's key and object; a line that is not JSON but still shows its key is a MalformedOutput
+    result (so the record is retried, not lost); None for a blank line or one without a readable key."""
+    if not line.strip():
+        return None
+    try:
+        data = json.loads(line)
+        return str(data[key_field]), data
+    except (ValueError, KeyError, TypeError):
+        m = re.search(rf'"{re.escape(key_field)}"\s*:\s*"([^"]+)"', line)
+        if not m:
+            return None
+        return RecordResult(key=m.group(1), error=RecordError(code="MalformedOutput", message="unreadable output line"))
 
 
 @runtime_checkable

@@ -23,12 +23,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ragharness.batch.base import BatchRecord, JobLimits, JobState, JobStatus, RecordError, RecordResult
+from ragharness.batch.base import (
+    BatchRecord,
+    JobLimits,
+    JobState,
+    JobStatus,
+    RecordError,
+    RecordResult,
+    keyed_line,
+)
 from ragharness.errors import AWS_RATE_LIMIT_CODES, AWS_TRANSIENT_CODES, BatchError, BatchTransientError
 
 LIMITS = JobLimits(min_records=100, max_records=50_000, max_file_bytes=1024**3)
@@ -44,7 +51,6 @@ STATUS: dict[str, JobStatus] = {
     "Stopped": "stopped",
     "Expired": "expired",
 }
-_RECORD_ID = re.compile(r'"recordId"\s*:\s*"([^"]+)"')
 RETRYABLE_RECORD_CODES = {"429", "500", "502", "503", "504", "408"} | AWS_RATE_LIMIT_CODES | AWS_TRANSIENT_CODES
 
 
@@ -219,16 +225,10 @@ class BedrockBatch:
 
 def parse_output_line(line: str) -> RecordResult | None:
     """One output line as a result; an unreadable line whose recordId can still be found is an error result."""
-    if not line.strip():
-        return None
-    try:
-        data = json.loads(line)
-        key = str(data["recordId"])
-    except (ValueError, KeyError, TypeError):
-        m = _RECORD_ID.search(line)
-        if not m:
-            return None
-        return RecordResult(key=m.group(1), error=RecordError(code="MalformedOutput", message="unreadable output line"))
+    read = keyed_line(line, "recordId")
+    if not isinstance(read, tuple):
+        return read
+    key, data = read
     error = data.get("error")
     if error:
         code = str(error.get("errorCode", "Error")) if isinstance(error, dict) else "Error"

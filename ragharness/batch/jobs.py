@@ -32,7 +32,9 @@ from ragharness.errors import BatchError, BatchTransientError, BatchWaiting
 from ragharness.faults import kill_point
 from ragharness.fileio import append_durable, atomic_writer, complete_lines
 
-EventKind = Literal["round", "shard", "sharded", "refused", "submitting", "created", "ended", "downloaded", "finished"]
+EventKind = Literal[
+    "round", "shard", "sharded", "refused", "submitting", "created", "ended", "downloaded", "finished", "scrubbed"
+]
 MISSING_CODES = {
     "failed": "BatchJobFailed",
     "expired": "BatchJobExpired",
@@ -72,6 +74,7 @@ class ShardState(BaseModel):
     status: str = ""
     message: str = ""
     downloaded: bool = False
+    scrubbed: bool = False
     ok: int = 0
     failed: int = 0
 
@@ -149,6 +152,8 @@ def _apply(shard: ShardState, e: JobEvent) -> None:
         shard.status, shard.message = e.status, e.message
     elif e.event == "downloaded":
         shard.downloaded, shard.ok, shard.failed = True, e.ok, e.failed
+    elif e.event == "scrubbed":
+        shard.scrubbed = True
 
 
 def slug(text: str, size: int = 24) -> str:
@@ -427,8 +432,20 @@ class JobRunner:
             (self.results_file(rnd, shard.index), shard.job_id)
             for rnd, state in sorted(self.rounds().items())
             for shard in state.shards.values()
-            if shard.downloaded
+            if shard.downloaded and not shard.scrubbed
         ]
+
+    def scrub(self) -> int:
+        """Delete the downloaded outputs once they are recorded elsewhere (the model's raw words, before the output
+        guardrails, must not stay in the run directory). Returns the files removed."""
+        removed = 0
+        for rnd, state in sorted(self.rounds().items()):
+            for shard in state.shards.values():
+                if shard.downloaded and not shard.scrubbed:
+                    self.results_file(rnd, shard.index).unlink(missing_ok=True)
+                    self._log(event="scrubbed", round=rnd, shard=shard.index, job_id=shard.job_id)
+                    removed += 1
+        return removed
 
     def results(self) -> Iterator[tuple[RecordResult, str]]:
         """Every downloaded result, streamed, with its job id (see `result_files`)."""

@@ -15,7 +15,6 @@ the endpoint's message. The API key comes only from an environment reference, ne
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,15 @@ from typing import Any
 import httpx
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
-from ragharness.batch.base import BatchRecord, JobLimits, JobState, JobStatus, RecordError, RecordResult
+from ragharness.batch.base import (
+    BatchRecord,
+    JobLimits,
+    JobState,
+    JobStatus,
+    RecordError,
+    RecordResult,
+    keyed_line,
+)
 from ragharness.errors import BatchError, BatchTransientError
 
 LIMITS = JobLimits(min_records=1, max_records=50_000, max_file_bytes=200 * 1024 * 1024)
@@ -37,7 +44,6 @@ STATUS: dict[str, JobStatus] = {
     "expired": "expired",
     "cancelled": "stopped",
 }
-_CUSTOM_ID = re.compile(r'"custom_id"\s*:\s*"([^"]+)"')
 RETRYABLE_STATUS = {408, 409, 429}
 _retry = retry(
     retry=retry_if_exception_type(BatchTransientError),
@@ -188,16 +194,10 @@ class OpenAIBatch:
 
 
 def parse_output_line(line: str) -> RecordResult | None:
-    if not line.strip():
-        return None
-    try:
-        data = json.loads(line)
-        key = str(data["custom_id"])
-    except (ValueError, KeyError, TypeError):
-        m = _CUSTOM_ID.search(line)
-        if not m:
-            return None
-        return RecordResult(key=m.group(1), error=RecordError(code="MalformedOutput", message="unreadable output line"))
+    read = keyed_line(line, "custom_id")
+    if not isinstance(read, tuple):
+        return read
+    key, data = read
     error = data.get("error")
     response = data.get("response") or {}
     status = int(response.get("status_code") or 0) if isinstance(response, dict) else 0

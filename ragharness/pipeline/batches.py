@@ -72,9 +72,10 @@ def run_batches(
     log: Callable[[str], None],
     *,
     online_fallback: bool = False,
-) -> list[str]:
+) -> list[JobRunner]:
     """Send the batch groups' requests (those `uses_batch` picks), side by side; fills `runner.batch`. Returns the
-    names that went batch. Raises BatchWaiting (every group's running jobs) when jobs outlive the wait."""
+    groups' job runners (`scrub` them once their answers are recorded). Raises BatchWaiting (every group's running
+    jobs) when jobs outlive the wait."""
     counts: Counter[str] = Counter(r.candidate.name for r in requests())
     chosen: list[tuple[str, JobRunner]] = []
     for g in groups:
@@ -131,7 +132,14 @@ def run_batches(
     if waiting:
         jobs_left = [j for w in waiting for j in w.jobs]
         raise BatchWaiting("; ".join(str(w) for w in waiting), jobs_left)
-    return [name for name, _ in chosen]
+    return [jobs for _, jobs in chosen]
+
+
+def scrub(groups: list[JobRunner]) -> None:
+    """The raw model outputs downloaded for these groups, deleted: their answers are recorded (redacted by the
+    output guardrails) in the run's files, and the response cache holds what a re-score needs."""
+    for jobs in groups:
+        jobs.scrub()
 
 
 class BatchPlan(BaseModel):

@@ -8,13 +8,14 @@ from collections.abc import Callable, Iterator
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ragharness.batch.jobs import JobRunner
 from ragharness.config import HarnessConfig
 from ragharness.faults import kill_point
 from ragharness.generation.models import ModelPool
 from ragharness.generation.providers.base import GenerationRequest
 from ragharness.guardrails.leaks import LeakWatch
 from ragharness.ingest.pipeline import Progress
-from ragharness.pipeline.batches import Group, run_batches
+from ragharness.pipeline.batches import Group, run_batches, scrub
 from ragharness.reporting.report import PAGES_DIR, write_report
 from ragharness.retrieval.embedders import CachedEmbedder
 from ragharness.runs.rundir import RunDir
@@ -65,10 +66,11 @@ def score_and_finalize(
     models = scoring.models
     models.on_call = lambda call: run.append("judge_calls.jsonl", [call])
     runner = models.start(spent_usd=spent_usd)
+    batched: list[JobRunner] = []
     if cfg.judge is not None and cfg.judge.mode != "online" and "judge" in runner.providers:
         # The judge's first ask of every answer goes as batch jobs; its format re-asks are made online.
         planners = [s for s in scoring.scorers if isinstance(s, PlannedScorer)]
-        run_batches(
+        batched = run_batches(
             cfg,
             run.path / "batch",
             run_id,
@@ -100,6 +102,7 @@ def score_and_finalize(
         with run.writer("scores.jsonl") as out:  # streamed: a 10,000-item run never holds all its scores
             for score in scores():
                 out.write(score)
+    scrub(batched)
     kill_point("run:scored")
     watch = models.leak_watch if models.leak_watch is not None and len(models.leak_watch) else None
 

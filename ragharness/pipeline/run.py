@@ -31,7 +31,7 @@ from ragharness.goldset import load_goldset
 from ragharness.guardrails.base import GuardrailSet
 from ragharness.ingest.pipeline import IngestReport, Progress, TextRedactor, ingest
 from ragharness.locking import exclusive
-from ragharness.pipeline.batches import Group, check_modes, run_batches
+from ragharness.pipeline.batches import Group, check_modes, run_batches, scrub
 from ragharness.pipeline.components import (
     build_embedder,
     build_guardrails,
@@ -336,8 +336,9 @@ def _generate_and_finish(
         leak_watch=comps.guards.watch,
     )
     groups = [Group(name=c.name, mode=c.mode) for c in cfg.candidates]
-    run_batches(cfg, run.path / "batch", manifest.run_id, runner, groups, todo, log)  # before any online call
+    batched = run_batches(cfg, run.path / "batch", manifest.run_id, runner, groups, todo, log)  # before any call
     outcome = generate(run, runner, todo(), sum(1 for key in order if key not in done), on_stats)
+    scrub(batched)
     run.append("guardrail_timings.jsonl", comps.guards.timings())
 
     latest = {**done, **_latest(outcome.generations)}
