@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ragharness.credentials import has_userinfo_password, remember
 from ragharness.errors import ConfigError
 from ragharness.guardrail_policy import GuardrailPolicy
+from ragharness.search_settings import Fusion, TextAnalysis
 from ragharness.types import FILTERABLE_FIELDS, Candidate, FilterValue, Metadata, Price, PromptRef, SearchMode
 from ragharness.yamlio import load_strict
 
@@ -88,6 +89,10 @@ class StoreConfig(Strict):
 class RetrievalConfig(Strict):
     mode: SearchMode = SearchMode.hybrid
     k: int = Field(6, gt=0, le=100)
+    text_analysis: TextAnalysis = Field(
+        default_factory=TextAnalysis, description="BM25 tokenisation, applied alike by LanceDB and OpenSearch."
+    )
+    fusion: Fusion = Field(default_factory=Fusion, description="How hybrid fuses the BM25 and vector lists.")
     filters: dict[str, FilterValue] = Field(default_factory=dict)
 
     @field_validator("filters")

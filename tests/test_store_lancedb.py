@@ -6,14 +6,14 @@ from pathlib import Path
 import pytest
 
 from ragharness.retrieval.lancedb_store import LanceDBStore, where_clause
-from ragharness.retrieval.store import VectorStore, rrf_fuse
+from ragharness.retrieval.store import VectorStore
 from ragharness.testing.store import StoreContract
 
 
 class TestLanceDBStore(StoreContract):
     @pytest.fixture
-    def make_store(self, tmp_path: Path) -> Callable[[], VectorStore]:
-        return lambda: LanceDBStore(tmp_path / "lance", table="chunks")
+    def make_store(self, tmp_path: Path) -> Callable[..., VectorStore]:
+        return lambda analysis=None: LanceDBStore(tmp_path / "lance", table="chunks", analysis=analysis)
 
 
 def test_where_clause_quotes_values() -> None:
@@ -21,13 +21,6 @@ def test_where_clause_quotes_values() -> None:
         "plan IN ('pro', 'o''brien') AND region = 'eu'"
     )
     assert where_clause({}) is None
-
-
-def test_rrf_fuse_rewards_agreement() -> None:
-    fused = rrf_fuse([["a", "b", "c"], ["b", "d"]], k=3)
-    assert fused[0][0] == "b"
-    assert fused[0][1] == pytest.approx(1 / 62 + 1 / 61)
-    assert [k for k, _ in fused] == ["b", "a", "d"]
 
 
 def test_ann_index_is_built_at_publish_and_search_still_finds_the_best_match(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ from ragharness.retrieval.opensearch_store import (
     similarity_from_score,
 )
 from ragharness.retrieval.store import VectorStore
+from ragharness.search_settings import Fusion, TextAnalysis
 from ragharness.testing.store import StoreContract, chunk, corpus, req
 from ragharness.types import SearchMode
 
@@ -56,9 +57,32 @@ def test_golden_bm25_with_filter() -> None:
     assert search_body(bm25_query("refund window", {"product": "vault"}), 5) == golden("bm25_filtered.json")
 
 
-def test_golden_hybrid_and_pipeline() -> None:
+def test_golden_hybrid_and_both_fusion_pipelines() -> None:
     assert hybrid_body("sso setup", [0.5, 0.5], 4, {"region": "us"}) == golden("hybrid.json")
-    assert pipeline_body((0.3, 0.7)) == golden("search_pipeline.json")
+    assert pipeline_body(Fusion()) == golden("pipeline_normalization.json")  # the default: min-max, 0.3 / 0.7
+    assert pipeline_body(Fusion(method="rrf", rrf_k=60, bm25_weight=0.5)) == golden("pipeline_rrf.json")
+    l2 = pipeline_body(Fusion(normalization="l2"))["phase_results_processors"][0]["normalization-processor"]
+    assert l2["normalization"] == {"technique": "l2"}
+
+
+def test_golden_analyzer_mapping() -> None:
+    """The default analysis is OpenSearch's built-in `english` analyzer; other settings build a custom analyzer
+    from the same parts (possessive stemmer, lowercase, asciifolding, stop words, stemmer)."""
+    default = index_body("e", 8, OpenSearchOptions(url="http://x"))
+    assert default["mappings"]["properties"]["text"] == {"type": "text", "analyzer": "english"}
+    assert "analysis" not in default["settings"]
+    custom = index_body("e", 8, OpenSearchOptions(url="http://x"), TextAnalysis(ascii_folding=True))
+    assert custom["settings"]["analysis"] == golden("analysis_custom.json")
+    assert custom["mappings"]["properties"]["title"] == {"type": "text", "analyzer": "ragharness_text"}
+    assert custom["mappings"]["_meta"]["analysis"] == TextAnalysis(ascii_folding=True).signature()
+    plain = index_body("e", 8, OpenSearchOptions(url="http://x"), TextAnalysis(language="german", stem=False))
+    assert plain["settings"]["analysis"]["analyzer"]["ragharness_text"]["filter"] == [
+        "lowercase",
+        "ragharness_text_stop",
+    ]
+    assert plain["settings"]["analysis"]["filter"] == {
+        "ragharness_text_stop": {"type": "stop", "stopwords": "_german_"}
+    }
 
 
 def test_scores_map_back_to_cosine() -> None:
@@ -89,7 +113,8 @@ class _Recorder:
 
 def test_hybrid_falls_back_to_client_side_rrf() -> None:
     fake = _Recorder()
-    store = OpenSearchStore(OpenSearchOptions(url="http://x", hybrid="rrf"), alias="a", client=fake)
+    rrf = Fusion(method="rrf", bm25_weight=0.5)
+    store = OpenSearchStore(OpenSearchOptions(url="http://x", hybrid="client"), alias="a", client=fake, fusion=rrf)
     store._index = "a-v1"
     hits = store.search(req(SearchMode.hybrid, "VX-409 conflict", k=3, region=["us", ""]))
     assert [h.chunk.chunk_id for h in hits] == ["sync#0", "sso#0", "refunds#1"]
@@ -164,12 +189,12 @@ class TestOpenSearchOsmem(StoreContract):
     knn_skip_reason = OSMEM_REASON
 
     @pytest.fixture
-    def make_store(self, osmem_url: str) -> Iterator[Callable[[], VectorStore]]:
+    def make_store(self, osmem_url: str) -> Iterator[Callable[..., VectorStore]]:
         alias = f"t-{uuid.uuid4().hex[:10]}"
         made: list[OpenSearchStore] = []
 
-        def make() -> VectorStore:
-            store = OpenSearchStore(OpenSearchOptions(url=osmem_url), alias=alias)
+        def make(analysis: TextAnalysis | None = None) -> VectorStore:
+            store = OpenSearchStore(OpenSearchOptions(url=osmem_url), alias=alias, analysis=analysis)
             made.append(store)
             return store
 
@@ -183,8 +208,8 @@ class TestOpenSearchOsmem(StoreContract):
         assert list(aliases) == [filled.name.split(":", 1)[1]]
         assert filled.name.startswith(f"opensearch:{filled.alias}-v")
 
-    def test_search_pipeline_unavailable_falls_back_to_rrf(self, store: VectorStore) -> None:
-        assert isinstance(store, OpenSearchStore) and store._pipeline_ok is False
+    def test_search_pipeline_unavailable_falls_back_to_client_side_fusion(self, store: VectorStore) -> None:
+        assert isinstance(store, OpenSearchStore) and store._pipelines and not any(store._pipelines.values())
 
 
 # -- a real OpenSearch through testcontainers, where a Docker engine exists ------------------------------------
@@ -221,12 +246,12 @@ def container_url() -> Iterator[str]:
 
 class TestOpenSearchContainer(StoreContract):
     @pytest.fixture
-    def make_store(self, container_url: str) -> Iterator[Callable[[], VectorStore]]:
+    def make_store(self, container_url: str) -> Iterator[Callable[..., VectorStore]]:
         alias = f"t-{uuid.uuid4().hex[:10]}"
         made: list[OpenSearchStore] = []
 
-        def make() -> VectorStore:
-            made.append(OpenSearchStore(OpenSearchOptions(url=container_url), alias=alias))
+        def make(analysis: TextAnalysis | None = None) -> VectorStore:
+            made.append(OpenSearchStore(OpenSearchOptions(url=container_url), alias=alias, analysis=analysis))
             return made[-1]
 
         yield make
@@ -238,7 +263,7 @@ class TestOpenSearchLive(StoreContract):
     """Opt-in: OPENSEARCH_URL (and OPENSEARCH_USER / OPENSEARCH_PASSWORD if the cluster needs them)."""
 
     @pytest.fixture
-    def make_store(self) -> Iterator[Callable[[], VectorStore]]:
+    def make_store(self) -> Iterator[Callable[..., VectorStore]]:
         if not os.environ.get("OPENSEARCH_URL"):
             pytest.skip("set OPENSEARCH_URL to run the contract suite against a live OpenSearch")
         opts = OpenSearchOptions(
@@ -250,8 +275,8 @@ class TestOpenSearchLive(StoreContract):
         alias = f"t-{uuid.uuid4().hex[:10]}"
         made: list[OpenSearchStore] = []
 
-        def make() -> VectorStore:
-            made.append(OpenSearchStore(opts, alias=alias))
+        def make(analysis: TextAnalysis | None = None) -> VectorStore:
+            made.append(OpenSearchStore(opts, alias=alias, analysis=analysis))
             return made[-1]
 
         yield make
@@ -298,11 +323,14 @@ def test_example_opensearch_config_differs_only_in_store(monkeypatch: pytest.Mon
 
 
 def test_store_options_are_validated() -> None:
-    from ragharness.config import StoreConfig
+    from ragharness.config import RetrievalConfig, StoreConfig
     from ragharness.errors import ConfigError
     from ragharness.registry import STORES
 
     with pytest.raises(ConfigError, match=r"store\.options: engine"):
         STORES.create(
-            "opensearch", StoreConfig(kind="opensearch", options={"url": "http://x", "engine": "annoy"}), Path(".")
+            "opensearch",
+            StoreConfig(kind="opensearch", options={"url": "http://x", "engine": "annoy"}),
+            Path("."),
+            RetrievalConfig(),
         )

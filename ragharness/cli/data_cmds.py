@@ -24,7 +24,10 @@ from ragharness.errors import ConfigError, GoldSetError
 from ragharness.fileio import atomic_write_text
 
 if TYPE_CHECKING:
-    pass
+    from ragharness.config import HarnessConfig
+    from ragharness.retrieval.embedders import Embedder
+    from ragharness.retrieval.store import VectorStore
+    from ragharness.types import GoldItem
 
 
 @app.command("retrieval-eval")
@@ -34,8 +37,15 @@ def retrieval_eval(
     modes: Annotated[str, typer.Option(help="Comma-separated modes to compare.")] = "vector,bm25,hybrid",
     out: Annotated[Path | None, typer.Option(help="Folder for retrieval.json and retrieval.html.")] = None,
     no_ingest: Annotated[bool, typer.Option("--no-ingest", help="Use the store as it is; skip ingest.")] = False,
+    sweep: Annotated[
+        Path | None,
+        typer.Option(
+            help="YAML grid of retrieval settings (mode, k, text_analysis, fusion) to compare with paired tests."
+        ),
+    ] = None,
 ) -> None:
-    """Run only the retrieval half: hit@k, recall@k, MRR, nDCG@k per intent and mode, with latency."""
+    """Run only the retrieval half: hit@k, recall@k, MRR, nDCG@k per intent and mode, with latency; or, with
+    --sweep, a grid of retrieval settings side by side against the current one."""
     from ragharness.analysis.retrieval import evaluate_retrieval
     from ragharness.config import load_config
     from ragharness.goldset import load_goldset
@@ -58,6 +68,10 @@ def retrieval_eval(
             report = run_ingest(cfg, embedder, store, _Bars(p), redactor=build_redactor(cfg))
             console.print(report.summary_lines()[1], markup=False)
         gold = load_goldset(cfg.resolve(cfg.goldset))
+        if sweep is not None:
+            folder = out or cfg.resolve(cfg.output_dir) / f"sweep-{new_run_id(cfg.name)}"
+            _sweep(cfg, sweep, gold.items, embedder, store, folder, _Bars(p))
+            return
         result = evaluate_retrieval(
             gold.items,
             embedder,
@@ -88,6 +102,47 @@ def retrieval_eval(
     console.print(table)
     console.print(f"results: {folder / 'retrieval.json'}", markup=False)
     console.print(f"report: {folder / 'retrieval.html'}", markup=False)
+
+
+def _sweep(
+    cfg: HarnessConfig,
+    sweep: Path,
+    items: list[GoldItem],
+    embedder: Embedder,
+    store: VectorStore,
+    folder: Path,
+    bars: _Bars,
+) -> None:
+    from ragharness.analysis.sweep import load_sweep, run_sweep
+    from ragharness.reporting.jinja import render
+
+    base = cfg.retrieval
+    settings = load_sweep(sweep, base)
+    folder.mkdir(parents=True, exist_ok=True)
+    result = run_sweep(items, embedder, store, settings, folder / "stores", progress=bars)
+    atomic_write_text(folder / "sweep.json", result.model_dump_json(indent=2))
+    atomic_write_text(folder / "sweep.html", render("sweep.html.j2", name=cfg.name, result=result))
+    table = Table(title=f"retrieval sweep · {result.n_items} items · {result.store} · against `current`")
+    for col in ("setting", "mode", "k", "nDCG", "recall", "Δ nDCG [95% CI]", "p (Holm)", "p50 ms"):
+        table.add_column(col, justify="left" if col in ("setting", "mode") else "right")
+    for s in result.settings:
+        v = s.vs_current
+        delta = f"{v['diff']:+.3f} [{v['ci_low']:+.3f}, {v['ci_high']:+.3f}]" if v else "-"
+        mark = " *" if v and v["significant"] else ""
+        table.add_row(
+            s.name,
+            s.mode,
+            str(s.k),
+            f"{s.overall['ndcg']:.3f}",
+            f"{s.overall['recall']:.3f}",
+            delta + mark,
+            f"{v['p_holm']:.3f}" if v else "-",
+            f"{s.latency_p50_ms:.1f}",
+        )
+    console.print(table)
+    console.print("* significant after Holm (p < 0.05, CI excludes 0)", markup=False)
+    console.print(f"results: {folder / 'sweep.json'}", markup=False)
+    console.print(f"report: {folder / 'sweep.html'}", markup=False)
 
 
 @goldset_app.command("import-beir")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from ragharness.registry import EMBEDDERS, GUARDRAIL_BACKENDS, GUARDRAILS, PROVIDERS, SCORERS, STORES
 
 if TYPE_CHECKING:
-    from ragharness.config import EmbedderConfig, HarnessConfig, StoreConfig
+    from ragharness.config import EmbedderConfig, HarnessConfig, RetrievalConfig, StoreConfig
     from ragharness.generation.providers.base import Provider, ProviderContext
     from ragharness.guardrail_policy import GuardrailPolicy
     from ragharness.guardrails.base import Guardrail
@@ -66,17 +66,19 @@ def _hashing(cfg: EmbedderConfig) -> Embedder:
     return HashingEmbedder(**cfg.options)
 
 
-def _lancedb(cfg: StoreConfig, data_dir: Path) -> VectorStore:
+def _lancedb(cfg: StoreConfig, data_dir: Path, retrieval: RetrievalConfig) -> VectorStore:
     from ragharness.retrieval.lancedb_store import LanceDBStore
 
     return LanceDBStore(
         Path(cfg.options.get("path") or data_dir / "lancedb"),
         table=cfg.table,
         ann_min_rows=int(cfg.options.get("ann_min_rows", 50_000)),
+        analysis=retrieval.text_analysis,
+        fusion=retrieval.fusion,
     )
 
 
-def _opensearch(cfg: StoreConfig, data_dir: Path) -> VectorStore:
+def _opensearch(cfg: StoreConfig, data_dir: Path, retrieval: RetrievalConfig) -> VectorStore:
     from pydantic import ValidationError
 
     from ragharness.errors import ConfigError
@@ -87,7 +89,7 @@ def _opensearch(cfg: StoreConfig, data_dir: Path) -> VectorStore:
     except ValidationError as exc:
         details = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise ConfigError(f"store.options: {details}") from exc
-    return OpenSearchStore(opts, alias=cfg.table)
+    return OpenSearchStore(opts, alias=cfg.table, analysis=retrieval.text_analysis, fusion=retrieval.fusion)
 
 
 def _scorer(cls_name: str) -> Any:

@@ -40,7 +40,9 @@ def build_redactor(cfg: HarnessConfig, watch: LeakWatch | None = None) -> TextRe
 
 
 def build_store(cfg: HarnessConfig) -> VectorStore:
-    return STORES.create(cfg.store.kind, cfg.store, cfg.resolve(cfg.data_dir), where=f"{cfg.source_file}: store.kind")
+    return STORES.create(
+        cfg.store.kind, cfg.store, cfg.resolve(cfg.data_dir), cfg.retrieval, where=f"{cfg.source_file}: store.kind"
+    )
 
 
 def open_store(cfg: HarnessConfig, embedder: Embedder) -> VectorStore:

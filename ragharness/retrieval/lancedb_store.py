@@ -13,7 +13,8 @@ from typing import Any
 
 from ragharness.errors import StoreError
 from ragharness.fileio import atomic_write_text
-from ragharness.retrieval.store import TEXT_FIELDS, SearchRequest, chunk_from_record, chunk_record, rrf_fuse
+from ragharness.retrieval.store import TEXT_FIELDS, SearchRequest, chunk_from_record, chunk_record, fuse
+from ragharness.search_settings import Fusion, TextAnalysis
 from ragharness.types import (
     FILTERABLE_FIELDS,
     METADATA_FIELDS,
@@ -50,6 +51,20 @@ def where_clause(filters: dict[str, FilterValue]) -> str | None:
     return " AND ".join(parts) or None
 
 
+def fts_config(analysis: TextAnalysis) -> Any:
+    """LanceDB's full-text index options for the analysis settings (its `simple` tokenizer, Snowball stemmer)."""
+    from lancedb.index import FTS
+
+    return FTS(
+        base_tokenizer="simple",
+        language=analysis.language.capitalize(),
+        lower_case=analysis.lower_case,
+        stem=analysis.stem,
+        remove_stop_words=analysis.stop_words,
+        ascii_folding=analysis.ascii_folding,
+    )
+
+
 class LanceDBStore:
     """Readers only ever see a published version.
 
@@ -60,9 +75,19 @@ class LanceDBStore:
     publishing switches to it; the old table stays readable until the next ingest removes it.
     """
 
-    def __init__(self, path: str | Path, table: str = "chunks", ann_min_rows: int = 50_000) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        table: str = "chunks",
+        ann_min_rows: int = 50_000,
+        *,
+        analysis: TextAnalysis | None = None,
+        fusion: Fusion | None = None,
+    ) -> None:
         import lancedb
 
+        self.analysis = analysis or TextAnalysis()
+        self.fusion = fusion or Fusion()
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         self.table_name = table
@@ -136,7 +161,9 @@ class LanceDBStore:
             self._meta["published"] = self._table.version
             self._write_meta()
         self._open_reader()
-        self._fts_ready = any(getattr(ix, "index_type", "") == "FTS" for ix in self._table.list_indices())
+        built = any(getattr(ix, "index_type", "") == "FTS" for ix in self._table.list_indices())
+        # A text index built with other analysis settings is rebuilt at the next publish, never mixed with new rows.
+        self._fts_ready = built and self._meta.get("analysis") == self.analysis.signature()
 
     def _open_reader(self) -> None:
         """Searches read the published version, whatever an unfinished ingest has written since."""
@@ -206,9 +233,8 @@ class LanceDBStore:
             return
         table = self._t()
         if not self._fts_ready and table.count_rows() > 0:
-            from lancedb.index import FTS
-
-            table.create_index("text", config=FTS(), replace=True)
+            table.create_index("text", config=fts_config(self.analysis), replace=True)
+            self._meta["analysis"] = self.analysis.signature()
             self._fts_ready = True
             self._unindexed = 0
         if table.count_rows() >= self.ann_min_rows and not self._has_vector_index():
@@ -319,17 +345,20 @@ class LanceDBStore:
         rows: list[dict[str, Any]] = q.limit(limit).to_list()
         return rows
 
-    @staticmethod
-    def _hits(request: SearchRequest, vec: list[dict[str, Any]], lex: list[dict[str, Any]]) -> list[SearchHit]:
-        """Hits for a request from its vector and/or BM25 rows; hybrid is client-side RRF over deeper lists (the
-        same fusion as the OpenSearch fallback)."""
+    def _hits(self, request: SearchRequest, vec: list[dict[str, Any]], lex: list[dict[str, Any]]) -> list[SearchHit]:
+        """Hits for a request from its vector and/or BM25 rows; hybrid fuses deeper lists client-side with the
+        request's (else the store's) fusion, the same computation as OpenSearch's pipeline."""
         if request.mode is SearchMode.vector:
             rows = vec
         elif request.mode is SearchMode.bm25:
             rows = lex
         else:
             by_id = {r["chunk_id"]: r for r in [*lex, *vec]}
-            fused = rrf_fuse([[r["chunk_id"] for r in vec], [r["chunk_id"] for r in lex]], request.k)
+            lists = [
+                [(r["chunk_id"], float(r["_score"])) for r in lex],
+                [(r["chunk_id"], float(r["_score"])) for r in vec],
+            ]
+            fused = fuse(lists, request.fusion or self.fusion, request.k)
             rows = [{**by_id[cid], "_score": score} for cid, score in fused]
         return [
             SearchHit(chunk=chunk_from_record(r), score=float(r["_score"]), rank=i) for i, r in enumerate(rows, start=1)
@@ -339,9 +368,30 @@ class LanceDBStore:
     def _depth(request: SearchRequest) -> int:
         return max(request.k * 4, 20) if request.mode is SearchMode.hybrid else request.k
 
+    def with_analysis(self, analysis: TextAnalysis, path: Path) -> LanceDBStore:
+        """A copy of the published table under `path` whose text index uses `analysis` (vectors copied, nothing
+        re-embedded): how a sweep compares analyzers side by side without touching this store."""
+        other = LanceDBStore(path, table=self.table_name, ann_min_rows=self.ann_min_rows, analysis=analysis)
+        other.fusion = self.fusion
+        other.ensure(str(self._meta["embedder"]), int(self._meta["dimension"]))
+        data = self._r().to_arrow()
+        if data.num_rows:
+            other._t().add(data)
+        other.publish()
+        return other
+
+    def _check_analysis(self) -> None:
+        if self._meta.get("analysis") != self.analysis.signature() and self.count() > 0:
+            raise StoreError(
+                f"{self.path}: the text index was built with other text_analysis settings than the config's; run "
+                "`ragharness ingest` (it rebuilds the text index) before searching"
+            )
+
     def search(self, request: SearchRequest) -> list[SearchHit]:
         if self.count() == 0:
             return []
+        if request.mode is not SearchMode.vector:
+            self._check_analysis()
         where = where_clause(request.filters)
         depth = self._depth(request)
         vec: list[dict[str, Any]] = []
@@ -365,6 +415,8 @@ class LanceDBStore:
             return []
         if self.count() == 0:
             return [[] for _ in requests]
+        if any(r.mode is not SearchMode.vector for r in requests):
+            self._check_analysis()
         return asyncio.run(self._search_many(requests, concurrency))
 
     async def _search_many(self, requests: Sequence[SearchRequest], concurrency: int) -> list[list[SearchHit]]:

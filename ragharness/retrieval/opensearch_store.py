@@ -24,7 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ragharness.config import resolve_env
 from ragharness.errors import StoreError
-from ragharness.retrieval.store import TEXT_FIELDS, SearchRequest, chunk_from_record, rrf_fuse
+from ragharness.retrieval.store import TEXT_FIELDS, SearchRequest, chunk_from_record, fuse
+from ragharness.search_settings import Fusion, TextAnalysis
 from ragharness.types import (
     FILTERABLE_FIELDS,
     METADATA_FIELDS,
@@ -55,8 +56,9 @@ class OpenSearchOptions(BaseModel):
     m: int = Field(16, gt=1)
     ef_construction: int = Field(128, gt=1)
     ef_search: int = Field(100, gt=1)
-    hybrid: Literal["pipeline", "rrf"] = "pipeline"
-    hybrid_weights: tuple[float, float] = Field((0.3, 0.7), description="(BM25, vector) weights in the pipeline.")
+    hybrid: Literal["pipeline", "client"] = Field(
+        "pipeline", description="Fuse in a search pipeline (server) or here (client); retrieval.fusion says how."
+    )
     bulk_chunk_size: int = Field(500, gt=0)
     bulk_max_retries: int = Field(5, ge=0)
     timeout_s: float = Field(30.0, gt=0)
@@ -73,13 +75,47 @@ def filter_clauses(filters: dict[str, FilterValue]) -> list[dict[str, Any]]:
     return clauses
 
 
-def index_body(embedder: str, dimension: int, opts: OpenSearchOptions) -> dict[str, Any]:
+ANALYZER = "ragharness_text"
+
+
+def analyzer(analysis: TextAnalysis) -> tuple[str, dict[str, Any]]:
+    """The analyzer name for `text` and the index `analysis` settings it needs. The defaults are exactly the
+    built-in language analyzer (e.g. `english`: standard tokenizer, possessive stemmer, lowercase, the language's
+    stop words, Porter stemmer); anything else is a custom analyzer built from the same parts."""
+    if analysis == TextAnalysis(language=analysis.language):
+        return analysis.language, {}
+    filters: list[str] = []
+    defs: dict[str, Any] = {}
+    if analysis.language == "english" and analysis.stem:
+        defs[f"{ANALYZER}_possessive"] = {"type": "stemmer", "language": "possessive_english"}
+        filters.append(f"{ANALYZER}_possessive")
+    if analysis.lower_case:
+        filters.append("lowercase")
+    if analysis.ascii_folding:
+        filters.append("asciifolding")
+    if analysis.stop_words:
+        defs[f"{ANALYZER}_stop"] = {"type": "stop", "stopwords": f"_{analysis.language}_"}
+        filters.append(f"{ANALYZER}_stop")
+    if analysis.stem:
+        defs[f"{ANALYZER}_stem"] = {"type": "stemmer", "language": analysis.language}
+        filters.append(f"{ANALYZER}_stem")
+    settings = {"analyzer": {ANALYZER: {"type": "custom", "tokenizer": "standard", "filter": filters}}}
+    if defs:
+        settings["filter"] = defs
+    return ANALYZER, settings
+
+
+def index_body(
+    embedder: str, dimension: int, opts: OpenSearchOptions, analysis: TextAnalysis | None = None
+) -> dict[str, Any]:
+    analysis = analysis or TextAnalysis()
+    name, analysis_settings = analyzer(analysis)
     props: dict[str, Any] = {k: {"type": "keyword"} for k in _KEYWORDS}
     props.update(
         {
-            "text": {"type": "text", "analyzer": "english"},
-            "title": {"type": "text", "analyzer": "english"},
-            "section": {"type": "text", "analyzer": "english"},
+            "text": {"type": "text", "analyzer": name},
+            "title": {"type": "text", "analyzer": name},
+            "section": {"type": "text", "analyzer": name},
             "position": {"type": "integer"},
             "n_tokens": {"type": "integer"},
             "vector": {
@@ -94,10 +130,11 @@ def index_body(embedder: str, dimension: int, opts: OpenSearchOptions) -> dict[s
             },
         }
     )
-    return {
-        "settings": {"index": {"knn": True, "knn.algo_param.ef_search": opts.ef_search}},
-        "mappings": {"_meta": {"embedder": embedder, "dimension": dimension}, "properties": props},
-    }
+    settings: dict[str, Any] = {"index": {"knn": True, "knn.algo_param.ef_search": opts.ef_search}}
+    if analysis_settings:
+        settings["analysis"] = analysis_settings
+    meta = {"embedder": embedder, "dimension": dimension, "analysis": analysis.signature()}
+    return {"settings": settings, "mappings": {"_meta": meta, "properties": props}}
 
 
 def knn_query(vector: Sequence[float], k: int, filters: dict[str, FilterValue]) -> dict[str, Any]:
@@ -121,17 +158,28 @@ def hybrid_body(text: str, vector: Sequence[float], k: int, filters: dict[str, F
     return search_body({"hybrid": {"queries": [bm25_query(text, filters), knn_query(vector, k, filters)]}}, k)
 
 
-def pipeline_body(weights: tuple[float, float]) -> dict[str, Any]:
-    return {
-        "description": "ragharness hybrid search: min-max normalisation, weighted arithmetic mean (BM25, k-NN)",
-        "phase_results_processors": [
-            {
-                "normalization-processor": {
-                    "normalization": {"technique": "min_max"},
-                    "combination": {"technique": "arithmetic_mean", "parameters": {"weights": list(weights)}},
-                }
+def pipeline_body(fusion: Fusion) -> dict[str, Any]:
+    """The search pipeline doing `fusion` server-side: the score-ranker processor (RRF, OpenSearch >= 2.19) or the
+    normalization processor (min-max or L2, weighted arithmetic mean); weights in sub-query order (BM25, k-NN)."""
+    weights = list(fusion.weights)
+    if fusion.method == "rrf":
+        processor: dict[str, Any] = {
+            "score-ranker-processor": {
+                "combination": {"technique": "rrf", "rank_constant": fusion.rrf_k, "parameters": {"weights": weights}}
             }
-        ],
+        }
+        what = f"reciprocal rank fusion (rank constant {fusion.rrf_k})"
+    else:
+        processor = {
+            "normalization-processor": {
+                "normalization": {"technique": fusion.normalization},
+                "combination": {"technique": "arithmetic_mean", "parameters": {"weights": weights}},
+            }
+        }
+        what = f"{fusion.normalization} normalisation, weighted arithmetic mean"
+    return {
+        "description": f"ragharness hybrid search: {what}, weights (BM25, k-NN) {weights}",
+        "phase_results_processors": [processor],
     }
 
 
@@ -145,16 +193,26 @@ def similarity_from_score(score: float, space_type: str) -> float:
 
 
 class OpenSearchStore:
-    def __init__(self, opts: OpenSearchOptions, alias: str = "ragharness-chunks", client: Any = None) -> None:
+    def __init__(
+        self,
+        opts: OpenSearchOptions,
+        alias: str = "ragharness-chunks",
+        client: Any = None,
+        *,
+        analysis: TextAnalysis | None = None,
+        fusion: Fusion | None = None,
+    ) -> None:
         self.opts = opts
+        self.analysis = analysis or TextAnalysis()
+        self.fusion = fusion or Fusion()
+        self.stale_analysis = False
         self.alias = alias
         self._client = client
         self._index: str | None = None
         self._building: str | None = None
         self._previous: str | None = None
-        self._pipeline_ok: bool | None = None
+        self._pipelines: dict[str, bool] = {}  # fusion signature -> the pipeline exists (False: unavailable)
         self.space_type = opts.space_type or DEFAULT_SPACE[opts.engine]
-        self.pipeline = f"{alias}-hybrid"
         self.write_failures: list[str] = []
 
     # -- connection -----------------------------------------------------------------------------------------
@@ -208,7 +266,7 @@ class OpenSearchStore:
 
     def _create(self, embedder_name: str, dimension: int) -> str:
         name = self._new_index_name()
-        self.client().indices.create(index=name, body=index_body(embedder_name, dimension, self.opts))
+        self.client().indices.create(index=name, body=index_body(embedder_name, dimension, self.opts, self.analysis))
         return name
 
     def ensure(self, embedder_name: str, dimension: int) -> None:
@@ -225,28 +283,39 @@ class OpenSearchStore:
                     f"({meta.get('dimension')}-d), not {embedder_name} ({dimension}-d); rebuild it "
                     "(`ragharness ingest CONFIG --rebuild`) or use another index name"
                 )
+            # Other analysis settings than the index's: the next ingest re-indexes into a new index (begin_write);
+            # BM25 and hybrid searches refuse until then (never a mix of tokenisations).
+            self.stale_analysis = meta.get("analysis") != self.analysis.signature()
         elif c.indices.exists(index=self.alias):
             raise StoreError(f"{self.alias!r} is a concrete index, not an alias; choose another store.table name")
         else:
             self._index = self._create(embedder_name, dimension)
             c.indices.put_alias(index=self._index, name=self.alias)
         self._embedder = (embedder_name, dimension)
-        if self.opts.hybrid == "pipeline" and self._pipeline_ok is None:
-            self._ensure_pipeline()
+        if self.opts.hybrid == "pipeline":
+            self.pipeline_for(self.fusion)
 
-    def _ensure_pipeline(self) -> None:
-        try:
-            self.client().transport.perform_request(
-                "PUT", f"/_search/pipeline/{self.pipeline}", body=pipeline_body(self.opts.hybrid_weights)
-            )
-            self._pipeline_ok = True
-        except Exception:
-            self._pipeline_ok = False
+    def pipeline_name(self, fusion: Fusion) -> str:
+        return f"{self.alias}-hybrid-{fusion.method}-{fusion.signature()}"
+
+    def pipeline_for(self, fusion: Fusion) -> str | None:
+        """The search pipeline for `fusion`, created idempotently on first use; None where pipelines are not
+        available (then fusion happens client-side, the same computation)."""
+        name = self.pipeline_name(fusion)
+        if name not in self._pipelines:
+            try:
+                self.client().transport.perform_request("PUT", f"/_search/pipeline/{name}", body=pipeline_body(fusion))
+                self._pipelines[name] = True
+            except Exception:
+                self._pipelines[name] = False
+        return name if self._pipelines[name] else None
 
     def rebuild(self) -> None:
         """Start a full re-index into a new concrete index; `publish()` swaps the alias to it."""
         if self._index is None:
             raise StoreError("rebuild() before ensure()")
+        if self._building is not None:
+            return  # already re-indexing (an analysis change, and --rebuild)
         self._previous = self._index
         self._building = self._create(*self._embedder)
 
@@ -264,6 +333,7 @@ class OpenSearchStore:
         )
         c.indices.delete(index=self._previous)
         self._index, self._building, self._previous = self._building, None, None
+        self.stale_analysis = False
 
     # -- writes ---------------------------------------------------------------------------------------------
     def upsert(self, chunks: Sequence[EmbeddedChunk]) -> None:
@@ -326,7 +396,10 @@ class OpenSearchStore:
 
     def begin_write(self) -> int:
         """Chunk ids are document ids here, so duplicates cannot exist; a rebuild's index is only published by
-        an alias swap, so a killed rebuild never shows. Nothing to repair."""
+        an alias swap, so a killed rebuild never shows. Nothing to repair. If the index was built with other
+        text_analysis settings, this ingest re-indexes into a new index (its vectors are reused)."""
+        if self.stale_analysis:
+            self.rebuild()
         return 0
 
     # -- reads ----------------------------------------------------------------------------------------------
@@ -358,7 +431,9 @@ class OpenSearchStore:
                 "query": {"terms": {"content_hash": wanted[start : start + 500]}},
                 "_source": ["content_hash", "vector"],
             }
-            for h in helpers.scan(self.client(), index=self.index, query=query):
+            # While re-indexing, the live index still holds every unchanged chunk's vector: reuse, never re-embed.
+            where = ",".join(i for i in (self._building, self._previous) if i) or self.index
+            for h in helpers.scan(self.client(), index=where, query=query):
                 out[h["_source"]["content_hash"]] = [float(x) for x in h["_source"]["vector"]]
         return out
 
@@ -372,6 +447,11 @@ class OpenSearchStore:
     def search(self, request: SearchRequest) -> list[SearchHit]:
         k, filters = request.k, request.filters
         filter_clauses(filters)  # validates field names before any request
+        if self.stale_analysis and request.mode is not SearchMode.vector:
+            raise StoreError(
+                f"index {self._index} was built with other text_analysis settings than the config's; run "
+                "`ragharness ingest` (it re-indexes into a new index and swaps the alias) before searching"
+            )
         if request.mode is SearchMode.bm25:
             pairs = self._hits(search_body(bm25_query(request.text, filters), k)) if request.text.strip() else []
         else:
@@ -382,13 +462,16 @@ class OpenSearchStore:
                     (c, similarity_from_score(s, self.space_type))
                     for c, s in self._hits(search_body(knn_query(request.vector, k, filters), k))
                 ]
-            elif self.opts.hybrid == "pipeline" and self._pipeline_ok:
-                pairs = self._hits(hybrid_body(request.text, request.vector, k, filters), search_pipeline=self.pipeline)
+            elif self.opts.hybrid == "pipeline" and (pipeline := self.pipeline_for(request.fusion or self.fusion)):
+                pairs = self._hits(hybrid_body(request.text, request.vector, k, filters), search_pipeline=pipeline)
             else:
                 depth = max(k * 4, 20)
-                vec = self._hits(search_body(knn_query(request.vector, depth, filters), depth))
+                vec = [
+                    (c, similarity_from_score(s, self.space_type))
+                    for c, s in self._hits(search_body(knn_query(request.vector, depth, filters), depth))
+                ]
                 lex = self._hits(search_body(bm25_query(request.text, filters), depth)) if request.text.strip() else []
                 by_id = {c.chunk_id: c for c, _ in [*lex, *vec]}
-                fused = rrf_fuse([[c.chunk_id for c, _ in vec], [c.chunk_id for c, _ in lex]], k)
-                pairs = [(by_id[cid], score) for cid, score in fused]
+                lists = [[(c.chunk_id, s) for c, s in lex], [(c.chunk_id, s) for c, s in vec]]
+                pairs = [(by_id[cid], score) for cid, score in fuse(lists, request.fusion or self.fusion, k)]
         return [SearchHit(chunk=c, score=s, rank=i) for i, (c, s) in enumerate(pairs[:k], start=1)]

@@ -5,11 +5,13 @@ Every implementation runs the contract suite in tests/contract_store.py.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from pydantic import Field
 
+from ragharness.search_settings import Fusion
 from ragharness.types import (
     METADATA_FIELDS,
     Chunk,
@@ -57,6 +59,7 @@ class SearchRequest(Frozen):
     text: str = Field(description="Query text (BM25 and hybrid).")
     vector: tuple[float, ...] | None = Field(None, description="Query vector (vector and hybrid).")
     filters: dict[str, FilterValue] = Field(default_factory=dict)
+    fusion: Fusion | None = Field(None, description="Hybrid fusion; None: the store's configured default.")
 
 
 @runtime_checkable
@@ -126,10 +129,40 @@ def merge_filters(*layers: dict[str, FilterValue]) -> dict[str, FilterValue]:
     return out
 
 
-def rrf_fuse(rankings: Sequence[Sequence[str]], k: int, c: int = 60) -> list[tuple[str, float]]:
-    """Reciprocal rank fusion of id rankings: score = sum 1 / (c + rank). Ties keep first-seen order."""
+MIN_SCORE = 0.001
+"""OpenSearch's floor for a normalised score (the lowest of a min-max list is not 0), matched so both paths rank
+the same."""
+
+
+def _normalised(scores: Sequence[float], technique: str) -> list[float]:
+    if not scores:
+        return []
+    if technique == "l2":
+        norm = math.sqrt(sum(s * s for s in scores))
+        return [s / norm if norm else MIN_SCORE for s in scores]
+    lo, hi = min(scores), max(scores)
+    if hi == lo:
+        return [1.0 for _ in scores]
+    return [((s - lo) / (hi - lo)) or MIN_SCORE for s in scores]
+
+
+def fuse(lists: Sequence[Sequence[tuple[str, float]]], fusion: Fusion, k: int) -> list[tuple[str, float]]:
+    """Fuse the hybrid query's sub-query results, `lists` = [BM25, vector], each (id, score) best first, the way
+    OpenSearch's processors do: `rrf` sums weight / (rrf_k + rank); `linear` normalises each list (min-max or L2)
+    and takes the weighted arithmetic mean (a document missing from a list scores 0 there). Ties keep first-seen
+    order. The client-side path of both stores and the golden pipeline bodies describe this one computation."""
     scores: dict[str, float] = {}
-    for ranking in rankings:
-        for rank, key in enumerate(ranking, start=1):
-            scores[key] = scores.get(key, 0.0) + 1.0 / (c + rank)
+    weights = fusion.weights
+    for ranking, weight in zip(lists, weights, strict=False):
+        if fusion.method == "rrf":
+            for rank, (key, _) in enumerate(ranking, start=1):
+                scores[key] = scores.get(key, 0.0) + weight / (fusion.rrf_k + rank)
+        else:
+            for (key, _), value in zip(
+                ranking, _normalised([s for _, s in ranking], fusion.normalization), strict=True
+            ):
+                scores[key] = scores.get(key, 0.0) + weight * value
+    if fusion.method == "linear":
+        total = sum(weights[: len(lists)]) or 1.0
+        scores = {key: value / total for key, value in scores.items()}
     return sorted(scores.items(), key=lambda kv: -kv[1])[:k]

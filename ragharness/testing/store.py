@@ -10,6 +10,7 @@ import pytest
 from ragharness.errors import StoreError
 from ragharness.retrieval.embedders import HashingEmbedder
 from ragharness.retrieval.store import SearchRequest, VectorStore
+from ragharness.search_settings import TextAnalysis
 from ragharness.types import Chunk, EmbeddedChunk, Metadata, SearchMode, sha256_text
 
 EMB = HashingEmbedder(32)
@@ -60,11 +61,12 @@ class StoreContract:
             pytest.skip(self.knn_skip_reason)
 
     @pytest.fixture
-    def make_store(self) -> Callable[[], VectorStore]:
+    def make_store(self) -> Callable[..., VectorStore]:
+        """A factory: `make_store(analysis=None)` returns a fresh store over the same backing location."""
         raise NotImplementedError
 
     @pytest.fixture
-    def store(self, make_store: Callable[[], VectorStore]) -> VectorStore:
+    def store(self, make_store: Callable[..., VectorStore]) -> VectorStore:
         s = make_store()
         s.ensure(EMB.name, EMB.dimension)
         return s
@@ -184,6 +186,27 @@ class StoreContract:
         other = make_store()
         with pytest.raises(StoreError, match="built with embedder"):
             other.ensure("minilm:all-MiniLM-L6-v2", 384)
+
+    def test_text_analysis_stems_and_a_change_rebuilds_the_text_index(
+        self, filled: VectorStore, make_store: Callable[..., VectorStore]
+    ) -> None:
+        """The default analysis (English: stemming, stop words) finds 'refunded' for 'refunding'; a store opened
+        with other analysis settings refuses BM25 until the next ingest (begin_write ... publish) rebuilt the text
+        index, and then follows them (never a mix of tokenisations)."""
+        stemmed = filled.search(req(SearchMode.bm25, "refunding", k=5))
+        assert {h.chunk.doc_id for h in stemmed} == {"refunds"}
+        plain = make_store(analysis=TextAnalysis(stem=False, stop_words=False))
+        plain.ensure(EMB.name, EMB.dimension)
+        with pytest.raises(StoreError, match="text_analysis"):
+            plain.search(req(SearchMode.bm25, "refunding", k=5))
+        plain.begin_write()
+        plain.upsert(corpus())  # what an ingest writes (OpenSearch re-indexes into a new index)
+        plain.publish()
+        assert plain.search(req(SearchMode.bm25, "refunding", k=5)) == []
+        assert {h.chunk.doc_id for h in plain.search(req(SearchMode.bm25, "refunded", k=5))} == {"refunds"}
+        again = make_store(analysis=TextAnalysis(stem=False, stop_words=False))
+        again.ensure(EMB.name, EMB.dimension)
+        assert [h.chunk.doc_id for h in again.search(req(SearchMode.bm25, "refunded", k=1))] == ["refunds"]
 
     def test_rebuild_then_publish_replaces_everything(self, filled: VectorStore) -> None:
         before = filled.name
