@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import boto3
@@ -74,7 +75,7 @@ def history(root: Path, n: int = 30) -> None:
             root,
             f"run-{k:02d}",
             {"bot": flags(30, int(30 * rate), seed=k)},
-            started_at=f"2026-10-{k + 1:02d}T02:00:00+00:00",
+            started_at=(datetime(2026, 10, 1, 2, tzinfo=UTC) + timedelta(days=k)).isoformat(),
             gate="regressed" if k == 20 else "pass",
             prompt_version=5 if k < 15 else 6,
             cost=0.001 + k * 1e-5,
@@ -101,10 +102,12 @@ def test_dashboard_from_thirty_runs(tmp_path: Path) -> None:
     assert res.exit_code == 0 and "trends over 30 runs" in res.output
     page = (tmp_path / "t.html").read_text()
     assert "<script src=" not in page and "<link " not in page  # plotly.js is inlined: works offline
-    assert page.count('id="chart-') == 3
-    assert "run-20" in page and "REGRESSED: run run-20" in page
-    assert "bot · support-answer@v5" in page and "bot · support-answer@v6" in page
+    assert page.count('id="chart-') == 1  # one figure: every panel shares the x axis and one legend
+    assert "run-20" in page and "REGRESSED (nightly gate): run run-20" in page
+    assert "bot@support-answer@v5" in page and "bot@support-answer@v6" in page
+    assert "prompt bot: support-answer@v5 → support-answer@v6" in page  # the version change is marked
     assert page.count("/report.html") == 30
+    assert 'id="summary"' in page and "Last run <strong>run-29</strong>" in page
 
 
 @mock_aws

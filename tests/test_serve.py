@@ -319,7 +319,8 @@ def test_trends_page_filters_and_points_carry_their_run(state: ServeState) -> No
     ]
     assert figs
     names = {t.get("name") for t in figs[0]["data"] if t.get("showlegend") is not False}
-    assert all(A in n for n in names if n) and not any(B in n for n in names if n)
+    series = {n for n in names if n and "@" in n}  # candidate@prompt series (retrieval and guardrails are per run)
+    assert series and all(A in n for n in series) and not any(B in n for n in series)
     assert any("run-b" in (t.get("customdata") or []) for t in figs[0]["data"])
     trend = c.get("/api/trends", params={"metric": "correctness", "candidate": B}).json()
     assert {r["run_id"] for r in trend["metrics"]} == {"run-a", "run-b"}

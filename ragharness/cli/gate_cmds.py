@@ -72,6 +72,7 @@ def trends(
     runs: Annotated[Path | None, typer.Option(help="A runs folder instead of a config.")] = None,
     out: Annotated[Path | None, typer.Option(help="HTML file to write.")] = None,
     rebuild: Annotated[bool, typer.Option(help="Rebuild the history index from the run store.")] = False,
+    x: Annotated[str, typer.Option("--x", help="x axis: run (evenly spaced, dated) or time.")] = "run",
 ) -> None:
     """Write the trend dashboard (one self-contained HTML page) from the run history."""
     from ragharness.config import load_config
@@ -95,7 +96,9 @@ def trends(
     index = HistoryIndex(root / "history.sqlite", store)
     if rebuild:
         index.rebuild()
-    path = build_dashboard(index, out or root / "trends.html", name=name)
+    if x not in ("run", "time"):
+        raise ConfigError(f"--x {x!r}: use run or time")
+    path = build_dashboard(index, out or root / "trends.html", name=name, x="time" if x == "time" else "run")
     n = len(index.runs(name))
     index.close()
     console.print(f"trends over {n} runs: {path}", markup=False)

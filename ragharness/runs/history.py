@@ -3,24 +3,34 @@ run store and rebuilt from it whenever the index file is missing."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sqlite3
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from ragharness.errors import RunError
 from ragharness.runs.guardrail_summary import GUARDRAIL_METRICS
 from ragharness.runs.store import RunStore
-from ragharness.runs.summary import RunSummary
+from ragharness.runs.summary import CandidateSummary, MetricSummary, RunSummary
 
+if TYPE_CHECKING:
+    from ragharness.runs.rundir import RunDir
+
+SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
-  run_id TEXT PRIMARY KEY, name TEXT, started_at TEXT, status TEXT, gate TEXT, location TEXT);
+  run_id TEXT PRIMARY KEY, name TEXT, started_at TEXT, status TEXT, gate TEXT, location TEXT, versions TEXT);
 CREATE TABLE IF NOT EXISTS metrics (
   run_id TEXT, candidate TEXT, provider TEXT, prompt TEXT, intent TEXT, metric TEXT, value REAL, n INTEGER,
-  PRIMARY KEY (run_id, candidate, intent, metric));
+  ci_low REAL, ci_high REAL, PRIMARY KEY (run_id, candidate, intent, metric));
 """
 OPS = ("cost_usd", "input_tokens", "output_tokens", "latency_p50_ms", "latency_p95_ms", "error_rate")
+DERIVED = ("over_refusal", "cost_per_100_items")
+"""Per candidate, from the summary: answerable items refused (share of answerable), and cost per 100 items."""
+FETCHED = ("run.json", "summary.json", "config.yaml", "goldset.json")
 
 
 class RunRow(BaseModel):
@@ -30,6 +40,9 @@ class RunRow(BaseModel):
     status: str
     gate: str
     location: str
+    versions: dict[str, str] = Field(
+        default_factory=dict, description="What explains jumps: gold set, store (corpus) and judge versions."
+    )
 
 
 class MetricRow(BaseModel):
@@ -41,6 +54,8 @@ class MetricRow(BaseModel):
     metric: str
     value: float | None
     n: int
+    ci_low: float | None = None
+    ci_high: float | None = None
 
 
 class HistoryIndex:
@@ -52,7 +67,11 @@ class HistoryIndex:
         fresh = not path.is_file()
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(str(path), check_same_thread=not shared)
+        if not fresh and self.db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+            self.db.executescript("DROP TABLE IF EXISTS runs; DROP TABLE IF EXISTS metrics;")  # an older layout
+            fresh = True
         self.db.executescript(_SCHEMA)
+        self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         if fresh and build:
             self.rebuild()
 
@@ -64,7 +83,7 @@ class HistoryIndex:
         self.db.execute("DELETE FROM metrics")
         n = 0
         for run_id in self.store.list_runs():
-            run = self.store.fetch(run_id, ("run.json", "summary.json"))  # not the whole run from a remote store
+            run = self.store.fetch(run_id, FETCHED)  # not the whole run from a remote store
             if run.file("summary.json").is_file():
                 try:
                     self.add(run.path, location=f"{self.store.location}/{run_id}")
@@ -81,29 +100,37 @@ class HistoryIndex:
         m = run.manifest()
         s = run.read_model("summary.json", RunSummary, f"re-score the run (`ragharness score {run_path}`)")
         self.db.execute(
-            "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?)",
-            (m.run_id, m.name, m.started_at, m.status, m.gate, location or str(run_path)),
+            "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (m.run_id, m.name, m.started_at, m.status, m.gate, location or str(run_path), json.dumps(_versions(run))),
         )
-        rows = []
+        rows: list[tuple[object, ...]] = []
+
+        def put(c: CandidateSummary | None, intent: str, metric: str, ms: MetricSummary) -> None:
+            who = (c.candidate, c.provider, c.prompt) if c else ("", "", "")
+            rows.append((m.run_id, *who, intent, metric, ms.mean, ms.n, ms.ci_low, ms.ci_high))
+
         for c in s.candidates:
             for metric, ms in c.metrics.items():
-                rows.append((m.run_id, c.candidate, c.provider, c.prompt, "", metric, ms.mean, ms.n))
+                put(c, "", metric, ms)
             for intent, metrics in c.by_intent.items():
                 for metric, ms in metrics.items():
-                    rows.append((m.run_id, c.candidate, c.provider, c.prompt, intent, metric, ms.mean, ms.n))
+                    put(c, intent, metric, ms)
             for op in OPS:
-                rows.append((m.run_id, c.candidate, c.provider, c.prompt, "", op, c.value(op), c.generations))
+                put(c, "", op, MetricSummary(mean=c.value(op), n=c.generations, n_applicable=0, n_errors=0))
+            for metric, value, n in _derived(c):
+                put(c, "", metric, MetricSummary(mean=value, n=n, n_applicable=n, n_errors=0))
         for metric, ms in s.retrieval.items():
-            rows.append((m.run_id, "", "", "", "", metric, ms.mean, ms.n))
+            put(None, "", metric, ms)
         for intent, metrics in s.retrieval_by_intent.items():
             for metric, ms in metrics.items():
-                rows.append((m.run_id, "", "", "", intent, metric, ms.mean, ms.n))
+                put(None, intent, metric, ms)
         for key, rate in s.guardrail.action_rates.items():  # e.g. guardrail:input:blocked
-            rows.append((m.run_id, "", "", "", "", f"guardrail:{key}", rate, s.n_items))
+            put(None, "", f"guardrail:{key}", MetricSummary(mean=rate, n=s.n_items, n_applicable=0, n_errors=0))
         for metric in GUARDRAIL_METRICS:
-            rows.append((m.run_id, "", "", "", "", metric, s.guardrail.value(metric), s.n_items))
+            value = s.guardrail.value(metric)
+            put(None, "", metric, MetricSummary(mean=value, n=s.n_items, n_applicable=0, n_errors=0))
         self.db.execute("DELETE FROM metrics WHERE run_id = ?", (m.run_id,))
-        self.db.executemany("INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        self.db.executemany("INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
         self.db.commit()
 
     def remove(self, run_id: str) -> None:
@@ -112,24 +139,27 @@ class HistoryIndex:
         self.db.commit()
 
     def runs(self, name: str | None = None) -> list[RunRow]:
-        sql = "SELECT run_id, name, started_at, status, gate, location FROM runs"
+        sql = "SELECT run_id, name, started_at, status, gate, location, versions FROM runs"
         args: tuple[str, ...] = ()
         if name:
             sql += " WHERE name = ?"
             args = (name,)
         cols = ("run_id", "name", "started_at", "status", "gate", "location")
-        return [RunRow(**dict(zip(cols, r, strict=True))) for r in self.db.execute(sql + " ORDER BY started_at", args)]
+        return [
+            RunRow(**dict(zip(cols, r[:6], strict=True)), versions=json.loads(r[6] or "{}"))
+            for r in self.db.execute(sql + " ORDER BY started_at", args)
+        ]
 
     def metrics(self, name: str | None = None) -> list[MetricRow]:
         sql = (
-            "SELECT m.run_id, candidate, provider, prompt, intent, metric, value, n FROM metrics m "
+            "SELECT m.run_id, candidate, provider, prompt, intent, metric, value, n, ci_low, ci_high FROM metrics m "
             "JOIN runs r ON r.run_id = m.run_id"
         )
         args: tuple[str, ...] = ()
         if name:
             sql += " WHERE r.name = ?"
             args = (name,)
-        cols = ("run_id", "candidate", "provider", "prompt", "intent", "metric", "value", "n")
+        cols = ("run_id", "candidate", "provider", "prompt", "intent", "metric", "value", "n", "ci_low", "ci_high")
         return [
             MetricRow(**dict(zip(cols, r, strict=True))) for r in self.db.execute(sql + " ORDER BY r.started_at", args)
         ]
@@ -140,3 +170,35 @@ class HistoryIndex:
             if row.run_id != exclude and (row.gate == "pass" or (not row.gate and row.status == "pass")):
                 return row
         return None
+
+
+def _derived(c: CandidateSummary) -> list[tuple[str, float | None, int]]:
+    """Over-refusal (answerable items the candidate refused, of the answerable ones) and cost per 100 items."""
+    out: list[tuple[str, float | None, int]] = []
+    refusal = c.metrics.get("refusal")
+    if refusal is not None:
+        wrong = refusal.labels.get("wrongly_refused", 0)
+        answerable = wrong + refusal.labels.get("answered", 0)
+        out.append(("over_refusal", wrong / answerable if answerable else None, answerable))
+    per_100 = c.cost_usd / c.generations * 100 if c.generations else None
+    out.append(("cost_per_100_items", per_100, c.generations))
+    return out
+
+
+def _versions(run: RunDir) -> dict[str, str]:
+    """Run-level versions whose change explains a jump: the gold set (a hash of its file), the store with its
+    table version (a corpus change shows there), the embedder and the judge (provider and prompt version)."""
+    out: dict[str, str] = {}
+    manifest = run.manifest()
+    if manifest.store:
+        out["store"] = manifest.store
+    if manifest.embedder:
+        out["embedder"] = manifest.embedder
+    gold = run.file("goldset.json")
+    if gold.is_file():
+        out["goldset"] = hashlib.sha256(gold.read_bytes()).hexdigest()[:10]
+    judge = (run.config_snapshot() or {}).get("judge") if run.file("config.yaml").is_file() else None
+    if isinstance(judge, dict) and judge.get("provider"):
+        prompt = judge.get("prompt") or {}
+        out["judge"] = f"{judge['provider']} {prompt.get('id', '')}@v{prompt.get('version', '')}".strip()
+    return out
