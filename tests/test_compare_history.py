@@ -138,3 +138,24 @@ def test_s3_run_store_layout_and_round_trip(tmp_path: Path) -> None:
     index.close()
     with pytest.raises(RunError, match="no such run"):
         store.open("run-99")
+
+
+def test_history_index_from_an_older_layout_is_rebuilt_with_intervals_and_versions(tmp_path: Path) -> None:
+    import sqlite3
+
+    history(tmp_path / "runs", 3)
+    old = sqlite3.connect(tmp_path / "runs/history.sqlite")
+    old.executescript(
+        "CREATE TABLE runs (run_id TEXT PRIMARY KEY, name TEXT, started_at TEXT, status TEXT, gate TEXT,"
+        " location TEXT);"
+        "CREATE TABLE metrics (run_id TEXT, candidate TEXT, provider TEXT, prompt TEXT, intent TEXT, metric TEXT,"
+        " value REAL, n INTEGER, PRIMARY KEY (run_id, candidate, intent, metric));"
+    )
+    old.close()
+    index = HistoryIndex(tmp_path / "runs/history.sqlite", LocalRunStore(tmp_path / "runs"))
+    runs = index.runs()
+    assert len(runs) == 3 and all(r.versions.get("goldset") for r in runs)
+    row = next(m for m in index.metrics() if m.metric == "correctness" and m.intent == "")
+    assert row.ci_low is not None and row.ci_high is not None and row.ci_low <= (row.value or 0) <= row.ci_high
+    assert {m.metric for m in index.metrics()} >= {"over_refusal", "cost_per_100_items"}
+    index.close()
