@@ -42,6 +42,52 @@ def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
+class Measured(BaseModel):
+    """One retrieval setting measured over the gold items: what every table and comparison is built from."""
+
+    overall: dict[str, float]
+    by_intent: dict[str, dict[str, float]]
+    latency_p50_ms: float
+    latency_p95_ms: float
+    per_item: dict[str, dict[str, float]]
+    ranked: dict[str, list[str]]
+
+
+def measure(
+    store: VectorStore,
+    scored: Sequence[GoldItem],
+    vectors: Sequence[Sequence[float]],
+    request: Callable[[GoldItem, Sequence[float]], SearchRequest],
+    k: int,
+    progress: Callable[[str, int, int], None] | None = None,
+    label: str = "",
+) -> Measured:
+    """Search each item with `request(item, query vector)` and score the ranking against its expected sources."""
+    lat: list[float] = []
+    per_item: dict[str, dict[str, float]] = {}
+    ranked: dict[str, list[str]] = {}
+    intents: dict[str, list[dict[str, float]]] = defaultdict(list)
+    for n, (item, vec) in enumerate(zip(scored, vectors, strict=True), start=1):
+        s0 = time.perf_counter()
+        hits = store.search(request(item, vec))
+        lat.append((time.perf_counter() - s0) * 1000)
+        m = retrieval_metrics([(h.chunk.chunk_id, h.chunk.doc_id) for h in hits], item.expected_sources, k)
+        values = {"hit": m.hit, "recall": m.recall, "mrr": m.mrr, "ndcg": m.ndcg}
+        per_item[item.id] = values
+        ranked[item.id] = [h.chunk.chunk_id for h in hits]
+        intents[item.intent].append(values)
+        if progress is not None:
+            progress(label, n, len(scored))
+    return Measured(
+        overall={m: _mean([v[m] for v in per_item.values()]) for m in METRICS},
+        by_intent={i: {m: _mean([v[m] for v in vs]) for m in METRICS} for i, vs in sorted(intents.items())},
+        latency_p50_ms=percentile(lat, 50),
+        latency_p95_ms=percentile(lat, 95),
+        per_item=per_item,
+        ranked=ranked,
+    )
+
+
 def evaluate_retrieval(
     items: Sequence[GoldItem],
     embedder: Embedder,
@@ -58,39 +104,16 @@ def evaluate_retrieval(
     embed_ms = (time.perf_counter() - t0) * 1000 / max(1, len(scored))
     results = []
     for mode in modes:
-        lat: list[float] = []
-        per_item: dict[str, dict[str, float]] = {}
-        ranked: dict[str, list[str]] = {}
-        intents: dict[str, list[dict[str, float]]] = defaultdict(list)
-        for n, (item, vec) in enumerate(zip(scored, vectors, strict=True), start=1):
-            request = SearchRequest(
+
+        def request(item: GoldItem, vec: Sequence[float], mode: SearchMode = mode) -> SearchRequest:
+            return SearchRequest(
                 mode=mode,
                 k=k,
                 text=item.question,
                 vector=None if mode is SearchMode.bm25 else tuple(vec),
                 filters=merge_filters(filters or {}, item.filters),
             )
-            s0 = time.perf_counter()
-            hits = store.search(request)
-            lat.append((time.perf_counter() - s0) * 1000)
-            m = retrieval_metrics([(h.chunk.chunk_id, h.chunk.doc_id) for h in hits], item.expected_sources, k)
-            values = {"hit": m.hit, "recall": m.recall, "mrr": m.mrr, "ndcg": m.ndcg}
-            per_item[item.id] = values
-            ranked[item.id] = [h.chunk.chunk_id for h in hits]
-            intents[item.intent].append(values)
-            if progress is not None:
-                progress(mode.value, n, len(scored))
-        results.append(
-            ModeResult(
-                mode=mode,
-                k=k,
-                n_items=len(scored),
-                overall={m: _mean([v[m] for v in per_item.values()]) for m in METRICS},
-                by_intent={i: {m: _mean([v[m] for v in vs]) for m in METRICS} for i, vs in sorted(intents.items())},
-                latency_p50_ms=percentile(lat, 50),
-                latency_p95_ms=percentile(lat, 95),
-                per_item=per_item,
-                ranked=ranked,
-            )
-        )
+
+        got = measure(store, scored, vectors, request, k, progress, mode.value)
+        results.append(ModeResult(mode=mode, k=k, n_items=len(scored), **got.model_dump()))
     return RetrievalEval(store=store.name, embedder=embedder.name, k=k, embed_p50_ms=embed_ms, modes=results)

@@ -20,8 +20,6 @@ re-embedded; the embedded store only: OpenSearch needs a re-index for that).
 from __future__ import annotations
 
 import itertools
-import time
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -29,18 +27,16 @@ from typing import Any, Protocol, runtime_checkable
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ragharness.analysis.retrieval import measure
 from ragharness.analysis.stats import holm, paired
 from ragharness.config import RetrievalConfig
 from ragharness.errors import ConfigError
 from ragharness.retrieval.embedders import Embedder
-from ragharness.retrieval.metrics import retrieval_metrics
 from ragharness.retrieval.store import SearchRequest, VectorStore, merge_filters
-from ragharness.runs.summary import percentile
 from ragharness.search_settings import TextAnalysis
 from ragharness.types import GoldItem
 from ragharness.yamlio import load_strict
 
-METRICS = ("hit", "recall", "mrr", "ndcg")
 BASELINE = "current"
 
 
@@ -135,10 +131,6 @@ def load_sweep(path: Path, base: RetrievalConfig) -> list[Setting]:
     return out
 
 
-def _mean(values: Sequence[float]) -> float:
-    return sum(values) / len(values) if values else 0.0
-
-
 def run_sweep(
     items: Sequence[GoldItem],
     embedder: Embedder,
@@ -168,28 +160,14 @@ def run_sweep(
     results: list[SettingResult] = []
     for setting in settings:
         r = setting.retrieval
-        target = store_for(r.text_analysis)
-        per_item: dict[str, dict[str, float]] = {}
-        intents: dict[str, list[dict[str, float]]] = defaultdict(list)
-        lat: list[float] = []
-        for n, (item, vec) in enumerate(zip(scored, vectors, strict=True), start=1):
-            request = SearchRequest(
-                mode=r.mode,
-                k=r.k,
-                text=item.question,
-                vector=tuple(vec),
-                filters=merge_filters(r.filters, item.filters),
-                fusion=r.fusion,
+
+        def request(item: GoldItem, vec: Sequence[float], r: RetrievalConfig = r) -> SearchRequest:
+            filters = merge_filters(r.filters, item.filters)
+            return SearchRequest(
+                mode=r.mode, k=r.k, text=item.question, vector=tuple(vec), filters=filters, fusion=r.fusion
             )
-            t0 = time.perf_counter()
-            hits = target.search(request)
-            lat.append((time.perf_counter() - t0) * 1000)
-            m = retrieval_metrics([(h.chunk.chunk_id, h.chunk.doc_id) for h in hits], item.expected_sources, r.k)
-            values = {"hit": m.hit, "recall": m.recall, "mrr": m.mrr, "ndcg": m.ndcg}
-            per_item[item.id] = values
-            intents[item.intent].append(values)
-            if progress is not None:
-                progress(setting.name[:24], n, len(scored))
+
+        got = measure(store_for(r.text_analysis), scored, vectors, request, r.k, progress, setting.name[:24])
         results.append(
             SettingResult(
                 name=setting.name,
@@ -197,11 +175,7 @@ def run_sweep(
                 k=r.k,
                 text_analysis=r.text_analysis.model_dump(),
                 fusion=r.fusion.model_dump(),
-                overall={m: _mean([v[m] for v in per_item.values()]) for m in METRICS},
-                by_intent={i: {m: _mean([v[m] for v in vs]) for m in METRICS} for i, vs in sorted(intents.items())},
-                latency_p50_ms=percentile(lat, 50),
-                latency_p95_ms=percentile(lat, 95),
-                per_item=per_item,
+                **got.model_dump(exclude={"ranked"}),
             )
         )
     _compare(results)
