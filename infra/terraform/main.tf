@@ -13,6 +13,10 @@ data "aws_region" "current" {}
 
 locals {
   runs_prefix = trimsuffix(var.runs_prefix, "/")
+  log_options = { # where every task of the module logs; each adds its stream prefix
+    awslogs-group  = aws_cloudwatch_log_group.nightly.name
+    awslogs-region = data.aws_region.current.name
+  }
 }
 
 # --- run store ----------------------------------------------------------------------------------------------
@@ -136,11 +140,7 @@ resource "aws_ecs_task_definition" "nightly" {
     secrets = var.webhook_secret_arn == "" ? [] : [{ name = "NIGHTLY_WEBHOOK_URL", valueFrom = var.webhook_secret_arn }]
     logConfiguration = {
       logDriver = "awslogs"
-      options = {
-        awslogs-group         = aws_cloudwatch_log_group.nightly.name
-        awslogs-region        = data.aws_region.current.name
-        awslogs-stream-prefix = "nightly"
-      }
+      options   = merge(local.log_options, { awslogs-stream-prefix = "nightly" })
     }
   }])
 }

@@ -104,11 +104,7 @@ resource "aws_ecs_task_definition" "serve" {
     }
     logConfiguration = {
       logDriver = "awslogs"
-      options = {
-        awslogs-group         = aws_cloudwatch_log_group.nightly.name
-        awslogs-region        = data.aws_region.current.name
-        awslogs-stream-prefix = "serve"
-      }
+      options   = merge(local.log_options, { awslogs-stream-prefix = "serve" })
     }
   }])
 }

@@ -134,10 +134,6 @@ class Journal:
             _apply(shard, e)
         return out
 
-    def jobs(self) -> list[JobEvent]:
-        """Every `created` event (all groups): what `--dry-run` and `batch status` show."""
-        return [e for e in self.events() if e.event == "created"]
-
 
 def _apply(shard: ShardState, e: JobEvent) -> None:
     if e.event == "shard":
@@ -202,7 +198,6 @@ class JobRunner:
         self.sleep = sleep
         self.journal = Journal(workdir / "journal.jsonl")
         self.reserved_usd = 0.0
-        self.jobs_created = 0
 
     # -- where things live -------------------------------------------------------------------------------------
     def round_dir(self, rnd: int) -> Path:
@@ -331,7 +326,6 @@ class JobRunner:
             job_id = self.backend.find(name) if earlier else None
             if job_id is None:
                 job_id = self.backend.create(name, ref)
-                self.jobs_created += 1
             kill_point("batch:created")
             self._log(
                 event="created", round=state.round, shard=shard.index, job_name=name, job_id=job_id, input_ref=ref

@@ -44,9 +44,8 @@ class BatchResults(ResultIndex):
     key with no result is called online (the judge's format re-asks); otherwise it stays pending (a job the
     budget refused)."""
 
-    def __init__(self, provider: Provider, *, online_fallback: bool = False) -> None:
+    def __init__(self, *, online_fallback: bool = False) -> None:
         super().__init__()
-        self.provider = provider
         self.online_fallback = online_fallback
         self.online: set[str] = set()
 
@@ -81,7 +80,7 @@ def send(
     results for the Runner. The budget reservation of the jobs is released here: the Runner records each answer's
     actual cost as it turns results into Generations."""
     assert isinstance(provider, BatchCapable)
-    results = BatchResults(provider, online_fallback=online_fallback)
+    results = BatchResults(online_fallback=online_fallback)
     minimum = jobs.backend.limits.min_records
 
     def open_keys(retry_all: bool) -> Iterator[GenerationRequest]:
@@ -107,12 +106,13 @@ def send(
             results.load(jobs)
             retry_all = rounds == 0  # a new session retries every earlier failure, like an online resume
             if jobs.unfinished() is None:
-                remaining = sum(1 for _ in open_keys(retry_all))
+                keys = {r.request_hash for r in open_keys(retry_all)}  # one pass; keys only, never the requests
+                remaining = len(keys)
                 first = not jobs.rounds()
                 if remaining == 0:
                     break
                 if remaining < minimum or (not first and remaining <= settings.online_retry_max):
-                    results.online = {r.request_hash for r in open_keys(retry_all)}
+                    results.online = keys
                     why = f"fewer than the {minimum}-record minimum of a job" if remaining < minimum else "a handful"
                     log(f"batch {group}: {remaining} call(s) made online ({why})")
                     break

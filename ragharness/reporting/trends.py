@@ -32,15 +32,16 @@ PALETTE = (
     "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd",
 )  # fmt: skip
 REGRESSED = "#b3261e"
+UNIT = (0.0, 1.05)  # the y range of a rate or score
 # (title, metric, y range or None, value format); per candidate@prompt series
 OPS_PANELS: tuple[tuple[str, str, tuple[float, float] | None, str], ...] = (
-    ("over-refusal (answerable items refused)", "over_refusal", (0, 1.05), ".3f"),
+    ("over-refusal (answerable items refused)", "over_refusal", UNIT, ".3f"),
     ("tokens per run (in + out)", "tokens", None, ",.0f"),
     ("cost per run, USD", "cost_usd", None, ".4f"),
     ("cost per 100 items, USD", "cost_per_100_items", None, ".4f"),
     ("latency p50, ms", "latency_p50_ms", None, ",.0f"),
     ("latency p95, ms", "latency_p95_ms", None, ",.0f"),
-    ("error rate", "error_rate", (0, 1.05), ".3f"),
+    ("error rate", "error_rate", UNIT, ".3f"),
 )
 SPIKE_SIGMAS = 3.0
 SPIKE_MIN_HISTORY = 5
@@ -112,6 +113,7 @@ class _Builder:
         self.runs = runs
         self.rows = [r for r in rows if r.run_id in runs]
         self.panels: list[str] = []
+        self.ranges: list[tuple[float, float] | None] = []  # per panel: a fixed y range, or None (fit, from 0)
         self.traces: list[tuple[int, go.Scatter]] = []
         self.legend_shown: set[str] = set()
         self.keys = sorted({series_key(r.candidate, r.prompt) for r in self.rows if r.candidate})
@@ -122,8 +124,9 @@ class _Builder:
             self.colour[name] = PALETTE[len(self.colour) % len(PALETTE)]
         return self.colour[name]
 
-    def panel(self, title: str) -> int:
+    def panel(self, title: str, y_range: tuple[float, float] | None = None) -> int:
         self.panels.append(title)
+        self.ranges.append(y_range)
         return len(self.panels)
 
     def _legend(self, group: str) -> bool:
@@ -198,7 +201,9 @@ class _Builder:
                 )
             )
 
-    def candidate_panel(self, title: str, metric: str, spec: str, pick: set[str] | None) -> None:
+    def candidate_panel(
+        self, title: str, metric: str, spec: str, pick: set[str] | None, y_range: tuple[float, float] | None = None
+    ) -> None:
         by_key: dict[str, list[MetricRow]] = defaultdict(list)
         for r in self.rows:
             key = series_key(r.candidate, r.prompt)
@@ -206,7 +211,7 @@ class _Builder:
                 by_key[key].append(r)
         if not by_key:
             return
-        row = self.panel(title)
+        row = self.panel(title, y_range)
         for key in sorted(by_key):
             self.series(row, key, self.colour[key], by_key[key], metric, spec)
 
@@ -227,10 +232,17 @@ class _Builder:
         for key in sorted(by_key):
             self.series(row, key, self.colour[key], by_key[key], "tokens", ",.0f")
 
-    def per_name_panel(self, title: str, groups: dict[str, list[MetricRow]], metric_label: str, prefix: str) -> None:
+    def per_name_panel(
+        self,
+        title: str,
+        groups: dict[str, list[MetricRow]],
+        metric_label: str,
+        prefix: str,
+        y_range: tuple[float, float] | None = None,
+    ) -> None:
         if not groups:
             return
-        row = self.panel(title)
+        row = self.panel(title, y_range)
         for name in sorted(groups):
             label = f"{prefix}{name}"
             self.series(row, label, self.colour_of(label), groups[name], metric_label, ".3f")
@@ -269,10 +281,10 @@ class _Builder:
         )
         for row, trace in self.traces:
             fig.add_trace(trace, row=row, col=1)
-        for row, ptitle in enumerate(self.panels, start=1):
-            if ptitle.startswith(("answer quality", "retrieval", "over-refusal", "error rate")):
-                fig.update_yaxes(range=[0, 1.05], row=row, col=1)
-            elif ptitle.startswith("guardrail"):
+        for row, y_range in enumerate(self.ranges, start=1):
+            if y_range is not None:
+                fig.update_yaxes(range=list(y_range), row=row, col=1)
+            else:
                 fig.update_yaxes(rangemode="tozero", row=row, col=1)
         fig.update_xaxes(**self.axis.ticks())
         fig.update_xaxes(showticklabels=True, row=n, col=1)  # dates under the last panel; hover names the run
@@ -319,12 +331,12 @@ def figures(
         if (not candidate or k.split("@", 1)[0] == candidate) and (not prompt or k.endswith(f"@{prompt}"))
     }
     for metric in QUALITY:
-        b.candidate_panel(f"answer quality: {metric}", metric, ".3f", pick)
+        b.candidate_panel(f"answer quality: {metric}", metric, ".3f", pick, UNIT)
     per_intent: dict[str, list[MetricRow]] = defaultdict(list)
     for r in b.rows:
         if r.metric == "retrieval_hit" and r.candidate == "" and r.intent:
             per_intent[r.intent].append(r)
-    b.per_name_panel("retrieval hit rate per intent", per_intent, "retrieval_hit", "retrieval · ")
+    b.per_name_panel("retrieval hit rate per intent", per_intent, "retrieval_hit", "retrieval · ", UNIT)
     actions: dict[str, list[MetricRow]] = defaultdict(list)
     for r in b.rows:
         if r.metric.startswith("guardrail:") and r.candidate == "":
@@ -337,11 +349,11 @@ def figures(
             if i not in seen
         ]
     b.per_name_panel("guardrail action rates", actions, "rate", "guardrail · ")
-    for title, metric, _, spec in OPS_PANELS:
+    for title, metric, y_range, spec in OPS_PANELS:
         if metric == "tokens":
             b.tokens_panel(pick)
         else:
-            b.candidate_panel(title, metric, spec, pick)
+            b.candidate_panel(title, metric, spec, pick, y_range)
     return [b.figure("Trends per candidate@prompt version (error bars: 95% bootstrap interval over items)")]
 
 

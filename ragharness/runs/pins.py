@@ -4,10 +4,9 @@ a run id in `nightly.baseline` still wins."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
-from ragharness.errors import RunError
-from ragharness.runs.store import RunStore
+from ragharness.runs.store import RunStore, read_meta_model
 
 PINS = "baselines.json"
 
@@ -23,16 +22,7 @@ class Pins(BaseModel):
 
 
 def read_pins(store: RunStore) -> Pins:
-    text = store.read_meta(PINS)
-    if text is None:
-        return Pins()
-    try:
-        return Pins.model_validate_json(text)
-    except ValidationError as exc:
-        raise RunError(
-            f"{store.location}/_store/{PINS}: not a valid pin file ({exc.errors()[0]['msg']}); pin again in the review "
-            "app or delete the file"
-        ) from exc
+    return read_meta_model(store, PINS, Pins, "pin file", "pin again in the review app or delete the file")
 
 
 def set_pin(store: RunStore, name: str, pin: BaselinePin | None) -> Pins:

@@ -25,7 +25,9 @@ import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+from pydantic import BaseModel, ValidationError
 
 from ragharness.errors import NotFoundError, RunError
 from ragharness.fileio import atomic_write_text
@@ -115,6 +117,23 @@ class RunStore(Protocol):
         ...
 
     def write_meta(self, name: str, text: str) -> None: ...
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def read_meta_model(store: RunStore, name: str, model: type[M], what: str, fix: str) -> M:
+    """A store-wide JSON file (`_store/<name>`) as `model`, or an empty one when it does not exist; a damaged file
+    is a RunError naming it (`what` it should be) and saying what to do (`fix`)."""
+    text = store.read_meta(name)
+    if text is None:
+        return model()
+    try:
+        return model.model_validate_json(text)
+    except ValidationError as exc:
+        raise RunError(
+            f"{store.location}/{META_DIR}/{name}: not a valid {what} ({exc.errors()[0]['msg']}); {fix}"
+        ) from exc
 
 
 class LocalRunStore:

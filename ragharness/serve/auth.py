@@ -19,11 +19,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from ragharness.analysis.labels import now_utc
 from ragharness.errors import ConfigError, RunError
-from ragharness.runs.store import RunStore
+from ragharness.runs.store import RunStore, read_meta_model
 
 Role = Literal["viewer", "reviewer", "admin"]
 RANK: dict[str, int] = {"viewer": 0, "reviewer": 1, "admin": 2}
@@ -64,16 +64,8 @@ def _hash(secret: str, salt: bytes) -> str:
 
 
 def read_keys(store: RunStore) -> KeyFile:
-    text = store.read_meta(KEYS)
-    if text is None:
-        return KeyFile()
-    try:
-        return KeyFile.model_validate_json(text)
-    except ValidationError as exc:
-        raise RunError(
-            f"{store.location}/_store/{KEYS}: not a valid key file ({exc.errors()[0]['msg']}); restore it from a "
-            "backup, or delete it and create the keys again"
-        ) from exc
+    fix = "restore it from a backup, or delete it and create the keys again"
+    return read_meta_model(store, KEYS, KeyFile, "key file", fix)
 
 
 def create_key(store: RunStore, role: Role, name: str = "") -> tuple[str, KeyRecord]:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
+import pytest
+
+from ragharness.generation.batching import BatchCapable
 from ragharness.generation.providers.base import GenerationRequest, Provider, ProviderResponse
 from ragharness.types import Candidate, Passage, PromptRef
 
@@ -63,3 +67,16 @@ class ProviderContract:
             return list(await asyncio.gather(*(provider.generate(request_) for _ in range(8))))
 
         assert len({r.text for r in asyncio.run(many())}) == 1
+
+    def test_a_batch_record_carries_the_same_prompt_as_the_online_call(
+        self, provider: Provider, request_: GenerationRequest
+    ) -> None:
+        """Providers with a batch API: the record body is JSON, deterministic, and holds the system and user text
+        the online call sends, nothing else of the request (only redacted text is in a request)."""
+        if not isinstance(provider, BatchCapable):
+            pytest.skip(f"{provider.id} has no batch API")
+        body = provider.batch_body(request_)
+        text = json.dumps(body)
+        assert json.loads(text) == body == provider.batch_body(request_)
+        assert json.dumps(request_.user)[1:-1] in text and json.dumps(request_.system)[1:-1] in text
+        assert request_.request_hash not in text

@@ -127,6 +127,7 @@ class BedrockProvider:
         self.id = f"bedrock:{model}"
         self.cacheable = True
         self._client = client
+        self._batch: tuple[str, BatchBackend] | None = None
         self._pool = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="bedrock")
 
     def client(self) -> Any:
@@ -165,6 +166,13 @@ class BedrockProvider:
         return parse_converse(output, self.model_id)
 
     def batch_backend(self, settings: BatchConfig) -> BatchBackend:
+        """The batch API for this model, built once per settings (checked at build time, planned, then used)."""
+        key = settings.model_dump_json()
+        if self._batch is None or self._batch[0] != key:
+            self._batch = (key, self._make_batch_backend(settings))
+        return self._batch[1]
+
+    def _make_batch_backend(self, settings: BatchConfig) -> BatchBackend:
         bc = settings.bedrock
         if bc is None:
             raise ConfigError(

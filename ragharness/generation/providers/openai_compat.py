@@ -100,6 +100,7 @@ class OpenAIProvider:
             self._headers["Authorization"] = f"Bearer {key}"
         self._url = self.opts.base_url.rstrip("/") + "/chat/completions"
         self._client: httpx.AsyncClient | None = None
+        self._batch: tuple[str, BatchBackend] | None = None
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
@@ -119,6 +120,13 @@ class OpenAIProvider:
         return parse_chat(output, self.model, "")
 
     def batch_backend(self, settings: BatchConfig) -> BatchBackend:
+        """The batch API for this model, built once per settings (checked at build time, planned, then used)."""
+        key = settings.model_dump_json()
+        if self._batch is None or self._batch[0] != key:
+            self._batch = (key, self._make_batch_backend(settings))
+        return self._batch[1]
+
+    def _make_batch_backend(self, settings: BatchConfig) -> BatchBackend:
         oc = settings.openai
         return OpenAIBatch(
             self.model,
