@@ -3,8 +3,14 @@ run with a hostile answer and a regression), one run stopped mid-way and one wit
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import httpx
 from fake_runs import make_run
 from fastapi.testclient import TestClient
 
@@ -62,3 +68,30 @@ def client(state: ServeState, key: str = "", host: str = "127.0.0.1") -> TestCli
         headers=headers,
         follow_redirects=False,
     )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(store: Path, cache: Path, log: Path, *args: str) -> tuple[subprocess.Popen[bytes], str]:
+    """`ragharness serve` as a user starts it, in its own process on a free loopback port, once /healthz answers."""
+    port = free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    command = [str(Path(sys.executable).parent / "ragharness"), "serve", "--store", str(store), "--port", str(port)]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [*command, "--cache-dir", str(cache), *args], stdout=out, stderr=subprocess.STDOUT, env=env
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise AssertionError(f"server did not start: {log.read_text()}")

@@ -102,7 +102,7 @@ def test_cli_run_prints_summary_and_report_path_and_gates(mini_project: Path) ->
     assert result.exit_code == ExitCode.GATE_FAILED, result.output
     assert "FAIL correctness for rep" in result.output
     assert "report: " in result.output and "report.html" in result.output
-    assert f"review in the browser: ragharness serve --store {mini_project / 'runs'}" in result.output
+    assert f"review in the browser: ragharness serve --store {mini_project / 'runs'} --local" in result.output
     assert "candidate" in result.output and "ext" in result.output
 
 

@@ -26,6 +26,12 @@ def store(tmp_path: Path) -> LocalRunStore:
 
 @pytest.fixture
 def state(store: LocalRunStore, tmp_path: Path) -> ServeState:
+    return state_for(store, tmp_path / "cache", local=True)
+
+
+@pytest.fixture
+def keyed(store: LocalRunStore, tmp_path: Path) -> ServeState:
+    """The app as a team serves it: keys only, no local mode."""
     return state_for(store, tmp_path / "cache")
 
 
@@ -66,7 +72,8 @@ def test_keys_are_hashed_shown_once_and_revocable(store: LocalRunStore, tmp_path
     assert bad.exit_code == 3 and "viewer, reviewer or admin" in bad.output
 
 
-def test_no_key_401_viewer_403_reviewer_and_admin_allowed(store: LocalRunStore, state: ServeState) -> None:
+def test_no_key_401_viewer_403_reviewer_and_admin_allowed(store: LocalRunStore, keyed: ServeState) -> None:
+    state = keyed
     viewer, _ = create_key(store, "viewer")
     reviewer, r = create_key(store, "reviewer")
     admin, _ = create_key(store, "admin")
@@ -91,7 +98,8 @@ def test_no_key_401_viewer_403_reviewer_and_admin_allowed(store: LocalRunStore, 
     assert read_pins(store).pins["nightly-demo"].run_id == "run-a"
 
 
-def test_session_login_and_csrf_on_every_form(store: LocalRunStore, state: ServeState) -> None:
+def test_session_login_and_csrf_on_every_form(store: LocalRunStore, keyed: ServeState) -> None:
+    state = keyed
     key, _ = create_key(store, "reviewer")
     state.keys.reload()
     c = client(state)
@@ -117,7 +125,7 @@ def test_session_login_and_csrf_on_every_form(store: LocalRunStore, state: Serve
     body = {"run_id": "run-b", "item_id": "q003", "candidate": A, "correctness": "correct"}
     assert c.post("/api/labels", json=body).status_code == 403
     assert c.post("/api/labels", json=body, headers={"X-CSRF-Token": csrf_of(form.text)}).status_code == 201
-    # a session ends when its key is revoked (another key stays, so the app is not in local mode)
+    # a session ends when its key is revoked
     key2, _ = create_key(store, "viewer")
     revoke_key(store, read_keys(store).keys[0].id)
     state.keys.reload()

@@ -161,3 +161,32 @@ def test_viewer_cannot_label_and_a_flood_is_limited(browser: Any, server: dict[s
     p = anon.new_page()
     assert p.goto(url + "/api/runs").status == 401
     anon.close()
+
+
+@pytest.mark.security
+def test_a_browser_without_a_key_is_no_admin_even_after_the_last_key_goes(
+    browser: Any,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Chromium at a server whose last key is revoked while it runs: the login form, never the local admin."""
+    from serve_kit import start_server
+
+    from ragharness.serve.auth import revoke_key
+
+    store = make_store(tmp_path / "runs")
+    key, record = create_key(store, "admin")
+    proc, url = start_server(store.root, tmp_path / "cache", tmp_path / "log")
+    try:
+        ctx, page, _, network = _page(browser, url)
+        _login(page, url, key)
+        revoke_key(store, record.id)
+        deadline = time.monotonic() + 60
+        while page.goto(url + "/").status != 401 and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert page.locator("#key").count() == 1  # the login form: the revoked session and no local admin
+        me = page.evaluate("fetch('/api/me').then(r => r.status)")
+        assert me == 401 and not network
+        ctx.close()
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)

@@ -4,13 +4,9 @@ store, and a labels file a killed writer left torn."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import socket
 import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +15,7 @@ import httpx
 import pytest
 from fake_runs import make_run
 from moto import mock_aws
-from serve_kit import A, B, client, make_store, state_for
+from serve_kit import A, B, client, make_store, start_server, state_for
 
 from ragharness.analysis.labels import HumanLabel, calibrate
 from ragharness.runs.store import LocalRunStore, S3RunStore
@@ -75,43 +71,8 @@ def test_s3_store_lists_compares_labels_and_shows_damage_as_incomplete(s3_store:
     assert "run-c" in {r["run_id"] for r in c.get("/api/runs").json()["runs"]}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _start(store: Path, cache: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "ragharness"),
-                "serve",
-                "--store",
-                str(store),
-                "--port",
-                str(port),
-                "--cache-dir",
-                str(cache),
-                "--rate-limit",
-                "100000",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise AssertionError(f"server did not start: {log.read_text()}")
+    return start_server(store, cache, log, "--rate-limit", "100000")
 
 
 @pytest.mark.faults
@@ -169,7 +130,7 @@ def test_two_reviewers_on_two_servers_lose_no_label(tmp_path: Path) -> None:
 @pytest.mark.faults
 def test_a_torn_label_line_from_a_killed_writer_is_cut_before_the_next_append(tmp_path: Path) -> None:
     store = make_store(tmp_path / "runs")
-    state = state_for(store, tmp_path / "cache")
+    state = state_for(store, tmp_path / "cache", local=True)
     labels = store.root / "run-a" / "labels.jsonl"
     good = HumanLabel(item_id="q000", candidate=A, correctness="correct", reviewer="x", at="t").model_dump_json()
     labels.write_text(good + "\n" + '{"item_id": "q001", "cand')  # the writer died mid-line
@@ -191,4 +152,4 @@ def test_store_folder_must_exist(tmp_path: Path) -> None:
     assert res.exit_code == 3 and "no such folder" in res.output
     LocalRunStore(tmp_path)  # an empty folder is fine: keys can be created before the first run
     res = CliRunner().invoke(app, ["serve", "--store", str(tmp_path), "--host", "0.0.0.0"])
-    assert res.exit_code == 3 and "needs API keys" in res.output
+    assert res.exit_code == 3 and "keys.json is missing" in res.output and "keys create" in res.output

@@ -9,8 +9,9 @@ for an answer counts.
 from __future__ import annotations
 
 import csv
-import hashlib
+import hmac
 import json
+import secrets
 import warnings
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -88,9 +89,13 @@ def read_labels(lines: Iterable[str], where: str) -> list[HumanLabel]:
     return parse_records(lines, HumanLabel, where)
 
 
-def row_id(run_id: str, item_id: str, candidate: str) -> str:
-    """An opaque id for one answer: what a blind reviewer sees instead of the candidate's name."""
-    return hashlib.sha256(f"{run_id}|{item_id}|{candidate}".encode()).hexdigest()[:12]
+def row_id(secret: bytes, run_id: str, item_id: str, candidate: str) -> str:
+    """An opaque id for one answer: what a blind reviewer sees instead of the candidate's name. A MAC keyed by a
+    secret the reviewer never sees (the review app's store key; a fresh one per CSV export), so nobody can compute
+    which candidate an id stands for."""
+    if len(secret) < 16:
+        raise ValueError("row ids need a secret of at least 16 bytes")
+    return hmac.new(secret, f"{run_id}\x00{item_id}\x00{candidate}".encode(), "sha256").hexdigest()[:16]
 
 
 def export_csv(run_dir: Path, out: Path, *, show_candidate: bool = False) -> int:
@@ -100,9 +105,10 @@ def export_csv(run_dir: Path, out: Path, *, show_candidate: bool = False) -> int
     packs = {p.item_id: p for p in run.packs()}
     keys: dict[str, list[str]] = {}
     rows = []
+    secret = secrets.token_bytes(32)  # this export's ids mean nothing without annotation_keys.json
     for g in run.generations():
         item, pack = items[g.item_id], packs[g.item_id]
-        rid = row_id(manifest.run_id, g.item_id, g.candidate)
+        rid = row_id(secret, manifest.run_id, g.item_id, g.candidate)
         keys[rid] = [g.item_id, g.candidate]
         passages = "\n\n".join(f"[{p.number}] {p.title}: {p.text}" for p in pack.passages)
         answer = g.text if g.ok else f"(no answer: {g.error.type if g.error else 'error'})"

@@ -128,7 +128,7 @@ def _serve_command(store: Path) -> str:
 
     exe = Path(sys.argv[0])
     program = shown(exe) if exe.name == "ragharness" else "ragharness"
-    return f"{shlex.quote(program)} serve --store {shlex.quote(shown(store))}"
+    return f"{shlex.quote(program)} serve --store {shlex.quote(shown(store))} --local"
 
 
 def _dry_run(cfg: HarnessConfig, *, use_cache: bool) -> None:

@@ -48,12 +48,18 @@ def serve(
     ] = None,
     secure_cookies: Annotated[bool, typer.Option(help="Mark the session cookie Secure (behind HTTPS).")] = False,
     cache_dir: Annotated[Path | None, typer.Option(help="Local cache (history index, S3 downloads).")] = None,
+    local: Annotated[
+        bool,
+        typer.Option(
+            "--local", help="No keys: this machine only (loopback bind, no --allowed-host), as one local admin."
+        ),
+    ] = False,
 ) -> None:
     """The review app: runs, compare, trends, item view, human labels and preference votes, JSON API."""
     import uvicorn
 
     from ragharness.serve.app import create_app
-    from ragharness.serve.state import ServeState, Settings, is_loopback
+    from ragharness.serve.state import ServeState, Settings
 
     cache = _cache_dir(store, cache_dir)
     run_store = _open_store(store, cache)
@@ -63,19 +69,21 @@ def serve(
         read_only=read_only,
         allowed_hosts=list(allowed_host or []),
         secure_cookies=secure_cookies,
+        local=local,
     )
     state = ServeState(run_store, cache, settings)
-    if state.keys.empty and not is_loopback(host):
+    if not local and state.keys.empty:
+        why = state.keys.problem or f"{run_store.location} has no active API key"
         raise ConfigError(
-            f"--host {host}: serving beyond this machine needs API keys; create one with "
-            f"`ragharness keys create --role admin --store {store}`"
+            f"{why}: the review app refuses everyone without a key. Create one with "
+            f"`ragharness keys create --role admin --store {store}`, or serve this machine only with --local"
         )
     state.catalog.refresh(force=True)
     n = len(state.catalog.entries())
     shown = f"[{host}]" if ":" in host else host
     console.print(f"ragharness review app: http://{shown}:{port}/  ({n} runs in {run_store.location})", markup=False)
-    if state.keys.empty:
-        console.print("no API keys in the store: local mode (this machine only, as a local admin)", markup=False)
+    if local:
+        console.print("local mode (--local): this machine only, every client here is a local admin", markup=False)
     console.print("stop with Ctrl-C", markup=False)
     uvicorn.run(create_app(state), host=host, port=port, log_level="warning", access_log=False)
 

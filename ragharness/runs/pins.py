@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from ragharness.runs.store import RunStore, read_meta_model
+from ragharness.runs.store import RunStore, read_meta_model, update_meta_model
 
 PINS = "baselines.json"
 
@@ -26,11 +26,12 @@ def read_pins(store: RunStore) -> Pins:
 
 
 def set_pin(store: RunStore, name: str, pin: BaselinePin | None) -> Pins:
-    """Pin (or with None unpin) the baseline of evaluation `name`."""
-    pins = read_pins(store)
-    if pin is None:
-        pins.pins.pop(name, None)
-    else:
-        pins.pins[name] = pin
-    store.write_meta(PINS, pins.model_dump_json(indent=1))
-    return pins
+    """Pin (or with None unpin) the baseline of evaluation `name` (a read-modify-write under the store's lock)."""
+
+    def change(pins: Pins) -> None:
+        if pin is None:
+            pins.pins.pop(name, None)
+        else:
+            pins.pins[name] = pin
+
+    return update_meta_model(store, PINS, Pins, "pin file", "pin again in the review app or delete the file", change)

@@ -23,7 +23,7 @@ import re
 import shutil
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
@@ -118,6 +118,12 @@ class RunStore(Protocol):
 
     def write_meta(self, name: str, text: str) -> None: ...
 
+    def update_meta(self, name: str, change: Callable[[str | None], str]) -> str:
+        """Read-modify-write a store-wide file so that concurrent changers never lose each other's change: `change`
+        gets the current text (None when absent) and returns the new one, which is returned. Locally under the
+        store's file lock, on S3 by conditional writes (retried when another writer came first)."""
+        ...
+
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -125,7 +131,10 @@ M = TypeVar("M", bound=BaseModel)
 def read_meta_model(store: RunStore, name: str, model: type[M], what: str, fix: str) -> M:
     """A store-wide JSON file (`_store/<name>`) as `model`, or an empty one when it does not exist; a damaged file
     is a RunError naming it (`what` it should be) and saying what to do (`fix`)."""
-    text = store.read_meta(name)
+    return parse_meta_model(store, name, store.read_meta(name), model, what, fix)
+
+
+def parse_meta_model(store: RunStore, name: str, text: str | None, model: type[M], what: str, fix: str) -> M:
     if text is None:
         return model()
     try:
@@ -136,7 +145,34 @@ def read_meta_model(store: RunStore, name: str, model: type[M], what: str, fix: 
         ) from exc
 
 
+def update_meta_model(
+    store: RunStore, name: str, model: type[M], what: str, fix: str, change: Callable[[M], None]
+) -> M:
+    """`store.update_meta` on a typed store file: `change` edits the current model in place."""
+    out: list[M] = []
+
+    def apply(text: str | None) -> str:
+        current = parse_meta_model(store, name, text, model, what, fix)
+        change(current)
+        out[:] = [current]
+        return current.model_dump_json(indent=1)
+
+    store.update_meta(name, apply)
+    return out[0]
+
+
+def inside(root: Path, path: Path) -> bool:
+    """`path`, with every link followed, lies in `root` (a link in the store may not lead out of it)."""
+    try:
+        return path.resolve().is_relative_to(root.resolve())
+    except (OSError, RuntimeError):  # a loop of links
+        return False
+
+
 class LocalRunStore:
+    """Runs as folders under `root`. Links that lead out of the store are refused: a run folder that is such a
+    link is not listed or opened, and a run with such a file inside is not opened."""
+
     def __init__(self, root: Path) -> None:
         self.root = root
 
@@ -147,13 +183,23 @@ class LocalRunStore:
     def list_runs(self) -> list[str]:
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir() if (p / "run.json").is_file())
+        return sorted(p.name for p in self._run_folders())
+
+    def _run_folders(self) -> list[Path]:
+        return [p for p in self.root.iterdir() if (p / "run.json").is_file() and inside(self.root, p)]
 
     def open(self, run_id: str) -> RunDir:
         check_run_id(run_id, self.location)
         path = self.root / run_id
         if not (path / "run.json").is_file():
             raise NotFoundError(f"{run_id}: no such run in the run store {self.location}")
+        outside = [] if inside(self.root, path) else [path]
+        outside += [f for f in path.rglob("*") if f.is_symlink() and not inside(self.root, f)]
+        if outside:
+            raise RunError(
+                f"{outside[0]}: a link that leads out of the run store {self.location}; the review app and the "
+                "store refuse it (replace the link by the file itself)"
+            )
         return RunDir.open(path)
 
     def save(self, run: RunDir) -> None:
@@ -165,9 +211,7 @@ class LocalRunStore:
         if not self.root.is_dir():
             return {}
         out = {}
-        for p in self.root.iterdir():
-            if not (p / "run.json").is_file():
-                continue
+        for p in self._run_folders():
             stamp = []
             for name in ("run.json", "summary.json", "scores.jsonl"):
                 try:
@@ -195,6 +239,16 @@ class LocalRunStore:
         folder = self.root / META_DIR
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write_text(folder / _check_meta(name), text)
+
+    def update_meta(self, name: str, change: Callable[[str | None], str]) -> str:
+        from filelock import FileLock
+
+        folder = self.root / META_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(folder / f".{_check_meta(name)}.lock"), timeout=60):
+            text = change(self.read_meta(name))
+            atomic_write_text(folder / name, text)
+        return text
 
 
 class S3RunStore:
@@ -334,6 +388,30 @@ class S3RunStore:
     def write_meta(self, name: str, text: str) -> None:
         key = "/".join(p for p in (self.prefix, META_DIR, _check_meta(name)) if p)
         self.client.put_object(Bucket=self.bucket, Key=key, Body=text.encode("utf-8"))
+
+    def update_meta(self, name: str, change: Callable[[str | None], str]) -> str:
+        from botocore.exceptions import ClientError
+
+        key = "/".join(p for p in (self.prefix, META_DIR, _check_meta(name)) if p)
+        for attempt in range(50):
+            try:
+                got = self.client.get_object(Bucket=self.bucket, Key=key)
+                current, condition = got["Body"].read().decode("utf-8"), {"IfMatch": got["ETag"]}
+            except self.client.exceptions.NoSuchKey:
+                current, condition = None, {"IfNoneMatch": "*"}
+            text = change(current)
+            try:
+                self.client.put_object(Bucket=self.bucket, Key=key, Body=text.encode("utf-8"), **condition)
+                return text
+            except ClientError as exc:
+                # another writer came first (412), or wrote at the same instant (409): read again and redo
+                if exc.response.get("Error", {}).get("Code") not in (
+                    "PreconditionFailed",
+                    "ConditionalRequestConflict",
+                ):
+                    raise
+                time.sleep(min(0.5, 0.01 * 2 ** min(attempt, 6)) * (0.5 + uuid.uuid4().int % 1000 / 1000))
+        raise RunError(f"{self.location}/{META_DIR}/{name}: other writers kept changing it; try again")
 
 
 def open_run_store(location: str, cache_dir: Path) -> RunStore:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from ragharness.analysis.labels import Calibration, HumanLabel, now_utc, row_id
+from ragharness.analysis.labels import Calibration, HumanLabel, now_utc
 from ragharness.analysis.preferences import Choice, Preference, PreferenceVote
 from ragharness.runs.summary import RunSummary
 from ragharness.serve import views
@@ -93,7 +93,8 @@ def labels(request: Request, run: str) -> list[HumanLabel]:
     state = _state(request)
     state.require(request, "viewer")
     state.catalog.entry(run)  # a run of this store (the id checked), listed or not
-    return labels_of(state.store, run)
+    # reviewers by the name given to their key, never by key material
+    return [h.model_copy(update={"reviewer": state.keys.name_of(h.reviewer)}) for h in labels_of(state.store, run)]
 
 
 class LabelIn(BaseModel):
@@ -114,7 +115,7 @@ async def add_label(request: Request, body: LabelIn) -> list[HumanLabel]:
 
     def save() -> list[HumanLabel]:
         form = LabelForm(
-            row_id=row_id(body.run_id, body.item_id, body.candidate),
+            row_id=state.catalog.row_id(body.run_id, body.item_id, body.candidate),
             correctness=body.correctness,
             groundedness=body.groundedness,
             claims=body.claims,

@@ -22,7 +22,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Red
 from starlette.concurrency import run_in_threadpool
 
 from ragharness.errors import NotFoundError, RagharnessError
-from ragharness.serve.auth import LOCAL
+from ragharness.serve.auth import LOCAL, Principal
 from ragharness.serve.state import HERE, LOGIN_COOKIE, SESSION_COOKIE, ServeState
 
 log = logging.getLogger("ragharness.serve")
@@ -120,6 +120,19 @@ def create_app(state: ServeState) -> FastAPI:
     return app
 
 
+async def _check_key(state: ServeState, request: Request, key: str, bucket: str) -> Principal | Response | None:
+    """The key's principal; a 429 when this address has tried too many keys not verified before; None for a wrong
+    key. Every such try takes a token of the per-address limiter before scrypt runs, so refused keys cost no
+    hashing beyond the limit (and a key found wrong once is never hashed again)."""
+    principal, needs_hash = state.keys.lookup(key)
+    if principal is not None:
+        return principal
+    wait = state.login_limiter.take(f"{bucket}:{_client(request)}")
+    if wait:
+        return _too_many(wait)
+    return await run_in_threadpool(state.keys.verify, key) if needs_hash else None
+
+
 async def _identify(state: ServeState, request: Request) -> Response | None:
     """Set request.state.principal from the key header, the session cookie or local mode; a wrong key is refused."""
     request.state.principal = None
@@ -130,15 +143,12 @@ async def _identify(state: ServeState, request: Request) -> Response | None:
     if auth.lower().startswith("bearer "):
         header_key = auth[7:].strip()
     if header_key:
-        principal = await run_in_threadpool(state.keys.verify, header_key)
-        if principal is None:
-            wait = state.login_limiter.take(f"key:{_client(request)}")
-            return (
-                _too_many(wait)
-                if wait
-                else _unauthorised(request, state, "the API key is not valid (revoked or mistyped)")
-            )
-        request.state.principal, request.state.by_header = principal, True
+        checked = await _check_key(state, request, header_key, "key")
+        if isinstance(checked, Response):
+            return checked
+        if checked is None:
+            return _unauthorised(request, state, "the API key is not valid (revoked or mistyped)")
+        request.state.principal, request.state.by_header = checked, True
         return None
     session = state.sessions.get(request.cookies.get(SESSION_COOKIE))
     if session is not None and not state.keys.active(session.principal.id):
@@ -193,11 +203,11 @@ def _login_routes(app: FastAPI, state: ServeState) -> None:
         if not cookie or not hmac.compare_digest(sent, cookie):
             return _login(request, state, "the login form expired; try again", 403)
         key = str(form.get("key") or "").strip()
-        principal = await run_in_threadpool(state.keys.verify, key) if key else None
+        checked = await _check_key(state, request, key, "login") if key else None
+        if isinstance(checked, Response):
+            return checked
+        principal = checked
         if principal is None:
-            wait = state.login_limiter.take(f"login:{_client(request)}")
-            if wait:
-                return _too_many(wait)
             return _login(request, state, "that key is not valid (revoked or mistyped)", 401)
         token, _ = state.sessions.start(principal)
         target = str(form.get("next") or "/")

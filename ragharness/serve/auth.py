@@ -5,12 +5,16 @@
 - A key is sent as `Authorization: Bearer <key>` or `X-API-Key: <key>` (JSON API), or exchanged for a session
   cookie at /login (HttpOnly, SameSite=Strict; sessions live in the server's memory and end with it).
 - Roles: viewer (read), reviewer (+ label and vote), admin (+ pin a nightly baseline).
-- With no key in the store the app serves its own machine only (loopback) as a single local admin.
+- Key changes are read-modify-writes under the store's lock (S3: conditional writes): concurrent `keys create` and
+  `keys revoke` never lose one another.
+- A key file that is missing or unreadable while the app runs refuses everyone (never a fallback to no keys).
+  Local mode (every loopback client is one local admin) is only ever the explicit `serve --local` at start-up.
+- A key that is not yet verified costs one scrypt: callers take a rate-limit token per address before it (see
+  `KeyRing.lookup`), and a key found wrong is remembered, so guessing cannot make the server hash at will.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import secrets
@@ -23,7 +27,7 @@ from pydantic import BaseModel, Field
 
 from ragharness.analysis.labels import now_utc
 from ragharness.errors import ConfigError, RunError
-from ragharness.runs.store import RunStore, read_meta_model
+from ragharness.runs.store import RunStore, read_meta_model, update_meta_model
 
 Role = Literal["viewer", "reviewer", "admin"]
 RANK: dict[str, int] = {"viewer": 0, "reviewer": 1, "admin": 2}
@@ -63,38 +67,47 @@ def _hash(secret: str, salt: bytes) -> str:
     return hashlib.scrypt(secret.encode(), salt=salt, maxmem=64 * 1024 * 1024, **SCRYPT).hex()
 
 
+_FIX = "restore it from a backup, or delete it and create the keys again"
+
+
 def read_keys(store: RunStore) -> KeyFile:
-    fix = "restore it from a backup, or delete it and create the keys again"
-    return read_meta_model(store, KEYS, KeyFile, "key file", fix)
+    return read_meta_model(store, KEYS, KeyFile, "key file", _FIX)
 
 
 def create_key(store: RunStore, role: Role, name: str = "") -> tuple[str, KeyRecord]:
     """A new key: the full key is returned once (print it, never store it); only its hash is kept."""
     if role not in RANK:
         raise ConfigError(f"--role {role!r}: use viewer, reviewer or admin")
-    keys = read_keys(store)
     key_id = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
     salt = secrets.token_bytes(16)
     record = KeyRecord(id=key_id, name=name, role=role, salt=salt.hex(), hash=_hash(secret, salt), created_at=now_utc())
-    keys.keys.append(record)
-    store.write_meta(KEYS, keys.model_dump_json(indent=1))
+    update_meta_model(store, KEYS, KeyFile, "key file", _FIX, lambda keys: keys.keys.append(record))
     return f"{PREFIX}{key_id}_{secret}", record
 
 
 def revoke_key(store: RunStore, key_id: str) -> KeyRecord:
-    keys = read_keys(store)
-    for k in keys.keys:
-        if k.id == key_id:
-            k.revoked = True
-            store.write_meta(KEYS, keys.model_dump_json(indent=1))
-            return k
-    raise ConfigError(f"no key {key_id!r} in {store.location}; `ragharness keys list` shows the ids")
+    found: list[KeyRecord] = []
+
+    def revoke(keys: KeyFile) -> None:
+        for k in keys.keys:
+            if k.id == key_id:
+                k.revoked = True
+                found.append(k)
+
+    update_meta_model(store, KEYS, KeyFile, "key file", _FIX, revoke)
+    if not found:
+        raise ConfigError(f"no key {key_id!r} in {store.location}; `ragharness keys list` shows the ids")
+    return found[0]
 
 
 class KeyRing:
     """The store's keys, re-read every `ttl` seconds (a revocation takes effect within it). A verified key is
-    remembered by a keyed digest for the process's life, so scrypt runs once per key, not once per request."""
+    remembered by a keyed digest for the process's life, so scrypt runs once per key, not once per request; a key
+    found wrong is remembered too (bounded), so repeating it costs no hash.
+
+    A key file that is missing or cannot be read refuses every key until it is readable again (`problem` says why):
+    losing the file must never open the app."""
 
     def __init__(self, store: RunStore, ttl: float = 5.0) -> None:
         self.store = store
@@ -104,24 +117,39 @@ class KeyRing:
         self._keys: dict[str, KeyRecord] = {}
         self._pepper = secrets.token_bytes(32)
         self._verified: dict[bytes, str] = {}
+        self._wrong: dict[bytes, None] = {}
+        self.problem = ""
         self.reload()
 
     def reload(self) -> None:
-        keys = {k.id: k for k in read_keys(self.store).keys}
+        try:
+            text = self.store.read_meta(KEYS)
+            problem = "" if text is not None else f"{self.store.location}/_store/{KEYS} is missing"
+            keys = {k.id: k for k in KeyFile.model_validate_json(text).keys} if text is not None else {}
+        except (RunError, OSError, ValueError) as exc:
+            problem, keys = f"{self.store.location}/_store/{KEYS} cannot be read ({type(exc).__name__})", {}
         with self._lock:
-            self._keys = keys
+            self._keys, self.problem = keys, problem
             self._loaded = time.monotonic()
 
     @property
     def empty(self) -> bool:
+        """No active key (or no readable key file)."""
         self._maybe_reload()
         return not any(not k.revoked for k in self._keys.values())
 
     def _maybe_reload(self) -> None:
         if time.monotonic() - self._loaded > self.ttl:
-            # a damaged key file keeps the last good keys in memory; `keys list` says what is wrong
-            with contextlib.suppress(RunError):
-                self.reload()
+            self.reload()
+
+    def name_of(self, key_id: str) -> str:
+        """What the app shows for a reviewer: the key's name, never key material."""
+        record = self._keys.get(key_id)
+        if record is not None and record.name:
+            return record.name
+        if key_id in ("local", "csv", ""):
+            return key_id
+        return f"reviewer {hashlib.sha256(self._pepper + key_id.encode()).hexdigest()[:6]}"
 
     def active(self, key_id: str) -> bool:
         """The key exists and is not revoked (a session ends when its key is revoked)."""
@@ -129,21 +157,43 @@ class KeyRing:
         record = self._keys.get(key_id)
         return record is not None and not record.revoked
 
-    def verify(self, key: str) -> Principal | None:
+    def lookup(self, key: str) -> tuple[Principal | None, bool]:
+        """(the key's principal, whether a hash is needed to know): cheap, no scrypt. A principal means the key
+        was verified before; (None, False) means it is refused without hashing."""
         self._maybe_reload()
         if not key.startswith(PREFIX) or len(key) > 200:
-            return None
+            return None, False
         key_id, _, secret = key[len(PREFIX) :].partition("_")
         record = self._keys.get(key_id)
         if record is None or record.revoked or not secret:
-            return None
+            return None, False
         digest = hmac.new(self._pepper, key.encode(), "sha256").digest()
-        if self._verified.get(digest) != key_id:
-            if not hmac.compare_digest(_hash(secret, bytes.fromhex(record.salt)), record.hash):
-                return None
+        if self._verified.get(digest) == key_id:
+            return self._principal(record), False
+        return None, digest not in self._wrong
+
+    def verify(self, key: str) -> Principal | None:
+        """The key's principal, or None; runs scrypt at most once per distinct key (call `lookup` first to rate-limit
+        the hashing)."""
+        principal, needs_hash = self.lookup(key)
+        if principal is not None or not needs_hash:
+            return principal
+        key_id, _, secret = key[len(PREFIX) :].partition("_")
+        record = self._keys[key_id]
+        digest = hmac.new(self._pepper, key.encode(), "sha256").digest()
+        if not hmac.compare_digest(_hash(secret, bytes.fromhex(record.salt)), record.hash):
             with self._lock:
-                self._verified[digest] = key_id
-        return Principal(id=record.id, name=record.name or record.id, role=record.role)
+                if len(self._wrong) >= 10_000:
+                    self._wrong.pop(next(iter(self._wrong)))
+                self._wrong[digest] = None
+            return None
+        with self._lock:
+            self._verified[digest] = key_id
+        return self._principal(record)
+
+    @staticmethod
+    def _principal(record: KeyRecord) -> Principal:
+        return Principal(id=record.id, name=record.name or "reviewer", role=record.role)
 
 
 @dataclass

@@ -8,6 +8,7 @@ reason: it is listed, never an error page."""
 from __future__ import annotations
 
 import hashlib
+import secrets
 import threading
 import time
 from collections import OrderedDict
@@ -17,11 +18,12 @@ from typing import TypeVar
 
 from pydantic import BaseModel, Field
 
+from ragharness.analysis.labels import row_id
 from ragharness.errors import NotFoundError, RagharnessError, RunError
 from ragharness.reporting.report import headline_metrics
 from ragharness.runs.history import HistoryIndex
 from ragharness.runs.rundir import RunDir
-from ragharness.runs.store import RunStore, check_run_id
+from ragharness.runs.store import RunStore, check_run_id, update_meta_model
 from ragharness.runs.summary import RunSummary
 from ragharness.types import ContextPack, Generation, GoldItem, Score
 
@@ -120,6 +122,18 @@ class _Lru(OrderedDict[tuple[object, ...], object]):
         return value
 
 
+class BlindKey(BaseModel):
+    key: str = ""
+
+
+def blind_key(store: RunStore) -> bytes:
+    def ensure(k: BlindKey) -> None:
+        k.key = k.key or secrets.token_hex(32)
+
+    got = update_meta_model(store, "blind.json", BlindKey, "blind-label key", "delete it (a new one is made)", ensure)
+    return bytes.fromhex(got.key)
+
+
 class RunCatalog:
     def __init__(self, store: RunStore, cache_dir: Path, *, ttl: float = 2.0) -> None:
         self.store = store
@@ -142,6 +156,14 @@ class RunCatalog:
         self._downloading = threading.Lock()
         self._answers = _Lru(8)  # whole runs' answers: a few runs at a time
         self._comparisons = _Lru(64)
+        self._blind_key: bytes | None = None
+
+    def row_id(self, run_id: str, item_id: str, candidate: str) -> str:
+        """The opaque id of one answer in the app (blind labelling): keyed by the store's secret `_store/blind.json`
+        (made once, under the store's lock), which no route ever shows."""
+        if self._blind_key is None:
+            self._blind_key = blind_key(self.store)
+        return row_id(self._blind_key, run_id, item_id, candidate)
 
     # -- the list ---------------------------------------------------------------------------------------------
     def refresh(self, *, force: bool = False) -> None:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from ragharness.serve.catalog import RunCatalog
 from ragharness.serve.reviews import (
     LabelForm,
     Pair,
@@ -94,8 +95,9 @@ async def review_submit(request: Request, run_id: str, item_id: str) -> Response
 
 
 # -- preference votes -----------------------------------------------------------------------------------------
-def _left(pair: Pair, item_id: str, reviewer: str) -> Literal["a", "b"]:
-    side: Literal["a", "b"] = shuffled(["a", "b"], "vote", *pair, item_id, reviewer)[0]
+def _left(catalog: RunCatalog, pair: Pair, item_id: str, reviewer: str) -> Literal["a", "b"]:
+    keyed = catalog.row_id(pair[2], item_id, "\x00".join(("vote", *pair, reviewer)))  # not computable by reviewers
+    side: Literal["a", "b"] = shuffled(["a", "b"], keyed)[0]
     return side
 
 
@@ -127,7 +129,7 @@ def vote_page(request: Request, a: str, item: str, b: str = "", ca: str = "", cb
         side: next((g for g in state.catalog.answers(run_id).get(item, []) if g.candidate == cand), None)
         for side, run_id, cand in (("a", pair[0], pair[1]), ("b", pair[2], pair[3]))
     }
-    left = _left(pair, item, me.id)
+    left = _left(state.catalog, pair, item, me.id)
     return HTMLResponse(
         state.render(
             "vote.html.j2",
@@ -158,7 +160,7 @@ async def vote_submit(request: Request) -> Response:
             pair,
             item,
             str(form.get("choice") or ""),
-            _left(pair, item, me.id),  # recomputed here: the form cannot move the answers
+            _left(state.catalog, pair, item, me.id),  # recomputed here: the form cannot move the answers
             check_votable(state.catalog, pair, item),
             me.id,
         )

@@ -20,7 +20,6 @@ from ragharness.analysis.labels import (
     latest_labels,
     now_utc,
     read_labels,
-    row_id,
 )
 from ragharness.analysis.preferences import Choice, PreferenceVote, read_votes
 from ragharness.errors import RunError
@@ -83,7 +82,7 @@ def review_item(catalog: RunCatalog, run_id: str, item_id: str, reviewer: str, *
     claims = claims_by_answer(catalog.open(run_id), item_id, gens, len(pack.passages))
     answers = [
         Answer(
-            row_id=row_id(run_id, item_id, g.candidate),
+            row_id=catalog.row_id(run_id, item_id, g.candidate),
             candidate=g.candidate,
             text=g.text if g.ok else f"(no answer: {g.error.type if g.error else 'error'})",
             ok=g.ok,
@@ -92,7 +91,8 @@ def review_item(catalog: RunCatalog, run_id: str, item_id: str, reviewer: str, *
         for g in gens
     ]
     if blind:
-        answers = shuffled(answers, "label", run_id, item_id, reviewer)
+        # seeded by a keyed id: a reviewer cannot work out the order from names they know
+        answers = shuffled(answers, "label", catalog.row_id(run_id, item_id, f"\x00order\x00{reviewer}"))
     return ReviewItem(item=item, pack=pack, answers=answers, position=items.index(item) + 1, total=len(items))
 
 
@@ -171,7 +171,7 @@ def make_labels(
 ) -> list[HumanLabel]:
     """Validate the reviewer's answers to the form; every problem names the answer and the field."""
     gens = catalog.answers(run_id).get(item_id, [])
-    by_row = {row_id(run_id, item_id, g.candidate): g for g in gens}
+    by_row = {catalog.row_id(run_id, item_id, g.candidate): g for g in gens}
     pack = catalog.pack(run_id, item_id)
     claims = claims_by_answer(catalog.open(run_id), item_id, gens, len(pack.passages) if pack else 0)
     labels, problems = [], []

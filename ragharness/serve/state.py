@@ -15,6 +15,7 @@ from typing import Any
 import jinja2
 from fastapi import HTTPException, Request
 
+from ragharness.errors import ConfigError
 from ragharness.reporting.jinja import TEMPLATES as REPORT_TEMPLATES
 from ragharness.reporting.jinja import environment as report_environment
 from ragharness.runs.store import RunStore
@@ -34,6 +35,16 @@ class Settings:
     read_only: bool = False
     allowed_hosts: list[str] = field(default_factory=list)
     secure_cookies: bool = False
+    local: bool = False
+    """Local mode (`serve --local`): every loopback client without a key is one local admin. Only with a loopback
+    bind address and no other allowed host; chosen at start-up, never entered later by a change in the store."""
+
+    def __post_init__(self) -> None:
+        if self.local and (not is_loopback(self.host) or self.allowed_hosts):
+            raise ConfigError(
+                "--local serves this machine only: bind a loopback address (--host 127.0.0.1) and allow no other "
+                "host name (no --allowed-host); behind a proxy, create API keys instead"
+            )
 
 
 def state_of(request: Request) -> ServeState:
@@ -92,8 +103,8 @@ class ServeState:
 
     # -- who is asking --------------------------------------------------------------------------------------
     def local_mode(self, client_host: str) -> bool:
-        """No key in the store: the app serves its own machine only, as one local admin."""
-        return self.keys.empty and is_loopback(client_host)
+        """`serve --local`: the app serves its own machine only, as one local admin (whatever the store holds)."""
+        return self.settings.local and is_loopback(client_host)
 
     def csrf_token(self, request: Request) -> str:
         session = getattr(request.state, "session", None)
