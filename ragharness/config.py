@@ -15,7 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ragharness.credentials import has_userinfo_password, remember
+from ragharness.credentials import has_userinfo_password, looks_like_secret, remember
 from ragharness.errors import ConfigError
 from ragharness.guardrail_policy import GuardrailPolicy
 from ragharness.search_settings import Fusion, TextAnalysis
@@ -340,6 +340,12 @@ def format_validation_error(source: str | Path, err: ValidationError, prefix: st
     return lines
 
 
+_SHAPED = (
+    "the value has the shape of a credential (an API token, a bearer value or a key in a URL query); give it as an "
+    "environment reference like '${MY_API_KEY}' (the value is not shown)"
+)
+
+
 def _check_secrets(node: Any, path: str, problems: list[str]) -> None:
     """Credential-like keys (api_key, token, Authorization header, webhook, ...) must hold `${ENV}` references, and
     no value may carry `user:password@` in a URL. A rejected value is never echoed."""
@@ -356,6 +362,8 @@ def _check_secrets(node: Any, path: str, problems: list[str]) -> None:
                     f"{sub}: a URL with 'user:password@' carries a credential; give the whole URL as an environment "
                     "reference like '${MY_URL}' or use the backend's username/password options (the value is not shown)"
                 )
+            elif isinstance(value, str) and not ENV_REF.match(value) and looks_like_secret(value):
+                problems.append(f"{sub}: {_SHAPED}")
             else:
                 _check_secrets(value, sub, problems)
     elif isinstance(node, list):
@@ -364,6 +372,8 @@ def _check_secrets(node: Any, path: str, problems: list[str]) -> None:
                 problems.append(
                     f"{path}[{i}]: a URL with 'user:password@' carries a credential (the value is not shown)"
                 )
+            elif isinstance(value, str) and not ENV_REF.match(value) and looks_like_secret(value):
+                problems.append(f"{path}[{i}]: {_SHAPED}")
             else:
                 _check_secrets(value, f"{path}[{i}]", problems)
 
@@ -444,7 +454,7 @@ def parse_options(pairs: list[str], where: str) -> dict[str, Any]:
         if not sep or not key.strip():
             raise ConfigError(f"{where} {pair!r}: expected KEY=VALUE, e.g. base_url=http://127.0.0.1:8000/v1")
         try:
-            out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+            out[key.strip()] = load_strict(value) if value.strip() else ""
         except yaml.YAMLError:
             out[key.strip()] = value
     problems: list[str] = []

@@ -23,10 +23,23 @@ _MIN_SECRET_LEN = 6  # shorter values (e.g. "1", "on") would scrub ordinary word
 
 _AUTH_HEADER = re.compile(
     r"(?i)\b((?:proxy-)?authorization|x-api-key|api-key|cookie|set-cookie)(\s*[:=]\s*)"
-    r"((?:bearer|basic|token|aws4-hmac-sha256)\s+)?[^\s,;\"'}]+"
+    # a value, not a word of prose ("Authorization: secrets must be ..."): a scheme, or 8+ characters with a digit
+    # or a symbol tokens carry
+    r"((?:bearer|basic|token|aws4-hmac-sha256)\s+[^\s,;\"'}]+|(?=[^\s,;\"'}]*[0-9_+/=.\-])[^\s,;\"'}]{8,})"
 )
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{12,}")
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s:@]+:[^/\s@]+@")
+_QUERY_SECRET = re.compile(
+    r"(?i)([?&](?:api[_-]?key|key|access[_-]?token|token|secret|sig|signature|password|auth)=)[^&#\s\"']{6,}"
+)
+EXTRA_TOKENS = (
+    # shapes detect-secrets 1.5 does not know (its OpenAI plugin has only the legacy `sk-...T3BlbkFJ...` form)
+    re.compile(r"\bsk-(?:proj|svcacct|admin|ant(?:-api\d+)?)-[A-Za-z0-9_-]{20,}"),
+    re.compile(r"\bsk-[A-Za-z0-9]{32,}\b"),
+    re.compile(r"\bAIza[0-9A-Za-z_-]{35}"),
+    re.compile(r"\bhf_[A-Za-z0-9]{30,}\b"),
+    re.compile(r"\bxox[baprs]-[A-Za-z0-9-]{10,}"),
+)
 
 
 def remember(value: str) -> None:
@@ -48,7 +61,7 @@ def _token_patterns() -> tuple[re.Pattern[str], ...]:
         if secret_type in skip:
             continue
         patterns.extend(getattr(plugin(), "denylist", ()))
-    return tuple(patterns)
+    return (*patterns, *EXTRA_TOKENS)
 
 
 def token_patterns() -> tuple[re.Pattern[str], ...]:
@@ -66,10 +79,19 @@ def scrub(text: str) -> str:
             text = text.replace(value, MASK)
     text = _USERINFO.sub(lambda m: f"{m.group(1)}{MASK}@", text)
     text = _AUTH_HEADER.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+    text = _QUERY_SECRET.sub(lambda m: f"{m.group(1)}{MASK}", text)
     text = _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", text)
     for pattern in _token_patterns():
         text = pattern.sub(MASK, text)
     return text
+
+
+def looks_like_secret(value: str) -> bool:
+    """A literal credential by its shape (a token format, a bearer value, a `?key=` query parameter), whatever the
+    option holding it is called."""
+    if _BEARER.search(value) or _QUERY_SECRET.search(value):
+        return True
+    return any(p.search(value) for p in _token_patterns())
 
 
 def has_userinfo_password(value: str) -> bool:

@@ -1,16 +1,29 @@
-"""YAML that refuses duplicate keys: `a: 1` then `a: 2` silently keeps the second in PyYAML, which hides typos
-in configs, gold sets and front matter. `load_strict` raises a YAMLError naming both lines instead."""
+"""YAML that refuses duplicate keys and aliases. `a: 1` then `a: 2` silently keeps the second in PyYAML, which hides
+typos in configs, gold sets and front matter: `load_strict` raises a YAMLError naming both lines instead. Anchors and
+aliases (`&a` / `*a`, also `<<: *a` merges) are refused: a few hundred bytes of nested aliases expand to gigabytes
+(a "billion laughs" bomb in a document's front matter), and no file the harness reads needs them."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import yaml
+from yaml.composer import ComposerError
 from yaml.constructor import ConstructorError
 
 
 class _StrictLoader(yaml.SafeLoader):
-    pass
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]  # PyYAML's stubs leave it untyped
+            raise ComposerError(
+                None,
+                None,
+                f"found the alias *{event.anchor}: aliases are refused (they can expand without limit); write the "
+                "value out in full",
+                event.start_mark,
+            )
+        return super().compose_node(parent, index)  # type: ignore[arg-type]
 
 
 def _mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
@@ -39,5 +52,5 @@ _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _m
 
 
 def load_strict(text: str | bytes) -> Any:
-    """`yaml.safe_load` that raises `yaml.YAMLError` on a duplicate mapping key."""
+    """`yaml.safe_load` that raises `yaml.YAMLError` on a duplicate mapping key or an alias."""
     return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass

@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from ragharness.errors import BatchWaiting, DiskFullError, GoldSetError, LockedError, RagharnessError
+from ragharness.normalise import printable
 
 if TYPE_CHECKING:
     from ragharness.generation.runner import RunStats
@@ -92,8 +93,17 @@ app.add_typer(goldset_app, name="goldset")
 annotate_app = _Typer(help="Export a run for human labelling; import the labels back.", no_args_is_help=True)
 app.add_typer(annotate_app, name="annotate")
 
-console = Console(width=max(150, Console().width), highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, width=max(120, Console().width), highlight=False, soft_wrap=True)
+
+class SafeConsole(Console):
+    """A console that shows control characters as escapes in every string it renders (messages and table cells):
+    an ANSI sequence in a gold item's intent or a model's answer cannot move the cursor or forge a PASS line."""
+
+    def render_str(self, text: str, *args: Any, **kwargs: Any) -> Any:
+        return super().render_str(printable(text), *args, **kwargs)
+
+
+console = SafeConsole(width=max(150, Console().width), highlight=False, soft_wrap=True)
+err_console = SafeConsole(stderr=True, width=max(120, Console().width), highlight=False, soft_wrap=True)
 
 ConfigArg = Annotated[Path, typer.Argument(help="Path of the harness.yaml to use.")]
 

@@ -7,9 +7,8 @@ import threading
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
-
 from ragharness.types import Price, Usage
+from ragharness.yamlio import load_strict
 
 _REGION_PREFIXES = ("us.", "eu.", "apac.", "global.", "us-gov.", "ca.", "jp.", "au.")
 DEFAULT_OUTPUT_TOKENS = 512
@@ -17,7 +16,7 @@ DEFAULT_OUTPUT_TOKENS = 512
 
 @lru_cache(maxsize=1)
 def shipped_prices() -> dict[str, Price]:
-    data = yaml.safe_load((Path(__file__).parent / "prices.yaml").read_text(encoding="utf-8"))
+    data = load_strict((Path(__file__).parent / "prices.yaml").read_text(encoding="utf-8"))
     return {k: Price.model_validate(v) for k, v in data["prices"].items()}
 
 

@@ -6,6 +6,7 @@ Looked up in the config's prompts_dir first, then among the built-ins shipped in
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
 
 import jinja2
@@ -65,8 +66,31 @@ def _compiled(source: str) -> jinja2.Template:
     return _ENV.from_string(source)
 
 
+_TAG_OPEN = re.compile(r"<(?=[/!?]?[A-Za-z])")
+_LINE_NUMBER = re.compile(r"(?m)^(\s*)\[(\d{1,3})\]")
+
+
+def fence_safe(text: str) -> str:
+    """Untrusted text made unable to forge the template's own markers: every `<` that would open or close a tag
+    (`</passages>`, `<system>`, `<!--`) is written `&lt;`, so content can never close the fence it sits in."""
+    return _TAG_OPEN.sub("&lt;", text) if "<" in text else text
+
+
+def _passage_safe(p: Passage) -> Passage:
+    """A passage whose text cannot forge the template's structure: no tags, and no line starting like the next
+    numbered passage (`[2] Policy update ...`)."""
+    text = _LINE_NUMBER.sub(r"\1(\2)", fence_safe(p.text))
+    return p.model_copy(update={"text": text, "title": fence_safe(p.title), "section": fence_safe(p.section)})
+
+
 def render(tpl: PromptTemplate, question: str, passages: tuple[Passage, ...], **extra: str) -> RenderedPrompt:
-    ctx = {"question": question, "passages": passages, **extra}
+    """The prompt for one item. Every value placed in the template (question, passages, answer, reference, ...) is
+    untrusted and escaped first (`fence_safe`): only the template's own text can make a delimiter."""
+    ctx = {
+        "question": fence_safe(question),
+        "passages": tuple(_passage_safe(p) for p in passages),
+        **{k: fence_safe(v) for k, v in extra.items()},
+    }
     return RenderedPrompt(
         system=_compiled(tpl.system).render(ctx).strip(),
         user=_compiled(tpl.user).render(ctx).strip(),

@@ -3,8 +3,9 @@
 Known values are (a) the lines of `guardrails.pii_canaries` (a file of values the team planted in or knows to be in
 its corpus and questions) and (b) every value a PII guardrail found in this process (held in memory only, never
 written). The watch checks every request before it is sent (candidates and judge) and, at the end of a run, every
-file of the run directory; a hit counts as a leak, recorded by where it was found and never by value. Numbers are
-also matched by their digits alone (a card written with spaces is the same card without them).
+file of the run directory; a hit counts as a leak, recorded by where it was found and never by value. Values and
+texts are compared after `ragharness.normalise` (a full-width or zero-width-split value is the same value). Numbers
+are also matched by their digits alone (a card written with spaces is the same card without them).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ragharness.errors import ConfigError
+from ragharness.normalise import normalise
 
 _DIGITS = re.compile(r"\D+")
 _NUMBER = re.compile(r"\+?\d[\d ()./-]{5,}\d")
@@ -70,7 +72,7 @@ class LeakWatch:
     def add(self, values: Iterable[str]) -> None:
         with self._lock:
             for raw in values:
-                v = raw.strip()
+                v = normalise(raw).strip()  # compared in the one normal form every text is read in
                 if len(v) < 5:
                     continue
                 if v.casefold() not in self._texts:
@@ -91,6 +93,7 @@ class LeakWatch:
         """The known values in the text (a value found by its digits only is keyed `#<digits>`)."""
         if not text or not self._texts:
             return set()
+        text = normalise(text)
         folded = text.casefold()
         with self._lock:
             if self._pattern is None or len(self._pending) > PENDING_MAX:

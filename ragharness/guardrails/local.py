@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+import base64
 import math
 import re
 from collections.abc import Sequence
@@ -36,6 +37,7 @@ from ragharness.guardrail_policy import (
 from ragharness.guardrails.base import GroundingSource, Verdict
 from ragharness.guardrails.heads import HeadDetector, load_head, windows
 from ragharness.guardrails.pii import PiiRedactor
+from ragharness.normalise import normalise
 from ragharness.retrieval.embedders import Embedder, cosine
 from ragharness.text import sentences as split_sentences
 from ragharness.text import strip_citations
@@ -184,10 +186,35 @@ OVERRIDE = re.compile(
 OVERRIDE_SCORE = 0.99
 
 
+_SPACED = re.compile(r"\b(?:[A-Za-z][ .\-_]){3,}[A-Za-z]\b")
+_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"})
+_BASE64 = re.compile(r"[A-Za-z0-9+/]{24,}={0,2}")
+_ROLE_TAG = re.compile(r"(?im)^\s*(?:</?\s*(?:system|assistant|instructions?)\s*>|(?:system|assistant)\s*:)")
+
+
+def views(text: str) -> list[str]:
+    """The forms a hidden instruction can take, each checked against OVERRIDE: the normalised text, letters
+    spaced apart joined (`i g n o r e`), leetspeak folded (`1gn0re`), and base64 runs decoded."""
+    out = [text, _SPACED.sub(lambda m: re.sub(r"[ .\-_]", "", m.group(0)), text), text.translate(_LEET)]
+    for m in _BASE64.finditer(text):
+        try:
+            decoded = base64.b64decode(m.group(0) + "=" * (-len(m.group(0)) % 4), validate=True).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            continue
+        if decoded.isprintable():
+            out.append(decoded)
+    return out
+
+
 def attack_probability(detector: HeadDetector, texts: Sequence[str]) -> list[float]:
-    """The head's probability, raised to OVERRIDE_SCORE for a text with override phrasing."""
+    """The head's probability of each normalised text, raised to OVERRIDE_SCORE where any of its `views` has
+    override phrasing or the text carries role markers addressed to the model (`SYSTEM:`, `</system>`)."""
+    texts = [normalise(t) for t in texts]
     probs = detector.probabilities(texts)
-    return [max(p, OVERRIDE_SCORE) if OVERRIDE.search(t) else p for p, t in zip(probs, texts, strict=True)]
+    return [
+        max(p, OVERRIDE_SCORE) if _ROLE_TAG.search(t) or any(OVERRIDE.search(v) for v in views(t)) else p
+        for p, t in zip(probs, texts, strict=True)
+    ]
 
 
 class PromptAttackGuardrail:

@@ -26,6 +26,7 @@ configuration error, never a silent fallback to the blank pipeline.
 from __future__ import annotations
 
 import functools
+import re
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -34,21 +35,99 @@ from ragharness.credentials import token_patterns
 from ragharness.errors import ConfigError
 from ragharness.guardrails.base import Verdict
 from ragharness.guardrails.leaks import LeakWatch
+from ragharness.normalise import VERSION as NORMALISE_VERSION
+from ragharness.normalise import normalise
 from ragharness.types import Finding
 
 DEFAULT_ENTITIES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "US_SSN", "CREDIT_CARD", "IP_ADDRESS", "IBAN_CODE", "SECRET")
 NER_ENTITIES = ("PERSON", "LOCATION")
 """Found only with an installed spaCy NER pipeline (`ner_model`)."""
 PHONE_REGIONS = ("US", "CA", "GB", "IE", "DE", "FR", "ES", "IT", "NL", "BE", "CH", "AT", "SE", "IN", "AU", "BR")
-REDACTOR_VERSION = "2"
+REDACTOR_VERSION = "3"
 """Bumped whenever what is detected changes: part of the ingest signature, so stored text is redacted again."""
 
 _SEP = r"(?:\s*(?:\(dot\)|\[dot\]|\{dot\}|<dot>)\s*|\s+dot\s+)"
 _AT = r"(?:\s*(?:\(at\)|\[at\]|\{at\}|<at>)\s*|\s+at\s+)"
 _TLDS = r"(?:com|org|net|edu|gov|io|co|uk|de|fr|eu|es|it|nl|info|biz|dev|app|ai|us|ca|local|internal|corp|example)"
-OBFUSCATED_EMAIL = (
-    rf"(?i)\b[a-z0-9_%+-]+(?:(?:{_SEP}|\.)[a-z0-9_%+-]+)*{_AT}[a-z0-9-]+(?:(?:{_SEP}|\.)[a-z0-9-]+)*{_SEP}{_TLDS}\b"
+_LOCAL = rf"[a-z0-9_%+-]+(?:(?:{_SEP}|\.)[a-z0-9_%+-]+)*"
+_DOMAIN = rf"[a-z0-9-]+(?:(?:{_SEP}|\.)[a-z0-9-]+)*"
+OBFUSCATED_EMAIL = rf"(?i)\b{_LOCAL}{_AT}{_DOMAIN}(?:{_SEP}[a-z]{{2,24}}|\.{_TLDS})\b(?!{_AT})"
+"""`jane dot doe at acme dot ch`, `jane [at] acme [dot] com`, `jane(at)acme.io`, `jane at acme.io`: an obfuscated
+dot takes any top-level domain; a literal one only the common ones (`in at 9.30` is no address)."""
+SPACED_EMAIL = (
+    r"(?i)\b[a-z0-9._%+-]+\s+@\s*[a-z0-9-]+(?:\.[a-z0-9-]+)+\b|\b[a-z0-9._%+-]+@\s+[a-z0-9-]+(?:\.[a-z0-9-]+)+\b"
 )
+_NOT_A_MAILBOX = frozenset(
+    [
+        "available",
+        "found",
+        "located",
+        "online",
+        "here",
+        "there",
+        "us",
+        "them",
+        "me",
+        "site",
+        "page",
+        "docs",
+        "help",
+        "look",
+        "visit",
+        "go",
+        "log",
+        "sign",
+        "live",
+        "hosted",
+        "published",
+        "posted",
+        "listed",
+        "shown",
+        "read",
+        "see",
+        "apply",
+        "register",
+        "order",
+        "buy",
+        "download",
+        "support",
+        "portal",
+        "website",
+        "open",
+        "is",
+        "are",
+        "was",
+        "be",
+        "in",
+        "on",
+        "up",
+        "out",
+        "back",
+        "off",
+        "it",
+        "this",
+        "that",
+        "arrive",
+        "arrives",
+        "arrived",
+        "starts",
+        "start",
+        "ends",
+        "end",
+        "due",
+        "billed",
+        "charged",
+        "renews",
+        "expires",
+    ]
+)
+CITATION_MARKER = re.compile(r"\[\d{1,3}(?:\s*,\s*\d{1,3})*\]")
+DOTTED_CARD = re.compile(r"\b\d{4}\.\d{4,6}\.\d{4,5}(?:\.\d{1,4})?\b")
+LOOSE_IBAN = re.compile(r"(?i)\b[a-z]{2}\d{2}(?:[ -]?[a-z0-9]){11,30}\b")
+SEGMENT = 100_000
+"""Characters analysed at a time: spaCy refuses texts over 1,000,000 characters (E088); long texts go in
+overlapping segments."""
+_OVERLAP = 400
 BEARER = r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{16,}"
 
 
@@ -88,6 +167,26 @@ def _secret_recognizer() -> Any:
     return SecretRecognizer()
 
 
+def iban_checksum_ok(text: str) -> bool:
+    """ISO 13616 mod-97 check of an IBAN written with any case, spaces or dashes."""
+    code = re.sub(r"[\s-]", "", text).upper()
+    if not (15 <= len(code) <= 34) or not code[:2].isalpha() or not code[2:4].isdigit() or not code.isalnum():
+        return False
+    digits = "".join(str(int(ch, 36)) for ch in code[4:] + code[:4])
+    return int(digits) % 97 == 1
+
+
+def detection_copy(text: str) -> str:
+    """The normalised text as the detectors read it, of the same length (spans map back one to one): citation
+    markers blanked (`+1 415 555 0188 [1]` is a phone number followed by a citation, not a longer number) and
+    dotted card numbers written with dashes (Presidio's card pattern knows spaces and dashes only)."""
+    if "[" in text:
+        text = CITATION_MARKER.sub(lambda m: " " * len(m.group(0)), text)
+    if "." in text:
+        text = DOTTED_CARD.sub(lambda m: m.group(0).replace(".", "-"), text)
+    return text
+
+
 def check_ner_model(name: str) -> None:
     """An official spaCy pipeline must be installed to be named; nothing is downloaded."""
     import spacy.util
@@ -114,6 +213,24 @@ def _analyzer(entities: tuple[str, ...], ner_model: str | None = None) -> Any:
         UsSsnRecognizer,
     )
     from spacy.language import Language
+
+    class ObfuscatedEmailRecognizer(PatternRecognizer):
+        def validate_result(self, pattern_text: str) -> bool | None:
+            local = re.split(r"(?i)\s*(?:\(at\)|\[at\]|\{at\}|<at>|\s+at\s+|@)", pattern_text, maxsplit=1)[0]
+            return False if local.strip().lower() in _NOT_A_MAILBOX else None
+
+    class LooseIbanRecognizer(PatternRecognizer):
+        """IBANs Presidio's recognizer misses: lower case, dashes; kept only when the mod-97 checksum holds."""
+
+        def __init__(self) -> None:
+            super().__init__(
+                supported_entity="IBAN_CODE",
+                name="LooseIbanRecognizer",
+                patterns=[Pattern("iban, any case", LOOSE_IBAN.pattern, 0.5)],
+            )
+
+        def validate_result(self, pattern_text: str) -> bool | None:
+            return iban_checksum_ok(pattern_text)
 
     class AnyDomainEmailRecognizer(EmailRecognizer):
         def validate_result(self, pattern_text: str) -> bool | None:
@@ -142,17 +259,17 @@ def _analyzer(entities: tuple[str, ...], ner_model: str | None = None) -> Any:
     makers: dict[str, Callable[[], list[Any]]] = {
         "EMAIL_ADDRESS": lambda: [
             AnyDomainEmailRecognizer(),
-            PatternRecognizer(
+            ObfuscatedEmailRecognizer(
                 supported_entity="EMAIL_ADDRESS",
                 name="ObfuscatedEmailRecognizer",
-                patterns=[Pattern("obfuscated e-mail", OBFUSCATED_EMAIL, 0.6)],
+                patterns=[Pattern("obfuscated e-mail", OBFUSCATED_EMAIL, 0.6), Pattern("spaced @", SPACED_EMAIL, 0.6)],
             ),
         ],
         "PHONE_NUMBER": lambda: [PhoneRecognizer(supported_regions=PHONE_REGIONS)],
         "US_SSN": lambda: [UsSsnRecognizer()],
         "CREDIT_CARD": lambda: [CreditCardRecognizer()],
         "IP_ADDRESS": lambda: [IpRecognizer()],
-        "IBAN_CODE": lambda: [IbanRecognizer()],
+        "IBAN_CODE": lambda: [IbanRecognizer(), LooseIbanRecognizer()],
         "SECRET": lambda: [_secret_recognizer()],
     }
     registry = RecognizerRegistry(supported_languages=["en"])
@@ -200,10 +317,11 @@ class PiiRedactor:
     def signature(self) -> str:
         """What decides the redacted text: stored with ingested chunks so a change re-redacts them."""
         ner = f":{self.ner_model}" if self.ner_model else ""
-        return f"pii{REDACTOR_VERSION}:{','.join(self.entities)}:{self.score_threshold}{ner}"
+        return f"pii{REDACTOR_VERSION}n{NORMALISE_VERSION}:{','.join(self.entities)}:{self.score_threshold}{ner}"
 
     def check(self, text: str) -> Verdict:
-        """Redact; verdicts are cached by text (the same passage recurs across items and runs)."""
+        """Normalise (`ragharness.normalise`), then redact; the verdict's text is the normalised, redacted text.
+        Verdicts are cached by text (the same passage recurs across items and runs)."""
         cached = self._cache.get(text)
         if cached is None:
             cached = self._check(text)
@@ -215,20 +333,35 @@ class PiiRedactor:
         return self.check(text).text
 
     def spans(self, text: str) -> list[tuple[int, int, str]]:
-        """Detected entities as (start, end, type), overlaps resolved (highest score, then longest span)."""
+        """Detected entities of an already normalised text as (start, end, type), overlaps resolved (highest
+        score, then longest span). Texts longer than SEGMENT are analysed in overlapping segments."""
         if not text.strip():
             return []
-        results = _analyzer(self.entities, self.ner_model).analyze(
-            text=text, language="en", entities=list(self.entities), score_threshold=self.score_threshold
-        )
-        ranked = sorted(results, key=lambda r: (-r.score, -(r.end - r.start), r.start))
-        kept: list[Any] = []
+        seen = detection_copy(text)
+        analyzer = _analyzer(self.entities, self.ner_model)
+        results: list[tuple[float, int, int, str]] = []
+        start = 0
+        while start < len(seen):
+            end = min(len(seen), start + SEGMENT)
+            if end < len(seen):  # cut at a space so a value is never split (the overlap catches the rest)
+                cut = seen.rfind(" ", start + SEGMENT // 2, end)
+                end = cut if cut > 0 else end
+            for r in analyzer.analyze(
+                text=seen[start:end], language="en", entities=list(self.entities), score_threshold=self.score_threshold
+            ):
+                results.append((r.score, start + r.start, start + r.end, r.entity_type))
+            if end >= len(seen):
+                break
+            start = max(start + 1, end - _OVERLAP)
+        ranked = sorted(set(results), key=lambda r: (-r[0], -(r[2] - r[1]), r[1]))
+        kept: list[tuple[float, int, int, str]] = []
         for r in ranked:
-            if all(r.end <= k.start or r.start >= k.end for k in kept):
+            if all(r[2] <= k[1] or r[1] >= k[2] for k in kept):
                 kept.append(r)
-        return sorted((r.start, r.end, r.entity_type) for r in kept)
+        return sorted((a, b, kind) for _, a, b, kind in kept)
 
-    def _check(self, text: str) -> Verdict:
+    def _check(self, raw: str) -> Verdict:
+        text = normalise(raw)
         found = self.spans(text)
         if not found:
             return Verdict(text=text)

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from ragharness.config import CorpusConfig, TicketFormat
 from ragharness.errors import IngestError
 from ragharness.ingest.html import html_to_markdown
+from ragharness.normalise import normalise
 from ragharness.types import METADATA_FIELDS, Document, Frozen, Metadata, SourceType, canonical_hash
 from ragharness.yamlio import load_strict
 
@@ -155,7 +156,15 @@ def decode(data: bytes) -> str:
 
 
 def _doc(doc_id: str, source: str, kind: SourceType, title: str, text: str, meta: Metadata) -> Document:
-    text = clean_text(text)
+    # one normal form before any detector or splitter sees the text (`ragharness.normalise`)
+    text = clean_text(normalise(text))
+    title = normalise(title)
+    meta = meta.model_copy(
+        update={
+            **{f: normalise(getattr(meta, f)) for f in METADATA_FIELDS if getattr(meta, f)},
+            "tags": tuple(normalise(t) for t in meta.tags),
+        }
+    )
     if not text:
         raise ValueError("empty after cleaning")
     payload = {"text": text, "title": title, "metadata": meta.model_dump(mode="json")}

@@ -133,11 +133,6 @@ def parse_judge_output(text: str, n_passages: int, answer: str, *, context: bool
     return out
 
 
-def _fence(text: str, tag: str) -> str:
-    """Keep untrusted text from closing the tag it is wrapped in."""
-    return text.replace(f"</{tag}>", f"&lt;/{tag}&gt;")
-
-
 def request_key(item_id: str, candidate: str) -> str:
     """An opaque request key: the judge never learns which candidate wrote the answer."""
     return "j" + hashlib.sha256(f"{item_id}\x00{candidate}".encode()).hexdigest()[:16]
@@ -210,7 +205,7 @@ class JudgeScorer:
             inp.pack.question,
             inp.pack.passages,
             reference=inp.item.reference_answer if inp.item.answerable else "(this question must be refused)",
-            answer=_fence(gen.text if gen else "", "answer"),
+            answer=gen.text if gen else "",  # escaped by render, like every value put in the template
         )
         user = prompt.user
         if feedback:
@@ -229,15 +224,35 @@ class JudgeScorer:
         )
 
     def planned_requests(self, inp: ScoringInput) -> list[GenerationRequest]:
+        gen = inp.generation
+        if gen is not None and gen.guardrail_stage == "input" and gen.guardrail_outcome:
+            return []  # a stopped question is never sent to the judge (batch and dry run alike)
         return [self.request(inp)]
 
     def _failure(self, inp: ScoringInput, label: str, error: str, reason: str) -> list[Score]:
         return [make_score(self, inp, m, 0.0, label, reason, error) for m in self.metrics]
 
+    def _stopped(self, inp: ScoringInput, blocked_by: str) -> list[Score]:
+        """A question an input guardrail stopped never reaches the judge (it may carry the very instructions the
+        guardrail caught): the candidate was not called and its answer is the guardrail's refusal, scored as one."""
+        item = inp.item
+        ok = not item.answerable
+        why = f"question stopped by the input guardrail {blocked_by}; the judge is not sent a stopped question"
+        scores = [
+            make_score(
+                self, inp, "judge_refusal", 1.0 if ok else 0.0, "correctly_refused" if ok else "wrongly_refused", why
+            ),
+            make_score(self, inp, "judge_correctness", 1.0 if ok else 0.0, "correct" if ok else "incorrect", why),
+        ]
+        rest = [m for m in self.metrics if m not in ("judge_refusal", "judge_correctness")]
+        return scores + [make_score(self, inp, m, None, "n/a", why) for m in rest]
+
     async def score(self, inp: ScoringInput) -> list[Score]:
         gen = inp.generation
         if gen is None:
             return []
+        if gen.guardrail_stage == "input" and gen.guardrail_outcome:
+            return self._stopped(inp, gen.blocked_by)
         feedback = ""
         for attempt in range(self.cfg.format_retries + 1):
             reply = await self.models.call(self.request(inp, feedback))

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
+
+from ragharness.yamlio import load_strict
 
 
 class ScorerThresholds(BaseModel):
@@ -25,7 +26,7 @@ class ScorerThresholds(BaseModel):
 
 
 def load_thresholds(overrides: dict[str, float] | None = None) -> ScorerThresholds:
-    data = yaml.safe_load((Path(__file__).parent / "calibration.yaml").read_text(encoding="utf-8"))
+    data = load_strict((Path(__file__).parent / "calibration.yaml").read_text(encoding="utf-8"))
     return ScorerThresholds.model_validate({**data, **(overrides or {})})
 
 
