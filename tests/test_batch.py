@@ -71,7 +71,15 @@ def test_shards_respect_record_and_byte_limits_and_the_minimum(tmp_path: Path) -
 
 @pytest.mark.parametrize(
     "point",
-    ["batch:sharding", "batch:uploading", "batch:uploaded", "batch:created", "batch:polling", "batch:downloading"],
+    [
+        "batch:sharding",
+        "batch:uploading",
+        "batch:uploaded",
+        "batch:created",
+        "batch:polling",
+        "batch:downloading",
+        "batch:downloaded",
+    ],
 )
 def test_a_kill_at_any_step_resumes_to_the_same_results_without_a_second_job(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, point: str
@@ -89,8 +97,37 @@ def test_a_kill_at_any_step_resumes_to_the_same_results_without_a_second_job(
     assert {r.key: r.output for r, _ in resumed.results()} == {
         r.key: {"text": f"answer to {r.body['q']}"} for r in records
     }
-    if point == "batch:created":
-        assert backend.calls.get("find") == 1  # the job created before the kill was found by its name
+    assert backend.calls.get("find", 0) >= backend.calls["create"]  # every job looked for by name before creating
+    if point in ("batch:downloading", "batch:downloaded"):
+        assert backend.calls["results"] > 3  # the earlier process's sealed download is fetched again
+
+
+def test_a_lost_journal_finds_the_jobs_again_by_name_and_pays_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = InstantBackend(tmp_path / "p", echo, limits=JobLimits(max_records=20), polls=2)
+    records = recs(50)
+    kill_at(monkeypatch, "batch:polling")
+    with pytest.raises(Killed):
+        runner(backend, tmp_path).run_round(lambda: iter(records))
+    monkeypatch.setattr(jobs_mod, "kill_point", lambda name: None)
+    (tmp_path / "work" / "journal.jsonl").unlink()  # the run folder lost its journal (restored from an old copy, ...)
+    state = runner(backend, tmp_path).run_round(lambda: iter(records))
+    assert len(state.jobs) == 3 and backend.calls["create"] == 3, "a second job was created for the same records"
+
+
+def test_downloaded_results_are_sealed_at_rest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kill between download and scrub leaves no readable model output on disk."""
+    backend = InstantBackend(tmp_path / "p", echo, limits=JobLimits(max_records=20))
+    records = recs(30)
+    kill_at(monkeypatch, "batch:downloaded")
+    with pytest.raises(Killed):
+        runner(backend, tmp_path).run_round(lambda: iter(records))
+    files = list((tmp_path / "work").rglob("results-*.jsonl"))
+    assert files
+    for f in files:
+        text = f.read_text()
+        assert text.strip() and "answer to" not in text and '"key"' not in text
 
 
 def test_a_job_that_finishes_while_the_harness_is_down_is_collected(tmp_path: Path) -> None:

@@ -204,7 +204,8 @@ def test_a_whole_failed_job_is_reported_with_the_providers_message_and_resumes(
 
 @pytest.mark.faults
 @pytest.mark.parametrize(
-    "point", ["batch:uploading", "batch:uploaded", "batch:created", "batch:polling", "batch:downloading"]
+    "point",
+    ["batch:uploading", "batch:uploaded", "batch:created", "batch:polling", "batch:downloading", "batch:downloaded"],
 )
 def test_sigkill_at_any_batch_step_then_resume_gives_the_same_results_and_no_second_batch(
     mini_project: Path, server: FakeOpenAI, point: str
@@ -215,6 +216,8 @@ def test_sigkill_at_any_batch_step_then_resume_gives_the_same_results_and_no_sec
     env = {"OPENAI_KEY": "sk-test"}
     killed = cli("run", str(cfg), "--out", "runs/r1", "--no-cache", cwd=mini_project, kill_at=point, env=env)
     assert killed.returncode == -9, killed.stderr
+    for raw in (mini_project / "runs/r1").rglob("results-*.jsonl"):  # sealed: no model output readable on disk
+        assert ANSWER not in raw.read_text(errors="replace"), point
     if point == "batch:polling":  # the batch finishes while the harness is down
         for bid in server.batch_api.batches:
             server.batch_api.finish(bid)

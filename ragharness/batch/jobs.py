@@ -10,6 +10,10 @@ lock, a torn tail cut, fsynced) before anything relies on it, and every step can
 - killed while polling: the jobs go on at the provider; a resume re-attaches by the ids in `created` events;
 - killed while downloading: the output is streamed into a temp file that becomes `results-NNNN.jsonl` only when
   whole (then `downloaded`), so a resume downloads that job's output again.
+- results at rest are sealed: each line of a results file is encrypted (Fernet, AES-128-CBC + HMAC) with a key
+  that lives in this process's memory only. The model's raw words (before the output guardrails redact them) never
+  reach the disk readable, also when a kill comes between download and scrub; a later process cannot read them
+  either and downloads that job's output again from the provider.
 
 Records a job did not answer (the job failed, expired or was stopped as a whole, or a line was unreadable) get a
 retryable error carrying the provider's message, so the caller can retry them: nothing is dropped.
@@ -198,6 +202,15 @@ class JobRunner:
         self.sleep = sleep
         self.journal = Journal(workdir / "journal.jsonl")
         self.reserved_usd = 0.0
+        from cryptography.fernet import Fernet
+
+        self._seal = Fernet(Fernet.generate_key())  # in memory only: see the module docstring
+        self._mine: set[tuple[int, int]] = set()
+        """Results files this process downloaded (the only ones its key opens)."""
+
+    def open_line(self, raw: bytes) -> bytes:
+        """One line of a results file as JSON (the files hold sealed lines)."""
+        return self._seal.decrypt(raw.strip())
 
     # -- where things live -------------------------------------------------------------------------------------
     def round_dir(self, rnd: int) -> Path:
@@ -318,12 +331,13 @@ class JobRunner:
                 continue
             self.reserved_usd += shard.estimate_usd
             name = self.job_name(state.round, shard.index)
-            earlier = shard.submitting
             self._log(event="submitting", round=state.round, shard=shard.index, job_name=name)
             kill_point("batch:uploading")
             ref = self.backend.upload(name, self.shard_file(state.round, shard.index))
             kill_point("batch:uploaded")
-            job_id = self.backend.find(name) if earlier else None
+            # found by its deterministic name first: a job created before a kill, or before the journal was lost, is
+            # never paid for twice
+            job_id = self.backend.find(name)
             if job_id is None:
                 job_id = self.backend.create(name, ref)
             kill_point("batch:created")
@@ -393,41 +407,51 @@ class JobRunner:
 
     def _download(self, state: RoundState) -> None:
         for shard in state.shards.values():
-            if not shard.job_id or shard.downloaded:
+            if not shard.job_id or shard.scrubbed or (state.round, shard.index) in self._mine:
                 continue
-            keys = set(self.shard_file(state.round, shard.index).with_suffix(".keys").read_text().split())
-            seen: set[str] = set()
-            ok = failed = 0
-            with atomic_writer(self.results_file(state.round, shard.index)) as fh:
-                for res in self.backend.results(shard.job_id):
-                    if res.key not in keys or res.key in seen:
-                        continue
-                    seen.add(res.key)
-                    fh.write(res.model_dump_json() + "\n")
-                    ok, failed = ok + (res.error is None), failed + (res.error is not None)
-                    if len(seen) == 1:
-                        kill_point("batch:downloading")
-                code = MISSING_CODES.get(shard.status, "MissingFromOutput")
-                why = shard.message or f"the job ended {shard.status} without answering this record"
-                for key in sorted(keys - seen):
-                    fh.write(RecordResult(key=key, error=RecordError(code=code, message=why[:500])).model_dump_json())
-                    fh.write("\n")
-                    failed += 1
-            self._log(
-                event="downloaded", round=state.round, shard=shard.index, job_id=shard.job_id, ok=ok, failed=failed
-            )
+            self._fetch(state.round, shard)
+
+    def _fetch(self, rnd: int, shard: ShardState) -> None:
+        """Download a job's output into a sealed results file (again, when an earlier process downloaded it)."""
+        keys = set(self.shard_file(rnd, shard.index).with_suffix(".keys").read_text().split())
+        seen: set[str] = set()
+        ok = failed = 0
+
+        def put(res: RecordResult) -> None:
+            fh.write(self._seal.encrypt(res.model_dump_json().encode()).decode() + "\n")
+
+        with atomic_writer(self.results_file(rnd, shard.index)) as fh:
+            for res in self.backend.results(shard.job_id):
+                if res.key not in keys or res.key in seen:
+                    continue
+                seen.add(res.key)
+                put(res)
+                ok, failed = ok + (res.error is None), failed + (res.error is not None)
+                if len(seen) == 1:
+                    kill_point("batch:downloading")
+            code = MISSING_CODES.get(shard.status, "MissingFromOutput")
+            why = shard.message or f"the job ended {shard.status} without answering this record"
+            for key in sorted(keys - seen):
+                put(RecordResult(key=key, error=RecordError(code=code, message=why[:500])))
+                failed += 1
+        self._mine.add((rnd, shard.index))
+        if not shard.downloaded:
+            self._log(event="downloaded", round=rnd, shard=shard.index, job_id=shard.job_id, ok=ok, failed=failed)
             shard.downloaded, shard.ok, shard.failed = True, ok, failed
+        kill_point("batch:downloaded")
 
     # -- results -----------------------------------------------------------------------------------------------
     def result_files(self) -> list[tuple[Path, str]]:
         """Every downloaded results file, oldest round first (a later round's result for a key wins), with the id
-        of the job that produced it."""
-        return [
-            (self.results_file(rnd, shard.index), shard.job_id)
-            for rnd, state in sorted(self.rounds().items())
-            for shard in state.shards.values()
-            if shard.downloaded and not shard.scrubbed
-        ]
+        of the job that produced it; a file an earlier process downloaded is downloaded again (its key is gone)."""
+        out = []
+        for rnd, state in sorted(self.rounds().items()):
+            for shard in state.shards.values():
+                if shard.downloaded and not shard.scrubbed:
+                    if (rnd, shard.index) not in self._mine:
+                        self._fetch(rnd, shard)
+                    out.append((self.results_file(rnd, shard.index), shard.job_id))
+        return out
 
     def scrub(self) -> int:
         """Delete the downloaded outputs once they are recorded elsewhere (the model's raw words, before the output
@@ -445,7 +469,7 @@ class JobRunner:
         """Every downloaded result, streamed, with its job id (see `result_files`)."""
         for path, job_id in self.result_files():
             for line in complete_lines(path):
-                yield RecordResult.model_validate_json(line), job_id
+                yield RecordResult.model_validate_json(self.open_line(line.encode())), job_id
 
 
 class _ShardWriter:

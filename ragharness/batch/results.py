@@ -16,12 +16,14 @@ class ResultIndex:
         self._index: dict[str, tuple[int, int, int, int]] = {}  # key -> (file no., offset, job no., state)
         self._files: list[Path] = []
         self._jobs: list[str] = []
+        self._runner: JobRunner | None = None
 
     def load(self, jobs: JobRunner) -> ResultIndex:
         """Index every downloaded results file of `jobs` (all rounds, oldest first)."""
         self._index.clear()
         self._files.clear()
         self._jobs.clear()
+        self._runner = jobs
         for path, job_id in jobs.result_files():
             fno, jno = len(self._files), len(self._jobs)
             self._files.append(path)
@@ -30,7 +32,7 @@ class ResultIndex:
                 offset = 0
                 for raw in fh:
                     if raw.endswith(b"\n"):
-                        data = json.loads(raw)
+                        data = json.loads(jobs.open_line(raw))
                         err = data.get("error")
                         state = OK if err is None else (RETRYABLE if err.get("retryable", True) else FINAL)
                         self._index[data["key"]] = (fno, offset, jno, state)
@@ -46,9 +48,10 @@ class ResultIndex:
         if where is None:
             return None
         fno, offset, jno, _ = where
+        assert self._runner is not None
         with self._files[fno].open("rb") as fh:
             fh.seek(offset)
-            return RecordResult.model_validate_json(fh.readline()), self._jobs[jno]
+            return RecordResult.model_validate_json(self._runner.open_line(fh.readline())), self._jobs[jno]
 
     def settled(self, key: str, *, retry_all: bool) -> bool:
         """Whether `key` needs no more sending: answered, or failed for good (unless `retry_all`: a new session

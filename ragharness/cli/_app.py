@@ -109,16 +109,31 @@ ConfigArg = Annotated[Path, typer.Argument(help="Path of the harness.yaml to use
 
 
 class _Bars:
-    """rich progress bars keyed by stage name; the generate bar also shows in-flight, retries, tokens and cost."""
+    """rich progress bars keyed by stage name; the generate bar also shows in-flight, retries, tokens and cost.
+    When stderr is not a terminal (CI, a log file) the bars are off and a plain line per stage says how far it
+    got: at each tenth of the way, at least every 10 s while it moves, and at the end."""
 
     def __init__(self, progress: Progress) -> None:
         self.progress = progress
         self.tasks: dict[str, TaskID] = {}
+        self._said: dict[str, tuple[int, float]] = {}
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         if stage not in self.tasks:
             self.tasks[stage] = self.progress.add_task(stage, total=total, info="")
         self.progress.update(self.tasks[stage], completed=done, total=total)
+        if self.progress.disable:
+            self._line(stage, done, total)
+
+    def _line(self, stage: str, done: int, total: int) -> None:
+        import time
+
+        last, at = self._said.get(stage, (-1, 0.0))
+        now = time.monotonic()
+        step = max(1, total // 10)
+        if done != last and (done >= total or done // step != last // step or now - at >= 10):
+            self._said[stage] = (done, now)
+            err_console.print(f"{stage}: {done}/{total}", markup=False)
 
     def stats(self, s: RunStats) -> None:
         if "generate" not in self.tasks:

@@ -134,7 +134,8 @@ def _serve_command(store: Path) -> str:
 def _dry_run(cfg: HarnessConfig, *, use_cache: bool) -> None:
     from ragharness.pipeline.dryrun import plan
 
-    result = plan(cfg, use_cache=use_cache)
+    with _progress() as p:
+        result = plan(cfg, use_cache=use_cache, progress=_Bars(p))
     shown = result.calls if len(result.calls) <= 200 else result.calls[:50]
     for c in shown:
         cost = "unpriced" if c.est_cost_usd is None else f"${c.est_cost_usd:.5f}"

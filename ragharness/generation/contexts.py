@@ -9,6 +9,7 @@ from typing import NamedTuple
 
 from pydantic import BaseModel
 
+from ragharness.errors import GoldSetError
 from ragharness.generation.prompts import PromptTemplate, render
 from ragharness.generation.providers.base import GenerationRequest, request_hash
 from ragharness.guardrails.base import GuardrailChain, GuardrailSet
@@ -27,6 +28,7 @@ from ragharness.types import (
     Metadata,
     NotContainsAssertion,
     Passage,
+    RegexAssertion,
 )
 
 RETRIEVAL_BATCH = 256
@@ -119,6 +121,8 @@ def redact_gold(
     def clean(text: str) -> str:
         return chain.apply(text, where="gold", item_id="").text if text else text
 
+    check_structure(gold, chain)
+
     def clean_question(item: GoldItem) -> str:
         res = chain.apply(item.question, where="question", item_id=item.id)
         if audit is not None:
@@ -143,6 +147,47 @@ def redact_gold(
         for i in gold.items
     ]
     return gold.model_copy(update={"items": items})
+
+
+def structural_fields(item: GoldItem) -> Iterator[tuple[str, str]]:
+    """The fields of an item that are stored, printed and used as keys unredacted: (field path, value)."""
+    yield "id", item.id
+    yield "intent", item.intent
+    for n, tag in enumerate(item.tags):
+        yield f"tags[{n}]", tag
+    for n, src in enumerate(item.expected_sources):
+        yield f"expected_sources[{n}]", src
+    for key, value in item.filters.items():
+        yield f"filters.{key}", key
+        for v in value if isinstance(value, list) else [value]:
+            yield f"filters.{key}", str(v)
+    for n, a in enumerate(item.assertions):
+        if a.name:
+            yield f"assertions[{n}].name", a.name
+        if isinstance(a, RegexAssertion):
+            yield f"assertions[{n}].pattern", a.pattern
+
+
+def check_structure(gold: GoldSet, chain: GuardrailChain) -> None:
+    """Refuse a gold set whose structural fields carry personal data the redaction chain detects: ids, intents,
+    tags, sources, filters and regex patterns are keys and labels, stored and shown as they are, so they are never
+    redacted. The error names the item and the field, never the value."""
+    problems = []
+    for n, item in enumerate(gold.items, start=1):
+        flagged = []
+        for field, value in structural_fields(item):
+            res = chain.apply(value, where="gold-structure", item_id="")
+            found = sorted({f.entity for a in res.actions if a.action == "redacted" for f in a.findings})
+            if found:
+                flagged.append((field, found))
+        name = f"item {n}" if any(f == "id" for f, _ in flagged) else f"item {n} ({item.id})"
+        problems += [f"{name}: field `{field}` carries {', '.join(found)}" for field, found in flagged]
+    if problems:
+        where = gold.source or gold.name
+        raise GoldSetError(
+            f"gold set {where}: " + "; ".join(problems[:10]) + ". Structural fields are stored and shown unredacted: "
+            "rewrite them without personal data (the value is not shown)"
+        )
 
 
 def build_request(item: GoldItem, pack: ContextPack, cand: Candidate, tpl: PromptTemplate) -> GenerationRequest:

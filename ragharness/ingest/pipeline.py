@@ -12,7 +12,11 @@ never sees an ingest half done, and the next ingest first undoes what a killed o
 
 from __future__ import annotations
 
+import contextlib
+import hmac
+import os
 import re
+import secrets
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -288,15 +292,84 @@ def _batch_vectors(
     return prefetch_vectors(cfg, batch_embedder(cfg, embedder), chunks, workdir, log)
 
 
+def pii_salt(data_dir: Path) -> bytes:
+    """The data dir's secret for pseudonymous ids (made once, kept: the same id maps to the same pseudonym on every
+    ingest, so unchanged documents stay unchanged)."""
+    file = data_dir / "pii-salt"
+    if not file.is_file():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):  # another ingest made it first: theirs is used
+            fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(secrets.token_hex(32))
+                fh.flush()
+                os.fsync(fh.fileno())
+    text = file.read_text(encoding="utf-8").strip()
+    if len(text) < 32:  # torn by a kill between create and write: make it again (nothing was stored with it)
+        file.unlink(missing_ok=True)
+        return pii_salt(data_dir)
+    return bytes.fromhex(text)
+
+
+class Pseudonyms:
+    """Structural values (document ids, sources, file names) that carry detected personal data: an id becomes a
+    stable salted pseudonym `pii-<hmac>`, a source its redacted text. Values without personal data are kept."""
+
+    def __init__(self, redactor: TextRedactor, salt: bytes) -> None:
+        self.redactor = redactor
+        self.salt = salt
+        self._ids: dict[str, str] = {}
+
+    def id(self, value: str) -> str:
+        got = self._ids.get(value)
+        if got is None:
+            if "[REDACTED_" in self.redactor.redact(value):
+                got = "pii-" + hmac.new(self.salt, value.encode(), "sha256").hexdigest()[:20]
+            else:
+                got = value
+            self._ids[value] = got
+        return got
+
+    def source(self, value: str) -> str:
+        return self.redactor.redact(value) if value else value
+
+
 def _scan(cfg: HarnessConfig, rebuild: bool, redactor: TextRedactor | None) -> tuple[CorpusScan, ObjectIndex | None]:
     """The corpus scanned; for S3, with the object index (not consulted on --rebuild, which reads everything).
-    Skip reasons are redacted: a reason may quote the file (a YAML error shows the line), and it is stored."""
+    Skip reasons and sources are redacted (a reason may quote the file, a file name may hold an address; both are
+    stored), and document ids carrying personal data are replaced by pseudonyms before anything compares them."""
     source = corpus_source(cfg)
     index = ObjectIndex(cfg.resolve(cfg.data_dir) / "corpus-objects.json") if isinstance(source, S3Source) else None
     scan = scan_corpus(cfg, source, None if rebuild else index)
     if redactor is not None:
-        scan.skipped = [s.model_copy(update={"reason": redactor.redact(s.reason)}) for s in scan.skipped]
+        names = Pseudonyms(redactor, pii_salt(cfg.resolve(cfg.data_dir)))
+        scan.skipped = [
+            s.model_copy(update={"reason": redactor.redact(s.reason), "source": names.source(s.source)})
+            for s in scan.skipped
+        ]
+        scan.skipped_files = {names.source(f) for f in scan.skipped_files}
+        scan.docs = [
+            d.model_copy(update={"doc_id": names.id(d.doc_id), "source": names.source(d.source)}) for d in scan.docs
+        ]
+        scan.kept_ids = {names.id(i) for i in scan.kept_ids}
+        for entry in scan.objects.values():
+            entry.doc_ids = [names.id(i) for i in entry.doc_ids]
     return scan, index
+
+
+def _keeper(
+    cfg: HarnessConfig, redactor: TextRedactor | None, skipped_files: set[str], sources: dict[str, str]
+) -> Callable[[str], bool]:
+    """Whether a stored document is kept because its file was skipped this time (damaged, too large, ...)."""
+    default_ids = {Path(p).with_suffix("").as_posix() for p in skipped_files}
+    if redactor is not None:  # skipped_files hold redacted names: the ids they stand for, as the store keeps them
+        names = Pseudonyms(redactor, pii_salt(cfg.resolve(cfg.data_dir)))
+        default_ids = {names.id(i) for i in default_ids}
+
+    def kept_because_skipped(doc_id: str) -> bool:
+        return _file_of(sources.get(doc_id, "")) in skipped_files or doc_id in default_ids
+
+    return kept_because_skipped
 
 
 def _ingest(
@@ -335,10 +408,7 @@ def _ingest(
     seen = {d.doc_id for d in docs} | scan.kept_ids
     to_write = _changed(docs, existing, chunker, report)
 
-    def kept_because_skipped(doc_id: str) -> bool:
-        if _file_of(sources.get(doc_id, "")) in skipped_files:
-            return True
-        return any(doc_id == Path(p).with_suffix("").as_posix() for p in skipped_files)
+    kept_because_skipped = _keeper(cfg, redactor, skipped_files, sources)
 
     removed = [d for d in existing if d not in seen and not kept_because_skipped(d)]
     report.documents_removed = len(removed)

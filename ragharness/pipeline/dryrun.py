@@ -116,7 +116,8 @@ def plan(cfg: HarnessConfig, *, use_cache: bool = True, progress: Progress = _no
             blocked=blocked,
         )
 
-    for item in gold.items:
+    for n, item in enumerate(gold.items, start=1):
+        progress("plan", n, len(gold.items))
         pack = locked.packs[item.id]
         blocked = item.id in locked.blocked
         for r in requests_for(item, pack, candidates, comps.templates):
