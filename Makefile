@@ -7,7 +7,7 @@ export TRANSFORMERS_OFFLINE := 1
 # The CPU torch wheel lies in /opt/wheels on these machines; elsewhere pip takes torch==2.13.0 from PyPI.
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 
-.PHONY: setup demo test test-fast test-faults lint fmt bench clean train-guardrails
+.PHONY: setup demo test test-fast test-faults test-security lint fmt bench clean train-guardrails
 
 setup: $(VENV)/.installed
 
@@ -28,6 +28,9 @@ test-fast: setup
 
 test-faults: setup
 	$(BIN)/python -m pytest -m faults
+
+test-security: setup
+	$(BIN)/python -m pytest -m security
 
 # Rebuild the local guardrail detectors' heads (ragharness/guardrails/weights/) from training/guardrails/data.
 train-guardrails: setup

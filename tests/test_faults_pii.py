@@ -154,3 +154,105 @@ def test_no_detected_value_reaches_any_artefact(tmp_path: Path) -> None:
     packs = (tmp_path / "runs/r1/context_packs.jsonl").read_text()
     for placeholder in ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "SECRET", "IP_ADDRESS"):
         assert f"[REDACTED_{placeholder}]" in packs + (tmp_path / "runs/r1/goldset.json").read_text(), placeholder
+
+
+FILE_EMAIL = "jane.doe@acme.io"  # in a file name
+TICKET_EMAIL = "jane.roe@acme.io"  # a ticket id
+
+
+def _hidden_project(root: Path) -> Path:
+    from pii_catalogue import HIDDEN
+
+    forms = list(HIDDEN)
+    write(
+        root / "harness.yaml",
+        """
+name: hidden
+data_dir: data
+output_dir: runs
+corpus:
+  path: corpus
+  tickets: {id_field: id, text_fields: [subject, body], title_field: subject, metadata_fields: {owner: agent}}
+chunking: {chunk_size: 400, chunk_overlap: 8}
+embedder: {kind: hashing}
+retrieval: {mode: hybrid, k: 4}
+goldset: gold.yaml
+runner: {max_attempts: 1}
+candidates:
+  - name: recorded
+    provider: replay
+    options: {file: answers.jsonl, cacheable: true}
+  - name: ext
+    provider: extractive
+""",
+    )
+    body = " ".join(f"{CANARY} note {n}: {form} [1]." for n, form in enumerate(forms))
+    front = f"---\ntitle: Contact {forms[1]}\nowner: {forms[7]}\ntags: [{forms[4]}]\n---\n"
+    write(root / f"corpus/contact-{FILE_EMAIL}.md", f"{front}# Reach {forms[2]}\n\n{body}\n")
+    write(root / "corpus/plain.txt", f"{CANARY} refunds page. " + " ".join(forms[8:]) + "\n")
+    write(root / "corpus/plain.txt.meta.yaml", yaml.safe_dump({"owner": forms[3], "tags": [forms[9]]}))
+    ticket = {
+        "id": TICKET_EMAIL,
+        "subject": f"Refund {forms[0]}",
+        "body": f"{CANARY} " + " ".join(forms),
+        "agent": forms[5],
+    }
+    write(root / "corpus/tickets.jsonl", json.dumps(ticket) + "\n")
+    gold = {
+        "name": "hidden",
+        "items": [
+            {
+                "id": f"q{n}",
+                "question": f"My details are {form}; how do {CANARY} refunds work?",
+                "intent": "billing",
+                "reference_answer": f"Refunds go back to the card; contact {forms[(n + 1) % len(forms)]}.",
+                "expected_sources": ["plain"],
+            }
+            for n, form in enumerate(forms)
+        ],
+    }
+    write(root / "gold.yaml", yaml.safe_dump(gold, allow_unicode=True))
+    answers = "".join(
+        json.dumps({"item_id": f"q{n}", "answer": f"Refunds take 5 days [1]. {form} [1]."}) + "\n"
+        for n, form in enumerate(forms)
+    )
+    write(root / "answers.jsonl", answers)
+    return root / "harness.yaml"
+
+
+def test_no_hidden_form_reaches_any_artefact_in_any_placement(tmp_path: Path) -> None:
+    """Every form of tests/pii_catalogue.py in every placement (file name, ticket id, title, front matter, sidecar,
+    heading, body, ticket fields, question, reference answer, answer with a citation marker): none of the values, in
+    their normal form or as digits, is in any file of the run, the store, the response cache or the output."""
+    from pii_catalogue import HIDDEN
+
+    cfg = _hidden_project(tmp_path)
+    res = cli("run", str(cfg), "--out", str(tmp_path / "runs/r1"), cwd=tmp_path)
+    assert res.returncode in (0, 1), res.stdout + res.stderr
+    blobs = {
+        str(f.relative_to(tmp_path)): f.read_bytes()
+        for folder in ("runs", "data")
+        for f in (tmp_path / folder).rglob("*")
+        if f.is_file()
+    }
+    blobs["stdout+stderr"] = (res.stdout + res.stderr).encode()
+    assert any(CANARY.encode() in b for name, b in blobs.items() if ".lance" in name), "the store must be searchable"
+    needles = {FILE_EMAIL, TICKET_EMAIL}
+    for planted, values in HIDDEN.items():
+        needles.add(planted)
+        for value in values:
+            needles.add(value)
+            digits = re.sub(r"\D", "", value)
+            if len(digits) >= 9:
+                needles.add(digits)
+    found: dict[str, list[str]] = {}
+    for name, blob in blobs.items():
+        text = blob.decode("utf-8", errors="replace").casefold()
+        flat = re.sub(r"\D", "", text)
+        for needle in needles:
+            n = needle.casefold()
+            if n in text or (n.isdigit() and n in flat and len(n) >= 12):
+                found.setdefault(needle, []).append(name)
+    assert found == {}, {k: v[:3] for k, v in found.items()}
+    packs = (tmp_path / "runs/r1/context_packs.jsonl").read_text()
+    assert "pii-" in (tmp_path / "runs/r1/ingest.json").read_text() + packs  # the file name's id: a pseudonym

@@ -367,7 +367,7 @@ def test_example_guardrail_suite(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     data = json.loads((tmp_path / "guardrail-eval.json").read_text())
-    assert data["n"] == 40 and data["overall"]["correct"] >= 36
+    assert data["n"] == 42 and data["overall"]["correct"] >= 38
     assert data["overall"]["pii_left"] == 0 and data["by_category"]["pii"]["correct"] == 11
     assert data["by_category"]["look_alike"]["over_blocked"] == 0
     assert data["by_stage"]["context"]["under_blocked"] == 0

@@ -179,7 +179,8 @@ OVERRIDE = re.compile(
     | \bsystem\s+(?:override|prompt\s+override)\b
     | \b(?:reveal|print|show|repeat|output)\s+(?:me\s+)?(?:your|the)\s+(?:hidden\s+|full\s+|initial\s+|original\s+)?
       system\s+prompt\b
-    | \b(?:note|message|instructions?)\s+(?:to|for)\s+(?:the\s+)?(?:ai|assistant|llm|language\s+model|chatbot|model)\b
+    | \b(?:note|message|instructions?)\s+(?:to|for)\s+(?:the\s+)?
+      (?:ai|assistant|llm|language\s+model|chatbot|model|evaluator|judge|grader|scorer)\b
     """
 )
 """Classic instruction-override phrasing: a match scores OVERRIDE_SCORE whatever the head says."""
@@ -189,7 +190,9 @@ OVERRIDE_SCORE = 0.99
 _SPACED = re.compile(r"\b(?:[A-Za-z][ .\-_]){3,}[A-Za-z]\b")
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"})
 _BASE64 = re.compile(r"[A-Za-z0-9+/]{24,}={0,2}")
-_ROLE_TAG = re.compile(r"(?im)^\s*(?:</?\s*(?:system|assistant|instructions?)\s*>|(?:system|assistant)\s*:)")
+_ROLE_TAG = re.compile(r"(?im)^\s*(?:</?\s*(?:system|assistant|instructions?)\s*>|(?-i:SYSTEM|ASSISTANT)\s*:)")
+"""A role marker addressed to the model at a line start: `<system>`, `</instructions>`, `SYSTEM:` (upper case: a
+manual's "System: Windows 10" is not one)."""
 
 
 def views(text: str) -> list[str]:

@@ -123,7 +123,8 @@ _NOT_A_MAILBOX = frozenset(
 )
 CITATION_MARKER = re.compile(r"\[\d{1,3}(?:\s*,\s*\d{1,3})*\]")
 DOTTED_CARD = re.compile(r"\b\d{4}\.\d{4,6}\.\d{4,5}(?:\.\d{1,4})?\b")
-LOOSE_IBAN = re.compile(r"(?i)\b[a-z]{2}\d{2}(?:[ -]?[a-z0-9]){11,30}\b")
+LOOSE_IBAN = re.compile(r"(?i)\b[a-z]{2}\d{2}(?:[ -]?[a-z0-9]{4}){2,7}(?:[ -]?[a-z0-9]{1,3})?\b")
+"""Groups of four after the country and check digits, so a match never runs on into the next word."""
 SEGMENT = 100_000
 """Characters analysed at a time: spaCy refuses texts over 1,000,000 characters (E088); long texts go in
 overlapping segments."""

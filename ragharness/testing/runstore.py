@@ -89,3 +89,30 @@ class RunStoreContract:
         assert run_store.list_runs() == [] and run_store.versions() == {}
         with pytest.raises(RunError):
             run_store.write_meta("../escape.json", "{}")
+
+    def test_store_files_update_read_modify_write(self, run_store: RunStore) -> None:
+        assert run_store.update_meta("pins.json", lambda text: (text or "") + "a") == "a"
+        assert run_store.update_meta("pins.json", lambda text: (text or "") + "b") == "ab"
+        assert run_store.read_meta("pins.json") == "ab"
+        with pytest.raises(RunError):
+            run_store.update_meta("../escape.json", lambda text: "{}")
+
+    def test_concurrent_updates_of_a_store_file_lose_nothing(self, run_store: RunStore) -> None:
+        """Writers in threads, each appending its mark: every mark survives (a lock, or conditional writes)."""
+        import threading
+
+        errors: list[BaseException] = []
+
+        def add(mark: str) -> None:
+            try:
+                run_store.update_meta("marks.json", lambda text: (text or "") + mark)
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=add, args=(chr(97 + n),)) for n in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert not errors, errors
+        assert sorted(run_store.read_meta("marks.json") or "") == [chr(97 + n) for n in range(8)]
