@@ -102,6 +102,7 @@ def test_a_kill_at_any_step_resumes_to_the_same_results_without_a_second_job(
         assert backend.calls["results"] > 3  # the earlier process's sealed download is fetched again
 
 
+@pytest.mark.security
 def test_a_lost_journal_finds_the_jobs_again_by_name_and_pays_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -116,6 +117,7 @@ def test_a_lost_journal_finds_the_jobs_again_by_name_and_pays_once(
     assert len(state.jobs) == 3 and backend.calls["create"] == 3, "a second job was created for the same records"
 
 
+@pytest.mark.security
 def test_downloaded_results_are_sealed_at_rest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A kill between download and scrub leaves no readable model output on disk."""
     backend = InstantBackend(tmp_path / "p", echo, limits=JobLimits(max_records=20))

@@ -40,6 +40,27 @@ ANSWERED = ["leak.person@corp.internal", "+49 30 901821"]  # what the fake model
 CATALOGUE = EMAILS + OBFUSCATED + PHONES + CARDS + IBANS + SSNS + SECRETS + IPS
 
 
+CONFIG = """
+name: {name}
+data_dir: data
+output_dir: runs
+corpus:
+  path: corpus
+  tickets: {{id_field: id, text_fields: [subject, body], title_field: subject, metadata_fields: {{owner: agent}}}}
+chunking: {{chunk_size: {chunk_size}, chunk_overlap: 8}}
+embedder: {{kind: hashing}}
+retrieval: {{mode: hybrid, k: 4}}
+goldset: gold.yaml
+runner: {{max_attempts: 1}}
+candidates:
+  - name: recorded
+    provider: replay
+    options: {{file: answers.jsonl, cacheable: true}}
+  - name: ext
+    provider: extractive
+"""
+
+
 def _core(value: str) -> str:
     """The identifying part of a planted value (`SSN 536228915` -> `536228915`)."""
     return value.removeprefix("SSN ")
@@ -57,28 +78,7 @@ def _variants(value: str) -> set[str]:
 
 def _project(root: Path) -> Path:
     e, p, c, i, s, k = EMAILS, PHONES, CARDS, IBANS, SSNS, SECRETS
-    write(
-        root / "harness.yaml",
-        """
-name: piicat
-data_dir: data
-output_dir: runs
-corpus:
-  path: corpus
-  tickets: {id_field: id, text_fields: [subject, body], title_field: subject, metadata_fields: {owner: agent}}
-chunking: {chunk_size: 120, chunk_overlap: 8}
-embedder: {kind: hashing}
-retrieval: {mode: hybrid, k: 4}
-goldset: gold.yaml
-runner: {max_attempts: 1}
-candidates:
-  - name: recorded
-    provider: replay
-    options: {file: answers.jsonl, cacheable: true}
-  - name: ext
-    provider: extractive
-""",
-    )
+    write(root / "harness.yaml", CONFIG.format(name="piicat", chunk_size=120))
     write(
         root / "corpus/billing.md",
         f"---\ntitle: Billing for {e[1]} ({p[1]})\nowner: {e[2]}\ntags: [{e[3]}]\n---\n"
@@ -164,28 +164,7 @@ def _hidden_project(root: Path) -> Path:
     from pii_catalogue import HIDDEN
 
     forms = list(HIDDEN)
-    write(
-        root / "harness.yaml",
-        """
-name: hidden
-data_dir: data
-output_dir: runs
-corpus:
-  path: corpus
-  tickets: {id_field: id, text_fields: [subject, body], title_field: subject, metadata_fields: {owner: agent}}
-chunking: {chunk_size: 400, chunk_overlap: 8}
-embedder: {kind: hashing}
-retrieval: {mode: hybrid, k: 4}
-goldset: gold.yaml
-runner: {max_attempts: 1}
-candidates:
-  - name: recorded
-    provider: replay
-    options: {file: answers.jsonl, cacheable: true}
-  - name: ext
-    provider: extractive
-""",
-    )
+    write(root / "harness.yaml", CONFIG.format(name="hidden", chunk_size=400))
     body = " ".join(f"{CANARY} note {n}: {form} [1]." for n, form in enumerate(forms))
     front = f"---\ntitle: Contact {forms[1]}\nowner: {forms[7]}\ntags: [{forms[4]}]\n---\n"
     write(root / f"corpus/contact-{FILE_EMAIL}.md", f"{front}# Reach {forms[2]}\n\n{body}\n")
@@ -220,6 +199,7 @@ candidates:
     return root / "harness.yaml"
 
 
+@pytest.mark.security
 def test_no_hidden_form_reaches_any_artefact_in_any_placement(tmp_path: Path) -> None:
     """Every form of tests/pii_catalogue.py in every placement (file name, ticket id, title, front matter, sidecar,
     heading, body, ticket fields, question, reference answer, answer with a citation marker): none of the values, in

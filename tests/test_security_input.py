@@ -194,3 +194,26 @@ def test_planted_instructions_are_caught_in_every_form(minilm: object, form: str
     guard = PromptAttackGuardrail(PromptAttacks(), minilm, "context", "")  # type: ignore[arg-type]
     assert guard.check(PLANTED[form]).action == "blocked", form
     assert guard.check("System: Windows 10 or later. Refunds take 5 days.").action == "pass"
+
+
+def test_megabyte_documents_and_pii_file_names_ingest_redacted_and_stable(mini_project: Path) -> None:
+    """A 1.5 MB document (within the example's max_file_bytes) is ingested redacted, not skipped with spaCy's E088;
+    a file named after an e-mail address gets a pseudonymous id, the same on the next ingest (nothing re-embedded)."""
+    cfg = mini_project / "harness.yaml"
+    cfg.write_text(
+        cfg.read_text().replace("corpus:\n  path: corpus", "corpus:\n  path: corpus\n  max_file_bytes: 2000000")
+    )
+    big = "Plain support text about invoices and refunds. " * 31_000
+    write(mini_project / "corpus/a/big.md", f"# Big\n\n{big}\nMail jane@acme.io for the archive.\n")
+    write(mini_project / "corpus/contact-jane.doe@acme.io.md", "# Contact\n\nThe team answers within a day.\n")
+    res = cli.invoke(app, ["ingest", str(cfg)])
+    assert res.exit_code == 0, res.output
+    assert "E088" not in res.output and "skipped: 0" in res.output, res.output
+    assert "jane.doe@acme.io" not in res.output
+    report = json.loads((mini_project / "data/ingest-report.json").read_text())
+    ids = [i for i in report["document_ids"] if i.startswith("pii-")]
+    assert len(ids) == 1 and not any("@" in i for i in report["document_ids"])
+    again = cli.invoke(app, ["ingest", str(cfg)])
+    assert again.exit_code == 0, again.output
+    second = json.loads((mini_project / "data/ingest-report.json").read_text())
+    assert ids[0] in second["document_ids"] and second["documents_unchanged"] == second["documents_seen"]
