@@ -110,6 +110,9 @@ def full_jitter_delay(
     return max(backoff, retry_after or 0.0)
 
 
+CacheMode = Literal["off", "record", "reuse"]
+
+
 class RunnerConfig(Strict):
     """Retries, timeouts and the response cache for every model call."""
 
@@ -117,7 +120,18 @@ class RunnerConfig(Strict):
     base_delay_s: float = Field(1.0, ge=0, description="First backoff ceiling; doubles each retry (full jitter).")
     max_delay_s: float = Field(60.0, ge=0)
     timeout_s: float = Field(120.0, gt=0, description="Per-call timeout.")
-    cache: bool = Field(True, description="Serve unchanged requests from the response cache under data_dir.")
+    cache: CacheMode = Field(
+        "record",
+        description="The response cache under data_dir. `record` (default): every answer is written to it, and only "
+        "a resumed run or `score` (re-scoring) reads it back; a new run calls every model, because a model changes "
+        "behind its name. `reuse`: a new run answers unchanged requests from it too (counted and shown as cached). "
+        "`off`: neither. `true` / `false` mean `record` / `off`.",
+    )
+
+    @field_validator("cache", mode="before")
+    @classmethod
+    def _cache_bool(cls, v: object) -> object:
+        return {True: "record", False: "off"}.get(v, v) if isinstance(v, bool) else v
 
 
 CallMode = Literal["online", "batch", "auto"]

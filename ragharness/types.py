@@ -353,7 +353,11 @@ class Generation(Frozen):
     cost_usd: float = 0.0
     attempts: int = 1
     attempt_log: tuple[Attempt, ...] = ()
-    cached: bool = Field(False, description="Served from the response cache: no call was made, nothing was paid.")
+    cached: bool = Field(
+        False,
+        description="Served from the response cache: no call was made in this run. latency_ms, usage and cost_usd are "
+        "those of the call that produced the answer; a run's ops figures leave cached answers out.",
+    )
     unpriced: bool = Field(False, description="The model has no price in the price table; cost_usd is 0.")
     request_id: str = ""
     error: ErrorInfo | None = None

@@ -70,7 +70,7 @@ def scorer_context(tmp: Path) -> ScorerContext:
             "base_dir": tmp,
         }
     )
-    return ScorerContext(embedder=HashingEmbedder(), config=cfg, models=ModelPool(cfg, use_cache=False))
+    return ScorerContext(embedder=HashingEmbedder(), config=cfg, models=ModelPool(cfg, cache="off"))
 
 
 class TestBuiltinScorers(ScorerContract):

@@ -129,7 +129,7 @@ def test_no_detected_value_reaches_any_artefact(tmp_path: Path) -> None:
     cfg = _project(tmp_path)
     res = cli("run", str(cfg), "--out", str(tmp_path / "runs/r1"), cwd=tmp_path)
     assert res.returncode in (0, 1), res.stdout + res.stderr
-    again = cli("run", str(cfg), "--out", str(tmp_path / "runs/r2"), cwd=tmp_path)  # served from the cache
+    again = cli("run", str(cfg), "--out", str(tmp_path / "runs/r2"), "--cache", cwd=tmp_path)  # from the cache
     assert again.returncode in (0, 1), again.stdout + again.stderr
     blobs = {
         str(f.relative_to(tmp_path)): f.read_bytes()

@@ -188,10 +188,19 @@ class _LockedDb:
         return None
 
 
+def _torn(text: str) -> str:
+    """The first half of the text, cut inside a line (a cut that happened to fall on a line end would leave a
+    shorter but whole file)."""
+    cut = len(text) // 2
+    while cut > 1 and text[cut - 1] == "\n":
+        cut -= 1
+    return text[:cut]
+
+
 DAMAGE = {
     "missing summary": lambda d: (d / "summary.json").unlink(),
     "truncated generations": lambda d: (d / "generations.jsonl").write_text(
-        (d / "generations.jsonl").read_text()[: len((d / "generations.jsonl").read_text()) // 2]
+        _torn((d / "generations.jsonl").read_text())
     ),
     "empty scores": lambda d: (d / "scores.jsonl").write_text(""),
     "invalid run.json": lambda d: (d / "run.json").write_text("{not json"),

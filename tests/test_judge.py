@@ -107,7 +107,7 @@ def _stage(provider: Provider, fmt_retries: int = 1, *, context: bool = False, v
         context_metrics=context,
         prompt={"id": "judge-claims", "version": version},
     )
-    models = ModelPool(cfg, use_cache=False)
+    models = ModelPool(cfg, cache="off")
     scorer = JudgeScorer(ScorerContext(config=cfg, models=models))
     models.providers.clear()
     models.limits.clear()

@@ -159,3 +159,45 @@ def test_webhook_must_be_an_environment_reference(tmp_path: Path) -> None:
     code, out = nightly(cfg)
     assert code == ExitCode.CONFIG and "must be environment references" in out
     assert "hooks.example" not in out, "a rejected literal must never be echoed"
+
+
+def test_every_nightly_calls_todays_model_and_catches_it_getting_worse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hosted model changes behind its name: each nightly asks it every question again (the response cache is
+    written, never read by a new run), so the worse model of the second night is a regression (exit 5)."""
+    import re
+
+    from fake_openai import FakeOpenAI, Reply, completion
+
+    monkeypatch.setenv("HOOK_URL", Hook().url)
+    monkeypatch.setenv("OPENAI_KEY", "sk-test")
+    cfg = project(tmp_path)
+    worse = {"on": False}
+
+    def responder(body: dict) -> Reply:
+        plan = int(re.search(r"plan (\d)", body["messages"][-1]["content"]).group(1))  # type: ignore[union-attr]
+        gb = plan * 5 + 5 + (100 if worse["on"] else 0)
+        return Reply(body=completion(f"Plan {plan} includes {gb} GB [1]."))
+
+    with FakeOpenAI() as server:
+        server.responder = responder
+        text = cfg.read_text().replace(
+            "  - {name: bot, provider: replay, options: {file: answers.jsonl}}",
+            f'  - {{name: bot, provider: "openai:gpt-4o-mini", options: {{base_url: "{server.base_url}", '
+            'api_key: "${OPENAI_KEY}"}}',
+        )
+        cfg.write_text(text + "prices:\n  gpt-4o-mini: {input_per_1k: 0.15, output_per_1k: 0.6}\n")
+        code, out = nightly(cfg)
+        assert code == ExitCode.OK, out
+        assert len(server.requests) == N
+        worse["on"] = True
+        code, out = nightly(cfg)
+        assert len(server.requests) == 2 * N, "the second nightly must ask today's model every question"
+        assert code == ExitCode.REGRESSED, out
+        assert "from cache" not in out
+        runs = sorted((tmp_path / "runs").glob("*/generations.jsonl"))
+        assert not any(json.loads(line)["cached"] for f in runs for line in f.read_text().splitlines())
+        # asked for, the cache answers: counted and shown
+        res = CliRunner().invoke(app, ["run", str(cfg), "--cache"])
+        assert len(server.requests) == 2 * N and f"{N}/{N} from cache" in res.output, res.output

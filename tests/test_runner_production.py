@@ -38,23 +38,31 @@ def cand() -> Candidate:
     return candidate("openai:gpt-4o-mini")
 
 
-def test_cache_serves_unchanged_requests_for_free_and_never_caches_errors(tmp_path: Path) -> None:
+def test_cache_serves_unchanged_requests_when_reused_and_never_caches_errors(tmp_path: Path) -> None:
     prov = Counting(fail_first=1)
     reqs = [make_request(cand(), item_id=f"i{i}") for i in range(2)]
+    stats = []
 
-    def run() -> list:
+    def run(reuse: bool) -> list:
         cache = ResponseCache(tmp_path / "c.sqlite")
         try:
-            return asyncio.run(Runner({"cand": prov}, {"cand": 1}, cache=cache).run(reqs))
+            runner = Runner({"cand": prov}, {"cand": 1}, cache=cache, reuse_cache=reuse)
+            out = asyncio.run(runner.run(reqs))
+            stats.append(runner.stats)
+            return out
         finally:
             cache.close()
 
-    first = run()
+    first = run(reuse=False)
     assert [g.ok for g in first] == [False, True] and prov.calls == 2
-    second = run()  # i0 failed before: called again; i1 comes from the cache
-    assert prov.calls == 3
-    assert [g.cached for g in second] == [False, True]
-    assert second[1].cost_usd == 0 and second[1].usage.input_tokens == 1000 and second[1].attempts == 0
+    again = run(reuse=False)
+    assert not any(g.cached for g in again) and prov.calls == 4  # recorded, not read: every model is called
+    second = run(reuse=True)  # both come from the cache now (the first call's error was never cached)
+    assert [g.cached for g in second] == [True, True] and prov.calls == 4
+    # a cached answer carries the latency and cost of the call that produced it; the run's own figures leave it out
+    assert second[1].cost_usd == pytest.approx(again[1].cost_usd) and second[1].usage.input_tokens == 1000
+    assert second[1].latency_ms == pytest.approx(again[1].latency_ms) and second[1].attempts == 0
+    assert stats[-1].cost_usd == 0 and stats[-1].input_tokens == 0 and stats[-1].cached == 2
     assert second[0].cost_usd == pytest.approx(1000 / 1000 * 0.00015 + 100 / 1000 * 0.0006)
 
 

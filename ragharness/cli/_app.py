@@ -155,7 +155,7 @@ def _progress() -> Progress:
 
 
 def print_summary(summary: RunSummary) -> None:
-    from ragharness.reporting.jinja import fmt
+    from ragharness.reporting.jinja import cached_text, cost_text, fmt
     from ragharness.reporting.report import headline_metrics
     from ragharness.scoring.metrics import spec
 
@@ -165,6 +165,9 @@ def print_summary(summary: RunSummary) -> None:
     for m in shown:
         table.add_column(spec(m).short, justify="right")
     table.add_column("errors", justify="right")
+    cached = any(c.cached for c in summary.candidates)
+    if cached:
+        table.add_column("cached", justify="right")
     table.add_column("tokens", justify="right")
     table.add_column("cost $", justify="right")
     table.add_column("p50 ms", justify="right")
@@ -173,12 +176,22 @@ def print_summary(summary: RunSummary) -> None:
             c.candidate,
             *[fmt(c.metrics[m].mean if m in c.metrics else None) for m in shown],
             f"{c.errors}/{c.generations}",
+            *([f"{c.cached}/{c.generations}"] if cached else []),
             str(c.input_tokens + c.output_tokens),
-            fmt(c.cost_usd, 4),
-            fmt(c.latency_p50_ms, 0),
+            cost_text(c.cost_usd, c.unpriced, c.calls),
+            fmt(c.value("latency_p50_ms"), 0),
         )
     console.print(table)
-    intents = list(summary.retrieval_by_intent)
+    for c in summary.candidates:
+        if c.cached:
+            console.print(
+                f"{c.candidate}: {cached_text(c.cached, c.generations)} (no call in this run: left out of its "
+                "tokens, cost and latency)",
+                markup=False,
+            )
+    intents = sorted(
+        {*summary.retrieval_by_intent, *(i for c in summary.candidates for i in c.by_intent)}
+    )  # per-intent correctness exists without a retrieval scorer too
     it = Table(title="correctness per intent (retrieval hit rate)")
     it.add_column("intent", no_wrap=True)
     for c in summary.candidates:
@@ -189,7 +202,7 @@ def print_summary(summary: RunSummary) -> None:
         for c in summary.candidates:
             ms = c.by_intent.get(intent, {}).get("correctness")
             row.append(fmt(ms.mean if ms else None))
-        hit = summary.retrieval_by_intent[intent].get("retrieval_hit")
+        hit = summary.retrieval_by_intent.get(intent, {}).get("retrieval_hit")
         it.add_row(intent, *row, fmt(hit.mean if hit else None))
     console.print(it)
     for g in summary.gates:

@@ -69,7 +69,15 @@ def run(
         Path | None, typer.Option(help="Resume this run directory: completed calls are kept, the rest are made.")
     ] = None,
     no_ingest: Annotated[bool, typer.Option("--no-ingest", help="Use the store as it is; skip ingest.")] = False,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="Call every model; ignore the response cache.")] = False,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="No response cache: not read, not written.")] = False,
+    reuse_cache: Annotated[
+        bool,
+        typer.Option(
+            "--cache",
+            help="Answer unchanged requests from the response cache (counted and shown as cached). By default a new "
+            "run calls every model: a model changes behind its name.",
+        ),
+    ] = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Validate, render every request, estimate tokens and cost; call nothing.")
     ] = False,
@@ -80,7 +88,7 @@ def run(
 
     cfg = load_config(config)
     if dry_run:
-        _dry_run(cfg, use_cache=not no_cache)
+        _dry_run(cfg, use_cache=not no_cache, reuse_cache=reuse_cache)
         return
     with _progress() as p:
         bars = _Bars(p)
@@ -92,6 +100,7 @@ def run(
             on_stats=bars.stats,
             skip_ingest=no_ingest,
             use_cache=not no_cache,
+            reuse_cache=reuse_cache,
             log=lambda s: console.print(s, markup=False),
         )
     summary = result.summary
@@ -131,11 +140,11 @@ def _serve_command(store: Path) -> str:
     return f"{shlex.quote(program)} serve --store {shlex.quote(shown(store))} --local"
 
 
-def _dry_run(cfg: HarnessConfig, *, use_cache: bool) -> None:
+def _dry_run(cfg: HarnessConfig, *, use_cache: bool, reuse_cache: bool) -> None:
     from ragharness.pipeline.dryrun import plan
 
     with _progress() as p:
-        result = plan(cfg, use_cache=use_cache, progress=_Bars(p))
+        result = plan(cfg, use_cache=use_cache, reuse_cache=reuse_cache, progress=_Bars(p))
     shown = result.calls if len(result.calls) <= 200 else result.calls[:50]
     for c in shown:
         cost = "unpriced" if c.est_cost_usd is None else f"${c.est_cost_usd:.5f}"

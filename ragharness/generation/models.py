@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ragharness.config import HarnessConfig
+from ragharness.config import CacheMode, HarnessConfig
 from ragharness.errors import ConfigError, RagharnessError
 from ragharness.generation.cache import ResponseCache
 from ragharness.generation.costs import Budget, PriceTable
@@ -15,18 +15,30 @@ from ragharness.guardrails.leaks import LeakWatch
 from ragharness.types import Candidate, Generation
 
 
+def effective_cache(
+    cfg: HarnessConfig, *, use_cache: bool = True, reuse: bool = False, resuming: bool = False
+) -> CacheMode:
+    """The cache mode of one run: `off` when the config or `--no-cache` says so; `reuse` when asked (`--cache`,
+    `runner.cache: reuse`) or when a run resumes or re-scores (its own answers and verdicts); else `record`: a new
+    run calls every model and only writes what it gets."""
+    if not use_cache or cfg.runner.cache == "off":
+        return "off"
+    return "reuse" if reuse or resuming or cfg.runner.cache == "reuse" else "record"
+
+
 def make_runner(
     cfg: HarnessConfig,
     providers: dict[str, Provider],
     output_chain: GuardrailChain | None,
     *,
-    use_cache: bool,
+    cache: CacheMode,
     spent_usd: float = 0.0,
     limits: dict[str, tuple[int, RateLimits]] | None = None,
     leak_watch: LeakWatch | None = None,
 ) -> Runner:
     """The one place a Runner is configured from harness.yaml (retries, cache, prices, budget). `limits` maps a
-    provider name to (concurrency, rate limits); default: the candidates'."""
+    provider name to (concurrency, rate limits); default: the candidates'. `cache`: `off`, `record` (answers are
+    written to the response cache, never read) or `reuse` (read too)."""
     policy = RetryPolicy(
         max_attempts=cfg.runner.max_attempts,
         base_delay_s=cfg.runner.base_delay_s,
@@ -35,14 +47,15 @@ def make_runner(
     )
     if limits is None:
         limits = {c.name: (c.concurrency, RateLimits(rpm=c.rpm, tpm=c.tpm)) for c in cfg.candidates}
-    cache = ResponseCache(cfg.resolve(cfg.data_dir) / "cache" / "responses.sqlite") if use_cache else None
+    store = ResponseCache(cfg.resolve(cfg.data_dir) / "cache" / "responses.sqlite") if cache != "off" else None
     runner = Runner(
         providers,
         {name: n for name, (n, _) in limits.items()},
         policy=policy,
         rate_limits={name: r for name, (_, r) in limits.items()},
         output_guardrails=output_chain,
-        cache=cache,
+        cache=store,
+        reuse_cache=cache == "reuse",
         prices=PriceTable(cfg.prices, cfg.batch.discount),
         budget=Budget(cfg.budget_usd, spent_usd),
     )
@@ -73,9 +86,11 @@ class ModelPool:
     Runner configured like the candidates' (retries, rate limits, response cache, prices and the run's budget), and
     every call is handed to `on_call` (the pipeline appends it to judge_calls.jsonl) and counted in `spent_usd`."""
 
-    def __init__(self, cfg: HarnessConfig, *, use_cache: bool = True) -> None:
+    def __init__(self, cfg: HarnessConfig, *, cache: CacheMode = "reuse") -> None:
         self.cfg = cfg
-        self.use_cache = use_cache
+        self.cache: CacheMode = cache
+        """`reuse` for re-scoring (the default: `score` never pays twice for a verdict it has), the run's mode in a
+        run (see `effective_cache`)."""
         self.providers: dict[str, Provider] = {}
         self.limits: dict[str, tuple[int, RateLimits]] = {}
         self.on_call: Callable[[Generation], None] | None = None
@@ -102,7 +117,7 @@ class ModelPool:
                 self.cfg,
                 self.providers,
                 None,
-                use_cache=self.use_cache and self.cfg.runner.cache,
+                cache=self.cache,
                 spent_usd=spent_usd,
                 limits=self.limits,
                 leak_watch=self.leak_watch,

@@ -114,12 +114,16 @@ class Runner:
         on_done: Callable[[Generation, list[GuardrailAction]], None] | None = None,
         on_progress: Callable[[RunStats], None] | None = None,
         cache: ResponseCache | None = None,
+        reuse_cache: bool = True,
         prices: PriceTable | None = None,
         budget: Budget | None = None,
         sleep: Sleep = asyncio.sleep,
         seed: int = 0,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.providers = providers
+        self.clock = clock
+        """Seconds, monotonic: what call latencies are read from (a test drives its own)."""
         self.concurrency = concurrency
         self.rate_limits = rate_limits or {}
         self.policy = policy or RetryPolicy()
@@ -128,6 +132,8 @@ class Runner:
         self.on_done = on_done
         self.on_progress = on_progress
         self.cache = cache
+        self.reuse_cache = reuse_cache
+        """Answer from the cache (a resume, re-scoring, `runner.cache: reuse`); otherwise it is only written."""
         self.prices = prices or PriceTable()
         self.budget = budget or Budget(None)
         self.sleep = sleep
@@ -149,7 +155,16 @@ class Runner:
         """One request through retries, rate limits, cache, prices and budget (None: refused by the budget).
         Providers stay open until `aclose`."""
         self.stats.total += 1
+        if request.candidate.name not in self._limits:
+            self._warm()
         return await self._one(request, self._limits_for(request.candidate.name))
+
+    def _warm(self) -> None:
+        """What providers make lazily (HTTP clients), made before the first call is timed."""
+        for provider in self.providers.values():
+            warm = getattr(provider, "warm", None)
+            if callable(warm):
+                warm()
 
     async def aclose(self) -> None:
         for provider in self.providers.values():
@@ -166,34 +181,40 @@ class Runner:
             self.on_progress(self.stats)
 
     async def _attempt(
-        self, provider: Provider, request: GenerationRequest, limits: _Limits, est_tokens: int
+        self, provider: Provider, request: GenerationRequest, limits: _Limits, est_tokens: int, took: list[float]
     ) -> ProviderResponse:
+        """One call. Its latency (appended to `took`, ms) is the provider call alone: from the request leaving to
+        the answer's last byte, after the rate limiter and the concurrency slot were had (waiting for them is the
+        harness's queue, not the model's latency). No CPU work of the harness runs on the event loop meanwhile
+        (guardrails, recording and the leak watch run in worker threads), so the clock reads the model."""
         if limits.rpm is not None:
             await limits.rpm.take(1, self.sleep)
         if limits.tpm is not None:
             await limits.tpm.take(est_tokens, self.sleep)
         async with limits.sem:
             self.stats.in_flight += 1
+            t0 = self.clock()
             try:
                 async with asyncio.timeout(self.policy.timeout_s):  # no extra task per call, unlike wait_for
                     return await provider.generate(request)
             finally:
+                took.append((self.clock() - t0) * 1000)
                 self.stats.in_flight -= 1
 
     async def _call(
         self, provider: Provider, request: GenerationRequest, limits: _Limits, est_tokens: int
     ) -> tuple[ProviderResponse | None, ErrorInfo | None, list[Attempt], float]:
-        """Retry loop. The concurrency slot is held only while calling, never while backing off."""
+        """Retry loop. The concurrency slot is held only while calling, never while backing off. The last float is
+        the latency of the last attempt (see `_attempt`); each attempt's is in the log, the waits between them too."""
         log: list[Attempt] = []
-        started = time.perf_counter()
         while True:
             number = len(log) + 1
-            t0 = time.perf_counter()
+            took: list[float] = []
             retry_after: float | None = None
             try:
-                response = await self._attempt(provider, request, limits, est_tokens)
-                log.append(Attempt(number=number, latency_ms=(time.perf_counter() - t0) * 1000))
-                return response, None, log, (time.perf_counter() - started) * 1000
+                response = await self._attempt(provider, request, limits, est_tokens, took)
+                log.append(Attempt(number=number, latency_ms=took[0]))
+                return response, None, log, took[0]
             except ProviderCallError as exc:
                 error = ErrorInfo(type=exc.type, message=exc.message, retryable=exc.retryable)
                 kind, retry_after = exc.kind, exc.retry_after
@@ -203,10 +224,10 @@ class Runner:
             except Exception as exc:  # a provider bug must not kill the run: recorded, not retried
                 error = ErrorInfo(type=type(exc).__name__, message=str(exc)[:500], retryable=False)
                 kind = "fatal"
-            latency = (time.perf_counter() - t0) * 1000
+            latency = took[0] if took else 0.0  # 0: the call never started (a rate-limiter wait timed out)
             if not error.retryable or number >= self.policy.max_attempts:
                 log.append(Attempt(number=number, error=error.type, kind=kind, latency_ms=latency))
-                return None, error, log, (time.perf_counter() - started) * 1000
+                return None, error, log, latency
             wait = self.policy.delay(number, retry_after, self.rng)
             log.append(Attempt(number=number, error=error.type, kind=kind, latency_ms=latency, wait_s=wait))
             self.stats.retried += 1
@@ -242,8 +263,8 @@ class Runner:
             citations=tuple(parse_citations(text)),
             usage=response.usage,
             latency_ms=response.latency_ms if response.latency_ms is not None else wall_ms,
-            cost_usd=0.0 if cached or cost is None else round(cost, 8),
-            unpriced=cost is None and not cached,
+            cost_usd=0.0 if cost is None else round(cost, 8),
+            unpriced=cost is None,
             attempts=len(log),
             attempt_log=tuple(log),
             cached=cached,
@@ -266,18 +287,21 @@ class Runner:
         provider = self.providers[cand.name]
         actions: list[GuardrailAction] = []
         if self.leak_watch is not None:  # a known PII value in what a model would see is a leak (counted, by place)
-            self.leak_watch.check(f"{request.system}\n{request.user}", f"request:{cand.name}")
-        if self.cache is not None and provider.cacheable:
+            text = f"{request.system}\n{request.user}"
+            await asyncio.to_thread(self.leak_watch.check, text, f"request:{cand.name}")
+        if self.cache is not None and self.reuse_cache and provider.cacheable:
             hit = self.cache.get(request.request_hash)
             if hit is not None:
-                gen, actions, _ = self._finish(request, hit, provider, [], hit.latency_ms or 0.0, cached=True)
+                gen, actions, _ = await asyncio.to_thread(
+                    self._finish, request, hit, provider, [], hit.latency_ms or 0.0, cached=True
+                )
                 self.stats.cached += 1
-                return self._record(gen, actions)
+                return await self._record(gen, actions)
         batch = self.batch.get(cand.name)
         if batch is not None and request.request_hash not in batch.online:
             found = batch.get(request.request_hash)
             if found is not None:
-                return self._from_batch(request, provider, *found)
+                return await self._from_batch(request, provider, *found)
             if not batch.online_fallback:  # its job was never submitted (budget): pending, for --resume
                 self.stats.budget_refused += 1
                 self._progress()
@@ -304,15 +328,26 @@ class Runner:
             )
             self.stats.failed += 1
         else:
-            gen, actions, redacted = self._finish(request, response, provider, log, wall_ms, cached=False)
+            gen, actions, redacted = await asyncio.to_thread(
+                self._finish, request, response, provider, log, wall_ms, cached=False
+            )
             self.budget.settle(est_cost, gen.cost_usd)
-            # An answer an output guardrail stopped is not cached: the text before the stop may not be fully
-            # redacted (a BLOCK entity stops the chain before later redactors run), and the cache never holds raw text.
-            if self.cache is not None and provider.cacheable and not gen.guardrail_outcome:
-                self.cache.put(request.request_hash, provider.id, response.model_copy(update={"text": redacted}))
-        return self._record(gen, actions)
+            await self._keep(request, provider, response, gen, redacted)
+        return await self._record(gen, actions)
 
-    def _from_batch(self, request: GenerationRequest, provider: Provider, result: RecordResult, job: str) -> Generation:
+    async def _keep(
+        self, request: GenerationRequest, provider: Provider, response: ProviderResponse, gen: Generation, redacted: str
+    ) -> None:
+        """Write an answer to the response cache (off the event loop). An answer an output guardrail stopped is not
+        cached: the text before the stop may not be fully redacted, and the cache never holds raw text. A later
+        hit carries this call's latency."""
+        if self.cache is not None and provider.cacheable and not gen.guardrail_outcome:
+            kept = response.model_copy(update={"text": redacted, "latency_ms": gen.latency_ms})
+            await asyncio.to_thread(self.cache.put, request.request_hash, provider.id, kept)
+
+    async def _from_batch(
+        self, request: GenerationRequest, provider: Provider, result: RecordResult, job: str
+    ) -> Generation:
         """A batch record's outcome as the Generation an online call would have made (priced at the batch price,
         through the same output guardrails and cache); a failed record is a recorded failure."""
         if result.output is not None and isinstance(provider, BatchCapable):
@@ -322,13 +357,12 @@ class Runner:
                 error = ErrorInfo(type=exc.type, message=exc.message, retryable=exc.retryable)
             else:
                 wall = response.latency_ms or 0.0
-                gen, actions, redacted = self._finish(
-                    request, response, provider, [Attempt(number=1, latency_ms=wall)], wall, False, job
+                gen, actions, redacted = await asyncio.to_thread(
+                    self._finish, request, response, provider, [Attempt(number=1, latency_ms=wall)], wall, False, job
                 )
                 self.budget.settle(0.0, gen.cost_usd)
-                if self.cache is not None and provider.cacheable and not gen.guardrail_outcome:
-                    self.cache.put(request.request_hash, provider.id, response.model_copy(update={"text": redacted}))
-                return self._record(gen, actions)
+                await self._keep(request, provider, response, gen, redacted)
+                return await self._record(gen, actions)
         else:
             err = result.error
             error = ErrorInfo(
@@ -347,16 +381,17 @@ class Runner:
             mode="batch",
             batch_job=job,
         )
-        return self._record(gen, [])
+        return await self._record(gen, [])
 
-    def _record(self, gen: Generation, actions: list[GuardrailAction]) -> Generation:
+    async def _record(self, gen: Generation, actions: list[GuardrailAction]) -> Generation:
         self.stats.done += 1
-        self.stats.input_tokens += gen.usage.input_tokens
-        self.stats.output_tokens += gen.usage.output_tokens
-        self.stats.cost_usd += gen.cost_usd
+        if not gen.cached:  # a cached answer cost nothing in this run
+            self.stats.input_tokens += gen.usage.input_tokens
+            self.stats.output_tokens += gen.usage.output_tokens
+            self.stats.cost_usd += gen.cost_usd
         if self.on_done is not None:
-            try:
-                self.on_done(gen, actions)
+            try:  # recording writes files: in a worker thread, never on the event loop the calls are timed on
+                await asyncio.to_thread(self.on_done, gen, actions)
             except BaseException:
                 self.halted = True
                 raise
@@ -371,6 +406,7 @@ class Runner:
         result fails (`on_done` raises, e.g. disk full), no new call starts; the error is raised after the calls
         in flight finish."""
         limits = {name: self._limits_for(name) for name in self.providers}
+        self._warm()
         if total is None and isinstance(requests, Sequence):
             total = len(requests)
         self.stats.total += total or 0

@@ -149,6 +149,13 @@ class GuardrailChain:
             reason=reason,
         )
 
+    def warm(self) -> None:
+        """Load what each guardrail loads lazily (Presidio, spaCy) before the calls start."""
+        for guard in self.guardrails:
+            warm = getattr(guard, "warm", None)
+            if callable(warm):
+                warm()
+
     def apply(self, text: str, *, where: str, item_id: str, source: GroundingSource | None = None) -> ChainResult:
         result = ChainResult(text=text)
         for guard in self.guardrails:

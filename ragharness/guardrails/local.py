@@ -79,6 +79,10 @@ class SensitiveInfoGuardrail:
         self.regexes = [(r, re.compile(r.pattern)) for r in policy.regexes]
         self.block_message = block_message
 
+    def warm(self) -> None:
+        if self.redactor is not None:
+            self.redactor.warm()
+
     def check(self, text: str) -> Verdict:
         findings: list[Finding] = []
         out = text

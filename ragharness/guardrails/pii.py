@@ -320,6 +320,11 @@ class PiiRedactor:
         ner = f":{self.ner_model}" if self.ner_model else ""
         return f"pii{REDACTOR_VERSION}n{NORMALISE_VERSION}:{','.join(self.entities)}:{self.score_threshold}{ner}"
 
+    def warm(self) -> None:
+        """Load the analyzer now (seconds of CPU), not on the first text: a run warms its chains before the first
+        model call, so the loading never stalls the calls being timed."""
+        _analyzer(self.entities, self.ner_model)
+
     def check(self, text: str) -> Verdict:
         """Normalise (`ragharness.normalise`), then redact; the verdict's text is the normalised, redacted text.
         Verdicts are cached by text (the same passage recurs across items and runs)."""
@@ -366,8 +371,8 @@ class PiiRedactor:
         found = self.spans(text)
         if not found:
             return Verdict(text=text)
-        if self.watch is not None:
-            self.watch.add(text[a:b] for a, b, _ in found)
+        if self.watch is not None:  # what a person would call personal data is watched (see guardrails.leaks)
+            self.watch.add_found((kind, text[a:b]) for a, b, kind in found)
         out = text
         for a, b, kind in reversed(found):
             out = out[:a] + f"[REDACTED_{kind}]" + out[b:]

@@ -265,7 +265,11 @@ def ingest(
     ):
         if batch:
             batch_embedder(cfg, embedder)  # checked before anything is read
-        return _ingest(cfg, embedder, store, progress, rebuild, redactor, log if batch else None)
+        report = _ingest(cfg, embedder, store, progress, rebuild, redactor, log if batch else None)
+        watch = getattr(redactor, "watch", None)  # the PII values it found, kept (hashed) for every later run
+        if watch is not None:
+            watch.save()
+        return report
 
 
 def _batch_vectors(

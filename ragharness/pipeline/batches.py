@@ -112,7 +112,7 @@ def run_batches(
             settings=cfg.batch,
             prices=runner.prices,
             budget=runner.budget,
-            cache=runner.cache,
+            cache=runner.cache if runner.reuse_cache else None,  # only answers the runner would take from it
             log=log,
             online_fallback=online_fallback,
         )

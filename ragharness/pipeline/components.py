@@ -11,7 +11,7 @@ from ragharness.errors import ConfigError, RagharnessError
 from ragharness.generation.models import ModelPool, build_provider
 from ragharness.generation.providers.base import Provider
 from ragharness.guardrails.base import Guardrail, GuardrailChain, GuardrailSet
-from ragharness.guardrails.leaks import LeakWatch
+from ragharness.guardrails.leaks import WATCH_FILE, LeakWatch
 from ragharness.ingest.pipeline import TextRedactor
 from ragharness.registry import EMBEDDERS, GUARDRAIL_BACKENDS, GUARDRAILS, SCORERS, STORES
 from ragharness.retrieval.embedders import CachedEmbedder, Embedder, MiniLMEmbedder
@@ -28,14 +28,23 @@ def build_embedder(cfg: HarnessConfig) -> Embedder:
         raise ConfigError(f"{cfg.source_file}: embedder.options: {exc}") from exc
 
 
+def build_watch(cfg: HarnessConfig) -> LeakWatch:
+    """The leak watch of this config: its canaries, and every value an ingest or run of this data_dir found
+    (salted digests in data_dir/pii-watch.json)."""
+    store = cfg.resolve(cfg.data_dir) / WATCH_FILE
+    canaries = cfg.guardrails.pii_canaries
+    return LeakWatch.from_file(cfg.resolve(canaries), store=store) if canaries else LeakWatch(path=store)
+
+
 def build_redactor(cfg: HarnessConfig, watch: LeakWatch | None = None) -> TextRedactor | None:
-    """The ingest-time PII redactor (None when `corpus.redact_pii: false`); it tells `watch` what it finds."""
+    """The ingest-time PII redactor (None when `corpus.redact_pii: false`); it tells `watch` (default: the
+    config's, `build_watch`) what it finds, and the ingest keeps that."""
     if not cfg.corpus.redact_pii:
         return None
     from ragharness.guardrails.pii import PiiRedactor
 
     redactor = PiiRedactor()
-    redactor.watch = watch
+    redactor.watch = watch if watch is not None else build_watch(cfg)
     return redactor
 
 
@@ -124,13 +133,12 @@ def build_guardrails(cfg: HarnessConfig, client: Any = None) -> GuardrailSet:
         from ragharness.guardrails.local import SensitiveInfoGuardrail
 
         redacting.insert(0, SensitiveInfoGuardrail(policy.sensitive_information_policy, "", redact_only=True))
-    canaries = cfg.guardrails.pii_canaries
     return GuardrailSet(
         input=chain(listed_in, "input"),
         context=chain(listed_in, "context"),
         output=chain(listed_out, "output"),
         redact=GuardrailChain(redacting, "input", redact_only=True),
-        watch=LeakWatch.from_file(cfg.resolve(canaries)) if canaries else LeakWatch(),
+        watch=build_watch(cfg),
     )
 
 

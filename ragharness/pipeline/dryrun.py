@@ -13,6 +13,7 @@ from ragharness.generation.batching import BatchCapable
 from ragharness.generation.cache import ResponseCache
 from ragharness.generation.contexts import lock_all, redact_gold, requests_for
 from ragharness.generation.costs import PriceTable, estimate_usage
+from ragharness.generation.models import effective_cache
 from ragharness.generation.providers.base import GenerationRequest, Provider
 from ragharness.goldset import load_goldset
 from ragharness.ingest.pipeline import Progress
@@ -84,7 +85,9 @@ def _noop(stage: str, done: int, total: int) -> None:
     return None
 
 
-def plan(cfg: HarnessConfig, *, use_cache: bool = True, progress: Progress = _noop) -> DryRun:
+def plan(
+    cfg: HarnessConfig, *, use_cache: bool = True, reuse_cache: bool = False, progress: Progress = _noop
+) -> DryRun:
     comps = build_components(cfg)
     comps.store.ensure(comps.embedder.name, comps.embedder.dimension)
     gold = redact_gold(load_goldset(cfg.resolve(cfg.goldset)), comps.guards.redact)  # as a run stores and sends it
@@ -94,7 +97,8 @@ def plan(cfg: HarnessConfig, *, use_cache: bool = True, progress: Progress = _no
     locked = lock_all(gold.items, retriever, comps.guards, progress)
     prices = PriceTable(cfg.prices, cfg.batch.discount)
     cache_file = cfg.resolve(cfg.data_dir) / "cache" / "responses.sqlite"
-    cache = ResponseCache(cache_file) if use_cache and cfg.runner.cache and cache_file.is_file() else None
+    reads = effective_cache(cfg, use_cache=use_cache, reuse=reuse_cache) == "reuse"  # a new run reads it only then
+    cache = ResponseCache(cache_file) if reads and cache_file.is_file() else None
     calls: list[PlannedCall] = []
     planners = [sc for sc in comps.scoring.scorers if isinstance(sc, PlannedScorer)]
     pool = comps.scoring.models.providers

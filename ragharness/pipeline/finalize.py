@@ -104,7 +104,9 @@ def score_and_finalize(
                 out.write(score)
     scrub(batched)
     kill_point("run:scored")
-    watch = models.leak_watch if models.leak_watch is not None and len(models.leak_watch) else None
+    watch = models.leak_watch  # the metric is 0 of N known values, never "no value", whenever it watched
+    if watch is not None:
+        watch.save()
 
     def summary_with(leaks: dict[str, int] | None) -> RunSummary:
         return summarise(

@@ -9,9 +9,8 @@ from pydantic import ValidationError
 
 from ragharness.config import HarnessConfig, JudgeConfig, format_validation_error
 from ragharness.errors import ConfigError, RunError
-from ragharness.generation.models import ModelPool
-from ragharness.guardrails.leaks import LeakWatch
-from ragharness.pipeline.components import build_embedder, build_scorers
+from ragharness.generation.models import ModelPool, effective_cache
+from ragharness.pipeline.components import build_embedder, build_scorers, build_watch
 from ragharness.pipeline.finalize import Scored, Scoring, score_and_finalize
 from ragharness.retrieval.embedders import CachedEmbedder
 from ragharness.runs.rundir import RunDir
@@ -88,9 +87,8 @@ def rescore(
             f"`ragharness run CONFIG --resume {run_dir}`"
         )
     embedder = CachedEmbedder(build_embedder(cfg))
-    models = ModelPool(cfg, use_cache=use_cache)
-    if cfg.guardrails.pii_canaries:  # the judge's prompts and the run's files are checked for the known values again
-        models.leak_watch = LeakWatch.from_file(cfg.resolve(cfg.guardrails.pii_canaries))
+    models = ModelPool(cfg, cache=effective_cache(cfg, use_cache=use_cache, reuse=True))
+    models.leak_watch = build_watch(cfg)  # the judge's prompts and the run's files are checked for them again
     earlier = previous.guardrail.pii_leak_places if previous and previous.guardrail.pii_leaks is not None else None
     scoring = Scoring(scorers=build_scorers(cfg, embedder, models), embedder=embedder, models=models)
     return score_and_finalize(

@@ -10,6 +10,7 @@ are read and written item by item, never all held at once.
 
 from __future__ import annotations
 
+import gc
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -19,11 +20,11 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from ragharness import __version__
-from ragharness.config import RESUME_MAY_CHANGE, HarnessConfig, config_snapshot, resume_differences
+from ragharness.config import RESUME_MAY_CHANGE, CacheMode, HarnessConfig, config_snapshot, resume_differences
 from ragharness.errors import BatchWaiting, ConfigError, DiskFullError
 from ragharness.faults import kill_point
 from ragharness.generation.contexts import iter_locked, redact_gold, requests_for
-from ragharness.generation.models import ModelPool, make_runner
+from ragharness.generation.models import ModelPool, effective_cache, make_runner
 from ragharness.generation.prompts import PromptTemplate, load_prompt
 from ragharness.generation.providers.base import GenerationRequest, Provider
 from ragharness.generation.runner import RunStats
@@ -272,8 +273,11 @@ def execute_run(
     log: Callable[[str], None] = print,
     skip_ingest: bool = False,
     use_cache: bool = True,
+    reuse_cache: bool = False,
 ) -> RunResult:
-    """Run (or resume) an evaluation. Passing `out_dir` that already holds a run of this config resumes it."""
+    """Run (or resume) an evaluation. Passing `out_dir` that already holds a run of this config resumes it.
+    A new run calls every model (the response cache is only written) unless `reuse_cache` or `runner.cache:
+    reuse`; a resumed run reads back what it cached; `use_cache=False` turns the cache off."""
     started = time.perf_counter()
     comps = build_components(cfg)
     path, resuming = _run_path(cfg, out_dir, resume)
@@ -286,7 +290,8 @@ def execute_run(
                 report = _prepare(cfg, comps, run, manifest, progress, log, skip_ingest)
             else:
                 comps.store.ensure(comps.embedder.name, comps.embedder.dimension)
-            return _generate_and_finish(cfg, comps, run, manifest, started, report, progress, on_stats, use_cache, log)
+            cache = effective_cache(cfg, use_cache=use_cache, reuse=reuse_cache, resuming=resuming)
+            return _generate_and_finish(cfg, comps, run, manifest, started, report, progress, on_stats, cache, log)
     except BatchWaiting as exc:
         exc.run_dir, exc.config = path, cfg.source_file
         raise
@@ -301,6 +306,13 @@ def execute_run(
         raise
 
 
+def settle_heap() -> None:
+    """Collect once and freeze what is alive (models, tokenizers, Presidio: millions of long-lived objects), so no
+    full garbage collection of them (~350 ms after Presidio loads) lands inside a timed model call later."""
+    gc.collect()
+    gc.freeze()
+
+
 def _generate_and_finish(
     cfg: HarnessConfig,
     comps: _Components,
@@ -310,13 +322,13 @@ def _generate_and_finish(
     report: IngestReport | None,
     progress: Progress,
     on_stats: StatsCallback | None,
-    use_cache: bool,
+    cache: CacheMode,
     log: Callable[[str], None] = print,
 ) -> RunResult:
     manifest.status = "running"
     run.write_json("run.json", manifest)
     done = {k: g for k, g in _latest(run.generations()).items() if g.ok}
-    spent = sum(g.cost_usd for g in done.values())
+    spent = sum(g.cost_usd for g in done.values() if not g.cached)
     current = {c.name: c.to_candidate() for c in cfg.candidates}
     gold = run.goldset()
     # requests.jsonl holds one request per (item, candidate) in gold order x candidate order: derive, don't reread.
@@ -331,10 +343,12 @@ def _generate_and_finish(
         cfg,
         comps.providers,
         comps.guards.output,
-        use_cache=use_cache and cfg.runner.cache,
+        cache=cache,
         spent_usd=spent,
         leak_watch=comps.guards.watch,
     )
+    comps.guards.output.warm()  # loaded now, not on the event loop's watch while calls are timed
+    settle_heap()
     groups = [Group(name=c.name, mode=c.mode) for c in cfg.candidates]
     batched = run_batches(cfg, run.path / "batch", manifest.run_id, runner, groups, todo, log)  # before any call
     outcome = generate(run, runner, todo(), sum(1 for key in order if key not in done), on_stats)
@@ -345,7 +359,7 @@ def _generate_and_finish(
     generations = sorted(latest.values(), key=lambda g: order.get((g.item_id, g.candidate), len(order)))
     run.write_jsonl("generations.jsonl", generations)  # canonical: one line per call, in request order
     kill_point("run:generated")
-    comps.scoring.models.use_cache = use_cache
+    comps.scoring.models.cache = cache
     summary = score_and_finalize(
         cfg,
         run,

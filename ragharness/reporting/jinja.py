@@ -17,6 +17,20 @@ def fmt(value: float | None, digits: int = 2) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
+def cost_text(cost: float, unpriced: int = 0, calls: int | None = None, digits: int = 4) -> str:
+    """A cost as people must read it: "unpriced" when no call had a price, the known part plus the unpriced count
+    when some had none; never $0 for an unknown cost."""
+    if unpriced and (calls is None or unpriced >= calls):
+        return "unpriced"
+    known = f"{cost:.{digits}f}"
+    return f"{known} + {unpriced} unpriced" if unpriced else known
+
+
+def cached_text(cached: int, generations: int) -> str:
+    """How many answers came from the response cache (no call in this run), e.g. "34/34 from cache"."""
+    return f"{cached}/{generations} from cache" if cached else ""
+
+
 def signed(x: float) -> str:
     return f"{x:+.3f}"
 
@@ -41,6 +55,8 @@ def environment() -> jinja2.Environment:
     )
     env.filters["fmt"] = fmt
     env.filters["signed"] = signed
+    env.globals["cost_text"] = cost_text
+    env.globals["cached_text"] = cached_text
     env.globals["cite_links"] = cite_links
     return env
 

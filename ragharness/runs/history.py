@@ -180,8 +180,9 @@ def _derived(c: CandidateSummary) -> list[tuple[str, float | None, int]]:
         wrong = refusal.labels.get("wrongly_refused", 0)
         answerable = wrong + refusal.labels.get("answered", 0)
         out.append(("over_refusal", wrong / answerable if answerable else None, answerable))
-    per_100 = c.cost_usd / c.generations * 100 if c.generations else None
-    out.append(("cost_per_100_items", per_100, c.generations))
+    known = c.calls and not c.unpriced  # unknown where a call is unpriced, none where nothing was called
+    per_100 = c.cost_usd / c.calls * 100 if known else None
+    out.append(("cost_per_100_items", per_100, c.calls))
     return out
 
 

@@ -60,7 +60,11 @@ class CandidateSummary(BaseModel):
     generations: int
     errors: int
     retries: int = Field(description="Extra attempts beyond the first, summed over calls.")
-    cached: int = Field(0, description="Answers served from the response cache (no call, no cost).")
+    cached: int = Field(
+        0,
+        description="Answers served from the response cache: no call in this run, so they are left out of this "
+        "run's tokens, cost and latency (each still carries the latency and cost of the call that produced it).",
+    )
     unpriced: int = Field(0, description="Calls whose model has no price: their cost is unknown, not zero.")
     cost_by_intent: dict[str, float] = {}
     input_tokens: int
@@ -71,10 +75,21 @@ class CandidateSummary(BaseModel):
     metrics: dict[str, MetricSummary]
     by_intent: dict[str, dict[str, MetricSummary]]
 
+    @property
+    def calls(self) -> int:
+        """Answers this run called a model for (not served from the cache)."""
+        return self.generations - self.cached
+
     def value(self, metric: str) -> float | None:
+        """A metric or ops figure; None where it is unknown, never a made-up zero: latency when no call was
+        measured in this run (all cached or failed), cost when some call is unpriced."""
         if metric == "error_rate":
             return self.errors / self.generations if self.generations else 0.0
         if metric in OPS_METRICS:
+            if metric.startswith("latency") and self.calls - self.errors <= 0:
+                return None
+            if metric == "cost_usd" and self.unpriced:
+                return None
             return float(getattr(self, metric))
         m = self.metrics.get(metric)
         return m.mean if m else None
@@ -108,6 +123,13 @@ class RunSummary(BaseModel):
     budget_exhausted: bool = False
     cost_usd: float = Field(0.0, description="Candidates' calls, USD.")
     judge_cost_usd: float = Field(0.0, description="LLM judge calls, USD.")
+    judge_unpriced: int = Field(0, description="Judge calls whose model has no price (their cost is unknown).")
+
+    @property
+    def unpriced(self) -> int:
+        """Candidates' calls whose cost is unknown."""
+        return sum(c.unpriced for c in self.candidates)
+
     status: Literal["pass", "fail", "incomplete"] = "pass"
 
 
@@ -185,11 +207,12 @@ def summarise(
     cands: list[CandidateSummary] = []
     for cand in candidates:
         gens = [g for g in generations if g.candidate == cand.name]
+        called = [g for g in gens if not g.cached]  # the ops figures are this run's calls only
         mine = [s for s in slim if s.candidate == cand.name]
         by_intent: dict[str, list[_Slim]] = defaultdict(list)
         for s in mine:
             by_intent[intent.get(s.item_id, "?")].append(s)
-        lat = [g.latency_ms for g in gens if g.ok]
+        lat = [g.latency_ms for g in called if g.ok]
         cands.append(
             CandidateSummary(
                 candidate=cand.name,
@@ -199,11 +222,11 @@ def summarise(
                 errors=sum(1 for g in gens if not g.ok),
                 retries=sum(max(0, g.attempts - 1) for g in gens),
                 cached=sum(1 for g in gens if g.cached),
-                unpriced=sum(1 for g in gens if g.unpriced),
-                cost_by_intent=_cost_by_intent(gens, intent),
-                input_tokens=sum(g.usage.input_tokens for g in gens),
-                output_tokens=sum(g.usage.output_tokens for g in gens),
-                cost_usd=round(sum(g.cost_usd for g in gens), 6),
+                unpriced=sum(1 for g in called if g.unpriced),
+                cost_by_intent=_cost_by_intent(called, intent),
+                input_tokens=sum(g.usage.input_tokens for g in called),
+                output_tokens=sum(g.usage.output_tokens for g in called),
+                cost_usd=round(sum(g.cost_usd for g in called), 6),
                 latency_p50_ms=percentile(lat, 50),
                 latency_p95_ms=percentile(lat, 95),
                 metrics=_group(mine),
@@ -230,8 +253,9 @@ def summarise(
         complete=pending == 0 and all(g.ok for g in generations),
         pending=pending,
         budget_exhausted=budget_exhausted,
-        cost_usd=round(sum(g.cost_usd for g in generations), 6),
-        judge_cost_usd=round(sum(c.cost_usd for c in judge_calls), 6),
+        cost_usd=round(sum(g.cost_usd for g in generations if not g.cached), 6),
+        judge_cost_usd=round(sum(c.cost_usd for c in judge_calls if not c.cached), 6),
+        judge_unpriced=sum(1 for c in judge_calls if c.unpriced and not c.cached),
     )
     summary.gates = evaluate_gates(summary, thresholds)
     if not all(g.passed for g in summary.gates):

@@ -39,6 +39,12 @@ class CandidateEntry(BaseModel):
     cost_usd: float
     errors: int
     generations: int
+    cached: int = 0
+    unpriced: int = 0
+
+    @property
+    def calls(self) -> int:
+        return self.generations - self.cached
 
 
 class RunEntry(BaseModel):
@@ -53,6 +59,8 @@ class RunEntry(BaseModel):
     candidates: list[CandidateEntry] = Field(default_factory=list)
     metrics: list[str] = Field(default_factory=list, description="Headline metrics, in the order shown.")
     cost_usd: float = 0.0
+    unpriced: int = Field(0, description="Calls (candidates' and judge's) whose cost is unknown.")
+    cached: int = Field(0, description="Answers served from the response cache.")
     problem: str = Field("", description="Why the run shows as incomplete ('' when it is readable and finished).")
 
     @property
@@ -97,9 +105,13 @@ def _entry(run_id: str, run: RunDir) -> RunEntry:
             cost_usd=c.cost_usd,
             errors=c.errors,
             generations=c.generations,
+            cached=c.cached,
+            unpriced=c.unpriced,
         )
         for c in s.candidates
     ]
+    entry.unpriced = s.unpriced + s.judge_unpriced
+    entry.cached = sum(c.cached for c in s.candidates)
     return entry
 
 

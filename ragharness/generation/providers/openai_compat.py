@@ -102,6 +102,10 @@ class OpenAIProvider:
         self._client: httpx.AsyncClient | None = None
         self._batch: tuple[str, BatchBackend] | None = None
 
+    def warm(self) -> None:
+        """Make the HTTP client now (its TLS context takes tens of ms), not inside the first timed call."""
+        self._http()
+
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=self.opts.timeout_s, headers=self._headers)
