@@ -190,3 +190,33 @@ def test_a_browser_without_a_key_is_no_admin_even_after_the_last_key_goes(
     finally:
         proc.kill()
         proc.wait(timeout=10)
+
+
+def test_a_real_browser_logs_in_and_labels_without_interception(
+    browser: Any,  # noqa: F811
+    server: dict[str, Any],
+) -> None:
+    """No request interception: Chromium asks for /favicon.ico (and its assets) on its own, as it does for a user.
+    The favicon must not rotate the login cookie under the form on screen; the key logs in and a label is saved."""
+    url, keys = server["url"], server["keys"]
+    ctx = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = ctx.new_page()
+    seen: list[str] = []
+    page.on("request", lambda r: seen.append(r.url))
+    resp = page.goto(url + "/")
+    assert resp.status == 401
+    page.wait_for_timeout(300)  # let the browser fetch its favicon as it does after a page loads
+    icon = ctx.request.get(url + "/favicon.ico")
+    assert icon.status == 200 and "svg" in icon.headers["content-type"]
+    page.fill("#key", keys["reviewer"])
+    page.click("#login")
+    page.wait_for_selector("#runs")
+    assert "login form expired" not in page.content()
+    page.goto(url + "/runs/run-a")
+    page.click("#label-blind")
+    page.wait_for_selector("#label-form")
+    page.check("input[name=correctness_0][value=correct]")
+    page.click("#save-label")
+    page.wait_for_load_state("load")
+    assert all(u.startswith(url) for u in seen), [u for u in seen if not u.startswith(url)]
+    ctx.close()

@@ -48,9 +48,10 @@ def retrieval_eval(
     --sweep, a grid of retrieval settings side by side against the current one."""
     from ragharness.analysis.retrieval import evaluate_retrieval
     from ragharness.config import load_config
+    from ragharness.generation.contexts import redact_gold
     from ragharness.goldset import load_goldset
     from ragharness.ingest.pipeline import ingest as run_ingest
-    from ragharness.pipeline.components import build_embedder, build_redactor, build_store
+    from ragharness.pipeline.components import build_embedder, build_guardrails, build_redactor, build_store
     from ragharness.pipeline.run import new_run_id
     from ragharness.reporting.jinja import render
     from ragharness.types import SearchMode
@@ -67,7 +68,12 @@ def retrieval_eval(
         else:
             report = run_ingest(cfg, embedder, store, _Bars(p), redactor=build_redactor(cfg))
             console.print(report.summary_lines()[1], markup=False)
-        gold = load_goldset(cfg.resolve(cfg.goldset))
+        # questions are redacted as a run redacts them before anything embeds them (a hosted embedder sees no PII),
+        # and source ids are checked against the store
+        gold = redact_gold(
+            load_goldset(cfg.resolve(cfg.goldset), known_sources=set(store.document_hashes())),
+            build_guardrails(cfg).redact,
+        )
         if sweep is not None:
             folder = out or cfg.resolve(cfg.output_dir) / f"sweep-{new_run_id(cfg.name)}"
             _sweep(cfg, sweep, gold.items, embedder, store, folder, _Bars(p))
@@ -177,14 +183,30 @@ def plugins() -> None:
 @goldset_app.command("lint")
 def goldset_lint(
     files: Annotated[list[Path], typer.Argument(help="Gold set files (YAML or JSONL).")],
+    config: Annotated[
+        Path | None,
+        typer.Option(help="harness.yaml: also check expected_sources and must_cite ids against its ingested store."),
+    ] = None,
 ) -> None:
     """Validate gold sets; report every problem with file, item id and field."""
     from ragharness.goldset import load_goldset
 
+    known: set[str] | None = None
+    if config is not None:
+        from ragharness.config import load_config
+        from ragharness.pipeline.components import build_embedder, build_store
+
+        cfg = load_config(config)
+        embedder, store = build_embedder(cfg), build_store(cfg)
+        store.ensure(embedder.name, embedder.dimension)
+        known = set(store.document_hashes())
+        if not known:
+            where = cfg.resolve(cfg.data_dir)
+            raise ConfigError(f"{config}: the store under {where} is empty; run `ragharness ingest {config}` first")
     bad = 0
     for file in files:
         try:
-            gs = load_goldset(file)
+            gs = load_goldset(file, known_sources=known)
         except GoldSetError as exc:
             bad += 1
             for p in exc.problems:

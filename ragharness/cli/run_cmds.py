@@ -117,10 +117,32 @@ def run(
             f"resume with: ragharness run {config} --resume {result.run_dir}",
             markup=False,
         )
+    failed = _failures(result.run_dir)
+    if failed:
+        console.print(f"failed calls: {failed}", markup=False)
+        if not summary.pending:  # calls that failed count against the scores; a resume asks them again
+            console.print(f"retry them with: ragharness run {config} --resume {result.run_dir}", markup=False)
     if summary.status == "fail":
         raise typer.Exit(ExitCode.GATE_FAILED)
     if summary.status == "incomplete":
         raise typer.Exit(ExitCode.INCOMPLETE)
+
+
+def _failures(run_dir: Path) -> str:
+    """Why calls failed, per candidate and error type, with the first message (e.g. 'gpt: 34 ConnectError (All
+    connection attempts failed)'): an exit 4 must say why."""
+    from collections import Counter
+
+    from ragharness.runs.rundir import RunDir
+
+    counts: Counter[tuple[str, str]] = Counter()
+    first: dict[tuple[str, str], str] = {}
+    for g in RunDir.open(run_dir).generations():
+        if g.error is not None:
+            key = (g.candidate, g.error.type)
+            counts[key] += 1
+            first.setdefault(key, g.error.message[:160])
+    return "; ".join(f"{c}: {n} {t} ({first[(c, t)]})" for (c, t), n in sorted(counts.items()))
 
 
 def _serve_command(store: Path) -> str:

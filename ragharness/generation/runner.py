@@ -144,18 +144,26 @@ class Runner:
         self.batch: dict[str, BatchResults] = {}
         """Per provider name, the results of its batch jobs (see generation.batching): answered from there."""
 
+    def _limit_key(self, name: str) -> str:
+        """Limits belong to what the provider enforces them on: its account and model (`limit_key`), so two
+        candidates of one model (two prompt versions) share one concurrency pool and one RPM/TPM budget."""
+        provider = self.providers.get(name)
+        key = getattr(provider, "limit_key", None)
+        return str(key) if key else name
+
     def _limits_for(self, name: str) -> _Limits:
         """One concurrency slot pool and rate limiter per provider for the Runner's life (shared by `run` and
         `call`, so many scorers calling one judge together still respect its limits)."""
-        if name not in self._limits:
-            self._limits[name] = _Limits(self.concurrency.get(name, 4), self.rate_limits.get(name, RateLimits()))
-        return self._limits[name]
+        key = self._limit_key(name)
+        if key not in self._limits:  # the first candidate of an account and model sets them
+            self._limits[key] = _Limits(self.concurrency.get(name, 4), self.rate_limits.get(name, RateLimits()))
+        return self._limits[key]
 
     async def call(self, request: GenerationRequest) -> Generation | None:
         """One request through retries, rate limits, cache, prices and budget (None: refused by the budget).
         Providers stay open until `aclose`."""
         self.stats.total += 1
-        if request.candidate.name not in self._limits:
+        if self._limit_key(request.candidate.name) not in self._limits:
             self._warm()
         return await self._one(request, self._limits_for(request.candidate.name))
 

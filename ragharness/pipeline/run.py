@@ -227,7 +227,9 @@ def _prepare(
         for line in report.summary_lines():
             log(f"ingest: {line}")
         run.write_json("ingest.json", report)
-    gold = load_goldset(cfg.resolve(cfg.goldset), known_sources=set(report.document_ids) if report else None)
+    # source ids are checked against the corpus on every run: the ingest's documents, or the store's as it is
+    known = set(report.document_ids) if report else set(comps.store.document_hashes())
+    gold = load_goldset(cfg.resolve(cfg.goldset), known_sources=known)
     question_audit: list[GuardrailAction] = []
     gold = redact_gold(gold, comps.guards.redact, question_audit)
     run.write_json("goldset.json", gold)
@@ -360,6 +362,10 @@ def _generate_and_finish(
     run.write_jsonl("generations.jsonl", generations)  # canonical: one line per call, in request order
     kill_point("run:generated")
     comps.scoring.models.cache = cache
+    # the report rendered at the end of scoring reads the manifest: it must show the time spent, not 0.0 s
+    manifest.seconds = round(manifest.seconds + time.perf_counter() - started, 3)
+    run.write_json("run.json", manifest)
+    started = time.perf_counter()
     summary = score_and_finalize(
         cfg,
         run,

@@ -27,7 +27,14 @@ from ragharness.serve.state import HERE, LOGIN_COOKIE, SESSION_COOKIE, ServeStat
 
 log = logging.getLogger("ragharness.serve")
 
-PUBLIC = ("/login", "/static/", "/healthz")
+PUBLIC = ("/login", "/static/", "/healthz", "/favicon.ico")
+FAVICON = (
+    b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#24476b"/>'
+    b'<path d="M4 11V5h3.2a1.9 1.9 0 0 1 0 3.8H4m3.2 0L10 11m2-6v6" stroke="#fff" stroke-width="1.4" '
+    b'fill="none"/></svg>'
+)
+"""The app's icon: every browser asks for /favicon.ico on its own; it must be served, never answered with a login
+page (whose fresh login cookie would make the form on screen stale)."""
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
@@ -99,6 +106,10 @@ def create_app(state: ServeState) -> FastAPI:
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> PlainTextResponse:
         return PlainTextResponse("ok")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        return Response(FAVICON, media_type="image/svg+xml", headers={"Cache-Control": "public, max-age=86400"})
 
     @app.get("/static/{name}", include_in_schema=False)
     def static(name: str) -> Response:
@@ -257,9 +268,21 @@ def _login(request: Request, state: ServeState, message: str, status: int) -> HT
     return response
 
 
+def _is_page(request: Request) -> bool:
+    """A browser navigating to a page (not fetching an image, script or data): only then is the login form, with
+    its own login cookie, the answer. Anything else gets a plain 401 and leaves the login cookie alone."""
+    dest = request.headers.get("sec-fetch-dest", "")
+    if dest:  # what every browser says of its own requests
+        return dest in ("document", "iframe")
+    accept = request.headers.get("accept", "")
+    return request.method == "POST" or "text/html" in accept or "*/*" in accept or not accept
+
+
 def _unauthorised(request: Request, state: ServeState, message: str) -> Response:
     if _is_api(request):
         return JSONResponse({"detail": message}, 401, headers={"WWW-Authenticate": "Bearer"})
+    if not _is_page(request):
+        return PlainTextResponse(message, 401, headers={"Cache-Control": "no-store"})
     return _login(request, state, message if request.url.path != "/" else "", 401)
 
 

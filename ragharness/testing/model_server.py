@@ -59,6 +59,9 @@ class ModelServer:
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._arrivals = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+        """The most requests the server was answering at once."""
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -75,6 +78,16 @@ class ModelServer:
 
             def do_POST(self) -> None:
                 started = time.perf_counter()
+                with outer._lock:
+                    outer.in_flight += 1
+                    outer.max_in_flight = max(outer.max_in_flight, outer.in_flight)
+                try:
+                    self._answer(started)
+                finally:
+                    with outer._lock:
+                        outer.in_flight -= 1
+
+            def _answer(self, started: float) -> None:
                 raw = self.rfile.read(int(self.headers.get("content-length", 0)))
                 body = json.loads(raw or b"{}")
                 status, delay, text, rid = outer._plan(body)

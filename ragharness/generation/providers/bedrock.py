@@ -126,6 +126,8 @@ class BedrockProvider:
         self.model_id = model
         self.id = f"bedrock:{model}"
         self.cacheable = True
+        self.limit_key = f"bedrock|{self.opts.profile or ''}|{self.opts.region or ''}|{model}"
+        """Bedrock's quotas are per account (profile), region and model."""
         self._client = client
         self._batch: tuple[str, BatchBackend] | None = None
         self._pool = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="bedrock")

@@ -9,6 +9,7 @@ transient, other 4xx are fatal.
 from __future__ import annotations
 
 import email.utils
+import hashlib
 import time
 from typing import Any
 
@@ -99,6 +100,9 @@ class OpenAIProvider:
             key = resolve_env(self.opts.api_key, what=f"{where}: options.api_key")
             self._headers["Authorization"] = f"Bearer {key}"
         self._url = self.opts.base_url.rstrip("/") + "/chat/completions"
+        key_id = hashlib.sha256(self._headers.get("Authorization", "").encode()).hexdigest()[:8]
+        self.limit_key = f"openai|{self.opts.base_url.rstrip('/')}|{key_id}|{model}"
+        """What the endpoint's rate limits apply to: its URL, the API key (hashed) and the model."""
         self._client: httpx.AsyncClient | None = None
         self._batch: tuple[str, BatchBackend] | None = None
 
