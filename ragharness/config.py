@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import random
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -334,8 +335,13 @@ def _loc(loc: tuple[int | str, ...]) -> str:
     return out or "(top level)"
 
 
-def format_validation_error(source: str | Path, err: ValidationError, prefix: str = "") -> list[str]:
-    """One line per problem: `file: key.path: message (got value)`."""
+def format_validation_error(
+    source: str | Path,
+    err: ValidationError,
+    prefix: str = "",
+    suggest: Callable[[tuple[str | int, ...]], str] | None = None,
+) -> list[str]:
+    """One line per problem: `file: key.path: message (got value)`; `suggest` adds "did you mean" to unknown keys."""
     lines = []
     for e in err.errors():
         loc = _loc(tuple(e["loc"]))
@@ -349,7 +355,8 @@ def format_validation_error(source: str | Path, err: ValidationError, prefix: st
         shown = "" if hidden else f" (got {got!r})"
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
-            msg = "unknown key; check the spelling against the documented keys"
+            hint = suggest(tuple(e["loc"])) if suggest is not None else ""
+            msg = f"unknown key{hint or '; check the spelling against `ragharness config-reference`'}"
         lines.append(f"{source}: {loc}: {msg}{shown}")
     return lines
 
@@ -419,7 +426,9 @@ def load_config(path: str | Path) -> HarnessConfig:
     try:
         cfg = HarnessConfig.model_validate({**raw, "base_dir": file.parent.resolve(), "source_file": file})
     except ValidationError as exc:
-        raise ConfigError("\n".join(format_validation_error(file, exc))) from exc
+        from ragharness.config_reference import suggestion
+
+        raise ConfigError("\n".join(format_validation_error(file, exc, suggest=suggestion))) from exc
     return cfg
 
 

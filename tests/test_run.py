@@ -179,3 +179,18 @@ def test_large_runs_page_their_items_and_keep_failures_inline(tmp_path: Path, mo
     assert 'href="report-items/page-0001.html"' in html
     first_page = pages[0].read_text()
     assert "<script>window.__pwned" not in first_page and "&lt;script&gt;window.__pwned" in first_page
+
+
+def test_run_a_subset_for_quick_iteration(mini_project: Path) -> None:
+    cfg = mini_project / "harness.yaml"
+    res = cli.invoke(app, ["run", str(cfg), "--items", "refund,weather", "--out", str(mini_project / "runs/s1")])
+    assert res.exit_code in (0, 1), res.output
+    gens = (mini_project / "runs/s1/generations.jsonl").read_text()
+    assert '"refund"' in gens and '"weather"' in gens and '"storage"' not in gens
+    assert "subset: items refund,weather" in (mini_project / "runs/s1/report.html").read_text()
+    res = cli.invoke(app, ["run", str(cfg), "--intent", "limits", "--out", str(mini_project / "runs/s2")])
+    assert res.exit_code in (0, 1) and "1 items" in res.output, res.output
+    res = cli.invoke(app, ["run", str(cfg), "--limit", "2", "--out", str(mini_project / "runs/s3")])
+    assert res.exit_code in (0, 1) and "2 items" in res.output, res.output
+    res = cli.invoke(app, ["run", str(cfg), "--items", "nope"])
+    assert res.exit_code == 3 and "'nope'" in res.output

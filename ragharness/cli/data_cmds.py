@@ -231,3 +231,47 @@ def goldset_schema(out: Annotated[Path | None, typer.Option(help="Write to this 
         atomic_write_text(out, text + "\n")
     else:
         sys.stdout.write(text + "\n")
+
+
+STARTER = Path(__file__).parent / "starter"
+
+
+@app.command()
+def init(
+    folder: Annotated[Path, typer.Argument(help="Folder for the new evaluation (created; must be empty).")] = Path(
+        "my-eval"
+    ),
+) -> None:
+    """Start an evaluation of your own documents: a commented harness.yaml, an example corpus, gold set and prompt
+    that run as they are (offline), and what to do next."""
+    import shutil
+
+    if folder.exists() and any(folder.iterdir()):
+        raise ConfigError(f"{folder}: not empty; give a new folder (nothing there is overwritten)")
+    shutil.copytree(STARTER, folder, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+    cfg, gold = folder / "harness.yaml", folder / "gold.yaml"
+    made = "harness.yaml, gold.yaml, corpus/ (2 documents), prompts/my-answer.v1.yaml"
+    console.print(f"created {folder}/: {made}", markup=False)
+    steps = [
+        f"1. run it as it is (offline, ~1 minute): ragharness run {cfg}",
+        f"2. put your documents in {folder / 'corpus'}/ (a document's id is its path without the extension)",
+        f"3. write your questions in {gold}; check them: ragharness goldset lint {gold} --config {cfg}",
+        f"4. add your model under candidates: in {cfg} (OpenAI-compatible, Bedrock, recorded answers)",
+        f"5. iterate on a few items: ragharness run {cfg} --limit 5",
+        "6. every config key, its type and default: ragharness config-reference",
+    ]
+    for line in steps:
+        console.print(line, markup=False)
+
+
+@app.command("config-reference")
+def config_reference(out: Annotated[Path | None, typer.Option(help="Write the Markdown to this file.")] = None) -> None:
+    """Every harness.yaml key with its type, default and meaning, generated from the config models."""
+    from ragharness.config_reference import markdown
+
+    text = markdown()
+    if out:
+        atomic_write_text(out, text)
+        console.print(f"wrote {out}", markup=False)
+    else:
+        sys.stdout.write(text)

@@ -81,10 +81,17 @@ def run(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Validate, render every request, estimate tokens and cost; call nothing.")
     ] = False,
+    items: Annotated[
+        str | None, typer.Option("--items", help="Only these gold item ids (comma-separated), for quick iteration.")
+    ] = None,
+    intent: Annotated[
+        list[str] | None, typer.Option("--intent", help="Only items of this intent (repeatable).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N (selected) items.")] = None,
 ) -> None:
     """Run the evaluation: ingest, locked retrieval, candidates, guardrails, scores, report."""
     from ragharness.config import load_config
-    from ragharness.pipeline.run import execute_run
+    from ragharness.pipeline.run import Selection, execute_run
 
     cfg = load_config(config)
     if dry_run:
@@ -101,6 +108,9 @@ def run(
             skip_ingest=no_ingest,
             use_cache=not no_cache,
             reuse_cache=reuse_cache,
+            selection=Selection(
+                items=[i.strip() for i in (items or "").split(",") if i.strip()], intents=intent or [], limit=limit
+            ),
             log=lambda s: console.print(s, markup=False),
         )
     summary = result.summary

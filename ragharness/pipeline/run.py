@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from ragharness import __version__
 from ragharness.config import RESUME_MAY_CHANGE, CacheMode, HarnessConfig, config_snapshot, resume_differences
@@ -52,7 +52,7 @@ from ragharness.runs.rundir import RunDir, RunManifest
 from ragharness.runs.summary import RunSummary
 from ragharness.scoring.base import Scorer
 from ragharness.scoring.metrics import OPS_METRICS
-from ragharness.types import Generation, GuardrailAction
+from ragharness.types import Generation, GoldItem, GuardrailAction
 
 
 class RunResult(BaseModel):
@@ -208,6 +208,35 @@ def _reopen(cfg: HarnessConfig, path: Path) -> tuple[RunDir, RunManifest]:
     return run, manifest
 
 
+class Selection(BaseModel):
+    """Which gold items a run evaluates (`run --items/--intent/--limit`): for quick iteration."""
+
+    items: list[str] = Field(default_factory=list, description="Item ids; all when empty.")
+    intents: list[str] = Field(default_factory=list, description="Intents; all when empty.")
+    limit: int | None = Field(None, ge=1, description="At most this many (the first, in gold set order).")
+
+    def describe(self) -> str:
+        parts = [f"items {','.join(self.items)}"] * bool(self.items) + [f"intents {','.join(self.intents)}"] * bool(
+            self.intents
+        )
+        return "; ".join(parts + ([f"first {self.limit}"] if self.limit else []))
+
+    def apply(self, items: list[GoldItem], where: str) -> list[GoldItem]:
+        known_ids, known_intents = {i.id for i in items}, {i.intent for i in items}
+        missing = [i for i in self.items if i not in known_ids]
+        if missing:
+            raise ConfigError(f"--items: {missing} are not items of {where}; its ids start {sorted(known_ids)[:5]}")
+        bad = [i for i in self.intents if i not in known_intents]
+        if bad:
+            raise ConfigError(f"--intent: {bad} are not intents of {where}; it has {sorted(known_intents)}")
+        chosen = [
+            i
+            for i in items
+            if (not self.items or i.id in self.items) and (not self.intents or i.intent in self.intents)
+        ]
+        return chosen[: self.limit] if self.limit else chosen
+
+
 def _prepare(
     cfg: HarnessConfig,
     comps: _Components,
@@ -216,6 +245,7 @@ def _prepare(
     progress: Progress,
     log: Callable[[str], None],
     skip_ingest: bool,
+    selection: Selection | None = None,
 ) -> IngestReport | None:
     """Ingest, lock every item's context, render every request and record blocked items. Nothing is sent to a
     model here, so a run killed before `prepared` is simply prepared again."""
@@ -230,6 +260,10 @@ def _prepare(
     # source ids are checked against the corpus on every run: the ingest's documents, or the store's as it is
     known = set(report.document_ids) if report else set(comps.store.document_hashes())
     gold = load_goldset(cfg.resolve(cfg.goldset), known_sources=known)
+    if selection is not None and selection.describe():
+        gold = gold.model_copy(update={"items": selection.apply(gold.items, str(cfg.resolve(cfg.goldset)))})
+        manifest.selection = selection.describe()
+        log(f"evaluating {len(gold.items)} selected items ({manifest.selection})")
     question_audit: list[GuardrailAction] = []
     gold = redact_gold(gold, comps.guards.redact, question_audit)
     run.write_json("goldset.json", gold)
@@ -276,6 +310,7 @@ def execute_run(
     skip_ingest: bool = False,
     use_cache: bool = True,
     reuse_cache: bool = False,
+    selection: Selection | None = None,
 ) -> RunResult:
     """Run (or resume) an evaluation. Passing `out_dir` that already holds a run of this config resumes it.
     A new run calls every model (the response cache is only written) unless `reuse_cache` or `runner.cache:
@@ -289,7 +324,7 @@ def execute_run(
             run, manifest = _reopen(cfg, path) if resuming else _create(cfg, comps, path)
             report = None
             if manifest.stage == "created":
-                report = _prepare(cfg, comps, run, manifest, progress, log, skip_ingest)
+                report = _prepare(cfg, comps, run, manifest, progress, log, skip_ingest, selection)
             else:
                 comps.store.ensure(comps.embedder.name, comps.embedder.dimension)
             cache = effective_cache(cfg, use_cache=use_cache, reuse=reuse_cache, resuming=resuming)

@@ -57,6 +57,11 @@ class RunManifest(BaseModel):
     embedder: str = ""
     candidates: list[str] = []
     config_dir: str = Field("", description="Folder of the config file the run was started with.")
+    selection: str = Field(
+        "",
+        description="The subset of the gold set this run evaluated (`run --limit/--items/"
+        "--intent`), '' for all of it: such a run is for iterating, not for comparing with full runs.",
+    )
 
 
 class JsonlWriter:
