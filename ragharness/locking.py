@@ -21,13 +21,19 @@ from ragharness.errors import LockedError
 from ragharness.fileio import atomic_write_text
 
 
-def _owner(owner_file: Path) -> str:
-    try:
-        info = json.loads(owner_file.read_text(encoding="utf-8"))
-        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(info["since"])))
-        return f"pid {info['pid']} on {info['host']}, {info['what']}, since {since}"
-    except (OSError, ValueError, KeyError, TypeError):
-        return "owner unknown"
+def _owner(owner_file: Path, wait_s: float = 2.0) -> str:
+    """Who holds the lock. The holder writes its owner file just after taking the lock, so a process that lost the
+    race by a hair may look before it exists: it looks again for up to `wait_s`."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            info = json.loads(owner_file.read_text(encoding="utf-8"))
+            since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(info["since"])))
+            return f"pid {info['pid']} on {info['host']}, {info['what']}, since {since}"
+        except (OSError, ValueError, KeyError, TypeError):
+            if time.monotonic() >= deadline:
+                return "owner unknown"
+            time.sleep(0.05)
 
 
 @contextmanager

@@ -22,6 +22,7 @@ from ragharness.errors import RunError
 from ragharness.fileio import atomic_write_text
 from ragharness.locking import exclusive
 from ragharness.pipeline.run import execute_run
+from ragharness.reporting.jinja import cost_text
 from ragharness.runs.history import HistoryIndex
 from ragharness.runs.pins import read_pins
 from ragharness.runs.rundir import GateVerdict, RunDir
@@ -111,6 +112,16 @@ def markdown_summary(
             for name, ms in cand.metrics.items():
                 if ms.mean is not None and not name.startswith("retrieval"):
                     lines.append(f"| {cand.candidate} | {name} | – | {ms.mean:.3f} | – | – | no baseline |")
+    lines += [
+        "",
+        "| candidate | calls | cached | cost USD | latency p50 / p95 ms | errors |",
+        "|---|---|---|---|---|---|",
+    ]
+    for cand in summary.candidates:  # what tonight's calls cost and took: unknown shown as unknown, never 0
+        p50, p95 = cand.value("latency_p50_ms"), cand.value("latency_p95_ms")
+        lat = "–" if p50 is None or p95 is None else f"{p50:.0f} / {p95:.0f}"
+        cost = cost_text(cand.cost_usd, cand.unpriced, cand.calls)
+        lines.append(f"| {cand.candidate} | {cand.calls} | {cand.cached} | {cost} | {lat} | {cand.errors} |")
     failed = [c for c in cases if not c.passed]
     lines += ["", f"{len(cases) - len(failed)}/{len(cases)} gates passed."]
     lines += [f"- FAILED {c.name}: {c.message}" for c in failed]
