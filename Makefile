@@ -12,9 +12,10 @@ FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml constraints.txt
+	@echo "setting up $(VENV): the first install downloads the dependencies (a few minutes; pip shows each one)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
-	$(BIN)/python -m pip install --quiet $(FIND_LINKS) -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --progress-bar off $(FIND_LINKS) -c constraints.txt -e '.[dev]'
 	touch $@
 
 demo: setup

@@ -111,6 +111,13 @@ def test_trend_dashboard_one_colour_and_legend_entry_per_series_with_ci_and_vers
     assert any("prompt bot: support-answer@v5 → support-answer@v6" in c for c in info["changes"]), info["changes"]
     assert info["lines"] >= 1
     assert page.locator("#summary table tr").count() > 1 and "run-29" in page.locator("#summary").inner_text()
+    # the legend covers neither the title nor a panel
+    legend, title = page.locator(".legend").first.bounding_box(), page.locator(".gtitle").first.bounding_box()
+    plots = page.locator(".nsewdrag").all()
+    assert legend and title and plots
+    assert legend["y"] > title["y"] + title["height"], (legend, title)
+    lowest = max(b["y"] + b["height"] for b in (p.bounding_box() for p in plots) if b)
+    assert legend["y"] >= lowest - 1, (legend, lowest)
     # a click on a legend entry hides that series in every panel
     item = page.locator(".legend .traces", has_text="bot@support-answer@v6").first
     item.scroll_into_view_if_needed()

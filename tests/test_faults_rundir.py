@@ -189,12 +189,11 @@ class _LockedDb:
 
 
 def _torn(text: str) -> str:
-    """The first half of the text, cut inside a line (a cut that happened to fall on a line end would leave a
-    shorter but whole file)."""
-    cut = len(text) // 2
-    while cut > 1 and text[cut - 1] == "\n":
-        cut -= 1
-    return text[:cut]
+    """The first half of the lines and half of the next one: a torn record (a cut that happened to fall on a line
+    end, or right after a record's closing brace, would leave a shorter but valid file)."""
+    lines = text.split("\n")
+    k = len(lines) // 2
+    return "\n".join(lines[:k]) + "\n" + lines[k][: len(lines[k]) // 2]
 
 
 DAMAGE = {

@@ -89,11 +89,14 @@ def excess(run_dir: Path, server: ModelServer) -> list[float]:
 
 
 def assert_is_the_models(extra: list[float], server: ModelServer) -> None:
-    """Never less than what the server took, and no harness time on top. The bounds hold on a loaded machine (two
-    CPU hogs on two cores add ~20 ms); before this fix the harness added ~245 ms at the median (357 vs 112 ms).
+    """Not less than what the server took (within its own scheduling), and no harness time on top. The bounds hold
+    on a loaded machine (two CPU hogs on two cores add ~20 ms); before this fix the harness added ~245 ms at the
+    median (357 vs 112 ms).
     The tight figures (within 10 % and 15 ms on a quiet machine) are measured by benchmarks/latency_truth.py."""
     base = percentile(server.latencies(CANDIDATE), 50)
-    assert min(extra) >= -1.0, f"recorded {min(extra):.1f} ms less than the server took"
+    # the server reads its clock after the last byte is written; on a busy machine its thread may get the CPU back
+    # only after the client has read the answer, so a few ms below zero are the server's, not the harness's
+    assert min(extra) >= -20.0, f"recorded {min(extra):.1f} ms less than the server took"
     assert percentile(extra, 50) <= 0.25 * base + 15.0, f"median excess {percentile(extra, 50):.1f} ms"
     assert percentile(extra, 95) <= 0.5 * base + 30.0, f"p95 excess {percentile(extra, 95):.1f} ms"
 

@@ -373,3 +373,24 @@ def test_keys_and_labels_never_reach_the_logs(
     c.get("/runs/nope")
     c.get("/api/labels", params={"run": "run-a"})
     assert key not in caplog.text and "secret reviewer remark" not in caplog.text
+
+
+def test_a_score_without_a_value_shows_its_label_not_none(store: LocalRunStore, state: ServeState) -> None:
+    from ragharness.types import Score
+
+    extra = Score(
+        item_id="q000",
+        candidate=A,
+        metric="citation_precision",
+        value=None,
+        label="n/a",
+        reason="no citations",
+        scorer="citation",
+        scorer_version="1",
+    )
+    with (store.root / "run-b" / "scores.jsonl").open("a") as fh:
+        fh.write(extra.model_dump_json() + "\n")
+    page = client(state).get("/compare", params={"a": "run-a", "b": "run-b", "ca": A, "cb": A}).text
+    assert "citation_precision: n/a" in page and "None n/a" not in page
+    item = client(state).get("/runs/run-b/items/q000").text
+    assert "None n/a" not in item

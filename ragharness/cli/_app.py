@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from ragharness.errors import BatchWaiting, DiskFullError, GoldSetError, LockedError, RagharnessError
@@ -117,6 +125,7 @@ class _Bars:
         self.progress = progress
         self.tasks: dict[str, TaskID] = {}
         self._said: dict[str, tuple[int, float]] = {}
+        self._began: dict[str, float] = {}
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         if stage not in self.tasks:
@@ -130,10 +139,11 @@ class _Bars:
 
         last, at = self._said.get(stage, (-1, 0.0))
         now = time.monotonic()
+        began = self._began.setdefault(stage, now)
         step = max(1, total // 10)
         if done != last and (done >= total or done // step != last // step or now - at >= 10):
             self._said[stage] = (done, now)
-            err_console.print(f"{stage}: {done}/{total}", markup=False)
+            err_console.print(f"{stage}: {done}/{total} ({now - began:.0f} s)", markup=False)
 
     def stats(self, s: RunStats) -> None:
         if "generate" not in self.tasks:
@@ -147,6 +157,7 @@ def _progress() -> Progress:
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        TimeRemainingColumn(),
         TextColumn("{task.fields[info]}"),
         console=err_console,
         transient=False,

@@ -303,13 +303,15 @@ class _Builder:
                 font={"size": 10, "color": "#57606a"},
                 name="version-change",
             )
+        height = max(420, 230 * n)
         fig.update_layout(
             title=title,
-            height=max(420, 230 * n),
+            height=height,
             template="plotly_white",
             hovermode="closest",
-            legend={"orientation": "h", "yanchor": "bottom", "y": 1.0 + 40 / max(420, 230 * n), "x": 0},
-            margin={"t": 120},
+            # below the panels: a legend of many series wraps into rows, and above it would cover the title
+            legend={"orientation": "h", "yanchor": "top", "y": -60 / height, "x": 0},
+            margin={"t": 80, "b": 140},
         )
         return fig
 

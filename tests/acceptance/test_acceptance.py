@@ -107,7 +107,7 @@ def test_two_nightlies_call_todays_model_and_the_worse_one_is_a_regression(proje
     truth = server.by_id()
     gens = [json.loads(x) for x in (run / "generations.jsonl").read_text().splitlines()]
     excess = [g["latency_ms"] - truth[g["request_id"]] for g in gens if g["error"] is None]
-    assert len(excess) == N and min(excess) >= -1.0
+    assert len(excess) == N and min(excess) >= -20.0  # see test_latency_truth.assert_is_the_models
     assert sorted(excess)[len(excess) // 2] <= 0.25 * 90 + 15.0, sorted(excess)
 
 

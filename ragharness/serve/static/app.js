@@ -23,3 +23,13 @@
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", draw);
   else draw();
 })();
+
+// A citation [n] in an answer opens the passage it points to (passages start collapsed in the labelling form).
+document.addEventListener("click", (event) => {
+  const link = event.target.closest && event.target.closest("a.cite");
+  if (!link || !link.hash) return;
+  const target = document.querySelector(link.hash);
+  for (let node = target; node; node = node.parentElement) {
+    if (node.tagName === "DETAILS") node.open = true;
+  }
+});
