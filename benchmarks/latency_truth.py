@@ -32,17 +32,6 @@ from ragharness.pipeline.run import execute_run  # noqa: E402
 from ragharness.runs.summary import percentile  # noqa: E402
 from ragharness.testing.model_server import ModelServer  # noqa: E402
 
-JUDGE = (
-    '{"claims": [{"text": "Plans include storage.", "verdict": "supported", "supporting_passages": [1], '
-    '"cited_passages": [1]}], "correctness": {"label": "correct", "reason": "ok"}, "is_refusal": false}'
-)
-
-
-def answer(body: dict[str, Any], worse: bool) -> str:
-    if body.get("model") == "judge-model":
-        return JUDGE
-    return "Plans include storage [1]. Write to help@example.com for more [1]."
-
 
 def main() -> None:
     ap = argparse.ArgumentParser()
@@ -74,7 +63,7 @@ def main() -> None:
             await task
 
     Runner.run = probed  # type: ignore[method-assign]
-    with ModelServer(answer, latency_ms=args.latency_ms, jitter_ms=args.jitter_ms, fail_every=37) as server:
+    with ModelServer(project_kit.answer, latency_ms=args.latency_ms, jitter_ms=args.jitter_ms, fail_every=37) as server:
         root = Path(tempfile.mkdtemp(prefix="latency-truth-"))
         cfg = project_kit.project(root, server.base_url)
         started = time.perf_counter()
