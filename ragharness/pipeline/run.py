@@ -345,7 +345,8 @@ def execute_run(
 
 def settle_heap() -> None:
     """Collect once and freeze what is alive (models, tokenizers, Presidio: millions of long-lived objects), so no
-    full garbage collection of them (~350 ms after Presidio loads) lands inside a timed model call later."""
+    full garbage collection of them (~350 ms after Presidio loads) lands inside a timed model call. Unfrozen when
+    the calls are done."""
     gc.collect()
     gc.freeze()
 
@@ -388,7 +389,10 @@ def _generate_and_finish(
     settle_heap()
     groups = [Group(name=c.name, mode=c.mode) for c in cfg.candidates]
     batched = run_batches(cfg, run.path / "batch", manifest.run_id, runner, groups, todo, log)  # before any call
-    outcome = generate(run, runner, todo(), sum(1 for key in order if key not in done), on_stats)
+    try:
+        outcome = generate(run, runner, todo(), sum(1 for key in order if key not in done), on_stats)
+    finally:
+        gc.unfreeze()  # only the timed calls need it; afterwards what the run drops can be collected again
     scrub(batched)
     run.append("guardrail_timings.jsonl", comps.guards.timings())
 
