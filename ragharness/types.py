@@ -350,6 +350,9 @@ class Generation(Frozen):
     citations: tuple[int, ...] = Field((), description="Passage numbers cited in the text, in order of first use.")
     usage: Usage = Usage()
     latency_ms: float = 0.0
+    ttft_ms: float | None = Field(
+        None, description="Time to the first answer token (streamed calls only): from the request leaving."
+    )
     cost_usd: float = 0.0
     attempts: int = 1
     attempt_log: tuple[Attempt, ...] = ()

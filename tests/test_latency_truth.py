@@ -36,7 +36,7 @@ def answer(body: dict[str, Any], worse: bool) -> str:
     return "Plans include storage [1]. Write to help@example.com for more [1]."
 
 
-def project(root: Path, url: str) -> Path:
+def project(root: Path, url: str, *, stream: bool = False) -> Path:
     write(root / "corpus/plans.md", "# Plans\n\nEvery plan includes 5 GB of storage and files up to 250 MB.\n")
     items = [
         {
@@ -49,7 +49,7 @@ def project(root: Path, url: str) -> Path:
         for n in range(N_ITEMS)
     ]
     write(root / "gold.yaml", yaml.safe_dump({"name": "latency", "items": items}))
-    options = f'{{base_url: "{url}", api_key: "${{OPENAI_KEY}}"}}'
+    options = f'{{base_url: "{url}", api_key: "${{OPENAI_KEY}}", stream: {str(stream).lower()}}}'
     write(
         root / "harness.yaml",
         f"""
@@ -114,6 +114,28 @@ def test_recorded_latency_matches_the_server_at_concurrency_16(
     run = execute_run(load_config(project(tmp_path, server.base_url)), log=lambda s: None)
     assert server.requests("judge-model") >= 2 * N_ITEMS  # the judge scored every answer
     assert_is_the_models(excess(run.run_dir, server), server)
+
+
+def test_streamed_calls_record_the_models_time_to_first_token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Streamed answers (first token after the jittered latency, then a word every 15 ms): the run records both
+    the time to first token and the whole call as the server saw them, paired by answer id, with the guardrails and
+    the judge (also streaming) running."""
+    monkeypatch.setenv("OPENAI_KEY", "sk-test")
+    with ModelServer(answer, latency_ms=120, jitter_ms=60, fail_every=37, token_ms=15) as server:
+        run = execute_run(load_config(project(tmp_path, server.base_url, stream=True)), log=lambda s: None)
+        first = server.ttfts()
+    gens = [json.loads(x) for x in (run.run_dir / "generations.jsonl").read_text().splitlines()]
+    ok = [g for g in gens if g["error"] is None]
+    assert len(ok) == 2 * N_ITEMS and all(g["request_id"] in first for g in ok)
+    assert all(g["text"].startswith("Plans include storage [1].") for g in ok)
+    ttft_extra = [g["ttft_ms"] - first[g["request_id"]] for g in ok]
+    assert min(ttft_extra) >= -20.0 and percentile(ttft_extra, 50) <= 45.0, ttft_extra
+    assert all(g["latency_ms"] >= g["ttft_ms"] + 8 * 15 - 20 for g in ok)  # the words after the first one count
+    assert_is_the_models(excess(run.run_dir, server), server)
+    summary = json.loads((run.run_dir / "summary.json").read_text())
+    a = summary["candidates"][0]
+    assert a["ttft_p50_ms"] is not None and a["ttft_p50_ms"] < a["latency_p50_ms"]
+    assert "TTFT p50/p95 ms" in (run.run_dir / "report.html").read_text()
 
 
 @pytest.mark.faults

@@ -135,3 +135,62 @@ def test_api_key_must_be_in_the_environment(server: FakeOpenAI, monkeypatch: pyt
         OpenAIProvider(cand, ProviderContext())
     with pytest.raises(ProviderError, match="needs a model"):
         OpenAIProvider(candidate("openai"), ProviderContext())
+
+
+def streaming(url: str, monkeypatch: pytest.MonkeyPatch) -> OpenAIProvider:
+    monkeypatch.setenv("TEST_OPENAI_KEY", "sk-test-secret")
+    cand = candidate("openai:gpt-4o-mini", base_url=url, api_key="${TEST_OPENAI_KEY}", stream=True)
+    return OpenAIProvider(cand, ProviderContext())
+
+
+def test_a_streamed_answer_is_assembled_with_its_time_to_first_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ragharness.testing.model_server import ModelServer
+
+    with ModelServer(latency_ms=80, jitter_ms=0, token_ms=30) as server:
+        response = generate(streaming(server.base_url, monkeypatch))
+        truth = server.ttfts()
+    assert response.text == "See the passages [1]."
+    assert response.usage.input_tokens == 900 and response.usage.output_tokens == 4
+    assert response.stop_reason == "stop" and response.request_id in truth
+    assert response.ttft_ms is not None and 80 <= response.ttft_ms < 80 + 3 * 30  # before the last three words
+
+
+def test_a_streamed_429_is_a_rate_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ragharness.testing.model_server import ModelServer
+
+    with ModelServer(latency_ms=0, jitter_ms=0, fail_every=1) as server, pytest.raises(ProviderCallError) as info:
+        generate(streaming(server.base_url, monkeypatch))
+    assert info.value.kind == "rate_limit" and info.value.retry_after == 0.0
+
+
+@pytest.mark.parametrize(
+    ("lines", "type_"),
+    [
+        (['data: {"id": "x", "choices": [{"delta": {"content": "half"}}]}'], "IncompleteStream"),
+        (["data: {not json"], "MalformedResponse"),
+        (['data: {"error": {"message": "overloaded"}}'], "StreamError"),
+    ],
+)
+def test_a_broken_stream_is_a_transient_failure(lines: list[str], type_: str) -> None:
+    from ragharness.generation.providers.openai_compat import SseChat
+
+    chat = SseChat("m")
+    with pytest.raises(ProviderCallError) as info:
+        for line in lines:
+            chat.feed(line)
+        chat.response(0.0)
+    assert info.value.type == type_ and info.value.retryable
+
+
+def test_stream_comments_and_events_without_text_are_no_first_token() -> None:
+    from ragharness.generation.providers.openai_compat import SseChat
+
+    chat = SseChat("m")
+    assert not chat.feed(": keep-alive")
+    assert not chat.feed("event: message")
+    assert not chat.feed('data: {"id": "r1", "choices": [{"delta": {"role": "assistant"}}]}')
+    assert chat.feed('data: {"choices": [{"delta": {"content": "Hi"}}]}')
+    assert not chat.feed('data: {"choices": [{"delta": {}, "finish_reason": "stop"}]}')
+    assert not chat.feed("data: [DONE]")
+    out = chat.response(0.0)
+    assert (out.text, out.request_id, out.stop_reason, out.usage.output_tokens) == ("Hi", "r1", "stop", 0)

@@ -182,6 +182,9 @@ def print_summary(summary: RunSummary) -> None:
     table.add_column("tokens", justify="right")
     table.add_column("cost $", justify="right")
     table.add_column("p50 ms", justify="right")
+    streamed = any(c.ttft_p50_ms is not None for c in summary.candidates)
+    if streamed:
+        table.add_column("TTFT p50", justify="right")
     for c in summary.candidates:
         table.add_row(
             c.candidate,
@@ -191,6 +194,7 @@ def print_summary(summary: RunSummary) -> None:
             str(c.input_tokens + c.output_tokens),
             cost_text(c.cost_usd, c.unpriced, c.calls),
             fmt(c.value("latency_p50_ms"), 0),
+            *([fmt(c.value("ttft_p50_ms"), 0)] if streamed else []),
         )
     console.print(table)
     for c in summary.candidates:

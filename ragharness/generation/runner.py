@@ -271,6 +271,7 @@ class Runner:
             citations=tuple(parse_citations(text)),
             usage=response.usage,
             latency_ms=response.latency_ms if response.latency_ms is not None else wall_ms,
+            ttft_ms=response.ttft_ms,
             cost_usd=0.0 if cost is None else round(cost, 8),
             unpriced=cost is None,
             attempts=len(log),

@@ -15,6 +15,7 @@ from ragharness.errors import RunError
 from ragharness.runs.guardrail_summary import GUARDRAIL_METRICS
 from ragharness.runs.store import RunStore
 from ragharness.runs.summary import CandidateSummary, MetricSummary, RunSummary
+from ragharness.scoring.metrics import OPS_METRICS
 
 if TYPE_CHECKING:
     from ragharness.runs.rundir import RunDir
@@ -27,7 +28,8 @@ CREATE TABLE IF NOT EXISTS metrics (
   run_id TEXT, candidate TEXT, provider TEXT, prompt TEXT, intent TEXT, metric TEXT, value REAL, n INTEGER,
   ci_low REAL, ci_high REAL, PRIMARY KEY (run_id, candidate, intent, metric));
 """
-OPS = ("cost_usd", "input_tokens", "output_tokens", "latency_p50_ms", "latency_p95_ms", "error_rate")
+OPS = OPS_METRICS
+"""The ops figures indexed per candidate: the catalog's ops family."""
 DERIVED = ("over_refusal", "cost_per_100_items")
 """Per candidate, from the summary: answerable items refused (share of answerable), and cost per 100 items."""
 FETCHED = ("run.json", "summary.json", "config.yaml", "goldset.json")

@@ -72,6 +72,8 @@ class CandidateSummary(BaseModel):
     cost_usd: float
     latency_p50_ms: float
     latency_p95_ms: float
+    ttft_p50_ms: float | None = Field(None, description="Time to first token of this run's streamed calls.")
+    ttft_p95_ms: float | None = None
     metrics: dict[str, MetricSummary]
     by_intent: dict[str, dict[str, MetricSummary]]
 
@@ -90,7 +92,8 @@ class CandidateSummary(BaseModel):
                 return None
             if metric == "cost_usd" and self.unpriced:
                 return None
-            return float(getattr(self, metric))
+            raw = getattr(self, metric)
+            return None if raw is None else float(raw)
         m = self.metrics.get(metric)
         return m.mean if m else None
 
@@ -213,6 +216,7 @@ def summarise(
         for s in mine:
             by_intent[intent.get(s.item_id, "?")].append(s)
         lat = [g.latency_ms for g in called if g.ok]
+        ttft = [g.ttft_ms for g in called if g.ok and g.ttft_ms is not None]
         cands.append(
             CandidateSummary(
                 candidate=cand.name,
@@ -229,6 +233,8 @@ def summarise(
                 cost_usd=round(sum(g.cost_usd for g in called), 6),
                 latency_p50_ms=percentile(lat, 50),
                 latency_p95_ms=percentile(lat, 95),
+                ttft_p50_ms=percentile(ttft, 50) if ttft else None,
+                ttft_p95_ms=percentile(ttft, 95) if ttft else None,
                 metrics=_group(mine),
                 by_intent={k: _group(v) for k, v in sorted(by_intent.items())},
             )

@@ -223,6 +223,15 @@ _builtin(
     MetricSpec(name="error_rate", family="ops", short="errors", direction="lower", outcome="none"),
     MetricSpec(name="latency_p50_ms", family="ops", short="p50 ms", direction="lower", headline=True, outcome="none"),
     MetricSpec(name="latency_p95_ms", family="ops", short="p95 ms", direction="lower", outcome="none"),
+    MetricSpec(
+        name="ttft_p50_ms",
+        family="ops",
+        short="TTFT p50",
+        direction="lower",
+        outcome="none",
+        description="time to first token of streamed calls (no value when no call streamed)",
+    ),
+    MetricSpec(name="ttft_p95_ms", family="ops", short="TTFT p95", direction="lower", outcome="none"),
     MetricSpec(name="cost_usd", family="ops", short="cost $", direction="lower", headline=True, outcome="none"),
     MetricSpec(name="input_tokens", family="ops", short="in tokens", direction="lower", outcome="none"),
     MetricSpec(

@@ -26,9 +26,11 @@ class Served:
     model: str
     status: int
     ms: float = field(metadata={"unit": "ms"})
+    """Server-side: from the request's arrival to the last byte of the answer written."""
     id: str = ""
     """The answer's `id` (what the harness records as the generation's request_id)."""
-    """Server-side: from the request's arrival to the last byte of the answer written."""
+    ttft_ms: float | None = None
+    """Streamed answers: from the request's arrival to the first token's event written."""
 
 
 def _echo(body: dict[str, Any], worse: bool) -> str:
@@ -37,7 +39,10 @@ def _echo(body: dict[str, Any], worse: bool) -> str:
 
 class ModelServer:
     """`latency_ms` +- `jitter_ms` (uniform, seeded) per request; every `fail_every`-th request (by arrival) gets a
-    429 with Retry-After 0 and every `error_every`-th a 500 (0: never); `worse` flips what `answer` returns."""
+    429 with Retry-After 0 and every `error_every`-th a 500 (0: never); `worse` flips what `answer` returns.
+
+    A streamed answer (`"stream": true`) sends its headers at once, its first token after the jittered latency and
+    each further word `token_ms` later, as a model decoding does; a JSON answer arrives whole after the latency."""
 
     def __init__(
         self,
@@ -47,6 +52,7 @@ class ModelServer:
         jitter_ms: float = 20.0,
         fail_every: int = 0,
         error_every: int = 0,
+        token_ms: float = 0.0,
         seed: int = 7,
     ) -> None:
         self.answer = answer
@@ -54,6 +60,7 @@ class ModelServer:
         self.jitter_ms = jitter_ms
         self.fail_every = fail_every
         self.error_every = error_every
+        self.token_ms = token_ms
         self.worse = False
         self.served: list[Served] = []
         self._rng = random.Random(seed)
@@ -91,18 +98,20 @@ class ModelServer:
                 raw = self.rfile.read(int(self.headers.get("content-length", 0)))
                 body = json.loads(raw or b"{}")
                 status, delay, text, rid = outer._plan(body)
-                time.sleep(delay)
                 stream = bool(body.get("stream"))
+                first: float | None = None
                 if status != 200:
                     payload = json.dumps({"error": {"message": "slow down" if status == 429 else "server error"}})
                     self._send(status, payload.encode(), {"Retry-After": "0"} if status == 429 else {})
                 elif stream:
-                    self._stream(body.get("model", ""), text, rid)
+                    first = self._stream(body.get("model", ""), text, rid, started + delay)
                 else:
+                    time.sleep(delay)
                     self._send(200, json.dumps(_completion(body.get("model", ""), text, rid)).encode(), {})
                 ms = (time.perf_counter() - started) * 1000
+                ttft = None if first is None else (first - started) * 1000
                 with outer._lock:
-                    outer.served.append(Served(body.get("model", ""), status, ms, rid))
+                    outer.served.append(Served(body.get("model", ""), status, ms, rid, ttft))
 
             def _send(self, status: int, data: bytes, headers: dict[str, str]) -> None:
                 try:
@@ -117,31 +126,38 @@ class ModelServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
-            def _stream(self, model: str, text: str, rid: str) -> None:
+            def _stream(self, model: str, text: str, rid: str, first_at: float) -> float | None:
+                """Headers now, the first word at `first_at`, each next one `token_ms` later; returns when the
+                first word was written."""
                 words = text.split(" ")
+                first: float | None = None
                 try:
                     self.send_response(200)
                     self.send_header("content-type", "text/event-stream")
                     self.send_header("transfer-encoding", "chunked")
                     self.end_headers()
+                    self.wfile.flush()
+                    self._chunk(b": the model is thinking\n\n")  # a comment line, as real servers send
                     for n, word in enumerate(words):
+                        time.sleep(max(0.0, first_at + n * outer.token_ms / 1000 - time.perf_counter()))
                         delta = {"content": word + (" " if n < len(words) - 1 else "")}
                         chunk = {"id": rid, "model": model, "choices": [{"index": 0, "delta": delta}]}
                         self._chunk(f"data: {json.dumps(chunk)}\n\n".encode())
+                        if first is None:
+                            first = time.perf_counter()
                     usage = {"prompt_tokens": 900, "completion_tokens": len(words), "total_tokens": 900 + len(words)}
-                    end = {
-                        "id": "chatcmpl-x",
-                        "model": model,
-                        "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
-                    }
-                    self._chunk(f"data: {json.dumps({**end, 'usage': usage})}\n\ndata: [DONE]\n\n".encode())
+                    end = {"id": rid, "model": model, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+                    self._chunk(f"data: {json.dumps(end)}\n\n".encode())
+                    self._chunk(f"data: {json.dumps({'id': rid, 'choices': [], 'usage': usage})}\n\n".encode())
+                    self._chunk(b"data: [DONE]\n\n")
                     self._chunk(b"")
-                    self.wfile.flush()
                 except (BrokenPipeError, ConnectionResetError):
                     pass
+                return first
 
             def _chunk(self, data: bytes) -> None:
                 self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                self.wfile.flush()
 
         class Server(ThreadingHTTPServer):
             daemon_threads = True
@@ -179,6 +195,11 @@ class ModelServer:
         """Requests answered so far (all of them, or those for `model`)."""
         with self._lock:
             return sum(1 for s in self.served if model is None or s.model == model)
+
+    def ttfts(self) -> dict[str, float]:
+        """Server-side time to first token of each streamed answer, by its id."""
+        with self._lock:
+            return {s.id: s.ttft_ms for s in self.served if s.status == 200 and s.ttft_ms is not None}
 
     def latencies(self, model: str | None = None) -> list[float]:
         """Server-side milliseconds of the successful answers (for `model`)."""

@@ -58,6 +58,7 @@ class ProviderResponse(Frozen):
     latency_ms: float | None = Field(None, description="Provider-reported latency; else the runner measures it.")
     request_id: str = Field("", description="The provider's request id, for support tickets and tracing.")
     stop_reason: str = ""
+    ttft_ms: float | None = Field(None, description="Time to the first answer token, for a streamed call.")
 
 
 @runtime_checkable

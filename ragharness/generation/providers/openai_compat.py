@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
+import json
 import time
 from typing import Any
 
@@ -40,15 +41,23 @@ class OpenAIOptions(BaseModel):
     api_key: str | None = Field(None, description="Environment reference, e.g. ${OPENAI_API_KEY}.")
     headers: dict[str, str] = Field(default_factory=dict, description="Extra headers (values may be ${REFS}).")
     timeout_s: float = Field(120.0, gt=0)
+    stream: bool = Field(
+        False,
+        description="Stream the answer (server-sent events) and record the time to its first token (ttft_ms). "
+        "Usage is asked for with stream_options.include_usage; an endpoint that sends none records 0 tokens.",
+    )
 
 
-def chat_body(model: str, request: GenerationRequest) -> dict[str, Any]:
+def chat_body(model: str, request: GenerationRequest, *, stream: bool = False) -> dict[str, Any]:
     messages = []
     if request.system:
         messages.append({"role": "system", "content": request.system})
     messages.append({"role": "user", "content": request.user})
     body: dict[str, Any] = {"model": model, "messages": messages}
     body.update({k: v for k, v in request.candidate.params.items() if k in PARAM_NAMES})
+    if stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
     return body
 
 
@@ -145,6 +154,8 @@ class OpenAIProvider:
         )
 
     async def generate(self, request: GenerationRequest) -> ProviderResponse:
+        if self.opts.stream:
+            return await self._generate_stream(request)
         body = chat_body(self.model, request)
         try:
             response = await self._http().post(self._url, json=body)
@@ -152,28 +163,116 @@ class OpenAIProvider:
             raise ProviderCallError("transient", "Timeout", f"{type(exc).__name__}: {exc}") from exc
         except httpx.TransportError as exc:
             raise ProviderCallError("transient", type(exc).__name__, str(exc)[:300]) from exc
-        request_id = response.headers.get("x-request-id", "")
-        if response.status_code == 429:
-            raise ProviderCallError(
-                "rate_limit",
-                "RateLimited",
-                _error_text(response),
-                retry_after=retry_after_seconds(response.headers.get("retry-after")),
-            )
-        if response.status_code in (408, 409) or response.status_code >= 500:
-            raise ProviderCallError(
-                "transient",
-                f"HTTP{response.status_code}",
-                _error_text(response),
-                retry_after=retry_after_seconds(response.headers.get("retry-after")),
-            )
-        if response.status_code >= 400:
-            raise ProviderCallError("fatal", f"HTTP{response.status_code}", _error_text(response))
+        _raise_for_status(response)
         try:
             payload = response.json()
         except ValueError as exc:
             raise ProviderCallError("transient", "MalformedResponse", "response body is not JSON") from exc
-        return parse_chat(payload, self.model, request_id)
+        return parse_chat(payload, self.model, response.headers.get("x-request-id", ""))
+
+    async def _generate_stream(self, request: GenerationRequest) -> ProviderResponse:
+        """A streamed call: the time to first token runs from the request leaving to the first content delta."""
+        body = chat_body(self.model, request, stream=True)
+        started = time.perf_counter()
+        stream = SseChat(self.model)
+        try:
+            async with self._http().stream("POST", self._url, json=body) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    _raise_for_status(response)
+                stream.request_id = response.headers.get("x-request-id", "")
+                async for line in response.aiter_lines():
+                    if stream.feed(line) and stream.first_token_at is None:
+                        stream.first_token_at = time.perf_counter()
+        except httpx.TimeoutException as exc:
+            raise ProviderCallError("transient", "Timeout", f"{type(exc).__name__}: {exc}") from exc
+        except httpx.TransportError as exc:
+            raise ProviderCallError("transient", type(exc).__name__, str(exc)[:300]) from exc
+        return stream.response(started)
+
+
+class SseChat:
+    """Chat-completion chunks of a server-sent event stream, assembled into one response."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.request_id = ""
+        self.parts: list[str] = []
+        self.usage: dict[str, Any] = {}
+        self.finish = ""
+        self.served_model = ""
+        self.first_token_at: float | None = None
+        self.done = False
+
+    def feed(self, line: str) -> bool:
+        """One line of the stream; True when it carried answer text."""
+        if not line.startswith("data:"):
+            return False  # comments (": keep-alive"), event names, blank separators
+        data = line[5:].strip()
+        if data == "[DONE]":
+            self.done = True
+            return False
+        try:
+            chunk = json.loads(data)
+        except ValueError as exc:
+            raise ProviderCallError(
+                "transient", "MalformedResponse", f"a stream event is not JSON: {data[:80]}"
+            ) from exc
+        if not isinstance(chunk, dict):
+            raise ProviderCallError("transient", "MalformedResponse", "a stream event is not a JSON object")
+        if isinstance(chunk.get("error"), dict):
+            message = str(chunk["error"].get("message", chunk["error"]))[:300]
+            raise ProviderCallError("transient", "StreamError", message)
+        self.request_id = self.request_id or str(chunk.get("id") or "")
+        self.served_model = self.served_model or str(chunk.get("model") or "")
+        if isinstance(chunk.get("usage"), dict):
+            self.usage = chunk["usage"]
+        carried = False
+        for choice in chunk.get("choices") or []:
+            delta = choice.get("delta") or {}
+            text = delta.get("content")
+            if isinstance(text, str) and text:
+                self.parts.append(text)
+                carried = True
+            if choice.get("finish_reason"):
+                self.finish = str(choice["finish_reason"])
+        return carried
+
+    def response(self, started: float) -> ProviderResponse:
+        if not self.done and not self.finish:
+            raise ProviderCallError("transient", "IncompleteStream", "the stream ended before its last event")
+        ttft = None if self.first_token_at is None else round((self.first_token_at - started) * 1000, 3)
+        return ProviderResponse(
+            text="".join(self.parts),
+            usage=Usage(
+                input_tokens=int(self.usage.get("prompt_tokens", 0)),
+                output_tokens=int(self.usage.get("completion_tokens", 0)),
+            ),
+            model=self.served_model or self.model,
+            request_id=self.request_id,
+            stop_reason=self.finish,
+            ttft_ms=ttft,
+        )
+
+
+def _raise_for_status(response: httpx.Response) -> None:
+    """429 is a rate limit, 408/409/5xx transient, other 4xx fatal (the body's message kept, cut to 300)."""
+    if response.status_code == 429:
+        raise ProviderCallError(
+            "rate_limit",
+            "RateLimited",
+            _error_text(response),
+            retry_after=retry_after_seconds(response.headers.get("retry-after")),
+        )
+    if response.status_code in (408, 409) or response.status_code >= 500:
+        raise ProviderCallError(
+            "transient",
+            f"HTTP{response.status_code}",
+            _error_text(response),
+            retry_after=retry_after_seconds(response.headers.get("retry-after")),
+        )
+    if response.status_code >= 400:
+        raise ProviderCallError("fatal", f"HTTP{response.status_code}", _error_text(response))
 
 
 def _error_text(response: httpx.Response) -> str:
