@@ -112,3 +112,51 @@ def test_importing_ragharness_and_its_plugin_api_never_imports_pytest() -> None:
     code = "import sys, ragharness, ragharness.plugins, ragharness.cli; print('pytest' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+class QuestionShort:
+    """A plugin's item-level scorer (one score per gold item, shared by every candidate), its metric uncatalogued."""
+
+    name = "question_short"
+    version = "1"
+    level: Literal["item"] = "item"
+    metrics = ("question_brevity",)
+
+    def __init__(self, ctx: plugins.ScorerContext) -> None:
+        pass
+
+    def score(self, inp: plugins.ScoringInput) -> list[plugins.Score]:
+        return [plugins.make_score(self, inp, "question_brevity", 1.0, "short", "fewer than 40 words")]
+
+
+def test_a_plugins_item_level_metric_is_gated_compared_and_reported_by_its_level(mini_project: Path) -> None:
+    """Dispatch by the catalog's level, not a name prefix: before, `question_brevity` (item-level, no `retrieval_`
+    prefix) was filed with the item scores but gated per candidate, so a 1.0 failed its gate with "no value"."""
+    from ragharness.config import Threshold
+    from ragharness.runs.summary import RunSummary, evaluate_gates
+    from ragharness.scoring import metrics as catalog
+
+    plugins.SCORERS.register("question_short", QuestionShort, help="plugin: 1 when the question is short")
+    try:
+        cfg_file = mini_project / "harness.yaml"
+        cfg_file.write_text(
+            cfg_file.read_text()
+            + "scorers: [correctness, question_short]\nthresholds:\n  - {metric: question_brevity, min: 0.9}\n"
+        )
+        run_dir = execute_run(load_config(cfg_file), log=lambda s: None).run_dir
+        assert catalog.spec("question_brevity").level == "item"
+        summary = RunSummary.model_validate_json((run_dir / "summary.json").read_text())
+        assert summary.retrieval["question_brevity"].mean == 1.0
+        [gate] = summary.gates
+        assert gate.passed and gate.candidate == "(items)", gate.message
+        assert summary.status != "fail"
+        assert ">question_brevity</th>" in (run_dir / "report.html").read_text()
+        # a process that never built the plugin (re-rendering, an old run) still finds it among the item scores
+        catalog.unregister_metric("question_brevity")
+        [again] = evaluate_gates(summary, [Threshold(metric="question_brevity", min=0.9)])
+        assert again.passed and again.value == 1.0, again.message
+        # the guardrail figures are run-level by their family
+        assert catalog.spec("guardrail_pii_leaks").level == "run" and catalog.spec("retrieval_hit").level == "item"
+    finally:
+        plugins.SCORERS.unregister("question_short")
+        catalog.unregister_metric("question_brevity")

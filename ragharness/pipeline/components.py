@@ -16,6 +16,7 @@ from ragharness.ingest.pipeline import TextRedactor
 from ragharness.registry import EMBEDDERS, GUARDRAIL_BACKENDS, GUARDRAILS, SCORERS, STORES
 from ragharness.retrieval.embedders import CachedEmbedder, Embedder, MiniLMEmbedder
 from ragharness.retrieval.store import VectorStore
+from ragharness.scoring import metrics as metric_catalog
 from ragharness.scoring.base import Scorer, ScorerContext
 from ragharness.scoring.thresholds import load_thresholds
 from ragharness.types import GuardrailStage
@@ -155,9 +156,11 @@ def build_scorers(cfg: HarnessConfig, embedder: Embedder | None, models: ModelPo
     for i, name in enumerate(cfg.scorers):
         where = f"{cfg.source_file}: scorers[{i}]"
         try:
-            out.append(SCORERS.create(name, ctx, where=where))
+            scorer = SCORERS.create(name, ctx, where=where)
         except ConfigError:
             raise
         except RagharnessError as exc:
             raise ConfigError(f"{where} ({name}): {exc}") from exc
+        metric_catalog.register_declared(scorer.metrics, scorer.level)  # gates find a plugin's item-level metric
+        out.append(scorer)
     return out

@@ -110,7 +110,7 @@ def markdown_summary(
     if not comparisons:
         for cand in summary.candidates:
             for name, ms in cand.metrics.items():
-                if ms.mean is not None and not name.startswith("retrieval"):
+                if ms.mean is not None:
                     lines.append(f"| {cand.candidate} | {name} | – | {ms.mean:.3f} | – | – | no baseline |")
     lines += [
         "",

@@ -47,11 +47,10 @@ from ragharness.pipeline.generate import StatsCallback, blocked_generations, gen
 from ragharness.retrieval.embedders import CachedEmbedder, Embedder
 from ragharness.retrieval.retriever import Retriever
 from ragharness.retrieval.store import VectorStore
-from ragharness.runs.guardrail_summary import GUARDRAIL_METRICS
 from ragharness.runs.rundir import RunDir, RunManifest
 from ragharness.runs.summary import RunSummary
 from ragharness.scoring.base import Scorer
-from ragharness.scoring.metrics import OPS_METRICS
+from ragharness.scoring.metrics import GUARDRAIL_METRICS, OPS_METRICS
 from ragharness.types import Generation, GoldItem, GuardrailAction
 
 

@@ -94,7 +94,7 @@ def _context(run: RunDir, calibration: Calibration | None = None) -> dict[str, A
         "candidates": [c.candidate for c in summary.candidates],
         "main_metrics": headline_metrics(present),
         "calibration": calibration,
-        "retrieval_metrics": catalog.names(family="retrieval"),
+        "retrieval_metrics": catalog.ordered(summary.retrieval) or catalog.names(level="item"),
         "anchors": {item.id: "i-" + re.sub(r"[^A-Za-z0-9_-]", "_", item.id) for item in gold.items},
     }
 

@@ -20,14 +20,6 @@ from pydantic import BaseModel, Field
 from ragharness.types import Generation, GoldItem, GuardrailAction, GuardrailExpectation, GuardrailTiming
 
 STOP_ACTIONS = frozenset({"blocked", "challenged", "refused", "failed"})
-GUARDRAIL_METRICS = {
-    "guardrail_pii_leaks": "known PII values found in requests or run files (gate with max: 0)",
-    "guardrail_under_blocking": "share of should-stop items a guardrail let through",
-    "guardrail_over_blocking": "share of should-pass items a guardrail stopped",
-    "guardrail_failed_checks": "guardrail checks that failed (counted as blocks)",
-    "guardrail_expectations_met": "share of expect_guardrail entries met",
-}
-"""Run-level guardrail figures a `thresholds:` gate may name."""
 
 
 Decisions = list[tuple[str, str, list[GuardrailAction]]]

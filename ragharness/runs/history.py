@@ -12,10 +12,9 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, Field
 
 from ragharness.errors import RunError
-from ragharness.runs.guardrail_summary import GUARDRAIL_METRICS
 from ragharness.runs.store import RunStore
 from ragharness.runs.summary import CandidateSummary, MetricSummary, RunSummary
-from ragharness.scoring.metrics import OPS_METRICS
+from ragharness.scoring.metrics import GUARDRAIL_METRICS, OPS_METRICS
 
 if TYPE_CHECKING:
     from ragharness.runs.rundir import RunDir

@@ -14,7 +14,8 @@ from typing import Literal, NamedTuple
 from pydantic import BaseModel, Field
 
 from ragharness.config import Threshold
-from ragharness.runs.guardrail_summary import GUARDRAIL_METRICS, GuardrailSummary, summarise_guardrails
+from ragharness.runs.guardrail_summary import GuardrailSummary, summarise_guardrails
+from ragharness.scoring import metrics as catalog
 from ragharness.scoring.metrics import OPS_METRICS
 from ragharness.types import Candidate, Generation, GoldItem, GuardrailAction, GuardrailTiming, Score
 
@@ -279,14 +280,21 @@ def _cost_by_intent(gens: Sequence[Generation], intent: dict[str, str]) -> dict[
 
 
 def evaluate_gates(summary: RunSummary, thresholds: Sequence[Threshold]) -> list[GateResult]:
+    """One result per gate and candidate, dispatched by the metric's level in the catalog: item-level metrics are
+    read from the item scores, run-level ones from the run, the rest per candidate. A metric the catalog lacks
+    (a plugin whose spec this process never registered) is item-level when the run holds item scores of it."""
     results = []
     for t in thresholds:
         targets = [c for c in summary.candidates if not t.candidates or c.candidate in t.candidates]
-        if t.metric.startswith("retrieval_"):
+        level = catalog.spec(t.metric).level
+        if not catalog.known(t.metric) and t.metric in summary.retrieval:
+            level = "item"
+        if level == "item":
             value = summary.retrieval.get(t.metric, MetricSummary(mean=None, n=0, n_applicable=0, n_errors=0)).mean
-            results.append(_gate(t, "(retrieval)", value))
+            who = "(retrieval)" if catalog.spec(t.metric).family == "retrieval" else "(items)"
+            results.append(_gate(t, who, value))
             continue
-        if t.metric in GUARDRAIL_METRICS:
+        if level == "run":
             results.append(_gate(t, "(guardrails)", summary.guardrail.value(t.metric)))
             continue
         for c in targets:

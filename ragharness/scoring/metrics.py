@@ -3,8 +3,13 @@ label, which direction is better, whether it is a headline figure, and how it be
 McNemar's test compares. Report, comparison, trends, summary, nightly gate and CLI all read it; adding a metric
 means adding one spec (a plugin scorer calls `register_metric`).
 
+Every spec has a `level`: `answer` (one score per candidate answer, gated per candidate), `item` (one score per
+gold item shared by all candidates, e.g. retrieval; kept in `summary.retrieval`) or `run` (one figure per run, e.g.
+the guardrail figures). Gates, comparison and reports dispatch by it, never by a name's prefix.
+
 Metric names that are not in the catalog still work everywhere (shown under their own name, higher is better,
-success = value >= 1); `assert_*` metrics of per-item assertions share one spec.
+success = value >= 1); `assert_*` metrics of per-item assertions share one spec. The scoring engine registers a
+neutral spec with the scorer's level for every metric a scorer declares that the catalog lacks.
 """
 
 from __future__ import annotations
@@ -12,12 +17,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from ragharness.errors import PluginError
 from ragharness.types import Score
 
-Family = Literal["answer", "judge", "assertion", "retrieval", "ops"]
+Family = Literal["answer", "judge", "assertion", "retrieval", "ops", "guardrail"]
+Level = Literal["answer", "item", "run"]
 Direction = Literal["higher", "lower"]
 Outcome = Literal["label", "faithful", "full", "none"]
 
@@ -38,6 +44,15 @@ class MetricSpec(BaseModel):
     scorers' groundedness_faithful_min), `full` (value >= 1), `none` (not a binary outcome)."""
     success_labels: tuple[str, ...] = ()
     description: str = ""
+    level: Level = "answer"
+    """Filled from the family when not given: retrieval -> item, guardrail -> run, else answer."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _level_from_family(cls, data: object) -> object:
+        if isinstance(data, dict) and "level" not in data:
+            data = {**data, "level": _FAMILY_LEVEL.get(str(data.get("family")), "answer")}
+        return data
 
     def success(self, score: Score, faithful_min: float) -> bool:
         if self.outcome == "label":
@@ -47,6 +62,7 @@ class MetricSpec(BaseModel):
         return (score.value or 0.0) >= 1.0
 
 
+_FAMILY_LEVEL: dict[str, Level] = {"retrieval": "item", "guardrail": "run"}
 _CATALOG: dict[str, MetricSpec] = {}
 
 
@@ -54,6 +70,11 @@ def register_metric(spec: MetricSpec, *, replace: bool = False) -> None:
     if spec.name in _CATALOG and not replace and _CATALOG[spec.name] != spec:
         raise PluginError(f"metric {spec.name!r} is already in the catalog; pick another name")
     _CATALOG[spec.name] = spec
+
+
+def unregister_metric(name: str) -> None:
+    """Drop a metric from the catalog (a plugin being unloaded, a test cleaning up)."""
+    _CATALOG.pop(name, None)
 
 
 def spec(name: str) -> MetricSpec:
@@ -66,16 +87,35 @@ def spec(name: str) -> MetricSpec:
     return MetricSpec(name=name, family="answer", short=name)
 
 
+def known(name: str) -> bool:
+    return name in _CATALOG
+
+
+def register_declared(names: Iterable[str], level: Level) -> None:
+    """Neutral specs, at the declaring scorer's level, for the metrics a scorer declares that the catalog lacks
+    (an answer-level one is shown among the headline figures, as an uncatalogued plugin metric always was)."""
+    for name in names:
+        if name not in _CATALOG and not name.startswith("assert_"):
+            _CATALOG[name] = MetricSpec(name=name, family="answer", short=name, level=level, headline=level == "answer")
+
+
 def catalog() -> list[MetricSpec]:
     return list(_CATALOG.values())
 
 
-def names(*, family: Family | None = None, headline: bool | None = None, compared: bool | None = None) -> list[str]:
+def names(
+    *,
+    family: Family | None = None,
+    headline: bool | None = None,
+    compared: bool | None = None,
+    level: Level | None = None,
+) -> list[str]:
     """Catalogued metric names in catalog order, filtered."""
     return [
         s.name
         for s in _CATALOG.values()
         if (family is None or s.family == family)
+        and (level is None or s.level == level)
         and (headline is None or s.headline == headline)
         and (compared is None or s.compared == compared)
     ]
@@ -239,4 +279,47 @@ _builtin(
     ),
 )
 
+_builtin(
+    MetricSpec(
+        name="guardrail_pii_leaks",
+        family="guardrail",
+        short="PII leaks",
+        direction="lower",
+        outcome="none",
+        description="known PII values found in requests or run files (gate with max: 0)",
+    ),
+    MetricSpec(
+        name="guardrail_under_blocking",
+        family="guardrail",
+        short="under-block",
+        direction="lower",
+        outcome="none",
+        description="share of should-stop items a guardrail let through",
+    ),
+    MetricSpec(
+        name="guardrail_over_blocking",
+        family="guardrail",
+        short="over-block",
+        direction="lower",
+        outcome="none",
+        description="share of should-pass items a guardrail stopped",
+    ),
+    MetricSpec(
+        name="guardrail_failed_checks",
+        family="guardrail",
+        short="failed checks",
+        direction="lower",
+        outcome="none",
+        description="guardrail checks that failed (counted as blocks)",
+    ),
+    MetricSpec(
+        name="guardrail_expectations_met",
+        family="guardrail",
+        short="expectations met",
+        outcome="none",
+        description="share of expect_guardrail entries met",
+    ),
+)
 OPS_METRICS = tuple(names(family="ops"))
+GUARDRAIL_METRICS = tuple(names(family="guardrail"))
+"""Run-level guardrail figures a `thresholds:` gate may name."""
