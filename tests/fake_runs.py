@@ -34,6 +34,7 @@ def make_run(
     gate: str = "",
     prompt_version: int = 1,
     cost: float = 0.001,
+    extra_metrics: tuple[str, ...] = (),
 ) -> RunDir:
     n = len(next(iter(correct.values())))
     items = [
@@ -81,6 +82,7 @@ def make_run(
                 ("correctness", 1.0 if ok else 0.0, "correct" if ok else "incorrect"),
                 ("groundedness", 1.0 if ok else 0.5, "grounded" if ok else "partially_grounded"),
                 ("refusal", 1.0, "answered"),
+                *((m, 0.75, "") for m in extra_metrics),
             ):
                 scores.append(
                     Score(

@@ -164,7 +164,7 @@ def test_incomplete_and_damaged_runs_show_as_incomplete_never_500(state: ServeSt
     page = c.get("/")
     assert page.status_code == 200
     for run_id in ("run-stopped", "run-torn"):
-        row = re.search(rf'<tr class="run incomplete" data-run="{run_id}">.*?</tr>', page.text, re.DOTALL)
+        row = re.search(rf'<tr class="run incomplete first" data-run="{run_id}">.*?</tr>', page.text, re.DOTALL)
         assert row and "incomplete" in row.group(0)
         run_page = c.get(f"/runs/{run_id}")
         assert run_page.status_code == 200 and 'id="incomplete"' in run_page.text

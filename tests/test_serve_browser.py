@@ -8,24 +8,24 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 import uvicorn
+from fake_runs import make_run
 from serve_kit import XSS, A, B, make_store, state_for
 from test_browser import browser  # noqa: F401 - the shared Chromium fixture
 
+from ragharness.runs.store import LocalRunStore, RunStore
 from ragharness.serve.app import create_app
 from ragharness.serve.auth import create_key
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    root = tmp_path_factory.mktemp("serve")
-    store = make_store(root / "runs")
-    keys = {role: create_key(store, role)[0] for role in ("viewer", "reviewer", "admin")}
-    state = state_for(store, root / "cache", rate_per_minute=300)
+@contextmanager
+def _serve(store: RunStore, cache: Path, **settings: object) -> Iterator[str]:
+    state = state_for(store, cache, **settings)
     config = uvicorn.Config(create_app(state), host="127.0.0.1", port=0, log_level="warning", access_log=False)
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)
@@ -34,9 +34,20 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     while not srv.started and time.monotonic() < deadline:
         time.sleep(0.05)
     port = srv.servers[0].sockets[0].getsockname()[1]
-    yield {"url": f"http://127.0.0.1:{port}", "keys": keys, "store": store}
-    srv.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    root = tmp_path_factory.mktemp("serve")
+    store = make_store(root / "runs")
+    keys = {role: create_key(store, role)[0] for role in ("viewer", "reviewer", "admin")}
+    with _serve(store, root / "cache", rate_per_minute=300) as url:
+        yield {"url": url, "keys": keys, "store": store}
 
 
 def _page(chromium: Any, url: str) -> tuple[Any, Any, list[str], list[str]]:
@@ -71,7 +82,8 @@ def test_review_flow_in_chromium(browser: Any, server: dict[str, Any], tmp_path:
     ctx, page, errors, network = _page(browser, url)
     _login(page, url, keys["reviewer"])
     errors.clear()  # the 401 of the first page load is logged by the browser as a failed resource
-    assert page.locator("tr.run").count() == 4 and page.locator("tr.run.incomplete").count() == 2
+    assert page.locator("tr.run.first").count() == 4 and page.locator("tr.run.incomplete").count() == 2
+    assert page.locator("tr.run[data-candidate]").count() == 4  # one row per candidate of the two finished runs
 
     # open a run and its report
     page.click("a[href='/runs/run-b']")
@@ -82,8 +94,10 @@ def test_review_flow_in_chromium(browser: Any, server: dict[str, Any], tmp_path:
     page.goto(url + "/compare")
     page.select_option("#run-a", "run-a")
     page.select_option("#run-b", "run-b")
-    page.fill("#cand-a", A)
-    page.fill("#cand-b", A)
+    # the candidate fields are choices: the candidates of the run picked beside each
+    assert page.locator("#cand-a option").all_inner_texts() == ["(the one both runs share)", A, B]
+    page.select_option("#cand-a", A)
+    page.select_option("#cand-b", A)
     page.click("#do-compare")
     page.wait_for_selector("#summary")
     assert page.locator("#summary tr").count() >= 3
@@ -220,3 +234,44 @@ def test_a_real_browser_logs_in_and_labels_without_interception(
     page.wait_for_load_state("load")
     assert all(u.startswith(url) for u in seen), [u for u in seen if not u.startswith(url)]
     ctx.close()
+
+
+def test_the_runs_list_fits_1400_px_and_each_candidates_figures_sit_on_its_row(
+    browser: Any,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Long provider model ids, a versioned prompt and nine metric columns (what a judged run shows): the page does
+    not overflow a 1400 px viewport, and every figure is on its candidate's row (before, the names were stacked in
+    one cell and the figures in others, so a wrapped name shifted every figure below it by a line)."""
+    long_a, long_b = "anthropic.claude-3-5-sonnet-20241022-v2:0", "meta.llama3-1-70b-instruct-v1:0-eu-west-1"
+    extra = ("citation_coverage", "citation_validity", "citation_precision", "assertions", "judge_correctness")
+    make_run(
+        tmp_path / "runs",
+        "20261206-012207-support-demo-67de",
+        {long_a: [True] * 4, long_b: [False] * 4},
+        prompt_version=12,
+        extra_metrics=extra,
+    )
+    make_run(tmp_path / "runs", "20261207-012207-support-demo-9f1c", {long_a: [True] * 4}, extra_metrics=extra)
+    store = LocalRunStore(tmp_path / "runs")
+    key = create_key(store, "viewer")[0]
+    with _serve(store, tmp_path / "cache") as url:
+        ctx, page, errors, _ = _page(browser, url)
+        _login(page, url, key)
+        errors.clear()  # the 401 of the first page load is logged by the browser as a failed resource
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1400
+        box = page.locator("#runs").bounding_box()
+        assert box["x"] + box["width"] <= 1400, box  # the whole table, its report links included, is in view
+        rows = page.locator("tr.run[data-candidate]")
+        assert rows.count() == 3
+        for i in range(rows.count()):
+            row = rows.nth(i)
+            name_top = row.locator("td.cand").bounding_box()["y"]
+            figures = row.locator("td.num")
+            assert figures.count() == page.locator("#runs thead th").count() - 6  # a figure per metric, and cost
+            for j in range(figures.count()):
+                assert abs(figures.nth(j).bounding_box()["y"] - name_top) < 1
+        texts = [rows.nth(i).locator("td.cand").inner_text() for i in range(3)]
+        assert any(long_b in t for t in texts) and any("@v12" in t for t in texts)
+        assert errors == []
+        ctx.close()

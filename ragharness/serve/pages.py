@@ -40,6 +40,7 @@ def runs_page(request: Request, f: Annotated[views.RunFilter, Query()]) -> HTMLR
             request,
             listing=listing,
             metrics=metrics,
+            specs={m: catalog.spec(m) for m in metrics},
             names=sorted({e.name for e in entries if e.name}),
             gates=sorted({e.gate or e.status for e in entries}),
             candidates=sorted({c.candidate for e in entries for c in e.candidates}),
@@ -141,7 +142,12 @@ def compare_page(
         view = views.comparison(state, a, b, ca or None, cb or None, alpha)
     return HTMLResponse(
         state.render(
-            "compare_page.html.j2", request, entries=entries, view=view, sel={"a": a, "b": b, "ca": ca, "cb": cb}
+            "compare_page.html.j2",
+            request,
+            entries=entries,
+            cands_of={e.run_id: [c.candidate for c in e.candidates] for e in entries},
+            view=view,
+            sel={"a": a, "b": b, "ca": ca, "cb": cb},
         )
     )
 

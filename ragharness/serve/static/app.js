@@ -33,3 +33,16 @@ document.addEventListener("click", (event) => {
     if (node.tagName === "DETAILS") node.open = true;
   }
 });
+
+// Compare: each candidate field lists the candidates of the run picked beside it (the page carries them as JSON).
+document.addEventListener("change", (event) => {
+  const run = event.target;
+  if (!run || run.tagName !== "SELECT") return;
+  const data = document.getElementById("run-candidates");
+  const field = document.querySelector(`select[data-run-select="${run.id}"]`);
+  if (!data || !field) return;
+  const names = JSON.parse(data.textContent)[run.value] || [];
+  const keep = field.value;
+  while (field.options.length > 1) field.remove(1);
+  for (const name of names) field.add(new Option(name, name, false, name === keep));
+});
