@@ -114,14 +114,14 @@ def markdown_summary(
                     lines.append(f"| {cand.candidate} | {name} | – | {ms.mean:.3f} | – | – | no baseline |")
     lines += [
         "",
-        "| candidate | calls | cached | cost USD | latency p50 / p95 ms | errors |",
-        "|---|---|---|---|---|---|",
+        "| candidate | calls | cached | cost USD | latency p50 / p95 ms | TTFT p50 / p95 ms | errors |",
+        "|---|---|---|---|---|---|---|",
     ]
     for cand in summary.candidates:  # what tonight's calls cost and took: unknown shown as unknown, never 0
-        p50, p95 = cand.value("latency_p50_ms"), cand.value("latency_p95_ms")
-        lat = "–" if p50 is None or p95 is None else f"{p50:.0f} / {p95:.0f}"
+        lat = _pair(cand.value("latency_p50_ms"), cand.value("latency_p95_ms"))
+        ttft = _pair(cand.value("ttft_p50_ms"), cand.value("ttft_p95_ms"))  # – when no call streamed
         cost = cost_text(cand.cost_usd, cand.unpriced, cand.calls)
-        lines.append(f"| {cand.candidate} | {cand.calls} | {cand.cached} | {cost} | {lat} | {cand.errors} |")
+        lines.append(f"| {cand.candidate} | {cand.calls} | {cand.cached} | {cost} | {lat} | {ttft} | {cand.errors} |")
     failed = [c for c in cases if not c.passed]
     lines += ["", f"{len(cases) - len(failed)}/{len(cases)} gates passed."]
     lines += [f"- FAILED {c.name}: {c.message}" for c in failed]
@@ -261,3 +261,7 @@ def _post_webhook(ref: str, text: str) -> str:
     except httpx.HTTPError as exc:  # a notification failure never changes the verdict
         return f"webhook failed: {type(exc).__name__}"
     return f"webhook notified ({response.status_code})"
+
+
+def _pair(p50: float | None, p95: float | None) -> str:
+    return "–" if p50 is None or p95 is None else f"{p50:.0f} / {p95:.0f}"

@@ -48,7 +48,7 @@ def ragharness(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[ModelServer]:
-    with ModelServer(answer, latency_ms=90, jitter_ms=40, fail_every=23, error_every=31) as s:
+    with ModelServer(answer, latency_ms=90, jitter_ms=40, fail_every=23, error_every=31, token_ms=3) as s:
         yield s
 
 
@@ -71,7 +71,7 @@ def project(tmp_path_factory: pytest.TempPathFactory, server: ModelServer) -> Pa
             "provider": f"openai:{MODEL}",
             "prompt": {"id": "tidepool-answer", "version": 1},
             "concurrency": 8,
-            "options": {"base_url": server.base_url, "api_key": "${TIDEPOOL_KEY}"},
+            "options": {"base_url": server.base_url, "api_key": "${TIDEPOOL_KEY}", "stream": True},
         }
     ]
     cfg["runner"] = {"max_attempts": 4, "base_delay_s": 0.01, "max_delay_s": 0.05}
@@ -109,6 +109,11 @@ def test_two_nightlies_call_todays_model_and_the_worse_one_is_a_regression(proje
     excess = [g["latency_ms"] - truth[g["request_id"]] for g in gens if g["error"] is None]
     assert len(excess) == N and min(excess) >= -20.0  # see test_latency_truth.assert_is_the_models
     assert sorted(excess)[len(excess) // 2] <= 0.25 * 90 + 15.0, sorted(excess)
+    # it streams, as a real server does: the time to first token is the server's too, and shown
+    first_token = server.ttfts()
+    ttft_excess = sorted(g["ttft_ms"] - first_token[g["request_id"]] for g in gens if g["error"] is None)
+    assert ttft_excess[0] >= -20.0 and ttft_excess[len(ttft_excess) // 2] <= 0.25 * 90 + 15.0, ttft_excess
+    assert cand["ttft_p50_ms"] is not None and "TTFT" in second.stdout
 
 
 def test_a_wrong_source_id_is_an_error_with_and_without_ingest(project: Path, tmp_path: Path) -> None:
