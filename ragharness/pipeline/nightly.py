@@ -121,7 +121,8 @@ def markdown_summary(
         lat = _pair(cand.value("latency_p50_ms"), cand.value("latency_p95_ms"))
         ttft = _pair(cand.value("ttft_p50_ms"), cand.value("ttft_p95_ms"))  # – when no call streamed
         cost = cost_text(cand.cost_usd, cand.unpriced, cand.calls)
-        lines.append(f"| {cand.candidate} | {cand.calls} | {cand.cached} | {cost} | {lat} | {ttft} | {cand.errors} |")
+        row = (cand.candidate, cand.calls, cand.cached, cost, lat, ttft, cand.errors)
+        lines.append("| " + " | ".join(map(str, row)) + " |")
     failed = [c for c in cases if not c.passed]
     lines += ["", f"{len(cases) - len(failed)}/{len(cases)} gates passed."]
     lines += [f"- FAILED {c.name}: {c.message}" for c in failed]
