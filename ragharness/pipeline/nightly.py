@@ -119,7 +119,7 @@ def markdown_summary(
     ]
     for cand in summary.candidates:  # what tonight's calls cost and took: unknown shown as unknown, never 0
         lat = _pair(cand.value("latency_p50_ms"), cand.value("latency_p95_ms"))
-        ttft = _pair(cand.value("ttft_p50_ms"), cand.value("ttft_p95_ms"))  # – when no call streamed
+        ttft = _pair(cand.value("ttft_p50_ms"), cand.value("ttft_p95_ms"))  # a dash when no call streamed
         cost = cost_text(cand.cost_usd, cand.unpriced, cand.calls)
         row = (cand.candidate, cand.calls, cand.cached, cost, lat, ttft, cand.errors)
         lines.append("| " + " | ".join(map(str, row)) + " |")
