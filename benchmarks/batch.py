@@ -32,13 +32,13 @@ sys.path.insert(0, str(ROOT))
 from ragharness.batch.base import JobLimits  # noqa: E402
 from ragharness.batch.jobs import JobRunner  # noqa: E402
 from ragharness.config import BatchConfig  # noqa: E402
+from ragharness.core.types import Candidate, Passage, Price, PromptRef  # noqa: E402
 from ragharness.generation.batching import send  # noqa: E402
 from ragharness.generation.costs import Budget, PriceTable  # noqa: E402
 from ragharness.generation.providers.base import GenerationRequest, ProviderContext, request_hash  # noqa: E402
 from ragharness.generation.providers.openai_compat import OpenAIProvider  # noqa: E402
 from ragharness.generation.runner import Runner  # noqa: E402
 from ragharness.testing.batch import InstantBackend  # noqa: E402
-from ragharness.types import Candidate, Passage, Price, PromptRef  # noqa: E402
 
 ANSWER = "Annual plans can be refunded within 30 days of purchase [1]. Monthly plans are not refundable [2]."
 

@@ -17,11 +17,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from ragharness.core.types import Candidate, Generation, GuardrailAction, Passage, PromptRef
 from ragharness.generation.providers.base import GenerationRequest, ProviderContext
 from ragharness.generation.providers.offline import MockProvider
 from ragharness.generation.runner import RetryPolicy, Runner
 from ragharness.runs.rundir import RunDir
-from ragharness.types import Candidate, Generation, GuardrailAction, Passage, PromptRef
 
 PASSAGES = (Passage(number=1, chunk_id="d#0", doc_id="d", text="Refunds are paid within 10 business days."),)
 

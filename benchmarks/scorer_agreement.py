@@ -28,12 +28,12 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 from sklearn.metrics import balanced_accuracy_score, cohen_kappa_score, confusion_matrix, f1_score
 
+from ragharness.core.types import ContextPack, Generation, GoldItem, Passage, SearchMode
 from ragharness.retrieval.embedders import CachedEmbedder, MiniLMEmbedder
 from ragharness.scoring.base import ScorerContext, ScoringInput
 from ragharness.scoring.offline import CorrectnessScorer, GroundednessScorer
 from ragharness.scoring.support import SupportJudge
 from ragharness.scoring.thresholds import THRESHOLDS
-from ragharness.types import ContextPack, Generation, GoldItem, Passage, SearchMode
 
 SYSTEMS = ("fid", "gpt35", "chatgpt", "gpt4", "newbing")
 

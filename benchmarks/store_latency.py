@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ragharness.core.types import Chunk, EmbeddedChunk, Metadata, SearchMode, sha256_text
 from ragharness.retrieval.lancedb_store import LanceDBStore
 from ragharness.retrieval.store import SearchRequest
 from ragharness.runs.summary import percentile
-from ragharness.types import Chunk, EmbeddedChunk, Metadata, SearchMode, sha256_text
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _synth import sentence

@@ -5,7 +5,7 @@ Public names are re-exported here; the stages live in `ragharness.ingest`, `ragh
 `ragharness.analysis`, `ragharness.reporting` and `ragharness.pipeline` (see README, "Architecture").
 """
 
-from ragharness.errors import (
+from ragharness.core.errors import (
     ConfigError,
     EmbedderError,
     GoldSetError,
@@ -15,7 +15,7 @@ from ragharness.errors import (
     RunError,
     StoreError,
 )
-from ragharness.types import (
+from ragharness.core.types import (
     Candidate,
     Chunk,
     ContextPack,

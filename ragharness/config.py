@@ -16,12 +16,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ragharness.credentials import has_userinfo_password, looks_like_secret, remember
-from ragharness.errors import ConfigError
+from ragharness.core.credentials import has_userinfo_password, looks_like_secret, remember
+from ragharness.core.errors import ConfigError
+from ragharness.core.types import FILTERABLE_FIELDS, Candidate, FilterValue, Metadata, Price, PromptRef, SearchMode
+from ragharness.core.yamlio import load_strict
 from ragharness.guardrail_policy import GuardrailPolicy
 from ragharness.search_settings import Fusion, TextAnalysis
-from ragharness.types import FILTERABLE_FIELDS, Candidate, FilterValue, Metadata, Price, PromptRef, SearchMode
-from ragharness.yamlio import load_strict
 
 ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 _SECRET_KEY = re.compile(

@@ -10,9 +10,9 @@ import yaml
 from pydantic import ValidationError
 
 from ragharness.config import check_filter_fields, format_validation_error
-from ragharness.errors import GoldSetError
-from ragharness.types import GoldItem, GoldSet
-from ragharness.yamlio import load_strict
+from ragharness.core.errors import GoldSetError
+from ragharness.core.types import GoldItem, GoldSet
+from ragharness.core.yamlio import load_strict
 
 
 def _raw_items(file: Path) -> tuple[str, list[Any], list[str]]:

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from ragharness.types import valid_regex
+from ragharness.core.types import valid_regex
 
 PII_ENTITIES: dict[str, tuple[str, str]] = {
     # policy name: (Presidio entity the local backend detects, Bedrock PII entity type)

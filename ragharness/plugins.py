@@ -7,6 +7,8 @@ metric catalog. Import from here, not from the modules behind it, so moving a fi
         plugins.SCORERS.register("my_scorer", MyScorer, help="what it measures, in one line")
 """
 
+from ragharness.core.registry import EMBEDDERS, GUARDRAIL_BACKENDS, GUARDRAILS, PROVIDERS, SCORERS, STORES, Registry
+from ragharness.core.types import Candidate, ContextPack, Generation, GoldItem, Passage, Score, Usage
 from ragharness.generation.providers.base import (
     GenerationRequest,
     Provider,
@@ -16,12 +18,10 @@ from ragharness.generation.providers.base import (
 )
 from ragharness.guardrail_policy import GuardrailPolicy
 from ragharness.guardrails.base import GroundingGuardrail, GroundingSource, Guardrail, Verdict
-from ragharness.registry import EMBEDDERS, GUARDRAIL_BACKENDS, GUARDRAILS, PROVIDERS, SCORERS, STORES, Registry
 from ragharness.retrieval.embedders import Embedder
 from ragharness.retrieval.store import SearchRequest, VectorStore
 from ragharness.scoring.base import PlannedScorer, Scorer, ScorerContext, ScoringInput, make_score
 from ragharness.scoring.metrics import MetricSpec, register_metric
-from ragharness.types import Candidate, ContextPack, Generation, GoldItem, Passage, Score, Usage
 
 __all__ = [
     "EMBEDDERS",

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ragharness.reporting.report import write_report
-from ragharness.runs.rundir import RunDir, RunManifest
-from ragharness.runs.summary import summarise
-from ragharness.types import (
+from ragharness.core.types import (
     Candidate,
     ContextPack,
     Generation,
@@ -19,6 +16,9 @@ from ragharness.types import (
     SearchMode,
     Usage,
 )
+from ragharness.reporting.report import write_report
+from ragharness.runs.rundir import RunDir, RunManifest
+from ragharness.runs.summary import summarise
 
 INTENTS = ("billing", "access", "limits")
 

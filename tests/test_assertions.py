@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter
 
-from ragharness.errors import GoldSetError
+from ragharness.core.errors import GoldSetError
+from ragharness.core.types import Assertion, Generation, GoldItem
 from ragharness.goldset import load_goldset
 from ragharness.scoring.assertions import AssertionScorer, check
 from ragharness.scoring.base import ScorerContext, ScoringInput, run_scorer
 from ragharness.testing.scorer import PACK
-from ragharness.types import Assertion, Generation, GoldItem
 
 ASSERTION: TypeAdapter[Assertion] = TypeAdapter(Assertion)
 ANSWER = "Refunds are paid within 10 business days [1]. Fees: $1,250.50 per year."

@@ -15,7 +15,7 @@ import pytest
 from ragharness.batch import jobs as jobs_mod
 from ragharness.batch.base import BatchRecord, JobLimits
 from ragharness.batch.jobs import JobRunner, slug
-from ragharness.errors import BatchWaiting
+from ragharness.core.errors import BatchWaiting
 from ragharness.testing.batch import InstantBackend, check_batch_backend
 
 

@@ -19,9 +19,9 @@ from ragharness.batch import bedrock as batch_bedrock
 from ragharness.batch.base import BatchRecord, JobLimits
 from ragharness.batch.bedrock import BedrockBatch, parse_output_line
 from ragharness.config import load_config
+from ragharness.core.types import Generation
 from ragharness.pipeline.run import execute_run
 from ragharness.testing.batch import check_batch_backend
-from ragharness.types import Generation
 
 MODEL = "amazon.nova-lite-v1:0"
 ROLE = "arn:aws:iam::123456789012:role/ragharness-batch"

@@ -9,7 +9,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from ragharness.errors import ProviderError
+from ragharness.core.errors import ProviderError
 from ragharness.generation.providers.base import GenerationRequest, Provider, ProviderCallError, ProviderContext
 from ragharness.generation.providers.bedrock import BedrockProvider, converse_request
 from ragharness.generation.runner import RetryPolicy, Runner

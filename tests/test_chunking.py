@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import pytest
 
-from ragharness.errors import ConfigError
+from ragharness.core.errors import ConfigError
+from ragharness.core.types import Document
 from ragharness.ingest.chunking import Chunker, embedding_input
 from ragharness.retrieval.embedders import HashingEmbedder
-from ragharness.types import Document
 
 
 def doc(text: str, kind: str = "markdown", title: str = "Guide") -> Document:

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from ragharness.analysis.compare import compare, pick_candidates
 from ragharness.cli import app
-from ragharness.errors import RunError
+from ragharness.core.errors import RunError
 from ragharness.runs.history import HistoryIndex
 from ragharness.runs.store import LocalRunStore, S3RunStore
 

@@ -6,7 +6,7 @@ import pytest
 
 from conftest import MINIMAL_CONFIG, write
 from ragharness.config import load_config, resolve_env
-from ragharness.errors import ConfigError
+from ragharness.core.errors import ConfigError
 from ragharness.pipeline.components import build_guardrails, build_providers
 
 

@@ -14,11 +14,12 @@ from fake_runs import make_run
 from moto import mock_aws
 
 from ragharness.config import HarnessConfig
+from ragharness.core.registry import GUARDRAILS, SCORERS
+from ragharness.core.types import Usage
 from ragharness.generation.models import ModelPool
 from ragharness.generation.providers.base import GenerationRequest, ProviderResponse
 from ragharness.generation.runner import RateLimits
 from ragharness.guardrails.base import Guardrail
-from ragharness.registry import GUARDRAILS, SCORERS
 from ragharness.retrieval.embedders import HashingEmbedder
 from ragharness.runs.rundir import RunDir
 from ragharness.runs.store import LocalRunStore, RunStore, S3RunStore
@@ -26,7 +27,6 @@ from ragharness.scoring.base import Scorer, ScorerContext
 from ragharness.testing.guardrail import GuardrailContract
 from ragharness.testing.runstore import RunStoreContract
 from ragharness.testing.scorer import ScorerContract
-from ragharness.types import Usage
 
 
 class ScriptedJudge:

@@ -8,7 +8,7 @@ import pytest
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
-from ragharness.errors import EmbedderError
+from ragharness.core.errors import EmbedderError
 from ragharness.retrieval.embedders import Embedder, HashingEmbedder, MiniLMEmbedder, TitanEmbedder
 from ragharness.testing.embedder import EmbedderContract
 

@@ -13,12 +13,12 @@ from conftest import EXAMPLE
 from example_figures import GOLDEN, figures
 from ragharness.cli import app
 from ragharness.config import load_config
+from ragharness.core.types import SearchMode
 from ragharness.goldset import load_goldset
 from ragharness.ingest.pipeline import ingest
 from ragharness.pipeline.components import build_redactor, build_store, open_store
 from ragharness.retrieval.embedders import MiniLMEmbedder
 from ragharness.retrieval.retriever import Retriever
-from ragharness.types import SearchMode
 
 pytestmark = pytest.mark.integration
 

@@ -118,7 +118,7 @@ def test_disk_full_fails_clearly_leaves_nothing_torn_and_resumes(
 def test_disk_full_injected_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Where no tmpfs can be mounted: ENOSPC injected into the report write."""
     from ragharness.config import load_config
-    from ragharness.errors import DiskFullError
+    from ragharness.core.errors import DiskFullError
     from ragharness.pipeline.run import execute_run
     from ragharness.reporting import report as report_module
 
@@ -138,7 +138,7 @@ def test_disk_full_injected_in_process(tmp_path: Path, monkeypatch: pytest.Monke
 def _raise_disk_full(path: Path) -> None:
     import errno
 
-    from ragharness.fileio import guard_disk
+    from ragharness.core.fileio import guard_disk
 
     def boom() -> None:
         raise OSError(errno.ENOSPC, "No space left on device", str(path))

@@ -125,7 +125,7 @@ def test_a_literal_webhook_url_is_refused_without_echo(tmp_path: Path) -> None:
 
 def test_scrub_covers_userinfo_tokens_and_resolved_values(monkeypatch: pytest.MonkeyPatch) -> None:
     from ragharness.config import resolve_env
-    from ragharness.credentials import scrub
+    from ragharness.core.credentials import scrub
 
     monkeypatch.setenv("SOME_TOKEN", "plain-value-without-shape-42")
     resolve_env("${SOME_TOKEN}", what="test")

@@ -13,11 +13,11 @@ import pytest
 from conftest import write
 from faultkit import cli, project
 from ragharness.config import load_config
-from ragharness.locking import exclusive
+from ragharness.core.locking import exclusive
+from ragharness.core.types import SearchMode
 from ragharness.pipeline.components import open_store
 from ragharness.retrieval.embedders import HashingEmbedder
 from ragharness.retrieval.store import SearchRequest, VectorStore
-from ragharness.types import SearchMode
 
 pytestmark = pytest.mark.faults
 

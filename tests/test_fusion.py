@@ -54,10 +54,10 @@ def test_signatures_change_with_every_setting() -> None:
     "fusion", [Fusion(), Fusion(method="rrf", bm25_weight=0.5), Fusion(method="linear", normalization="l2")]
 )
 def test_embedded_and_opensearch_client_paths_fuse_the_same_lists_the_same_way(fusion: Fusion) -> None:
+    from ragharness.core.types import SearchMode
     from ragharness.retrieval.lancedb_store import LanceDBStore
     from ragharness.retrieval.opensearch_store import OpenSearchOptions, OpenSearchStore
     from ragharness.testing.store import TEXTS, chunk, req
-    from ragharness.types import SearchMode
 
     sources = {f"{d}#{p}": chunk(d, p, r, t).chunk for (d, p, r), t in TEXTS.items()}
     lex_ids, vec_ids = ["sync#0", "refunds#1", "sso#0"], ["sso#0", "sync#0", "refunds#0"]

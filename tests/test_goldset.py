@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from conftest import EXAMPLE, write
-from ragharness.errors import GoldSetError
+from ragharness.core.errors import GoldSetError
 from ragharness.goldset import goldset_json_schema, load_goldset
 
 

@@ -17,12 +17,12 @@ from typer.testing import CliRunner
 
 from ragharness.cli import app
 from ragharness.config import RunnerConfig, load_config
+from ragharness.core.types import GuardrailStage
 from ragharness.guardrail_policy import GuardrailPolicy
 from ragharness.guardrails.base import Guardrail, GuardrailChain
 from ragharness.guardrails.bedrock import BedrockGuardrail
 from ragharness.guardrails.heads import HEADS, WEIGHTS_DIR, load_head, recorded_sums, sha256_file
 from ragharness.testing.guardrail import POLICY, GuardrailPolicyContract, PolicyCase
-from ragharness.types import GuardrailStage
 
 GUARDRAIL_ID = "gr-abc123xyz"
 
@@ -270,7 +270,7 @@ def test_shipped_weights_match_their_recorded_sha256() -> None:
 
 
 def test_changed_weights_are_refused(tmp_path: Path) -> None:
-    from ragharness.errors import ConfigError
+    from ragharness.core.errors import ConfigError
 
     for f in WEIGHTS_DIR.iterdir():
         (tmp_path / f.name).write_bytes(f.read_bytes())

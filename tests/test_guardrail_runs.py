@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from ragharness.analysis.compare import compare
 from ragharness.cli import app
 from ragharness.config import load_config
+from ragharness.core.types import ContextPack, Finding, Passage
 from ragharness.generation.contexts import lock_context
 from ragharness.guardrails.base import GuardrailChain, GuardrailSet, Verdict
 from ragharness.guardrails.leaks import LeakWatch
@@ -20,7 +21,6 @@ from ragharness.pipeline.run import execute_run
 from ragharness.reporting.trends import spikes
 from ragharness.runs.rundir import RunDir
 from ragharness.runs.summary import RunSummary
-from ragharness.types import ContextPack, Finding, Passage
 
 ROOT = Path(__file__).resolve().parents[1]
 cli = CliRunner()

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from fake_openai import FakeOpenAI, Reply, completion, serve
 from ragharness.cli import app
 from ragharness.config import HarnessConfig, load_config
+from ragharness.core.types import ContextPack, Generation, GoldItem, Passage, SearchMode
 from ragharness.generation.models import ModelPool
 from ragharness.generation.providers.base import Provider, ProviderContext
 from ragharness.generation.providers.bedrock import BedrockProvider
@@ -27,7 +28,6 @@ from ragharness.pipeline.run import execute_run
 from ragharness.runs.rundir import RunDir
 from ragharness.scoring.base import ScorerContext, ScoringInput, arun_scorer
 from ragharness.scoring.judge import JudgeScorer, parse_judge_output
-from ragharness.types import ContextPack, Generation, GoldItem, Passage, SearchMode
 
 GOOD = {
     "claims": [

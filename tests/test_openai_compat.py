@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from fake_openai import FakeOpenAI, Reply, completion, serve
-from ragharness.errors import ConfigError, ProviderError
+from ragharness.core.errors import ConfigError, ProviderError
 from ragharness.generation.providers.base import GenerationRequest, Provider, ProviderCallError, ProviderContext
 from ragharness.generation.providers.openai_compat import OpenAIProvider, retry_after_seconds
 from ragharness.generation.runner import RetryPolicy, Runner

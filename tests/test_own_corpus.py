@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from ragharness.cli import app
 from ragharness.config import load_config
-from ragharness.errors import ConfigError
+from ragharness.core.errors import ConfigError
 
 cli = CliRunner()
 

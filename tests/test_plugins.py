@@ -13,10 +13,11 @@ from typing import Literal
 import pytest
 from typer.testing import CliRunner
 
-from ragharness import plugins, registry
+from ragharness import plugins
 from ragharness.cli import app
 from ragharness.config import load_config
-from ragharness.errors import PluginError
+from ragharness.core import registry
+from ragharness.core.errors import PluginError
 from ragharness.pipeline.run import execute_run
 from ragharness.testing.scorer import ScorerContract
 

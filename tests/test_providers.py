@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from ragharness.errors import ProviderError
+from ragharness.core.errors import ProviderError
+from ragharness.core.registry import PROVIDERS
 from ragharness.generation.providers.base import GenerationRequest, Provider, ProviderCallError, ProviderContext
-from ragharness.registry import PROVIDERS
 from ragharness.testing.provider import ProviderContract, candidate, make_request
 
 

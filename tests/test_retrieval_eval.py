@@ -12,14 +12,14 @@ from conftest import write
 from ragharness.analysis.retrieval import evaluate_retrieval
 from ragharness.cli import app
 from ragharness.config import load_config
-from ragharness.errors import GoldSetError
+from ragharness.core.errors import GoldSetError
+from ragharness.core.types import SearchMode
 from ragharness.goldset import load_goldset
 from ragharness.ingest.pipeline import ingest
 from ragharness.pipeline.components import build_redactor, open_store
 from ragharness.retrieval.beir import import_beir
 from ragharness.retrieval.embedders import HashingEmbedder
 from ragharness.retrieval.metrics import retrieval_metrics
-from ragharness.types import SearchMode
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from ragharness.core.types import Candidate, Usage
 from ragharness.generation.cache import ResponseCache
 from ragharness.generation.costs import Budget, Price, PriceTable, estimate_usage, model_key
 from ragharness.generation.providers.base import GenerationRequest, ProviderCallError, ProviderResponse
 from ragharness.generation.runner import RateLimits, Runner, TokenBucket
 from ragharness.testing.provider import candidate, make_request
-from ragharness.types import Candidate, Usage
 
 
 class Counting:

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from ragharness.core.text import parse_citations
+from ragharness.core.types import ContextPack, ErrorInfo, Generation, GoldItem, Passage, SearchMode
 from ragharness.retrieval.embedders import HashingEmbedder
 from ragharness.retrieval.metrics import retrieval_metrics
 from ragharness.scoring.base import Scorer, ScorerContext, ScoringInput, run_scorer
@@ -12,8 +14,6 @@ from ragharness.scoring.offline import (
     RefusalScorer,
 )
 from ragharness.scoring.retrieval import RetrievalScorer
-from ragharness.text import parse_citations
-from ragharness.types import ContextPack, ErrorInfo, Generation, GoldItem, Passage, SearchMode
 
 P1 = "Annual plans can be refunded in full within 30 days of purchase."
 P2 = "Refunds are paid to the original payment method within 10 business days."

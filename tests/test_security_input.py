@@ -16,13 +16,13 @@ from typer.testing import CliRunner
 from conftest import write
 from ragharness.cli import app
 from ragharness.config import load_config
-from ragharness.credentials import MASK, scrub
-from ragharness.errors import ConfigError
+from ragharness.core.credentials import MASK, scrub
+from ragharness.core.errors import ConfigError
+from ragharness.core.normalise import normalise, printable
+from ragharness.core.types import Passage, PromptRef
+from ragharness.core.yamlio import load_strict
 from ragharness.generation.prompts import load_prompt, render
 from ragharness.guardrails.pii import SEGMENT, PiiRedactor
-from ragharness.normalise import normalise, printable
-from ragharness.types import Passage, PromptRef
-from ragharness.yamlio import load_strict
 
 pytestmark = pytest.mark.security
 cli = CliRunner()

@@ -376,7 +376,7 @@ def test_keys_and_labels_never_reach_the_logs(
 
 
 def test_a_score_without_a_value_shows_its_label_not_none(store: LocalRunStore, state: ServeState) -> None:
-    from ragharness.types import Score
+    from ragharness.core.types import Score
 
     extra = Score(
         item_id="q000",

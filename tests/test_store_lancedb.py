@@ -24,8 +24,8 @@ def test_where_clause_quotes_values() -> None:
 
 
 def test_ann_index_is_built_at_publish_and_search_still_finds_the_best_match(tmp_path: Path) -> None:
+    from ragharness.core.types import SearchMode
     from ragharness.testing.store import EMB, chunk, req
-    from ragharness.types import SearchMode
 
     store = LanceDBStore(tmp_path / "lance", table="chunks", ann_min_rows=300)
     store.ensure(EMB.name, EMB.dimension)

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from ragharness.errors import StoreError
+from ragharness.core.errors import StoreError
+from ragharness.core.types import SearchMode
 from ragharness.retrieval.opensearch_store import (
     OpenSearchOptions,
     OpenSearchStore,
@@ -28,7 +29,6 @@ from ragharness.retrieval.opensearch_store import (
 from ragharness.retrieval.store import VectorStore
 from ragharness.search_settings import Fusion, TextAnalysis
 from ragharness.testing.store import StoreContract, chunk, corpus, req
-from ragharness.types import SearchMode
 
 GOLDEN = Path(__file__).parent / "golden" / "opensearch"
 OSMEM_REASON = (
@@ -324,8 +324,8 @@ def test_example_opensearch_config_differs_only_in_store(monkeypatch: pytest.Mon
 
 def test_store_options_are_validated() -> None:
     from ragharness.config import RetrievalConfig, StoreConfig
-    from ragharness.errors import ConfigError
-    from ragharness.registry import STORES
+    from ragharness.core.errors import ConfigError
+    from ragharness.core.registry import STORES
 
     with pytest.raises(ConfigError, match=r"store\.options: engine"):
         STORES.create(

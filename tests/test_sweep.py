@@ -13,7 +13,7 @@ from conftest import write
 from ragharness.analysis.sweep import load_sweep
 from ragharness.cli import app
 from ragharness.config import RetrievalConfig
-from ragharness.errors import ConfigError
+from ragharness.core.errors import ConfigError
 
 SWEEP = """
 settings:

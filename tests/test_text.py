@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from ragharness.text import is_refusal, names, numbers, parse_citations, sentences, strip_citations
+from ragharness.core.text import is_refusal, names, numbers, parse_citations, sentences, strip_citations
 
 
 def test_sentences_keep_trailing_citations_with_their_sentence() -> None:

@@ -9,11 +9,11 @@ import json
 from pydantic import BaseModel, Field
 
 from ragharness.analysis.stats import PairedResult, holm, paired
-from ragharness.errors import RunError
+from ragharness.core.errors import RunError
+from ragharness.core.types import Generation, GoldItem, GuardrailAction, Passage, Score
 from ragharness.runs.rundir import RunDir
 from ragharness.scoring import metrics as catalog
 from ragharness.scoring.thresholds import ScorerThresholds, load_thresholds
-from ragharness.types import Generation, GoldItem, GuardrailAction, Passage, Score
 
 
 def run_thresholds(run: RunDir) -> ScorerThresholds:

@@ -23,11 +23,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ragharness.errors import ConfigError
+from ragharness.core.errors import ConfigError
+from ragharness.core.progress import NO_PROGRESS, Progress
+from ragharness.core.yamlio import load_strict
 from ragharness.guardrails.base import GroundingSource, GuardrailSet
-from ragharness.ingest.pipeline import Progress
 from ragharness.runs.summary import percentile
-from ragharness.yamlio import load_strict
 
 Decision = Literal["block", "challenge", "redact", "pass"]
 
@@ -133,12 +133,8 @@ def _decide(outcome: str, redacted: bool) -> Decision:
     return "redact" if redacted else "pass"
 
 
-def _noop(stage: str, done: int, total: int) -> None:
-    return None
-
-
 def evaluate_guardrails(
-    cases: list[SuiteCase], guards: GuardrailSet, suite: str = "", progress: Progress = _noop
+    cases: list[SuiteCase], guards: GuardrailSet, suite: str = "", progress: Progress = NO_PROGRESS
 ) -> GuardrailEvalResult:
     results: list[CaseResult] = []
     for n, case in enumerate(cases, start=1):

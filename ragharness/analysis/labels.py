@@ -20,11 +20,11 @@ from typing import Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
-from ragharness.errors import RunError
-from ragharness.fileio import atomic_write_text
+from ragharness.core.errors import RunError
+from ragharness.core.fileio import atomic_write_text
+from ragharness.core.types import Score
 from ragharness.runs.rundir import RunDir
 from ragharness.scoring.thresholds import load_thresholds
-from ragharness.types import Score
 
 R = TypeVar("R", bound=BaseModel)
 GROUNDEDNESS_LABELS = ("grounded", "ungrounded")

@@ -9,11 +9,11 @@ from collections.abc import Callable, Sequence
 
 from pydantic import BaseModel, Field
 
+from ragharness.core.types import FilterValue, GoldItem, SearchMode
 from ragharness.retrieval.embedders import Embedder
 from ragharness.retrieval.metrics import retrieval_metrics
 from ragharness.retrieval.store import SearchRequest, VectorStore, merge_filters
 from ragharness.runs.summary import percentile
-from ragharness.types import FilterValue, GoldItem, SearchMode
 
 METRICS = ("hit", "recall", "mrr", "ndcg")
 

@@ -30,12 +30,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ragharness.analysis.retrieval import measure
 from ragharness.analysis.stats import holm, paired
 from ragharness.config import RetrievalConfig
-from ragharness.errors import ConfigError
+from ragharness.core.errors import ConfigError
+from ragharness.core.types import GoldItem
+from ragharness.core.yamlio import load_strict
 from ragharness.retrieval.embedders import Embedder
 from ragharness.retrieval.store import SearchRequest, VectorStore, merge_filters
 from ragharness.search_settings import TextAnalysis
-from ragharness.types import GoldItem
-from ragharness.yamlio import load_strict
 
 BASELINE = "current"
 

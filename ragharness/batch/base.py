@@ -16,7 +16,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import Field
 
-from ragharness.types import Frozen
+from ragharness.core.types import Frozen
 
 JobStatus = Literal["pending", "running", "completed", "partial", "failed", "expired", "stopped"]
 ENDED: frozenset[str] = frozenset({"completed", "partial", "failed", "expired", "stopped"})

@@ -36,7 +36,7 @@ from ragharness.batch.base import (
     RecordResult,
     keyed_line,
 )
-from ragharness.errors import AWS_RATE_LIMIT_CODES, AWS_TRANSIENT_CODES, BatchError, BatchTransientError
+from ragharness.core.errors import AWS_RATE_LIMIT_CODES, AWS_TRANSIENT_CODES, BatchError, BatchTransientError
 
 LIMITS = JobLimits(min_records=100, max_records=50_000, max_file_bytes=1024**3)
 STATUS: dict[str, JobStatus] = {

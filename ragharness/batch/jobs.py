@@ -32,9 +32,9 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from ragharness.batch.base import BatchBackend, BatchRecord, JobState, RecordError, RecordResult
-from ragharness.errors import BatchError, BatchTransientError, BatchWaiting
-from ragharness.faults import kill_point
-from ragharness.fileio import append_durable, atomic_writer, complete_lines
+from ragharness.core.errors import BatchError, BatchTransientError, BatchWaiting
+from ragharness.core.faults import kill_point
+from ragharness.core.fileio import append_durable, atomic_writer, complete_lines
 
 EventKind = Literal[
     "round", "shard", "sharded", "refused", "submitting", "created", "ended", "downloaded", "finished", "scrubbed"

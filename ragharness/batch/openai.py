@@ -31,7 +31,7 @@ from ragharness.batch.base import (
     RecordResult,
     keyed_line,
 )
-from ragharness.errors import BatchError, BatchTransientError
+from ragharness.core.errors import BatchError, BatchTransientError
 
 LIMITS = JobLimits(min_records=1, max_records=50_000, max_file_bytes=200 * 1024 * 1024)
 STATUS: dict[str, JobStatus] = {

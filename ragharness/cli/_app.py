@@ -27,8 +27,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from ragharness.errors import BatchWaiting, DiskFullError, GoldSetError, LockedError, RagharnessError
-from ragharness.normalise import printable
+from ragharness.core.errors import BatchWaiting, DiskFullError, GoldSetError, LockedError, RagharnessError
+from ragharness.core.normalise import printable
 
 if TYPE_CHECKING:
     from ragharness.generation.runner import RunStats
@@ -53,7 +53,7 @@ class ExitCode(IntEnum):
 def _fail(exc: RagharnessError) -> typer.Exit:
     """Print the error (credentials scrubbed) and pick the exit code: 6 locked, 4 disk full or batch jobs still
     running (resumable), else 3."""
-    from ragharness.credentials import scrub
+    from ragharness.core.credentials import scrub
 
     problems = exc.problems if isinstance(exc, GoldSetError) else [str(exc)]
     err_console.print(f"[bold red]error:[/] {exc if isinstance(exc, GoldSetError) else ''}".rstrip())

@@ -20,14 +20,14 @@ from ragharness.cli._app import (
     err_console,
     goldset_app,
 )
-from ragharness.errors import ConfigError, GoldSetError
-from ragharness.fileio import atomic_write_text
+from ragharness.core.errors import ConfigError, GoldSetError
+from ragharness.core.fileio import atomic_write_text
 
 if TYPE_CHECKING:
     from ragharness.config import HarnessConfig
+    from ragharness.core.types import GoldItem
     from ragharness.retrieval.embedders import Embedder
     from ragharness.retrieval.store import VectorStore
-    from ragharness.types import GoldItem
 
 
 @app.command("retrieval-eval")
@@ -48,13 +48,13 @@ def retrieval_eval(
     --sweep, a grid of retrieval settings side by side against the current one."""
     from ragharness.analysis.retrieval import evaluate_retrieval
     from ragharness.config import load_config
+    from ragharness.core.types import SearchMode
     from ragharness.generation.contexts import redact_gold
     from ragharness.goldset import load_goldset
     from ragharness.ingest.pipeline import ingest as run_ingest
     from ragharness.pipeline.components import build_embedder, build_guardrails, build_redactor, build_store
     from ragharness.pipeline.run import new_run_id
     from ragharness.reporting.jinja import render
-    from ragharness.types import SearchMode
 
     cfg = load_config(config)
     try:
@@ -66,7 +66,14 @@ def retrieval_eval(
         if no_ingest:
             store.ensure(embedder.name, embedder.dimension)
         else:
-            report = run_ingest(cfg, embedder, store, _Bars(p), redactor=build_redactor(cfg))
+            report = run_ingest(
+                cfg,
+                embedder,
+                store,
+                _Bars(p),
+                redactor=build_redactor(cfg),
+                log=lambda s: console.print(s, markup=False),
+            )
             console.print(report.summary_lines()[1], markup=False)
         # questions are redacted as a run redacts them before anything embeds them (a hosted embedder sees no PII),
         # and source ids are checked against the store
@@ -171,7 +178,7 @@ def goldset_import_beir(
 @app.command()
 def plugins() -> None:
     """List the registered providers, embedders, stores, scorers and guardrails."""
-    from ragharness.registry import EMBEDDERS, GUARDRAIL_BACKENDS, GUARDRAILS, PROVIDERS, SCORERS, STORES
+    from ragharness.core.registry import EMBEDDERS, GUARDRAIL_BACKENDS, GUARDRAILS, PROVIDERS, SCORERS, STORES
 
     for reg in (PROVIDERS, EMBEDDERS, STORES, SCORERS, GUARDRAILS, GUARDRAIL_BACKENDS):
         console.print(f"{reg.seam}s:", markup=False)

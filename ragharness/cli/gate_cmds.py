@@ -13,7 +13,7 @@ from ragharness.cli._app import (
     app,
     console,
 )
-from ragharness.errors import ConfigError
+from ragharness.core.errors import ConfigError
 
 if TYPE_CHECKING:
     pass

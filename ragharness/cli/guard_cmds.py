@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from ragharness.cli._app import ConfigArg, ExitCode, _Bars, _progress, app, console
-from ragharness.fileio import atomic_write_text
+from ragharness.core.fileio import atomic_write_text
 
 
 @app.command("guardrail-eval")
@@ -75,7 +75,7 @@ def guardrail_terraform(
     import json
 
     from ragharness.config import load_config
-    from ragharness.errors import ConfigError
+    from ragharness.core.errors import ConfigError
     from ragharness.guardrails.terraform import to_terraform
 
     cfg = load_config(config)

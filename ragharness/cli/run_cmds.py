@@ -34,7 +34,7 @@ def ingest(
 ) -> None:
     """Ingest the configured corpus into the store; only new or changed text is embedded."""
     from ragharness.config import load_config
-    from ragharness.fileio import atomic_write_text
+    from ragharness.core.fileio import atomic_write_text
     from ragharness.ingest.pipeline import ingest as run_ingest
     from ragharness.pipeline.components import build_embedder, build_redactor, build_store
 

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from ragharness.cli._app import _Typer, app, console, err_console
-from ragharness.errors import ConfigError
+from ragharness.core.errors import ConfigError
 from ragharness.runs.store import LocalRunStore, RunStore, open_run_store
 
 keys_app = _Typer(help="API keys of the review app (stored hashed in the run store).", no_args_is_help=True)

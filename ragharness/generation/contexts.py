@@ -9,14 +9,10 @@ from typing import NamedTuple
 
 from pydantic import BaseModel
 
-from ragharness.errors import GoldSetError
-from ragharness.generation.prompts import PromptTemplate, render
-from ragharness.generation.providers.base import GenerationRequest, request_hash
-from ragharness.guardrails.base import GuardrailChain, GuardrailSet
-from ragharness.ingest.pipeline import Progress
-from ragharness.memory import trim
-from ragharness.retrieval.retriever import Retriever
-from ragharness.types import (
+from ragharness.core.errors import GoldSetError
+from ragharness.core.memory import trim
+from ragharness.core.progress import NO_PROGRESS, Progress
+from ragharness.core.types import (
     METADATA_FIELDS,
     Assertion,
     Candidate,
@@ -30,13 +26,13 @@ from ragharness.types import (
     Passage,
     RegexAssertion,
 )
+from ragharness.generation.prompts import PromptTemplate, render
+from ragharness.generation.providers.base import GenerationRequest, request_hash
+from ragharness.guardrails.base import GuardrailChain, GuardrailSet
+from ragharness.retrieval.retriever import Retriever
 
 RETRIEVAL_BATCH = 256
 """Items whose queries are embedded in one batch and searched side by side."""
-
-
-def _noop(stage: str, done: int, total: int) -> None:
-    return None
 
 
 class Stopped(NamedTuple):
@@ -218,7 +214,7 @@ class LockedContexts(BaseModel):
 
 
 def iter_locked(
-    items: list[GoldItem], retriever: Retriever, guards: GuardrailSet, progress: Progress = _noop
+    items: list[GoldItem], retriever: Retriever, guards: GuardrailSet, progress: Progress = NO_PROGRESS
 ) -> Iterator[tuple[ContextPack, list[GuardrailAction], Stopped | None]]:
     """Locked contexts item by item, in gold order: queries embedded in batches and searched side by side."""
     done = 0

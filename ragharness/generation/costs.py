@@ -7,8 +7,8 @@ import threading
 from functools import lru_cache
 from pathlib import Path
 
-from ragharness.types import Price, Usage
-from ragharness.yamlio import load_strict
+from ragharness.core.types import Price, Usage
+from ragharness.core.yamlio import load_strict
 
 _REGION_PREFIXES = ("us.", "eu.", "apac.", "global.", "us-gov.", "ca.", "jp.", "au.")
 DEFAULT_OUTPUT_TOKENS = 512

@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ragharness.config import CacheMode, HarnessConfig
-from ragharness.errors import ConfigError, RagharnessError
+from ragharness.core.errors import ConfigError, RagharnessError
+from ragharness.core.types import Candidate, Generation
 from ragharness.generation.cache import ResponseCache
 from ragharness.generation.costs import Budget, PriceTable
 from ragharness.generation.providers.base import GenerationRequest, Provider, ProviderContext, split_provider_id
 from ragharness.generation.runner import RateLimits, RetryPolicy, Runner
 from ragharness.guardrails.base import GuardrailChain
 from ragharness.guardrails.leaks import LeakWatch
-from ragharness.types import Candidate, Generation
 
 
 def effective_cache(
@@ -68,7 +68,7 @@ def build_provider(
 ) -> Provider:
     """A candidate's (or a scorer's) provider through the registry: options and ${ENV} references are checked now,
     and any failure is a ConfigError naming `where` (e.g. `harness.yaml: candidates[1]`)."""
-    from ragharness.registry import PROVIDERS
+    from ragharness.core.registry import PROVIDERS
 
     kind, _ = split_provider_id(candidate.provider)
     ctx = ProviderContext(base_dir=cfg.base_dir, concurrency=concurrency)

@@ -13,9 +13,9 @@ import jinja2
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ragharness.errors import ConfigError
-from ragharness.types import Passage, PromptRef
-from ragharness.yamlio import load_strict
+from ragharness.core.errors import ConfigError
+from ragharness.core.types import Passage, PromptRef
+from ragharness.core.yamlio import load_strict
 
 BUILTIN_DIR = Path(__file__).parent / "builtin_prompts"
 

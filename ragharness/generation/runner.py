@@ -17,14 +17,14 @@ from pydantic import BaseModel, Field
 
 from ragharness.batch.base import RecordResult
 from ragharness.config import full_jitter_delay
+from ragharness.core.text import parse_citations
+from ragharness.core.types import Attempt, ErrorInfo, Generation, GuardrailAction
 from ragharness.generation.batching import BatchCapable, BatchResults
 from ragharness.generation.cache import ResponseCache
 from ragharness.generation.costs import Budget, PriceTable, estimate_usage
 from ragharness.generation.providers.base import GenerationRequest, Provider, ProviderCallError, ProviderResponse
 from ragharness.guardrails.base import GroundingSource, GuardrailChain
 from ragharness.guardrails.leaks import LeakWatch
-from ragharness.text import parse_citations
-from ragharness.types import Attempt, ErrorInfo, Generation, GuardrailAction
 
 
 class RetryPolicy(BaseModel):

@@ -16,8 +16,8 @@ from typing import Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
+from ragharness.core.types import Finding, Frozen, GuardrailAction, GuardrailOutcome, GuardrailStage, GuardrailTiming
 from ragharness.guardrails.leaks import LeakWatch
-from ragharness.types import Finding, Frozen, GuardrailAction, GuardrailOutcome, GuardrailStage, GuardrailTiming
 
 VerdictAction = Literal["pass", "redacted", "flagged", "challenged", "blocked", "refused"]
 STOPS: frozenset[str] = frozenset({"challenged", "blocked", "refused", "failed"})

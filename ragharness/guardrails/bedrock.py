@@ -13,10 +13,10 @@ import time
 from typing import Any
 
 from ragharness.config import RunnerConfig, full_jitter_delay
-from ragharness.errors import AWS_RATE_LIMIT_CODES, AWS_TRANSIENT_CODES, RagharnessError
+from ragharness.core.errors import AWS_RATE_LIMIT_CODES, AWS_TRANSIENT_CODES, RagharnessError
+from ragharness.core.types import Finding, GuardrailStage
 from ragharness.guardrail_policy import PII_ENTITIES, GuardrailPolicy
 from ragharness.guardrails.base import GroundingSource, Verdict
-from ragharness.types import Finding, GuardrailStage
 
 RETRYABLE = AWS_RATE_LIMIT_CODES | AWS_TRANSIENT_CODES
 TO_PRESIDIO = {bedrock: presidio for presidio, bedrock in PII_ENTITIES.values()}

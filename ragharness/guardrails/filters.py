@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from typing import Literal
 
+from ragharness.core.types import Finding
 from ragharness.guardrails.base import Verdict
-from ragharness.types import Finding
 
 
 class DenyPatterns:

@@ -23,7 +23,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from ragharness.errors import ConfigError
+from ragharness.core.errors import ConfigError
 from ragharness.retrieval.embedders import Embedder
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"

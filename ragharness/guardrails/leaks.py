@@ -10,7 +10,7 @@ word "secret"; the word is no leak). Found values are kept as salted SHA-256 dig
 
 The watch checks every request before it is sent (candidates and judge) and, at the end of a run, every file of
 the run directory; a hit counts as a leak, recorded by where it was found and never by value. Texts are read in
-the normal form of `ragharness.normalise`, values match on token boundaries (`xjane@acme.io` does not hold
+the normal form of `ragharness.core.normalise`, values match on token boundaries (`xjane@acme.io` does not hold
 `jane@acme.io`), and numbers match by their digits (a card written with spaces is the same card without them).
 """
 
@@ -26,10 +26,10 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from ragharness.errors import ConfigError
-from ragharness.fileio import atomic_write_text
-from ragharness.normalise import normalise
-from ragharness.text import STOPWORDS
+from ragharness.core.errors import ConfigError
+from ragharness.core.fileio import atomic_write_text
+from ragharness.core.normalise import normalise
+from ragharness.core.text import STOPWORDS
 
 _DIGITS = re.compile(r"\D+")
 _SPACES = re.compile(r"[\s-]")

@@ -25,6 +25,10 @@ import math
 import re
 from collections.abc import Sequence
 
+from ragharness.core.normalise import normalise
+from ragharness.core.text import sentences as split_sentences
+from ragharness.core.text import strip_citations
+from ragharness.core.types import Finding, GuardrailStage
 from ragharness.guardrail_policy import (
     PII_ENTITIES,
     ContextualGrounding,
@@ -37,11 +41,7 @@ from ragharness.guardrail_policy import (
 from ragharness.guardrails.base import GroundingSource, Verdict
 from ragharness.guardrails.heads import HeadDetector, load_head, windows
 from ragharness.guardrails.pii import PiiRedactor
-from ragharness.normalise import normalise
 from ragharness.retrieval.embedders import Embedder, cosine
-from ragharness.text import sentences as split_sentences
-from ragharness.text import strip_citations
-from ragharness.types import Finding, GuardrailStage
 
 TOPIC_SIMILARITY_MIN = 0.45
 """A text this close to a denied topic's anchors is on that topic if the unsafe-request head agrees."""

@@ -31,13 +31,13 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from ragharness.credentials import token_patterns
-from ragharness.errors import ConfigError
+from ragharness.core.credentials import token_patterns
+from ragharness.core.errors import ConfigError
+from ragharness.core.normalise import VERSION as NORMALISE_VERSION
+from ragharness.core.normalise import normalise
+from ragharness.core.types import Finding
 from ragharness.guardrails.base import Verdict
 from ragharness.guardrails.leaks import LeakWatch
-from ragharness.normalise import VERSION as NORMALISE_VERSION
-from ragharness.normalise import normalise
-from ragharness.types import Finding
 
 DEFAULT_ENTITIES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "US_SSN", "CREDIT_CARD", "IP_ADDRESS", "IBAN_CODE", "SECRET")
 NER_ENTITIES = ("PERSON", "LOCATION")
@@ -326,7 +326,7 @@ class PiiRedactor:
         _analyzer(self.entities, self.ner_model)
 
     def check(self, text: str) -> Verdict:
-        """Normalise (`ragharness.normalise`), then redact; the verdict's text is the normalised, redacted text.
+        """Normalise (`ragharness.core.normalise`), then redact; the verdict's text is the normalised, redacted text.
         Verdicts are cached by text (the same passage recurs across items and runs)."""
         cached = self._cache.get(text)
         if cached is None:

@@ -21,10 +21,10 @@ from ragharness.batch.base import BatchRecord, JobLimits
 from ragharness.batch.jobs import JobRunner
 from ragharness.batch.results import ResultIndex
 from ragharness.config import HarnessConfig, resolve_env
-from ragharness.errors import ConfigError
+from ragharness.core.errors import ConfigError
+from ragharness.core.types import Chunk
 from ragharness.ingest.chunking import embedding_input
 from ragharness.retrieval.embedders import Embedder, TitanEmbedder
-from ragharness.types import Chunk
 
 Lookup = Callable[[str], list[float] | None]
 

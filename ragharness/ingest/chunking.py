@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from langchain_text_splitters import MarkdownHeaderTextSplitter, RecursiveCharacterTextSplitter
 
-from ragharness.errors import ConfigError
+from ragharness.core.errors import ConfigError
+from ragharness.core.types import Chunk, Document, sha256_text
 from ragharness.retrieval.embedders import Embedder
-from ragharness.types import Chunk, Document, sha256_text
 
 CHUNKER_VERSION = "1"
 _HEADERS = [("#", "h1"), ("##", "h2"), ("###", "h3")]

@@ -20,11 +20,11 @@ import yaml
 from pydantic import ValidationError
 
 from ragharness.config import CorpusConfig, TicketFormat
-from ragharness.errors import IngestError
+from ragharness.core.errors import IngestError
+from ragharness.core.normalise import normalise
+from ragharness.core.types import METADATA_FIELDS, Document, Frozen, Metadata, SourceType, canonical_hash
+from ragharness.core.yamlio import load_strict
 from ragharness.ingest.html import html_to_markdown
-from ragharness.normalise import normalise
-from ragharness.types import METADATA_FIELDS, Document, Frozen, Metadata, SourceType, canonical_hash
-from ragharness.yamlio import load_strict
 
 
 class Skipped(Frozen):
@@ -156,7 +156,7 @@ def decode(data: bytes) -> str:
 
 
 def _doc(doc_id: str, source: str, kind: SourceType, title: str, text: str, meta: Metadata) -> Document:
-    # one normal form before any detector or splitter sees the text (`ragharness.normalise`)
+    # one normal form before any detector or splitter sees the text (`ragharness.core.normalise`)
     text = clean_text(normalise(text))
     title = normalise(title)
     meta = meta.model_copy(

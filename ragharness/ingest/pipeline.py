@@ -25,20 +25,21 @@ from typing import Protocol, runtime_checkable
 from pydantic import BaseModel, ConfigDict, Field
 
 from ragharness.config import HarnessConfig
-from ragharness.faults import kill_point
+from ragharness.core.faults import kill_point
+from ragharness.core.locking import exclusive
+from ragharness.core.progress import NO_PROGRESS, Log, Progress, room_log
+from ragharness.core.types import METADATA_FIELDS, Chunk, Document, EmbeddedChunk, Metadata
 from ragharness.ingest.batch_embed import Lookup, batch_embedder, prefetch_vectors
 from ragharness.ingest.chunking import Chunker, embedding_input
 from ragharness.ingest.loaders import CorpusSource, LocalSource, Skipped, load_file, oversized
 from ragharness.ingest.s3source import ObjectEntry, ObjectIndex, S3Source
-from ragharness.locking import exclusive
 from ragharness.retrieval.embedders import Embedder
 from ragharness.retrieval.store import VectorStore
-from ragharness.types import METADATA_FIELDS, Chunk, Document, EmbeddedChunk, Metadata
 
 GROUP_CHUNKS = 1024
-Progress = Callable[[str, int, int], None]
-"""progress(stage, done, total)"""
 _LINE = re.compile(r":\d+$")
+
+_LOG = room_log(__name__)
 
 
 @runtime_checkable
@@ -86,10 +87,6 @@ class IngestReport(BaseModel):
         ]
         lines += [f"  skipped {s.source}: {s.reason}" for s in self.skipped]
         return lines
-
-
-def _noop(stage: str, done: int, total: int) -> None:
-    return None
 
 
 def _file_of(source: str) -> str:
@@ -246,12 +243,12 @@ def ingest(
     cfg: HarnessConfig,
     embedder: Embedder,
     store: VectorStore,
-    progress: Progress = _noop,
+    progress: Progress = NO_PROGRESS,
     *,
     rebuild: bool = False,
     redactor: TextRedactor | None,
     batch: bool = False,
-    log: Callable[[str], None] = print,
+    log: Log = _LOG,
 ) -> IngestReport:
     """Incremental ingest under the data_dir lock; `rebuild` re-indexes everything into a fresh index and
     publishes it at the end. With a `redactor` (`components.build_redactor(cfg)`, required so that no caller

@@ -20,8 +20,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from ragharness.errors import IngestError
-from ragharness.fileio import atomic_write_text
+from ragharness.core.errors import IngestError
+from ragharness.core.fileio import atomic_write_text
 from ragharness.ingest.loaders import SourceRef, glob_match
 
 

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from ragharness.batch.jobs import JobRunner
 from ragharness.config import CallMode, HarnessConfig
-from ragharness.errors import BatchWaiting, ConfigError
+from ragharness.core.errors import BatchWaiting, ConfigError
 from ragharness.generation.batching import BatchCapable, run_tag, send, uses_batch
 from ragharness.generation.costs import Budget
 from ragharness.generation.providers.base import GenerationRequest, Provider

@@ -5,17 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ragharness.registry import EMBEDDERS, GUARDRAIL_BACKENDS, GUARDRAILS, PROVIDERS, SCORERS, STORES
+from ragharness.core.registry import EMBEDDERS, GUARDRAIL_BACKENDS, GUARDRAILS, PROVIDERS, SCORERS, STORES
 
 if TYPE_CHECKING:
     from ragharness.config import EmbedderConfig, HarnessConfig, RetrievalConfig, StoreConfig
+    from ragharness.core.types import Candidate, GuardrailStage
     from ragharness.generation.providers.base import Provider, ProviderContext
     from ragharness.guardrail_policy import GuardrailPolicy
     from ragharness.guardrails.base import Guardrail
     from ragharness.retrieval.embedders import Embedder
     from ragharness.retrieval.store import VectorStore
     from ragharness.scoring.base import Scorer, ScorerContext
-    from ragharness.types import Candidate, GuardrailStage
 
 
 def _extractive(candidate: Candidate, ctx: ProviderContext) -> Provider:
@@ -81,7 +81,7 @@ def _lancedb(cfg: StoreConfig, data_dir: Path, retrieval: RetrievalConfig) -> Ve
 def _opensearch(cfg: StoreConfig, data_dir: Path, retrieval: RetrievalConfig) -> VectorStore:
     from pydantic import ValidationError
 
-    from ragharness.errors import ConfigError
+    from ragharness.core.errors import ConfigError
     from ragharness.retrieval.opensearch_store import OpenSearchOptions, OpenSearchStore
 
     try:

@@ -7,19 +7,19 @@ from typing import Any
 from pydantic import ValidationError
 
 from ragharness.config import HarnessConfig
-from ragharness.errors import ConfigError, RagharnessError
+from ragharness.core.errors import ConfigError, RagharnessError
+from ragharness.core.registry import EMBEDDERS, GUARDRAIL_BACKENDS, GUARDRAILS, SCORERS, STORES
+from ragharness.core.types import GuardrailStage
 from ragharness.generation.models import ModelPool, build_provider
 from ragharness.generation.providers.base import Provider
 from ragharness.guardrails.base import Guardrail, GuardrailChain, GuardrailSet
 from ragharness.guardrails.leaks import WATCH_FILE, LeakWatch
 from ragharness.ingest.pipeline import TextRedactor
-from ragharness.registry import EMBEDDERS, GUARDRAIL_BACKENDS, GUARDRAILS, SCORERS, STORES
 from ragharness.retrieval.embedders import CachedEmbedder, Embedder, MiniLMEmbedder
 from ragharness.retrieval.store import VectorStore
 from ragharness.scoring import metrics as metric_catalog
 from ragharness.scoring.base import Scorer, ScorerContext
 from ragharness.scoring.thresholds import load_thresholds
-from ragharness.types import GuardrailStage
 
 
 def build_embedder(cfg: HarnessConfig) -> Embedder:

@@ -9,6 +9,8 @@ import json
 from pydantic import BaseModel, Field
 
 from ragharness.config import HarnessConfig
+from ragharness.core.progress import NO_PROGRESS, Progress
+from ragharness.core.types import Generation
 from ragharness.generation.batching import BatchCapable
 from ragharness.generation.cache import ResponseCache
 from ragharness.generation.contexts import lock_all, redact_gold, requests_for
@@ -16,12 +18,10 @@ from ragharness.generation.costs import PriceTable, estimate_usage
 from ragharness.generation.models import effective_cache
 from ragharness.generation.providers.base import GenerationRequest, Provider
 from ragharness.goldset import load_goldset
-from ragharness.ingest.pipeline import Progress
 from ragharness.pipeline.batches import BatchPlan, plan_jobs
 from ragharness.pipeline.run import build_components
 from ragharness.retrieval.retriever import Retriever
 from ragharness.scoring.base import PlannedScorer, ScoringInput
-from ragharness.types import Generation
 
 
 class PlannedCall(BaseModel):
@@ -81,12 +81,8 @@ class DryRun(BaseModel):
         return None if any(c is None for c in costs) else sum(float(c or 0) for c in costs)
 
 
-def _noop(stage: str, done: int, total: int) -> None:
-    return None
-
-
 def plan(
-    cfg: HarnessConfig, *, use_cache: bool = True, reuse_cache: bool = False, progress: Progress = _noop
+    cfg: HarnessConfig, *, use_cache: bool = True, reuse_cache: bool = False, progress: Progress = NO_PROGRESS
 ) -> DryRun:
     comps = build_components(cfg)
     comps.store.ensure(comps.embedder.name, comps.embedder.dimension)

@@ -10,11 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ragharness.batch.jobs import JobRunner
 from ragharness.config import HarnessConfig
-from ragharness.faults import kill_point
+from ragharness.core.faults import kill_point
+from ragharness.core.progress import NO_PROGRESS, Log, Progress, room_log
+from ragharness.core.types import Generation, GoldItem, GuardrailAction, GuardrailTiming, Score
 from ragharness.generation.models import ModelPool
 from ragharness.generation.providers.base import GenerationRequest
 from ragharness.guardrails.leaks import LeakWatch
-from ragharness.ingest.pipeline import Progress
 from ragharness.pipeline.batches import Group, run_batches, scrub
 from ragharness.reporting.report import PAGES_DIR, write_report
 from ragharness.retrieval.embedders import CachedEmbedder
@@ -22,7 +23,8 @@ from ragharness.runs.rundir import RunDir
 from ragharness.runs.summary import RunSummary, summarise
 from ragharness.scoring.base import PlannedScorer, Scorer, ScoringInput
 from ragharness.scoring.engine import iter_scores
-from ragharness.types import Generation, GoldItem, GuardrailAction, GuardrailTiming, Score
+
+_LOG = room_log(__name__)
 
 
 class Scored(BaseModel):
@@ -41,10 +43,6 @@ class Scoring(BaseModel):
     models: ModelPool
 
 
-def _noop(stage: str, done: int, total: int) -> None:
-    return None
-
-
 def score_and_finalize(
     cfg: HarnessConfig,
     run: RunDir,
@@ -56,9 +54,9 @@ def score_and_finalize(
     rescore: bool,
     spent_usd: float,
     budget_exhausted: bool,
-    progress: Progress = _noop,
+    progress: Progress = NO_PROGRESS,
     earlier_leaks: dict[str, int] | None = None,
-    log: Callable[[str], None] = print,
+    log: Log = _LOG,
 ) -> Scored:
     """Score, summarise, report. A run writes scores.jsonl afresh (streamed); a re-score appends its records beside
     the old ones (the latest record per metric counts). `earlier_leaks`: what the run itself counted (a re-score

@@ -10,7 +10,7 @@ and optionally posts it to a webhook (URL from an environment reference).
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -18,9 +18,10 @@ from pydantic import BaseModel
 
 from ragharness.analysis.compare import Comparison, compare
 from ragharness.config import HarnessConfig, resolve_env
-from ragharness.errors import RunError
-from ragharness.fileio import atomic_write_text
-from ragharness.locking import exclusive
+from ragharness.core.errors import RunError
+from ragharness.core.fileio import atomic_write_text
+from ragharness.core.locking import exclusive
+from ragharness.core.progress import Log, room_log
 from ragharness.pipeline.run import execute_run
 from ragharness.reporting.jinja import cost_text
 from ragharness.runs.history import HistoryIndex
@@ -30,6 +31,8 @@ from ragharness.runs.store import LocalRunStore, RunStore, check_run_id, open_ru
 from ragharness.runs.summary import RunSummary
 
 EXIT = {"pass": 0, "below_threshold": 1, "incomplete": 4, "regressed": 5}
+
+_LOG = room_log(__name__)
 
 
 class GateCase(BaseModel):
@@ -195,7 +198,7 @@ def run_nightly(
     baseline: str | None = None,
     junit: Path | None = None,
     markdown: Path | None = None,
-    log: Callable[[str], None] = print,
+    log: Log = _LOG,
 ) -> NightlyResult:
     # Everything that can fail on configuration fails here, before any model call.
     if cfg.nightly.webhook:

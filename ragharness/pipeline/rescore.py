@@ -8,14 +8,14 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from ragharness.config import HarnessConfig, JudgeConfig, format_validation_error
-from ragharness.errors import ConfigError, RunError
+from ragharness.core.errors import ConfigError, RunError
+from ragharness.core.yamlio import load_strict
 from ragharness.generation.models import ModelPool, effective_cache
 from ragharness.pipeline.components import build_embedder, build_scorers, build_watch
 from ragharness.pipeline.finalize import Scored, Scoring, score_and_finalize
 from ragharness.retrieval.embedders import CachedEmbedder
 from ragharness.runs.rundir import RunDir
 from ragharness.runs.summary import RunSummary
-from ragharness.yamlio import load_strict
 
 
 def run_config(run: RunDir) -> HarnessConfig:

@@ -21,8 +21,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ragharness import __version__
 from ragharness.config import RESUME_MAY_CHANGE, CacheMode, HarnessConfig, config_snapshot, resume_differences
-from ragharness.errors import BatchWaiting, ConfigError, DiskFullError
-from ragharness.faults import kill_point
+from ragharness.core.errors import BatchWaiting, ConfigError, DiskFullError
+from ragharness.core.faults import kill_point
+from ragharness.core.locking import exclusive
+from ragharness.core.progress import NO_PROGRESS, Log, Progress, room_log
+from ragharness.core.types import Generation, GoldItem, GuardrailAction
 from ragharness.generation.contexts import iter_locked, redact_gold, requests_for
 from ragharness.generation.models import ModelPool, effective_cache, make_runner
 from ragharness.generation.prompts import PromptTemplate, load_prompt
@@ -30,8 +33,7 @@ from ragharness.generation.providers.base import GenerationRequest, Provider
 from ragharness.generation.runner import RunStats
 from ragharness.goldset import load_goldset
 from ragharness.guardrails.base import GuardrailSet
-from ragharness.ingest.pipeline import IngestReport, Progress, TextRedactor, ingest
-from ragharness.locking import exclusive
+from ragharness.ingest.pipeline import IngestReport, TextRedactor, ingest
 from ragharness.pipeline.batches import Group, check_modes, run_batches, scrub
 from ragharness.pipeline.components import (
     build_embedder,
@@ -51,7 +53,8 @@ from ragharness.runs.rundir import RunDir, RunManifest
 from ragharness.runs.summary import RunSummary
 from ragharness.scoring.base import Scorer
 from ragharness.scoring.metrics import GUARDRAIL_METRICS, OPS_METRICS
-from ragharness.types import Generation, GoldItem, GuardrailAction
+
+_LOG = room_log(__name__)
 
 
 class RunResult(BaseModel):
@@ -59,10 +62,6 @@ class RunResult(BaseModel):
     summary: RunSummary
     ingest: IngestReport | None = None
     stats: RunStats | None = None
-
-
-def _noop(stage: str, done: int, total: int) -> None:
-    return None
 
 
 def new_run_id(name: str) -> str:
@@ -303,9 +302,9 @@ def execute_run(
     *,
     out_dir: Path | None = None,
     resume: Path | None = None,
-    progress: Progress = _noop,
+    progress: Progress = NO_PROGRESS,
     on_stats: StatsCallback | None = None,
-    log: Callable[[str], None] = print,
+    log: Log = _LOG,
     skip_ingest: bool = False,
     use_cache: bool = True,
     reuse_cache: bool = False,
@@ -360,7 +359,7 @@ def _generate_and_finish(
     progress: Progress,
     on_stats: StatsCallback | None,
     cache: CacheMode,
-    log: Callable[[str], None] = print,
+    log: Log = _LOG,
 ) -> RunResult:
     manifest.status = "running"
     run.write_json("run.json", manifest)

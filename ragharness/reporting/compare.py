@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ragharness.analysis.compare import Comparison
-from ragharness.fileio import atomic_write_text
+from ragharness.core.fileio import atomic_write_text
 from ragharness.reporting.jinja import render
 
 

@@ -12,14 +12,14 @@ from typing import Any, NamedTuple
 from pydantic import BaseModel
 
 from ragharness.analysis.labels import Calibration
-from ragharness.fileio import atomic_write_text
-from ragharness.memory import trim
+from ragharness.core.fileio import atomic_write_text
+from ragharness.core.memory import trim
+from ragharness.core.types import ContextPack, Generation, GoldItem, GuardrailAction, Score
+from ragharness.core.yamlio import load_strict
 from ragharness.reporting.jinja import environment
 from ragharness.runs.rundir import RunDir
 from ragharness.runs.summary import RunSummary
 from ragharness.scoring import metrics as catalog
-from ragharness.types import ContextPack, Generation, GoldItem, GuardrailAction, Score
-from ragharness.yamlio import load_strict
 
 
 def headline_metrics(present: set[str]) -> list[str]:

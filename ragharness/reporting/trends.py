@@ -21,7 +21,7 @@ import plotly.io as pio
 from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
-from ragharness.fileio import atomic_write_text
+from ragharness.core.fileio import atomic_write_text
 from ragharness.runs.history import HistoryIndex, MetricRow, RunRow
 from ragharness.scoring import metrics as catalog
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from ragharness.errors import GoldSetError
+from ragharness.core.errors import GoldSetError
 
 RETRIEVAL_ONLY = "retrieval-only"
 

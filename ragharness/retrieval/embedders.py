@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from ragharness.errors import EmbedderError
+from ragharness.core.errors import EmbedderError
 
 
 @runtime_checkable

@@ -11,11 +11,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from ragharness.errors import StoreError
-from ragharness.fileio import atomic_write_text
-from ragharness.retrieval.store import TEXT_FIELDS, SearchRequest, chunk_from_record, chunk_record, fuse
-from ragharness.search_settings import Fusion, TextAnalysis
-from ragharness.types import (
+from ragharness.core.errors import StoreError
+from ragharness.core.fileio import atomic_write_text
+from ragharness.core.types import (
     FILTERABLE_FIELDS,
     METADATA_FIELDS,
     EmbeddedChunk,
@@ -23,6 +21,8 @@ from ragharness.types import (
     SearchHit,
     SearchMode,
 )
+from ragharness.retrieval.store import TEXT_FIELDS, SearchRequest, chunk_from_record, chunk_record, fuse
+from ragharness.search_settings import Fusion, TextAnalysis
 
 _STRING_COLUMNS = (*TEXT_FIELDS, *METADATA_FIELDS)
 

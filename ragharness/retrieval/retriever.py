@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+from ragharness.core.types import ContextPack, FilterValue, GoldItem, Passage, SearchHit, SearchMode
 from ragharness.retrieval.embedders import Embedder
 from ragharness.retrieval.store import SearchRequest, VectorStore, merge_filters
-from ragharness.types import ContextPack, FilterValue, GoldItem, Passage, SearchHit, SearchMode
 
 
 class Retriever:

@@ -11,8 +11,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import Field
 
-from ragharness.search_settings import Fusion
-from ragharness.types import (
+from ragharness.core.types import (
     METADATA_FIELDS,
     Chunk,
     EmbeddedChunk,
@@ -22,6 +21,7 @@ from ragharness.types import (
     SearchHit,
     SearchMode,
 )
+from ragharness.search_settings import Fusion
 
 TEXT_FIELDS = ("chunk_id", "doc_id", "text", "title", "section", "source", "source_type", "content_hash", "doc_hash")
 """String fields every backend stores per chunk, besides METADATA_FIELDS, tags, position, n_tokens and the vector."""

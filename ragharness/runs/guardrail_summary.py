@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 
 from pydantic import BaseModel, Field
 
-from ragharness.types import Generation, GoldItem, GuardrailAction, GuardrailExpectation, GuardrailTiming
+from ragharness.core.types import Generation, GoldItem, GuardrailAction, GuardrailExpectation, GuardrailTiming
 
 STOP_ACTIONS = frozenset({"blocked", "challenged", "refused", "failed"})
 

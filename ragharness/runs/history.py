@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
-from ragharness.errors import RunError
+from ragharness.core.errors import RunError
 from ragharness.runs.store import RunStore
 from ragharness.runs.summary import CandidateSummary, MetricSummary, RunSummary
 from ragharness.scoring.metrics import GUARDRAIL_METRICS, OPS_METRICS

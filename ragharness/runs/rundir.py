@@ -26,10 +26,10 @@ from typing import Any, Literal, TextIO, TypeVar
 import yaml
 from pydantic import BaseModel, Field, ValidationError
 
-from ragharness.errors import RunError
-from ragharness.fileio import atomic_write_text, atomic_writer, cut_torn_tail, guard_disk
-from ragharness.types import ContextPack, Generation, GoldSet, GuardrailAction, Score
-from ragharness.yamlio import load_strict
+from ragharness.core.errors import RunError
+from ragharness.core.fileio import atomic_write_text, atomic_writer, cut_torn_tail, guard_disk
+from ragharness.core.types import ContextPack, Generation, GoldSet, GuardrailAction, Score
+from ragharness.core.yamlio import load_strict
 
 M = TypeVar("M", bound=BaseModel)
 

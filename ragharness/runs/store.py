@@ -29,8 +29,8 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ValidationError
 
-from ragharness.errors import NotFoundError, RunError
-from ragharness.fileio import atomic_write_text
+from ragharness.core.errors import NotFoundError, RunError
+from ragharness.core.fileio import atomic_write_text
 from ragharness.runs.rundir import RunDir
 
 LAYOUT = {

@@ -14,10 +14,10 @@ from typing import Literal, NamedTuple
 from pydantic import BaseModel, Field
 
 from ragharness.config import Threshold
+from ragharness.core.types import Candidate, Generation, GoldItem, GuardrailAction, GuardrailTiming, Score
 from ragharness.runs.guardrail_summary import GuardrailSummary, summarise_guardrails
 from ragharness.scoring import metrics as catalog
 from ragharness.scoring.metrics import OPS_METRICS
-from ragharness.types import Candidate, Generation, GoldItem, GuardrailAction, GuardrailTiming, Score
 
 
 class MetricSummary(BaseModel):

@@ -12,9 +12,8 @@ from typing import Literal
 
 from jsonschema import ValidationError, validators
 
-from ragharness.scoring.base import ScorerContext, ScoringInput, make_score
-from ragharness.text import strip_citations
-from ragharness.types import (
+from ragharness.core.text import strip_citations
+from ragharness.core.types import (
     Assertion,
     ContainsAssertion,
     EqualsNumberAssertion,
@@ -25,6 +24,7 @@ from ragharness.types import (
     RegexAssertion,
     Score,
 )
+from ragharness.scoring.base import ScorerContext, ScoringInput, make_score
 
 _NUMBER = re.compile(r"(?<![\w.])[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
 _FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)

@@ -20,11 +20,11 @@ from typing import Literal, Protocol, runtime_checkable
 from pydantic import BaseModel, ConfigDict, Field
 
 from ragharness.config import HarnessConfig
+from ragharness.core.types import ContextPack, Generation, GoldItem, Score
 from ragharness.generation.models import ModelPool
 from ragharness.generation.providers.base import GenerationRequest
 from ragharness.retrieval.embedders import Embedder
 from ragharness.scoring.thresholds import ScorerThresholds, load_thresholds
-from ragharness.types import ContextPack, Generation, GoldItem, Score
 
 
 class ScoringInput(BaseModel):

@@ -6,18 +6,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Iterator
 
+from ragharness.core.memory import trim
+from ragharness.core.progress import NO_PROGRESS, Progress
+from ragharness.core.text import sentences, strip_citations
+from ragharness.core.types import ContextPack, Generation, GoldItem, Score
 from ragharness.generation.models import ModelPool
-from ragharness.ingest.pipeline import Progress
-from ragharness.memory import trim
 from ragharness.retrieval.embedders import Embedder
 from ragharness.scoring.base import Scorer, ScoringInput, arun_scorer
-from ragharness.text import sentences, strip_citations
-from ragharness.types import ContextPack, Generation, GoldItem, Score
-
-
-def _noop(stage: str, done: int, total: int) -> None:
-    return None
-
 
 SCORE_WINDOW = 32
 """Items scored together: their texts are embedded in one batch, then they are scored. Memory stays flat; a
@@ -39,7 +34,7 @@ def iter_scores(
     packs: Iterable[ContextPack] | dict[str, ContextPack],
     generations: list[Generation],
     scorers: list[Scorer],
-    progress: Progress = _noop,
+    progress: Progress = NO_PROGRESS,
     embedder: Embedder | None = None,
     models: ModelPool | None = None,
 ) -> Iterator[Score]:

@@ -23,7 +23,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ragharness.config import JudgeConfig
-from ragharness.errors import ConfigError
+from ragharness.core.errors import ConfigError
+from ragharness.core.types import Score
 from ragharness.generation.prompts import PromptTemplate, load_prompt, render
 from ragharness.generation.providers.base import GenerationRequest, request_hash
 from ragharness.generation.runner import RateLimits
@@ -35,7 +36,6 @@ from ragharness.scoring.base import (
     make_score,
 )
 from ragharness.scoring.support import SupportJudge
-from ragharness.types import Score
 
 JUDGE_METRICS = (
     "judge_groundedness",

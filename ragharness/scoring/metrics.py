@@ -19,8 +19,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from ragharness.errors import PluginError
-from ragharness.types import Score
+from ragharness.core.errors import PluginError
+from ragharness.core.types import Score
 
 Family = Literal["answer", "judge", "assertion", "retrieval", "ops", "guardrail"]
 Level = Literal["answer", "item", "run"]

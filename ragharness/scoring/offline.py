@@ -11,9 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from ragharness.scoring.base import ScorerContext, ScoringInput, correctness_value, groundedness_label, make_score
-from ragharness.scoring.support import SupportJudge
-from ragharness.text import (
+from ragharness.core.text import (
     content_words,
     is_refusal,
     numbers,
@@ -22,7 +20,9 @@ from ragharness.text import (
     stem,
     strip_citations,
 )
-from ragharness.types import Generation, Passage, Score
+from ragharness.core.types import Generation, Passage, Score
+from ragharness.scoring.base import ScorerContext, ScoringInput, correctness_value, groundedness_label, make_score
+from ragharness.scoring.support import SupportJudge
 
 
 def _claims(gen: Generation) -> list[str]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
+from ragharness.core.types import Score
 from ragharness.retrieval.metrics import retrieval_metrics
 from ragharness.scoring.base import ScorerContext, ScoringInput, make_score
-from ragharness.types import Score
 
 
 class RetrievalScorer:

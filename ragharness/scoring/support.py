@@ -15,10 +15,10 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel
 
+from ragharness.core.text import content_words, names, numbers, sentences, stem, strip_citations
+from ragharness.core.types import Passage
 from ragharness.retrieval.embedders import CachedEmbedder, Embedder, cosine
 from ragharness.scoring.thresholds import THRESHOLDS, ScorerThresholds
-from ragharness.text import content_words, names, numbers, sentences, stem, strip_citations
-from ragharness.types import Passage
 
 
 class Support(BaseModel):

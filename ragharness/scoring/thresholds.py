@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ragharness.yamlio import load_strict
+from ragharness.core.yamlio import load_strict
 
 
 class ScorerThresholds(BaseModel):

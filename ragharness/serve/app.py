@@ -21,7 +21,7 @@ from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
-from ragharness.errors import NotFoundError, RagharnessError
+from ragharness.core.errors import NotFoundError, RagharnessError
 from ragharness.serve.auth import LOCAL, Principal
 from ragharness.serve.state import HERE, LOGIN_COOKIE, SESSION_COOKIE, ServeState
 
@@ -86,7 +86,7 @@ def create_app(state: ServeState) -> FastAPI:
 
     @app.exception_handler(RagharnessError)
     async def ragharness_error(request: Request, exc: RagharnessError) -> Response:
-        from ragharness.credentials import scrub
+        from ragharness.core.credentials import scrub
 
         status = 404 if isinstance(exc, NotFoundError) else 400
         return _error(request, state, status, scrub(str(exc)))

@@ -26,7 +26,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from ragharness.analysis.labels import now_utc
-from ragharness.errors import ConfigError, RunError
+from ragharness.core.errors import ConfigError, RunError
 from ragharness.runs.store import RunStore, read_meta_model, update_meta_model
 
 Role = Literal["viewer", "reviewer", "admin"]

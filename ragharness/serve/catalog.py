@@ -19,13 +19,13 @@ from typing import TypeVar
 from pydantic import BaseModel, Field
 
 from ragharness.analysis.labels import row_id
-from ragharness.errors import NotFoundError, RagharnessError, RunError
+from ragharness.core.errors import NotFoundError, RagharnessError, RunError
+from ragharness.core.types import ContextPack, Generation, GoldItem, Score
 from ragharness.reporting.report import headline_metrics
 from ragharness.runs.history import HistoryIndex
 from ragharness.runs.rundir import RunDir
 from ragharness.runs.store import RunStore, check_run_id, update_meta_model
 from ragharness.runs.summary import RunSummary
-from ragharness.types import ContextPack, Generation, GoldItem, Score
 
 T = TypeVar("T")
 HEAD = ("run.json", "summary.json", "config.yaml")

@@ -11,7 +11,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from ragharness.analysis.labels import now_utc
-from ragharness.errors import RunError
+from ragharness.core.errors import RunError
+from ragharness.core.types import Score
 from ragharness.reporting.report import INLINE_ITEMS, PAGES_DIR, render_report
 from ragharness.runs.pins import BaselinePin, read_pins, set_pin
 from ragharness.scoring import metrics as catalog
@@ -19,7 +20,6 @@ from ragharness.serve import views
 from ragharness.serve.app import hashed_csp
 from ragharness.serve.reviews import labels_of
 from ragharness.serve.state import state_of as _state
-from ragharness.types import Score
 
 router = APIRouter(include_in_schema=False)
 _PAGE = re.compile(r"^page-\d{4}\.html$")

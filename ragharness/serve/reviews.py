@@ -22,12 +22,12 @@ from ragharness.analysis.labels import (
     read_labels,
 )
 from ragharness.analysis.preferences import Choice, PreferenceVote, read_votes
-from ragharness.errors import RunError
+from ragharness.core.errors import RunError
+from ragharness.core.types import ContextPack, Generation, GoldItem
 from ragharness.runs.rundir import RunDir
 from ragharness.runs.store import RunStore
 from ragharness.scoring.judge import parse_judge_output, request_key
 from ragharness.serve.catalog import RunCatalog
-from ragharness.types import ContextPack, Generation, GoldItem
 
 
 class Answer(BaseModel):

@@ -15,7 +15,7 @@ from typing import Any
 import jinja2
 from fastapi import HTTPException, Request
 
-from ragharness.errors import ConfigError
+from ragharness.core.errors import ConfigError
 from ragharness.reporting.jinja import TEMPLATES as REPORT_TEMPLATES
 from ragharness.reporting.jinja import environment as report_environment
 from ragharness.runs.store import RunStore

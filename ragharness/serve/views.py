@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from ragharness.analysis.compare import Comparison, compare, pick_candidates
 from ragharness.analysis.labels import Calibration, HumanLabel, agreement_with
 from ragharness.analysis.preferences import Preference, latest_votes, preference
-from ragharness.errors import RunError
+from ragharness.core.errors import RunError
 from ragharness.reporting import trends
 from ragharness.runs.history import MetricRow, RunRow
 from ragharness.runs.pins import read_pins

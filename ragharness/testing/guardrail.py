@@ -12,8 +12,8 @@ from typing import NamedTuple, Protocol
 
 import pytest
 
+from ragharness.core.types import GuardrailStage
 from ragharness.guardrails.base import ChainResult, GroundingSource, Guardrail, GuardrailChain, Verdict
-from ragharness.types import GuardrailStage
 
 
 class GuardrailContract:

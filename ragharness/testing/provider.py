@@ -7,9 +7,9 @@ import json
 
 import pytest
 
+from ragharness.core.types import Candidate, Passage, PromptRef
 from ragharness.generation.batching import BatchCapable
 from ragharness.generation.providers.base import GenerationRequest, Provider, ProviderResponse
-from ragharness.types import Candidate, Passage, PromptRef
 
 PASSAGES = (
     Passage(

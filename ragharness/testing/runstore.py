@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ragharness.errors import RunError
+from ragharness.core.errors import RunError
 from ragharness.runs.rundir import RunDir
 from ragharness.runs.store import RunStore
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ragharness.scoring.base import Scorer, ScoringInput, run_scorer
-from ragharness.types import (
+from ragharness.core.types import (
     ContainsAssertion,
     ContextPack,
     EqualsNumberAssertion,
@@ -20,6 +19,7 @@ from ragharness.types import (
     RegexAssertion,
     SearchMode,
 )
+from ragharness.scoring.base import Scorer, ScoringInput, run_scorer
 
 PACK = ContextPack(
     item_id="q",

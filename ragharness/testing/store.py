@@ -7,11 +7,11 @@ from collections.abc import Callable
 
 import pytest
 
-from ragharness.errors import StoreError
+from ragharness.core.errors import StoreError
+from ragharness.core.types import Chunk, EmbeddedChunk, Metadata, SearchMode, sha256_text
 from ragharness.retrieval.embedders import HashingEmbedder
 from ragharness.retrieval.store import SearchRequest, VectorStore
 from ragharness.search_settings import TextAnalysis
-from ragharness.types import Chunk, EmbeddedChunk, Metadata, SearchMode, sha256_text
 
 EMB = HashingEmbedder(32)
 

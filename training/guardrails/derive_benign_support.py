@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from ragharness.fileio import atomic_write_text  # noqa: E402
+from ragharness.core.fileio import atomic_write_text  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "data" / "benign_support" / "dev.jsonl"
 

@@ -40,7 +40,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from ragharness.fileio import atomic_write_text  # noqa: E402
+from ragharness.core.fileio import atomic_write_text  # noqa: E402
 from ragharness.guardrails.heads import HEADS, windows  # noqa: E402
 from ragharness.retrieval.embedders import MiniLMEmbedder  # noqa: E402
 

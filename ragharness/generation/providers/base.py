@@ -11,8 +11,8 @@ from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer
 
-from ragharness.errors import ProviderError, RagharnessError
-from ragharness.types import Candidate, Frozen, Passage, Usage, canonical_hash
+from ragharness.core.errors import ProviderError, RagharnessError
+from ragharness.core.types import Candidate, Frozen, Passage, Usage, canonical_hash
 
 RetryKind = Literal["rate_limit", "transient", "fatal"]
 

@@ -20,7 +20,8 @@ from ragharness.batch import bedrock as batch_bedrock
 from ragharness.batch.base import BatchBackend, JobLimits
 from ragharness.batch.bedrock import BedrockBatch
 from ragharness.config import BatchConfig, resolve_env
-from ragharness.errors import AWS_RATE_LIMIT_CODES, AWS_TRANSIENT_CODES, BatchError, ConfigError, ProviderError
+from ragharness.core.errors import AWS_RATE_LIMIT_CODES, AWS_TRANSIENT_CODES, BatchError, ConfigError, ProviderError
+from ragharness.core.types import Candidate, Usage
 from ragharness.generation.providers.base import (
     GenerationRequest,
     ProviderCallError,
@@ -30,7 +31,6 @@ from ragharness.generation.providers.base import (
     parse_options,
     split_provider_id,
 )
-from ragharness.types import Candidate, Usage
 
 PARAM_NAMES = {"max_tokens": "maxTokens", "temperature": "temperature", "top_p": "topP", "stop": "stopSequences"}
 

@@ -10,7 +10,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ragharness.errors import ProviderError
+from ragharness.core.errors import ProviderError
+from ragharness.core.text import content_words, sentences, stem
+from ragharness.core.types import Candidate, Usage
 from ragharness.generation.providers.base import (
     GenerationRequest,
     ProviderCallError,
@@ -18,8 +20,6 @@ from ragharness.generation.providers.base import (
     ProviderResponse,
     parse_options,
 )
-from ragharness.text import content_words, sentences, stem
-from ragharness.types import Candidate, Usage
 
 
 class _Opts(BaseModel):

@@ -20,7 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from ragharness.batch.base import BatchBackend, JobLimits
 from ragharness.batch.openai import OpenAIBatch
 from ragharness.config import BatchConfig, resolve_env
-from ragharness.errors import ProviderError
+from ragharness.core.errors import ProviderError
+from ragharness.core.types import Candidate, Usage
 from ragharness.generation.providers.base import (
     GenerationRequest,
     ProviderCallError,
@@ -29,7 +30,6 @@ from ragharness.generation.providers.base import (
     parse_options,
     split_provider_id,
 )
-from ragharness.types import Candidate, Usage
 
 PARAM_NAMES = ("max_tokens", "temperature", "top_p", "stop", "seed", "presence_penalty", "frequency_penalty")
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from ragharness.errors import ConfigError, PluginError
+from ragharness.core.errors import ConfigError, PluginError
 
 if TYPE_CHECKING:
     from ragharness.generation.providers.base import Provider

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
-from ragharness.errors import DiskFullError
+from ragharness.core.errors import DiskFullError
 
 
 def is_disk_full(exc: OSError) -> bool:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from ragharness.errors import LockedError
-from ragharness.fileio import atomic_write_text
+from ragharness.core.errors import LockedError
+from ragharness.core.fileio import atomic_write_text
 
 
 def _owner(owner_file: Path, wait_s: float = 2.0) -> str:

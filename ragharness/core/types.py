@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ragharness.credentials import scrub
+from ragharness.core.credentials import scrub
 
 METADATA_FIELDS: tuple[str, ...] = ("product", "region", "plan", "owner", "retention", "compliance_scope")
 """Metadata fields every chunk carries (empty string when unknown); filters may use these and `doc_id`."""
