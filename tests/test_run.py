@@ -194,3 +194,17 @@ def test_run_a_subset_for_quick_iteration(mini_project: Path) -> None:
     assert res.exit_code in (0, 1) and "2 items" in res.output, res.output
     res = cli.invoke(app, ["run", str(cfg), "--items", "nope"])
     assert res.exit_code == 3 and "'nope'" in res.output
+
+
+def test_library_calls_print_nothing_and_log_their_notes(
+    mini_project: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A notebook or a test calling the library gets no output on stdout: the notes a run writes (ingest counts,
+    report path) go to the rooms' loggers, which the caller may show or not."""
+    with caplog.at_level("INFO", logger="ragharness"):
+        result = execute_run(load_config(mini_project / "harness.yaml"))
+    out = capsys.readouterr()
+    assert out.out == "" and out.err == ""
+    notes = [r.getMessage() for r in caplog.records if r.name.startswith("ragharness.")]
+    assert any("ingest" in n for n in notes), notes
+    assert result.run_dir.is_dir()
