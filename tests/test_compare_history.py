@@ -159,3 +159,27 @@ def test_history_index_from_an_older_layout_is_rebuilt_with_intervals_and_versio
     assert row.ci_low is not None and row.ci_high is not None and row.ci_low <= (row.value or 0) <= row.ci_high
     assert {m.metric for m in index.metrics()} >= {"over_refusal", "cost_per_100_items"}
     index.close()
+
+
+def test_over_refusal_and_cost_per_100_items_are_catalogued_figures_a_run_records_and_a_gate_reads(
+    tmp_path: Path,
+) -> None:
+    """They existed only in the history index (the trend page showed figures no run recorded, and no gate could
+    name them); now they are ops specs of the catalog, computed by the run's summary and indexed from it."""
+    from ragharness.config import Threshold
+    from ragharness.runs.summary import RunSummary, evaluate_gates
+    from ragharness.scoring import metrics as catalog
+
+    run = make_run(tmp_path / "runs", "r1", {"m": [True, False, True, True]}, cost=0.002)
+    summary = RunSummary.model_validate_json(run.file("summary.json").read_text())
+    assert catalog.spec("over_refusal").family == "ops" and catalog.spec("cost_per_100_items").direction == "lower"
+    cand = summary.candidates[0]
+    assert cand.value("over_refusal") == 0.0 and cand.value("cost_per_100_items") == pytest.approx(0.2)
+    gates = evaluate_gates(
+        summary, [Threshold(metric="over_refusal", max=0.1), Threshold(metric="cost_per_100_items", max=0.1)]
+    )
+    assert [g.passed for g in gates] == [True, False], [g.message for g in gates]
+    assert gates[1].message == "cost_per_100_items for m: 0.200 (needs <= 0.1)"
+    index = HistoryIndex(tmp_path / "index.sqlite", LocalRunStore(tmp_path / "runs"))
+    got = {r.metric: r.value for r in index.metrics() if r.candidate == "m" and r.intent == ""}
+    assert got["over_refusal"] == 0.0 and got["cost_per_100_items"] == pytest.approx(0.2)

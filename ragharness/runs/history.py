@@ -27,10 +27,6 @@ CREATE TABLE IF NOT EXISTS metrics (
   run_id TEXT, candidate TEXT, provider TEXT, prompt TEXT, intent TEXT, metric TEXT, value REAL, n INTEGER,
   ci_low REAL, ci_high REAL, PRIMARY KEY (run_id, candidate, intent, metric));
 """
-OPS = OPS_METRICS
-"""The ops figures indexed per candidate: the catalog's ops family."""
-DERIVED = ("over_refusal", "cost_per_100_items")
-"""Per candidate, from the summary: answerable items refused (share of answerable), and cost per 100 items."""
 FETCHED = ("run.json", "summary.json", "config.yaml", "goldset.json")
 
 
@@ -116,10 +112,8 @@ class HistoryIndex:
             for intent, metrics in c.by_intent.items():
                 for metric, ms in metrics.items():
                     put(c, intent, metric, ms)
-            for op in OPS:
+            for op in OPS_METRICS:  # the catalog's ops family, over-refusal and cost per 100 items included
                 put(c, "", op, MetricSummary(mean=c.value(op), n=c.generations, n_applicable=0, n_errors=0))
-            for metric, value, n in _derived(c):
-                put(c, "", metric, MetricSummary(mean=value, n=n, n_applicable=n, n_errors=0))
         for metric, ms in s.retrieval.items():
             put(None, "", metric, ms)
         for intent, metrics in s.retrieval_by_intent.items():
@@ -171,20 +165,6 @@ class HistoryIndex:
             if row.run_id != exclude and (row.gate == "pass" or (not row.gate and row.status == "pass")):
                 return row
         return None
-
-
-def _derived(c: CandidateSummary) -> list[tuple[str, float | None, int]]:
-    """Over-refusal (answerable items the candidate refused, of the answerable ones) and cost per 100 items."""
-    out: list[tuple[str, float | None, int]] = []
-    refusal = c.metrics.get("refusal")
-    if refusal is not None:
-        wrong = refusal.labels.get("wrongly_refused", 0)
-        answerable = wrong + refusal.labels.get("answered", 0)
-        out.append(("over_refusal", wrong / answerable if answerable else None, answerable))
-    known = c.calls and not c.unpriced  # unknown where a call is unpriced, none where nothing was called
-    per_100 = c.cost_usd / c.calls * 100 if known else None
-    out.append(("cost_per_100_items", per_100, c.calls))
-    return out
 
 
 def _versions(run: RunDir) -> dict[str, str]:

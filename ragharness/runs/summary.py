@@ -83,13 +83,28 @@ class CandidateSummary(BaseModel):
         """Answers this run called a model for (not served from the cache)."""
         return self.generations - self.cached
 
+    @property
+    def over_refusal(self) -> float | None:
+        """Answerable items this candidate refused, of the answerable ones (None without a refusal scorer)."""
+        refusal = self.metrics.get("refusal")
+        if refusal is None:
+            return None
+        wrong = refusal.labels.get("wrongly_refused", 0)
+        answerable = wrong + refusal.labels.get("answered", 0)
+        return wrong / answerable if answerable else None
+
+    @property
+    def cost_per_100_items(self) -> float | None:
+        """Cost per 100 calls of this run; unknown where a call is unpriced, none where nothing was called."""
+        return self.cost_usd / self.calls * 100 if self.calls and not self.unpriced else None
+
     def value(self, metric: str) -> float | None:
         """A metric or ops figure; None where it is unknown, never a made-up zero: latency when no call was
         measured in this run (all cached or failed), cost when some call is unpriced."""
         if metric == "error_rate":
             return self.errors / self.generations if self.generations else 0.0
         if metric in OPS_METRICS:
-            if metric.startswith("latency") and self.calls - self.errors <= 0:
+            if metric in ("latency_p50_ms", "latency_p95_ms") and self.calls - self.errors <= 0:
                 return None
             if metric == "cost_usd" and self.unpriced:
                 return None

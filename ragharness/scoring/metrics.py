@@ -277,6 +277,22 @@ _builtin(
     MetricSpec(
         name="output_tokens", family="ops", short="out tokens", direction="lower", headline=True, outcome="none"
     ),
+    MetricSpec(
+        name="over_refusal",
+        family="ops",
+        short="over-refusal",
+        direction="lower",
+        outcome="none",
+        description="share of the answerable items the candidate refused (from the refusal scorer's labels)",
+    ),
+    MetricSpec(
+        name="cost_per_100_items",
+        family="ops",
+        short="$ / 100 items",
+        direction="lower",
+        outcome="none",
+        description="cost of this run's calls per 100 of them (no value when a call is unpriced or none was made)",
+    ),
 )
 
 _builtin(
