@@ -35,6 +35,7 @@ def make_run(
     prompt_version: int = 1,
     cost: float = 0.001,
     extra_metrics: tuple[str, ...] = (),
+    correctness_metric: str = "correctness",
 ) -> RunDir:
     n = len(next(iter(correct.values())))
     items = [
@@ -79,7 +80,7 @@ def make_run(
                 )
             )
             for metric, value, label in (
-                ("correctness", 1.0 if ok else 0.0, "correct" if ok else "incorrect"),
+                (correctness_metric, 1.0 if ok else 0.0, "correct" if ok else "incorrect"),
                 ("groundedness", 1.0 if ok else 0.5, "grounded" if ok else "partially_grounded"),
                 ("refusal", 1.0, "answered"),
                 *((m, 0.75, "") for m in extra_metrics),

@@ -14,10 +14,11 @@ from moto import mock_aws
 from typer.testing import CliRunner
 
 from ragharness.analysis.compare import compare, pick_candidates
-from ragharness.cli import app
+from ragharness.cli import _app, app, print_summary
 from ragharness.core.errors import RunError
 from ragharness.runs.history import HistoryIndex
 from ragharness.runs.store import LocalRunStore, S3RunStore
+from ragharness.runs.summary import RunSummary
 
 XSS = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned=2">'
 
@@ -65,6 +66,27 @@ def test_compare_cli_writes_escaped_html(tmp_path: Path) -> None:
     assert "<script>window.__pwned" not in html and "&lt;script&gt;window.__pwned" in html
     data = json.loads((tmp_path / "cmp/comparison.json").read_text())
     assert data["changed"][0]["item_id"] == "q000"
+
+
+def test_a_judge_only_run_follows_the_judges_correctness_everywhere_correctness_is_tracked(tmp_path: Path) -> None:
+    """A run scored only by the LLM judge (no offline correctness): the comparison's changed items, the report's
+    items needing attention and the terminal's per-intent table follow judge_correctness instead of coming out empty."""
+    a = make_run(tmp_path, "a", {"bot": [True] * 12}, correctness_metric="judge_correctness")
+    b = make_run(tmp_path, "b", {"bot": [False, False] + [True] * 10}, correctness_metric="judge_correctness")
+    result = compare(a, b, "bot", "bot")
+    assert result.changed_metric == "judge_correctness"
+    assert [c.item_id for c in result.changed] == ["q000", "q001"]
+    html = (b.path / "report.html").read_text()
+    assert "<h2>judge_correctness and groundedness per intent</h2>" in html and "bot <span" in html
+    big = make_run(tmp_path, "big", {"bot": [k >= 3 for k in range(301)]}, correctness_metric="judge_correctness")
+    assert "3 of 3 items where a candidate is not plainly correct" in (big.path / "report.html").read_text()
+    res = CliRunner().invoke(app, ["compare", str(a.path), str(b.path), "--out", str(tmp_path / "cmp")])
+    assert res.exit_code == 0 and "items whose judge_correctness changed: 2" in res.output, res.output
+    with _app.console.capture() as shown:
+        print_summary(RunSummary.model_validate_json((b.path / "summary.json").read_text()))
+    table = shown.get()
+    assert "judge_correctness per intent" in table, table
+    assert table.count("0.75") == 2 and "1.00" in table, table  # q000 and q001 fall in two intents of four items
 
 
 def history(root: Path, n: int = 30) -> None:

@@ -60,6 +60,7 @@ class Comparison(BaseModel):
     metrics: list[MetricComparison]
     by_intent: list[MetricComparison]
     changed: list[ChangedItem]
+    changed_metric: str = Field("correctness", description="The correctness figure `changed` follows.")
     guardrails: list[MetricComparison] = Field(
         default_factory=list,
         description="Paired tests on block decisions: share of items a guardrail stopped (input, output, any) or "
@@ -215,8 +216,9 @@ def compare(
             mc.result.p_holm = p
             mc.result.significant = p < alpha
     changed = []
+    primary = catalog.primary({m for _, m in a.scores} & {m for _, m in b.scores}) or "correctness"
     for i in common:
-        sa, sb = a.scores.get((i, "correctness")), b.scores.get((i, "correctness"))
+        sa, sb = a.scores.get((i, primary)), b.scores.get((i, primary))
         ga, gb = a.generations.get(i), b.generations.get(i)
         if sa is None or sb is None or ga is None or gb is None or sa.label == sb.label:
             continue
@@ -267,5 +269,6 @@ def compare(
         metrics=overall,
         by_intent=per_intent,
         changed=changed,
+        changed_metric=primary,
         warnings=warnings,
     )

@@ -29,6 +29,7 @@ from rich.table import Table
 
 from ragharness.core.errors import BatchWaiting, DiskFullError, GoldSetError, LockedError, RagharnessError
 from ragharness.core.normalise import printable
+from ragharness.scoring import metrics as catalog
 
 if TYPE_CHECKING:
     from ragharness.generation.runner import RunStats
@@ -207,7 +208,8 @@ def print_summary(summary: RunSummary) -> None:
     intents = sorted(
         {*summary.retrieval_by_intent, *(i for c in summary.candidates for i in c.by_intent)}
     )  # per-intent correctness exists without a retrieval scorer too
-    it = Table(title="correctness per intent (retrieval hit rate)")
+    primary = catalog.primary({m for c in summary.candidates for m in c.metrics}) or "correctness"
+    it = Table(title=f"{primary} per intent (retrieval hit rate)")
     it.add_column("intent", no_wrap=True)
     for c in summary.candidates:
         it.add_column(c.candidate, justify="right")
@@ -215,7 +217,7 @@ def print_summary(summary: RunSummary) -> None:
     for intent in intents:
         row = []
         for c in summary.candidates:
-            ms = c.by_intent.get(intent, {}).get("correctness")
+            ms = c.by_intent.get(intent, {}).get(primary)
             row.append(fmt(ms.mean if ms else None))
         hit = summary.retrieval_by_intent.get(intent, {}).get("retrieval_hit")
         it.add_row(intent, *row, fmt(hit.mean if hit else None))

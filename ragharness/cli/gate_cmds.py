@@ -61,7 +61,7 @@ def compare_cmd(
     console.print(table)
     for w in result.warnings:
         console.print(f"warning: {w}", markup=False)
-    console.print(f"items whose correctness changed: {len(result.changed)}", markup=False)
+    console.print(f"items whose {result.changed_metric} changed: {len(result.changed)}", markup=False)
     console.print(f"comparison: {json_path}", markup=False)
     console.print(f"report: {html_path}", markup=False)
 

@@ -49,12 +49,14 @@ class _Page(BaseModel):
     last: int
 
 
-def _needs_attention(item_id: str, candidates: list[str], gens: dict[str, dict[str, Generation]], scores: Any) -> bool:
+def _needs_attention(
+    item_id: str, candidates: list[str], gens: dict[str, dict[str, Generation]], scores: Any, primary: str
+) -> bool:
     for c in candidates:
         g = gens[item_id].get(c)
         if g is None or g.error is not None or g.blocked_by:
             return True
-        correctness = scores[(item_id, c)].get("correctness")
+        correctness = scores[(item_id, c)].get(primary)
         refusal = scores[(item_id, c)].get("refusal")
         if correctness is not None and correctness.label not in ("correct", "correctly_refused"):
             return True
@@ -95,6 +97,9 @@ def _context(run: RunDir, calibration: Calibration | None = None) -> dict[str, A
         "main_metrics": headline_metrics(present),
         "calibration": calibration,
         "retrieval_metrics": catalog.ordered(summary.retrieval) or catalog.names(level="item"),
+        "primary": catalog.primary(present) or "correctness",
+        "primary_short": catalog.spec(catalog.primary(present) or "correctness").short,
+        "intents": sorted({*summary.retrieval_by_intent, *(i for c in summary.candidates for i in c.by_intent)}),
         "anchors": {item.id: "i-" + re.sub(r"[^A-Za-z0-9_-]", "_", item.id) for item in gold.items},
     }
 
@@ -144,7 +149,9 @@ def write_report(run: RunDir) -> Path:
     pages_dir.mkdir()
     n_pages = (len(items) + PAGE_SIZE - 1) // PAGE_SIZE
     names = [f"page-{i + 1:04d}.html" for i in range(n_pages)]
-    attention_ids = [i.id for i in items if _needs_attention(i.id, ctx["candidates"], ctx["gens"], ctx["scores"])]
+    attention_ids = [
+        i.id for i in items if _needs_attention(i.id, ctx["candidates"], ctx["gens"], ctx["scores"], ctx["primary"])
+    ]
     shown = set(attention_ids[:ATTENTION_INLINE])
     kept_packs: dict[str, ContextPack] = {}
     page_tpl = env.get_template("report_items.html.j2")

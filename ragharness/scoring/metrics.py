@@ -46,6 +46,9 @@ class MetricSpec(BaseModel):
     description: str = ""
     level: Level = "answer"
     """Filled from the family when not given: retrieval -> item, guardrail -> run, else answer."""
+    primary: bool = False
+    """A correctness figure: the first primary metric a run has is what its per-intent table, the report's
+    "needs attention", the review app's item history and a comparison's changed items follow."""
 
     @model_validator(mode="before")
     @classmethod
@@ -99,6 +102,13 @@ def register_declared(names: Iterable[str], level: Level) -> None:
             _CATALOG[name] = MetricSpec(name=name, family="answer", short=name, level=level, headline=level == "answer")
 
 
+def primary(present: Iterable[str]) -> str | None:
+    """The run's correctness figure among the metrics present: offline correctness, else the judge's, else a
+    plugin's primary metric; None when the run has none."""
+    have = set(present)
+    return next((s.name for s in _CATALOG.values() if s.primary and s.name in have), None)
+
+
 def catalog() -> list[MetricSpec]:
     return list(_CATALOG.values())
 
@@ -140,6 +150,7 @@ _builtin(
         name="correctness",
         family="answer",
         short="correct",
+        primary=True,
         headline=True,
         compared=True,
         outcome="label",
@@ -198,6 +209,7 @@ _builtin(
         name="judge_correctness",
         family="judge",
         short="J correct",
+        primary=True,
         headline=True,
         compared=True,
         outcome="label",

@@ -26,6 +26,7 @@ from ragharness.runs.history import HistoryIndex
 from ragharness.runs.rundir import RunDir
 from ragharness.runs.store import RunStore, check_run_id, update_meta_model
 from ragharness.runs.summary import RunSummary
+from ragharness.scoring import metrics as metric_catalog
 
 T = TypeVar("T")
 HEAD = ("run.json", "summary.json", "config.yaml")
@@ -254,15 +255,16 @@ class RunCatalog:
         return self._opened.get_or((run_id, self.version(run_id)), load)
 
     def outcomes(self, run_id: str) -> dict[tuple[str, str], ItemOutcome]:
-        """(item, candidate) -> the latest correctness score (what the item view tracks across runs)."""
+        """(item, candidate) -> the latest score of the run's correctness figure (offline correctness, else the
+        judge's: `metrics.primary`), what the item view tracks across runs."""
 
         def load() -> dict[tuple[str, str], ItemOutcome]:
             run = self.open(run_id)
-            out: dict[tuple[str, str], ItemOutcome] = {}
+            by_metric: dict[str, dict[tuple[str, str], ItemOutcome]] = {}
             for s in run.read_jsonl("scores.jsonl", Score):
-                if s.metric == "correctness":
-                    out[(s.item_id, s.candidate)] = ItemOutcome(label=s.label, value=s.value)
-            return out
+                by_metric.setdefault(s.metric, {})[(s.item_id, s.candidate)] = ItemOutcome(label=s.label, value=s.value)
+            primary = metric_catalog.primary(by_metric)
+            return by_metric[primary] if primary else {}
 
         return self._outcomes.get_or(("outcomes", run_id, self.version(run_id)), load)
 
