@@ -32,8 +32,8 @@ sys.path.insert(0, str(ROOT))
 from ragharness.batch.base import JobLimits  # noqa: E402
 from ragharness.batch.jobs import JobRunner  # noqa: E402
 from ragharness.config import BatchConfig  # noqa: E402
-from ragharness.core.types import Candidate, Passage, Price, PromptRef  # noqa: E402
-from ragharness.generation.batching import send  # noqa: E402
+from ragharness.core.types import Candidate, Generation, GuardrailAction, Passage, Price, PromptRef  # noqa: E402
+from ragharness.generation.batching import BatchResults, send  # noqa: E402
 from ragharness.generation.costs import Budget, PriceTable  # noqa: E402
 from ragharness.generation.providers.base import GenerationRequest, ProviderContext, request_hash  # noqa: E402
 from ragharness.generation.providers.openai_compat import OpenAIProvider  # noqa: E402
@@ -119,17 +119,16 @@ def main() -> None:
     providers = {c.name: OpenAIProvider(c, ProviderContext()) for c in cands}
     prices = PriceTable({f"model-{k}": Price(input_per_1k=0.15, output_per_1k=0.6) for k in range(args.candidates)})
     budget = Budget(None)
-    runner = Runner(dict(providers), {c.name: 8 for c in cands}, prices=prices, budget=budget)
     settings = BatchConfig(poll_interval_s=0.001)
     out = (root / "generations.jsonl").open("w")
-    runner.on_done = lambda gen, acts: out.write(gen.model_dump_json() + "\n")
+    answers: dict[str, BatchResults] = {}
     base = peak_mb()
     jobs_total = 0
     t0 = time.perf_counter()
     for cand in cands:
         backend = TimedBackend(root / "provider", completion, limits=JobLimits(max_records=args.max_records))
         jobs = JobRunner(backend, root / "batch", cand.name, tag="bench", poll_interval_s=0.0, sleep=lambda s: None)
-        runner.batch[cand.name] = send(
+        answers[cand.name] = send(
             cand.name,
             providers[cand.name],
             jobs,
@@ -146,6 +145,12 @@ def main() -> None:
         for cand in cands:
             yield from requests(cand, args.items)
 
+    def record(gen: Generation, _acts: list[GuardrailAction]) -> None:
+        out.write(gen.model_dump_json() + "\n")
+
+    runner = Runner(
+        dict(providers), {c.name: 8 for c in cands}, prices=prices, budget=budget, on_done=record, batch=answers
+    )
     asyncio.run(runner.run(every(), total=args.items * args.candidates))
     out.close()
     wall = time.perf_counter() - t0

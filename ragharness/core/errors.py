@@ -70,11 +70,17 @@ class NotFoundError(RunError):
 class DiskFullError(RunError):
     """A write failed for lack of space. Nothing torn is left behind; the run resumes once space is freed."""
 
-    def __init__(self, message: str, path: object = None) -> None:
+    def __init__(self, message: str, path: object = None, *, run_dir: object = None, config: object = "CONFIG") -> None:
         super().__init__(message)
         self.path = path
-        self.run_dir: object = None  # set by the run that hit it, so the CLI can print the resume command
-        self.config: object = "CONFIG"  # the config file of that run
+        self.run_dir = run_dir
+        """The run that hit it (None: no run had started), so the CLI can print the resume command."""
+        self.config = config
+        """The config file of that run."""
+
+    def in_run(self, run_dir: object, config: object) -> DiskFullError:
+        """The same error, naming the run it stopped (raised by the run, `from` the original)."""
+        return DiskFullError(str(self), self.path, run_dir=run_dir, config=config)
 
 
 class LockedError(RagharnessError):
@@ -109,8 +115,13 @@ class BatchTransientError(BatchError):
 class BatchWaiting(RunError):
     """Batch jobs are still running past the configured wait: the run keeps its place; `--resume` re-attaches."""
 
-    def __init__(self, message: str, jobs: list[str]) -> None:
+    def __init__(self, message: str, jobs: list[str], *, run_dir: object = None, config: object = "CONFIG") -> None:
         super().__init__(message)
         self.jobs = jobs
-        self.run_dir: object = None  # set by the run that waited, so the CLI can print the resume command
-        self.config: object = "CONFIG"
+        self.run_dir = run_dir
+        """The run that waited, so the CLI can print the resume command."""
+        self.config = config
+
+    def in_run(self, run_dir: object, config: object) -> BatchWaiting:
+        """The same error, naming the run that waits (raised by the run, `from` the original)."""
+        return BatchWaiting(str(self), self.jobs, run_dir=run_dir, config=config)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from ragharness.config import CacheMode, HarnessConfig
 from ragharness.core.errors import ConfigError, RagharnessError
-from ragharness.core.types import Candidate, Generation
+from ragharness.core.types import Candidate, Generation, GuardrailAction
+from ragharness.generation.batching import BatchResults
 from ragharness.generation.cache import ResponseCache
 from ragharness.generation.costs import Budget, PriceTable
 from ragharness.generation.providers.base import GenerationRequest, Provider, ProviderContext, split_provider_id
-from ragharness.generation.runner import RateLimits, RetryPolicy, Runner
+from ragharness.generation.runner import RateLimits, RetryPolicy, Runner, RunStats
 from ragharness.guardrails.base import GuardrailChain
 from ragharness.guardrails.leaks import LeakWatch
 
@@ -26,41 +28,74 @@ def effective_cache(
     return "reuse" if reuse or resuming or cfg.runner.cache == "reuse" else "record"
 
 
+@dataclass(frozen=True)
+class Ledger:
+    """What one run's calls are governed by, answered from and counted against: the retry policy, the prices, the
+    budget and the response cache. Made before any call, because the batch jobs (sent first) and the online calls
+    of a run share one budget and one cache."""
+
+    policy: RetryPolicy
+    prices: PriceTable
+    budget: Budget
+    cache: ResponseCache | None
+    reuse: bool
+    """Answers are read from `cache` (a resume, a re-score, `runner.cache: reuse`); otherwise only written."""
+
+    @property
+    def readable_cache(self) -> ResponseCache | None:
+        """The cache a batch group may answer from: only what the runner itself would take from it."""
+        return self.cache if self.reuse else None
+
+
+def ledger(cfg: HarnessConfig, *, cache: CacheMode, spent_usd: float = 0.0) -> Ledger:
+    """The one place retries, prices, budget and cache are configured from harness.yaml. `cache`: `off`, `record`
+    (answers are written to the response cache, never read) or `reuse` (read too); `spent_usd`: what the run
+    already spent (a resume; scoring after generation)."""
+    return Ledger(
+        policy=RetryPolicy(
+            max_attempts=cfg.runner.max_attempts,
+            base_delay_s=cfg.runner.base_delay_s,
+            max_delay_s=cfg.runner.max_delay_s,
+            timeout_s=cfg.runner.timeout_s,
+        ),
+        prices=PriceTable(cfg.prices, cfg.batch.discount),
+        budget=Budget(cfg.budget_usd, spent_usd),
+        cache=ResponseCache(cfg.resolve(cfg.data_dir) / "cache" / "responses.sqlite") if cache != "off" else None,
+        reuse=cache == "reuse",
+    )
+
+
 def make_runner(
     cfg: HarnessConfig,
     providers: dict[str, Provider],
     output_chain: GuardrailChain | None,
+    accounts: Ledger,
     *,
-    cache: CacheMode,
-    spent_usd: float = 0.0,
     limits: dict[str, tuple[int, RateLimits]] | None = None,
     leak_watch: LeakWatch | None = None,
+    on_done: Callable[[Generation, list[GuardrailAction]], None] | None = None,
+    on_progress: Callable[[RunStats], None] | None = None,
+    batch: Mapping[str, BatchResults] | None = None,
 ) -> Runner:
-    """The one place a Runner is configured from harness.yaml (retries, cache, prices, budget). `limits` maps a
-    provider name to (concurrency, rate limits); default: the candidates'. `cache`: `off`, `record` (answers are
-    written to the response cache, never read) or `reuse` (read too)."""
-    policy = RetryPolicy(
-        max_attempts=cfg.runner.max_attempts,
-        base_delay_s=cfg.runner.base_delay_s,
-        max_delay_s=cfg.runner.max_delay_s,
-        timeout_s=cfg.runner.timeout_s,
-    )
+    """A Runner complete for one run: `limits` maps a provider name to (concurrency, rate limits) (default: the
+    candidates'); `on_done` records each result; `batch` holds the batch groups' answers (see `Runner`)."""
     if limits is None:
         limits = {c.name: (c.concurrency, RateLimits(rpm=c.rpm, tpm=c.tpm)) for c in cfg.candidates}
-    store = ResponseCache(cfg.resolve(cfg.data_dir) / "cache" / "responses.sqlite") if cache != "off" else None
-    runner = Runner(
+    return Runner(
         providers,
         {name: n for name, (n, _) in limits.items()},
-        policy=policy,
+        policy=accounts.policy,
         rate_limits={name: r for name, (_, r) in limits.items()},
         output_guardrails=output_chain,
-        cache=store,
-        reuse_cache=cache == "reuse",
-        prices=PriceTable(cfg.prices, cfg.batch.discount),
-        budget=Budget(cfg.budget_usd, spent_usd),
+        on_done=on_done,
+        on_progress=on_progress,
+        cache=accounts.cache,
+        reuse_cache=accounts.reuse,
+        prices=accounts.prices,
+        budget=accounts.budget,
+        leak_watch=leak_watch,
+        batch=batch,
     )
-    runner.leak_watch = leak_watch
-    return runner
 
 
 def build_provider(
@@ -84,17 +119,20 @@ class ModelPool:
     """The models scorers call (the LLM judge, or a plugin's). A model is built, its options and ${ENV} references
     checked, when it is added (so a bad judge fails before the first candidate call); calls then run through a
     Runner configured like the candidates' (retries, rate limits, response cache, prices and the run's budget), and
-    every call is handed to `on_call` (the pipeline appends it to judge_calls.jsonl) and counted in `spent_usd`."""
+    every call is handed to `on_call` (the pipeline appends it to judge_calls.jsonl) and counted in the budget.
 
-    def __init__(self, cfg: HarnessConfig, *, cache: CacheMode = "reuse") -> None:
+    `start` readies the runner of one scoring pass with what the pass brings (its ledger, its recorder, its batch
+    answers); a scorer calling before any `start` gets a runner of `cache` mode with no recorder (a scorer's own
+    test, a library caller)."""
+
+    def __init__(self, cfg: HarnessConfig, *, cache: CacheMode = "reuse", leak_watch: LeakWatch | None = None) -> None:
         self.cfg = cfg
         self.cache: CacheMode = cache
-        """`reuse` for re-scoring (the default: `score` never pays twice for a verdict it has), the run's mode in a
-        run (see `effective_cache`)."""
+        """Used when no `start` came first: `reuse` by default (`score` never pays twice for a verdict it has)."""
+        self.leak_watch = leak_watch
+        """Known PII values: the scorers' prompts are checked for them like the candidates' requests."""
         self.providers: dict[str, Provider] = {}
         self.limits: dict[str, tuple[int, RateLimits]] = {}
-        self.on_call: Callable[[Generation], None] | None = None
-        self.leak_watch: LeakWatch | None = None
         self._runner: Runner | None = None
 
     def add(self, name: str, candidate: Candidate, *, concurrency: int, limits: RateLimits, where: str) -> None:
@@ -110,24 +148,34 @@ class ModelPool:
         self.providers[name] = provider
         self.limits[name] = (concurrency, limits)
 
-    def start(self, *, spent_usd: float = 0.0) -> Runner:
-        """Ready the runner; `spent_usd` is what the run already spent (the budget covers scorer calls too)."""
-        if self._runner is None:
-            self._runner = make_runner(
-                self.cfg,
-                self.providers,
-                None,
-                cache=self.cache,
-                spent_usd=spent_usd,
-                limits=self.limits,
-                leak_watch=self.leak_watch,
-            )
-            self._runner.on_done = self._done
-        return self._runner
+    def start(
+        self,
+        accounts: Ledger | None = None,
+        *,
+        on_call: Callable[[Generation], None] | None = None,
+        batch: Mapping[str, BatchResults] | None = None,
+    ) -> Runner:
+        """Ready the runner of one scoring pass: `accounts` (default: the pool's cache mode, nothing spent) is the
+        run's (the budget covers scorer calls too); `on_call` records each call; `batch`: the judge's batch answers.
+        A pool starts once; `aclose` ends it."""
+        if self._runner is not None:
+            raise RagharnessError("this model pool is already started; aclose() it before starting another pass")
 
-    def _done(self, gen: Generation, _actions: object) -> None:
-        if self.on_call is not None:
-            self.on_call(gen)
+        def done(gen: Generation, _actions: list[GuardrailAction]) -> None:
+            if on_call is not None:
+                on_call(gen)
+
+        self._runner = make_runner(
+            self.cfg,
+            self.providers,
+            None,
+            accounts or ledger(self.cfg, cache=self.cache),
+            limits=self.limits,
+            leak_watch=self.leak_watch,
+            on_done=done,
+            batch=batch,
+        )
+        return self._runner
 
     async def call(self, request: GenerationRequest) -> Generation | None:
         """The model's answer as a recorded Generation (an error is recorded, not raised); None when the budget

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 
 from pydantic import BaseModel, Field
 
@@ -117,10 +117,15 @@ class Runner:
         reuse_cache: bool = True,
         prices: PriceTable | None = None,
         budget: Budget | None = None,
+        leak_watch: LeakWatch | None = None,
+        batch: Mapping[str, BatchResults] | None = None,
         sleep: Sleep = asyncio.sleep,
         seed: int = 0,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
+        """Complete when built: `on_done` records each Generation (and its guardrail audit) as it completes,
+        `leak_watch` checks every request for known PII values, and `batch` maps a provider name to the results of
+        its batch jobs (sent before any online call, see pipeline.batches), from which its requests are answered."""
         self.providers = providers
         self.clock = clock
         """Seconds, monotonic: what call latencies are read from (a test drives its own)."""
@@ -128,7 +133,7 @@ class Runner:
         self.rate_limits = rate_limits or {}
         self.policy = policy or RetryPolicy()
         self.output_guardrails = output_guardrails
-        self.leak_watch: LeakWatch | None = None
+        self.leak_watch = leak_watch
         self.on_done = on_done
         self.on_progress = on_progress
         self.cache = cache
@@ -141,8 +146,7 @@ class Runner:
         self.stats = RunStats()
         self.halted = False
         self._limits: dict[str, _Limits] = {}
-        self.batch: dict[str, BatchResults] = {}
-        """Per provider name, the results of its batch jobs (see generation.batching): answered from there."""
+        self.batch: Mapping[str, BatchResults] = dict(batch or {})
 
     def _limit_key(self, name: str) -> str:
         """Limits belong to what the provider enforces them on: its account and model (`limit_key`), so two

@@ -296,7 +296,12 @@ class PiiRedactor:
     name = "pii"
 
     def __init__(
-        self, entities: list[str] | None = None, score_threshold: float = 0.3, ner_model: str | None = None
+        self,
+        entities: list[str] | None = None,
+        score_threshold: float = 0.3,
+        ner_model: str | None = None,
+        *,
+        watch: LeakWatch | None = None,
     ) -> None:
         chosen = tuple(entities or DEFAULT_ENTITIES)
         unknown = sorted(set(chosen) - set(DEFAULT_ENTITIES) - set(NER_ENTITIES))
@@ -310,7 +315,7 @@ class PiiRedactor:
         self.entities = chosen
         self.score_threshold = score_threshold
         self.ner_model = ner_model
-        self.watch: LeakWatch | None = None
+        self.watch = watch
         """Told every raw value found (in memory only), so a run can prove none reaches a model or a file."""
         self._cache: dict[str, Verdict] = {}
 

@@ -1,6 +1,6 @@
 """The batch stage of a run: the candidates (before generation) and the judge (before scoring) whose `mode` is
 batch, or auto with enough calls, send their requests as provider batch jobs. Groups run side by side (their jobs
-are submitted together and polled together), and the Runner then answers their requests from the results.
+are submitted together and polled together), and the Runner built next answers their requests from the results.
 
 The work folder is `<run>/batch/`: the journal, the shards sent and the results downloaded. A run stopped while
 jobs are running (a kill, or `batch.max_wait_hours` passed) re-attaches to them on `--resume`.
@@ -12,6 +12,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import BaseModel, Field
@@ -19,15 +20,24 @@ from pydantic import BaseModel, Field
 from ragharness.batch.jobs import JobRunner
 from ragharness.config import CallMode, HarnessConfig
 from ragharness.core.errors import BatchWaiting, ConfigError
-from ragharness.generation.batching import BatchCapable, run_tag, send, uses_batch
+from ragharness.generation.batching import BatchCapable, BatchResults, run_tag, send, uses_batch
 from ragharness.generation.costs import Budget
+from ragharness.generation.models import Ledger
 from ragharness.generation.providers.base import GenerationRequest, Provider
-from ragharness.generation.runner import Runner
 
 
 class Group(BaseModel):
     name: str
     mode: CallMode
+
+
+@dataclass(frozen=True)
+class Batched:
+    """What the batch stage gives the Runner built after it (`answers`, per provider name) and what is scrubbed
+    once those answers are recorded (`jobs`)."""
+
+    answers: dict[str, BatchResults] = field(default_factory=dict)
+    jobs: list[JobRunner] = field(default_factory=list)
 
 
 def check_modes(cfg: HarnessConfig, providers: dict[str, Provider], judge: Provider | None) -> None:
@@ -66,20 +76,21 @@ def run_batches(
     cfg: HarnessConfig,
     workdir: Path,
     run_id: str,
-    runner: Runner,
+    providers: dict[str, Provider],
+    accounts: Ledger,
     groups: list[Group],
     requests: Callable[[], Iterator[GenerationRequest]],
     log: Callable[[str], None],
     *,
     online_fallback: bool = False,
-) -> list[JobRunner]:
-    """Send the batch groups' requests (those `uses_batch` picks), side by side; fills `runner.batch`. Returns the
-    groups' job runners (`scrub` them once their answers are recorded). Raises BatchWaiting (every group's running
-    jobs) when jobs outlive the wait."""
+) -> Batched:
+    """Send the batch groups' requests (those `uses_batch` picks), side by side, priced and reserved against the
+    run's `accounts` (the same budget and cache the online calls then use). Raises BatchWaiting (every group's
+    running jobs) when jobs outlive the wait."""
     counts: Counter[str] = Counter(r.candidate.name for r in requests())
     chosen: list[tuple[str, JobRunner]] = []
     for g in groups:
-        provider = runner.providers[g.name]
+        provider = providers[g.name]
         if g.mode == "online" or not isinstance(provider, BatchCapable):
             continue
         backend = provider.batch_backend(cfg.batch)
@@ -94,51 +105,54 @@ def run_batches(
             poll_interval_s=cfg.batch.poll_interval_s,
             max_wait_s=cfg.batch.max_wait_hours * 3600,
             progress=log,
-            reserve=_reserver(runner.budget),
+            reserve=_reserver(accounts.budget),
         )
         chosen.append((g.name, jobs))
     if not chosen:
-        return []
+        return Batched()
 
-    def one(name: str, jobs: JobRunner) -> None:
+    def one(name: str, jobs: JobRunner) -> BatchResults:
         def mine() -> Iterator[GenerationRequest]:
             return (r for r in requests() if r.candidate.name == name)
 
-        runner.batch[name] = send(
+        return send(
             name,
-            runner.providers[name],
+            providers[name],
             jobs,
             mine,
             settings=cfg.batch,
-            prices=runner.prices,
-            budget=runner.budget,
-            cache=runner.cache if runner.reuse_cache else None,  # only answers the runner would take from it
+            prices=accounts.prices,
+            budget=accounts.budget,
+            cache=accounts.readable_cache,
             log=log,
             online_fallback=online_fallback,
         )
 
     waiting: list[BatchWaiting] = []
     failures: list[BaseException] = []
+    answers: dict[str, BatchResults] = {}
     with ThreadPoolExecutor(max_workers=len(chosen), thread_name_prefix="batch") as pool:
-        futures = [pool.submit(one, name, jobs) for name, jobs in chosen]
-        for f in futures:
+        futures = [(name, pool.submit(one, name, jobs)) for name, jobs in chosen]
+        for name, f in futures:
             exc = f.exception()
             if isinstance(exc, BatchWaiting):
                 waiting.append(exc)
             elif exc is not None:
                 failures.append(exc)
+            else:
+                answers[name] = f.result()
     if failures:
         raise failures[0]
     if waiting:
         jobs_left = [j for w in waiting for j in w.jobs]
         raise BatchWaiting("; ".join(str(w) for w in waiting), jobs_left)
-    return [jobs for _, jobs in chosen]
+    return Batched(answers=answers, jobs=[jobs for _, jobs in chosen])
 
 
-def scrub(groups: list[JobRunner]) -> None:
+def scrub(batched: Batched) -> None:
     """The raw model outputs downloaded for these groups, deleted: their answers are recorded (redacted by the
     output guardrails) in the run's files, and the response cache holds what a re-score needs."""
-    for jobs in groups:
+    for jobs in batched.jobs:
         jobs.scrub()
 
 

@@ -44,9 +44,7 @@ def build_redactor(cfg: HarnessConfig, watch: LeakWatch | None = None) -> TextRe
         return None
     from ragharness.guardrails.pii import PiiRedactor
 
-    redactor = PiiRedactor()
-    redactor.watch = watch if watch is not None else build_watch(cfg)
-    return redactor
+    return PiiRedactor(watch=watch if watch is not None else build_watch(cfg))
 
 
 def build_store(cfg: HarnessConfig) -> VectorStore:

@@ -8,15 +8,14 @@ from collections.abc import Callable, Iterator
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ragharness.batch.jobs import JobRunner
-from ragharness.config import HarnessConfig
+from ragharness.config import CacheMode, HarnessConfig
 from ragharness.core.faults import kill_point
 from ragharness.core.progress import NO_PROGRESS, Log, Progress, room_log
 from ragharness.core.types import Generation, GoldItem, GuardrailAction, GuardrailTiming, Score
-from ragharness.generation.models import ModelPool
+from ragharness.generation.models import ModelPool, ledger
 from ragharness.generation.providers.base import GenerationRequest
 from ragharness.guardrails.leaks import LeakWatch
-from ragharness.pipeline.batches import Group, run_batches, scrub
+from ragharness.pipeline.batches import Batched, Group, run_batches, scrub
 from ragharness.reporting.report import PAGES_DIR, write_report
 from ragharness.retrieval.embedders import CachedEmbedder
 from ragharness.runs.rundir import RunDir
@@ -54,30 +53,33 @@ def score_and_finalize(
     rescore: bool,
     spent_usd: float,
     budget_exhausted: bool,
+    cache: CacheMode = "reuse",
     progress: Progress = NO_PROGRESS,
     earlier_leaks: dict[str, int] | None = None,
     log: Log = _LOG,
 ) -> Scored:
     """Score, summarise, report. A run writes scores.jsonl afresh (streamed); a re-score appends its records beside
     the old ones (the latest record per metric counts). `earlier_leaks`: what the run itself counted (a re-score
-    no longer knows the values the redactors found in that process; it keeps the count and adds what it finds)."""
+    no longer knows the values the redactors found in that process; it keeps the count and adds what it finds).
+    `cache`: how the scorers' calls use the response cache (a run's own mode; `reuse` for a re-score)."""
     models = scoring.models
-    models.on_call = lambda call: run.append("judge_calls.jsonl", [call])
-    runner = models.start(spent_usd=spent_usd)
-    batched: list[JobRunner] = []
-    if cfg.judge is not None and cfg.judge.mode != "online" and "judge" in runner.providers:
+    accounts = ledger(cfg, cache=cache, spent_usd=spent_usd)  # the run's budget covers the scorers' calls too
+    batched = Batched()
+    if cfg.judge is not None and cfg.judge.mode != "online" and "judge" in models.providers:
         # The judge's first ask of every answer goes as batch jobs; its format re-asks are made online.
         planners = [s for s in scoring.scorers if isinstance(s, PlannedScorer)]
         batched = run_batches(
             cfg,
             run.path / "batch",
             run_id,
-            runner,
+            models.providers,
+            accounts,
             [Group(name="judge", mode=cfg.judge.mode)],
             lambda: _planned(items, run, generations, planners),
             log,
             online_fallback=True,
         )
+    models.start(accounts, on_call=lambda call: run.append("judge_calls.jsonl", [call]), batch=batched.answers)
     records: Counter[str] = Counter()
     judge_failures = 0
 

@@ -42,24 +42,21 @@ def blocked_generations(requests: list[GenerationRequest], blocked: dict[str, St
     ]
 
 
-def generate(
-    run: RunDir,
-    runner: Runner,
-    todo: Iterable[GenerationRequest],
-    total: int,
-    on_stats: StatsCallback | None = None,
-) -> GenerationOutcome:
-    """Run the pending requests (streamed); each Generation (and its guardrail audit) is appended as soon as it
-    completes. If an append fails (disk full), no further call is started and the error is raised once the calls
-    in flight have finished: nothing is paid for that cannot be recorded."""
+def recorder(run: RunDir) -> Callable[[Generation, list[GuardrailAction]], None]:
+    """The runner's `on_done` for a run: each Generation (and its guardrail audit) appended as soon as it completes."""
 
     def on_done(gen: Generation, acts: list[GuardrailAction]) -> None:
         run.append("generations.jsonl", [gen])
         if acts:
             run.append("guardrails.jsonl", acts)
 
-    runner.on_done = on_done
-    runner.on_progress = on_stats
+    return on_done
+
+
+def generate(runner: Runner, todo: Iterable[GenerationRequest], total: int) -> GenerationOutcome:
+    """Run the pending requests (streamed) through a runner built with the run's `recorder`. If an append fails
+    (disk full), no further call is started and the error is raised once the calls in flight have finished:
+    nothing is paid for that cannot be recorded."""
     try:
         generations = asyncio.run(runner.run(todo, total=total))
     finally:

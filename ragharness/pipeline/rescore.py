@@ -87,8 +87,8 @@ def rescore(
             f"`ragharness run CONFIG --resume {run_dir}`"
         )
     embedder = CachedEmbedder(build_embedder(cfg))
-    models = ModelPool(cfg, cache=effective_cache(cfg, use_cache=use_cache, reuse=True))
-    models.leak_watch = build_watch(cfg)  # the judge's prompts and the run's files are checked for them again
+    cache = effective_cache(cfg, use_cache=use_cache, reuse=True)
+    models = ModelPool(cfg, cache=cache, leak_watch=build_watch(cfg))  # the judge's prompts and files checked again
     earlier = previous.guardrail.pii_leak_places if previous and previous.guardrail.pii_leaks is not None else None
     scoring = Scoring(scorers=build_scorers(cfg, embedder, models), embedder=embedder, models=models)
     return score_and_finalize(
@@ -101,5 +101,6 @@ def rescore(
         rescore=True,
         spent_usd=0.0,
         budget_exhausted=previous.budget_exhausted if previous else run.manifest().pending > 0,
+        cache=cache,
         earlier_leaks=earlier,
     )

@@ -27,7 +27,7 @@ from ragharness.core.locking import exclusive
 from ragharness.core.progress import NO_PROGRESS, Log, Progress, room_log
 from ragharness.core.types import Generation, GoldItem, GuardrailAction
 from ragharness.generation.contexts import iter_locked, redact_gold, requests_for
-from ragharness.generation.models import ModelPool, effective_cache, make_runner
+from ragharness.generation.models import ModelPool, effective_cache, ledger, make_runner
 from ragharness.generation.prompts import PromptTemplate, load_prompt
 from ragharness.generation.providers.base import GenerationRequest, Provider
 from ragharness.generation.runner import RunStats
@@ -45,7 +45,7 @@ from ragharness.pipeline.components import (
     guardrail_embedder,
 )
 from ragharness.pipeline.finalize import Scoring, score_and_finalize
-from ragharness.pipeline.generate import StatsCallback, blocked_generations, generate
+from ragharness.pipeline.generate import StatsCallback, blocked_generations, generate, recorder
 from ragharness.retrieval.embedders import CachedEmbedder, Embedder
 from ragharness.retrieval.retriever import Retriever
 from ragharness.retrieval.store import VectorStore
@@ -112,8 +112,7 @@ def build_components(cfg: HarnessConfig) -> _Components:
     guardrail_embedder(cached)  # the local guardrail detectors share the run's MiniLM when it is the same model
     guards = build_guardrails(cfg)
     prompts_dir = cfg.resolve(cfg.prompts_dir) if cfg.prompts_dir else None
-    models = ModelPool(cfg)
-    models.leak_watch = guards.watch  # the judge's prompts are checked for known PII like the candidates'
+    models = ModelPool(cfg, leak_watch=guards.watch)  # the judge's prompts are checked for known PII too
     scorers = build_scorers(cfg, cached, models)  # the judge's provider, options, ${ENV} and prompt: checked now
     check_thresholds(cfg, scorers)
     providers = build_providers(cfg)
@@ -328,16 +327,14 @@ def execute_run(
             cache = effective_cache(cfg, use_cache=use_cache, reuse=reuse_cache, resuming=resuming)
             return _generate_and_finish(cfg, comps, run, manifest, started, report, progress, on_stats, cache, log)
     except BatchWaiting as exc:
-        exc.run_dir, exc.config = path, cfg.source_file
-        raise
+        raise exc.in_run(path, cfg.source_file) from exc
     except DiskFullError as exc:
         if (path / "run.json").is_file():
-            exc.run_dir, exc.config = path, cfg.source_file
-        else:  # not even started: leave no half-made folder behind
-            for leftover in path.glob(".*"):
-                leftover.unlink(missing_ok=True)
-            if path.is_dir() and not any(path.iterdir()):
-                path.rmdir()
+            raise exc.in_run(path, cfg.source_file) from exc
+        for leftover in path.glob(".*"):  # not even started: leave no half-made folder behind
+            leftover.unlink(missing_ok=True)
+        if path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
         raise
 
 
@@ -375,20 +372,23 @@ def _generate_and_finish(
             if (r.item_id, r.candidate.name) not in done:
                 yield r.model_copy(update={"candidate": current[r.candidate.name]})  # options come from the config
 
+    accounts = ledger(cfg, cache=cache, spent_usd=spent)
+    groups = [Group(name=c.name, mode=c.mode) for c in cfg.candidates]
+    batched = run_batches(cfg, run.path / "batch", manifest.run_id, comps.providers, accounts, groups, todo, log)
     runner = make_runner(
         cfg,
         comps.providers,
         comps.guards.output,
-        cache=cache,
-        spent_usd=spent,
+        accounts,
         leak_watch=comps.guards.watch,
+        on_done=recorder(run),
+        on_progress=on_stats,
+        batch=batched.answers,
     )
     comps.guards.output.warm()  # loaded now, not on the event loop's watch while calls are timed
     settle_heap()
-    groups = [Group(name=c.name, mode=c.mode) for c in cfg.candidates]
-    batched = run_batches(cfg, run.path / "batch", manifest.run_id, runner, groups, todo, log)  # before any call
     try:
-        outcome = generate(run, runner, todo(), sum(1 for key in order if key not in done), on_stats)
+        outcome = generate(runner, todo(), sum(1 for key in order if key not in done))
     finally:
         gc.unfreeze()  # only the timed calls need it; afterwards what the run drops can be collected again
     scrub(batched)
@@ -398,7 +398,6 @@ def _generate_and_finish(
     generations = sorted(latest.values(), key=lambda g: order.get((g.item_id, g.candidate), len(order)))
     run.write_jsonl("generations.jsonl", generations)  # canonical: one line per call, in request order
     kill_point("run:generated")
-    comps.scoring.models.cache = cache
     # the report rendered at the end of scoring reads the manifest: it must show the time spent, not 0.0 s
     manifest.seconds = round(manifest.seconds + time.perf_counter() - started, 3)
     run.write_json("run.json", manifest)
@@ -414,6 +413,7 @@ def _generate_and_finish(
         log=log,
         spent_usd=outcome.spent_usd,
         budget_exhausted=outcome.budget_exhausted,
+        cache=cache,
         progress=progress,
     ).summary
     # Last: the manifest says `finished` only once summary and report are complete on disk.

@@ -1,0 +1,84 @@
+"""Objects are complete when constructed: no module wires a collaborator into another object by setting its
+attribute afterwards (a runner's recorder, a pool's leak watch, a redactor's watch, an exception's run folder).
+Each is a constructor argument, so correctness never depends on call order across modules."""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+from pathlib import Path
+
+import pytest
+
+import ragharness
+from ragharness.config import HarnessConfig
+from ragharness.core.errors import BatchWaiting, DiskFullError, RagharnessError
+from ragharness.core.types import Generation
+from ragharness.generation.models import ModelPool
+from ragharness.generation.runner import RateLimits
+from ragharness.guardrails.leaks import LeakWatch
+from ragharness.testing.provider import candidate, make_request
+
+WIRED = {"leak_watch", "on_done", "on_progress", "on_call", "batch", "watch", "cache", "run_dir", "config"}
+LEFT = {"guardrails/base.py: target.watch"}
+"""Still wired afterwards: GuardrailSet hands its leak watch to the PII redactors inside its chains, because guardrail
+factories take their options only (no construction context yet). Listed so that no new case slips in."""
+
+
+def test_no_module_wires_a_collaborator_by_assignment() -> None:
+    found = []
+    root = Path(ragharness.__file__).parent
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            targets = (
+                node.targets
+                if isinstance(node, ast.Assign)
+                else [node.target]
+                if isinstance(node, ast.AnnAssign)
+                else []
+            )
+            for each in (e for target in targets for e in (target.elts if isinstance(target, ast.Tuple) else [target])):
+                t = each.value if isinstance(each, ast.Subscript) else each  # runner.batch[name] = ... is wiring too
+                if isinstance(t, ast.Attribute) and t.attr in WIRED:
+                    owner = t.value
+                    where = f"{path.relative_to(root)}: {ast.unparse(t)}"
+                    if not (isinstance(owner, ast.Name) and owner.id in {"self", "cls"}) and where not in LEFT:
+                        found.append(f"{where} = ... (line {node.lineno})")
+    assert not found, "\n".join(found)
+
+
+def test_a_stopped_run_names_itself_on_a_new_error_and_a_pool_starts_once(tmp_path: Path) -> None:
+    waiting = BatchWaiting("2 jobs running", ["job-1", "job-2"])
+    named = waiting.in_run(tmp_path / "run", "harness.yaml")
+    assert (named.jobs, named.run_dir, named.config, str(named)) == (
+        waiting.jobs,
+        tmp_path / "run",
+        "harness.yaml",
+        str(waiting),
+    )
+    assert waiting.run_dir is None  # the original is untouched
+    full = DiskFullError("no space", tmp_path / "x").in_run(tmp_path / "run", "h.yaml")
+    assert (full.path, full.run_dir) == (tmp_path / "x", tmp_path / "run")
+    cfg = HarnessConfig.model_validate(
+        {
+            "name": "t",
+            "data_dir": str(tmp_path / "data"),
+            "corpus": {"path": "corpus"},
+            "goldset": "gold.yaml",
+            "candidates": [{"name": "c", "provider": "extractive"}],
+            "runner": {"base_delay_s": 0, "max_delay_s": 0},
+            "base_dir": tmp_path,
+        }
+    )
+    watch = LeakWatch(["jane.roe@corp.test"])
+    pool = ModelPool(cfg, cache="off", leak_watch=watch)
+    pool.add("judge", candidate("mock"), concurrency=1, limits=RateLimits(), where="test: judge")
+    calls: list[Generation] = []
+    pool.start(on_call=calls.append)
+    with pytest.raises(RagharnessError, match="already started"):
+        pool.start()
+    request = make_request(candidate("mock").model_copy(update={"name": "judge"}), question="Is jane.roe@corp.test ok?")
+    gen = asyncio.run(pool.call(request))
+    asyncio.run(pool.aclose())
+    assert gen is not None and calls == [gen]  # the pass's recorder got the call
+    assert dict(watch.leaks) == {"request:judge": 1}  # the pool's watch saw the value in the scorer's prompt
