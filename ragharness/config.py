@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from ragharness.core.credentials import has_userinfo_password, looks_like_secret, remember
 from ragharness.core.errors import ConfigError
@@ -254,6 +262,32 @@ class GuardrailsConfig(Strict):
     )
 
 
+class ScorerEntry(Strict):
+    """One entry of `scorers:`, written either as the scorer's name (`- groundedness`) or as a one-key mapping from
+    its name to its options (`- groundedness: {groundedness_faithful_min: 0.8}`). A scorer's options are checked
+    against the options it declares when it is built (see pipeline.components.build_scorers)."""
+
+    name: str = Field(min_length=1)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_forms(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return {"name": data}
+        if isinstance(data, dict) and len(data) == 1 and "name" not in data:
+            ((name, options),) = data.items()
+            if options is not None and not isinstance(options, dict):
+                raise ValueError(f"the options of scorer {name!r} must be a mapping (got {type(options).__name__})")
+            return {"name": name, "options": options or {}}
+        return data
+
+    @model_serializer(mode="plain")
+    def _compact(self) -> str | dict[str, dict[str, Any]]:
+        """Written back as it is written by hand, so a stored config reads like the user's."""
+        return {self.name: self.options} if self.options else self.name
+
+
 class Threshold(Strict):
     """Gate: the mean of `metric` must be >= min (or <= max) for every listed candidate (all if empty)."""
 
@@ -286,8 +320,11 @@ class HarnessConfig(Strict):
     scoring: dict[str, float] = Field(
         default_factory=dict, description="Overrides of offline scorer thresholds (see calibration.yaml)."
     )
-    scorers: list[str] = Field(
-        default_factory=lambda: ["citation", "groundedness", "correctness", "refusal", "retrieval"]
+    scorers: list[ScorerEntry] = Field(
+        default_factory=lambda: [
+            ScorerEntry(name=n) for n in ("citation", "groundedness", "correctness", "refusal", "retrieval")
+        ],
+        description="Scorers to run, each a name or `{name: {options}}`; `ragharness plugins` lists them.",
     )
     thresholds: list[Threshold] = Field(default_factory=list)
     runner: RunnerConfig = RunnerConfig()
@@ -308,7 +345,15 @@ class HarnessConfig(Strict):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"candidate names must be unique; repeated: {', '.join(dupes)}")
+        scorers = self.scorer_names
+        twice = sorted({n for n in scorers if scorers.count(n) > 1})
+        if twice:
+            raise ValueError(f"scorers: each scorer is listed once (with its options); repeated: {', '.join(twice)}")
         return self
+
+    @property
+    def scorer_names(self) -> list[str]:
+        return [s.name for s in self.scorers]
 
     def resolve(self, path: str) -> Path:
         p = Path(os.path.expanduser(path))

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from pydantic import BaseModel, ConfigDict, ValidationError
+
 from ragharness.core.errors import ConfigError, PluginError
 
 if TYPE_CHECKING:
@@ -26,12 +28,38 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
+class NoOptions(BaseModel):
+    """The options of a kind that takes none: any option given is an error naming it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def check_options(entry: Entry[Any], options: dict[str, Any], where: str) -> dict[str, Any]:
+    """`options` validated by what `entry` declares (as given when it declares nothing); a ConfigError naming `where`
+    and each bad option otherwise."""
+    if entry.options is None:
+        return options
+    try:
+        return entry.options.model_validate(options).model_dump(exclude_unset=True)
+    except ValidationError as exc:
+        accepted = ", ".join(entry.options.model_fields) or "none"
+        problems = "; ".join(
+            f"options.{'.'.join(map(str, e['loc']))}: "
+            + ("unknown option" if e["type"] == "extra_forbidden" else f"{e['msg']} (got {e.get('input')!r})")
+            for e in exc.errors()
+        )
+        raise ConfigError(f"{where}: {problems}; {entry.kind} accepts options: {accepted}") from exc
+
+
 @dataclass(frozen=True)
 class Entry(Generic[T]):
     kind: str
     factory: Callable[..., T]
     form: str
     help: str
+    options: type[BaseModel] | None = None
+    """The options this kind accepts from harness.yaml (checked before the factory runs); None: the factory checks
+    whatever it is given itself."""
 
 
 class Registry(Generic[T]):
@@ -39,9 +67,18 @@ class Registry(Generic[T]):
         self.seam = seam
         self._entries: dict[str, Entry[T]] = {}
 
-    def register(self, kind: str, factory: Callable[..., T], *, form: str | None = None, help: str = "") -> None:
-        """Add `kind` with a one-line `help` (shown by `ragharness plugins`). A name already taken is an error (a
-        plugin never silently replaces another's)."""
+    def register(
+        self,
+        kind: str,
+        factory: Callable[..., T],
+        *,
+        form: str | None = None,
+        help: str = "",
+        options: type[BaseModel] | None = None,
+    ) -> None:
+        """Add `kind` with a one-line `help` (shown by `ragharness plugins`) and, optionally, the pydantic model of
+        the options it takes (`NoOptions`: none). A name already taken is an error (a plugin never silently
+        replaces another's)."""
         if not help.strip():
             raise PluginError(f"{self.seam} {kind!r} ({_origin(factory)}): give it a one-line help= description")
         if kind in self._entries:
@@ -49,7 +86,7 @@ class Registry(Generic[T]):
                 f"{self.seam} {kind!r} is registered twice (by {_origin(self._entries[kind].factory)} and by "
                 f"{_origin(factory)}); give one of them another name"
             )
-        self._entries[kind] = Entry(kind, factory, form or kind, help)
+        self._entries[kind] = Entry(kind, factory, form or kind, help, options)
 
     def unregister(self, kind: str) -> None:
         """Remove `kind` (tests that register a plugin of their own clean up with this)."""

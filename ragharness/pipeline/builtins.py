@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ragharness.core.registry import EMBEDDERS, GUARDRAIL_BACKENDS, GUARDRAILS, PROVIDERS, SCORERS, STORES
+from ragharness.core.registry import EMBEDDERS, GUARDRAIL_BACKENDS, GUARDRAILS, PROVIDERS, SCORERS, STORES, NoOptions
+from ragharness.scoring.thresholds import CorrectnessOptions, SupportOptions
 
 if TYPE_CHECKING:
     from ragharness.config import EmbedderConfig, HarnessConfig, RetrievalConfig, StoreConfig
@@ -169,37 +170,48 @@ def register() -> None:
     STORES.register("lancedb", _lancedb, help="embedded LanceDB under data_dir (default)")
     STORES.register("opensearch", _opensearch, help="OpenSearch k-NN/BM25/hybrid behind a versioned alias")
     SCORERS.register(
-        "citation", _scorer("CitationScorer"), help="offline: citation coverage, validity and precision per answer"
+        "citation",
+        _scorer("CitationScorer"),
+        help="offline: citation coverage, validity and precision per answer",
+        options=SupportOptions,
     )
     SCORERS.register(
         "groundedness",
         _scorer("GroundednessScorer"),
         help="offline: share of the answer's claims supported by the passages (lexical + MiniLM similarity)",
+        options=SupportOptions,
     )
     SCORERS.register(
         "correctness",
         _scorer("CorrectnessScorer"),
         help="offline: correct / partially correct / incorrect / off-topic against the gold answer",
+        options=CorrectnessOptions,
     )
     SCORERS.register(
-        "refusal", _scorer("RefusalScorer"), help="offline: refused exactly when the gold item must be refused"
+        "refusal",
+        _scorer("RefusalScorer"),
+        help="offline: refused exactly when the gold item must be refused",
+        options=NoOptions,
     )
     SCORERS.register(
         "retrieval",
         _scorer("RetrievalScorer"),
         help="per item: hit, recall, MRR and nDCG of the locked passages against expected sources",
+        options=NoOptions,
     )
     SCORERS.register(
         "judge",
         _judge,
         help="LLM judge (judge: section), one call per answer: claims, citations, correctness, refusal, "
         "context precision and recall",
+        options=NoOptions,  # configured by its own `judge:` section
     )
     SCORERS.register(
         "assertions",
         _assertions,
         help="offline, per item: the gold item's assertions (contains, not_contains, regex, must_cite, max_words, "
         "json_schema, equals_number)",
+        options=NoOptions,
     )
     GUARDRAILS.register("pii", _pii, help="Presidio PII redaction (offline recognizers)")
     GUARDRAILS.register("deny_patterns", _deny, help="block or flag text matching regular expressions")

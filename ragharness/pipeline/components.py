@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from ragharness.config import HarnessConfig
 from ragharness.core.errors import ConfigError, RagharnessError
-from ragharness.core.registry import EMBEDDERS, GUARDRAIL_BACKENDS, GUARDRAILS, SCORERS, STORES
+from ragharness.core.registry import EMBEDDERS, GUARDRAIL_BACKENDS, GUARDRAILS, SCORERS, STORES, check_options
 from ragharness.core.types import GuardrailStage
 from ragharness.generation.models import ModelPool, build_provider
 from ragharness.generation.providers.base import Provider
@@ -151,14 +151,16 @@ def build_scorers(cfg: HarnessConfig, embedder: Embedder | None, models: ModelPo
         raise ConfigError(f"{cfg.source_file}: scoring: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from exc
     ctx = ScorerContext(embedder=shared, thresholds=thresholds, config=cfg, models=models or ModelPool(cfg))
     out = []
-    for i, name in enumerate(cfg.scorers):
+    for i, entry in enumerate(cfg.scorers):
         where = f"{cfg.source_file}: scorers[{i}]"
-        try:
-            scorer = SCORERS.create(name, ctx, where=where)
+        registered = SCORERS.get(entry.name, where=where)
+        options = check_options(registered, entry.options, f"{where} ({entry.name})")
+        try:  # each scorer gets its own options; everything else in the context is shared
+            scorer = registered.factory(ctx.model_copy(update={"options": options}))
         except ConfigError:
             raise
         except RagharnessError as exc:
-            raise ConfigError(f"{where} ({name}): {exc}") from exc
+            raise ConfigError(f"{where} ({entry.name}): {exc}") from exc
         metric_catalog.register_declared(scorer.metrics, scorer.level)  # gates find a plugin's item-level metric
         out.append(scorer)
     return out

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from ragharness.config import HarnessConfig, JudgeConfig, format_validation_error
+from ragharness.config import HarnessConfig, JudgeConfig, ScorerEntry, format_validation_error
 from ragharness.core.errors import ConfigError, RunError
 from ragharness.core.yamlio import load_strict
 from ragharness.generation.models import ModelPool, effective_cache
@@ -56,11 +56,12 @@ def rescore(
                 "scorers": config.scorers,
             }
         )
-    chosen = list(scorers) if scorers else list(cfg.scorers)
+    listed = {e.name: e for e in cfg.scorers}  # a scorer picked by name keeps the options the config gives it
+    chosen = [listed.get(n, ScorerEntry(name=n)) for n in scorers] if scorers else list(cfg.scorers)
     if judge_config is not None:
         cfg = cfg.model_copy(update={"judge": judge_config})
-        if "judge" not in chosen:
-            chosen.append("judge")
+        if "judge" not in {e.name for e in chosen}:
+            chosen.append(ScorerEntry(name="judge"))
     if judge or judge_options:
         base = cfg.judge or (JudgeConfig(provider=judge) if judge else None)
         if base is None:
@@ -71,8 +72,8 @@ def rescore(
         if judge:
             update["provider"] = judge
         cfg = cfg.model_copy(update={"judge": base.model_copy(update=update)})
-        if "judge" not in chosen:
-            chosen.append("judge")
+        if "judge" not in {e.name for e in chosen}:
+            chosen.append(ScorerEntry(name="judge"))
     cfg = cfg.model_copy(update={"scorers": chosen})
     previous = (
         run.read_model("summary.json", RunSummary, "delete it; re-scoring re-creates it")

@@ -23,6 +23,7 @@ from ragharness.core.text import (
 from ragharness.core.types import Generation, Passage, Score
 from ragharness.scoring.base import ScorerContext, ScoringInput, correctness_value, groundedness_label, make_score
 from ragharness.scoring.support import SupportJudge
+from ragharness.scoring.thresholds import with_options
 
 
 def _claims(gen: Generation) -> list[str]:
@@ -51,7 +52,7 @@ class CitationScorer:
     metrics = ("citation_coverage", "citation_validity", "citation_precision")
 
     def __init__(self, ctx: ScorerContext) -> None:
-        self.judge = SupportJudge(ctx.embedder, ctx.thresholds)
+        self.judge = SupportJudge(ctx.embedder, with_options(ctx.thresholds, ctx.options))
 
     def score(self, inp: ScoringInput) -> list[Score]:
         gen = _answer(inp)
@@ -111,7 +112,7 @@ class GroundednessScorer:
     metrics = ("groundedness",)
 
     def __init__(self, ctx: ScorerContext) -> None:
-        self.judge = SupportJudge(ctx.embedder, ctx.thresholds)
+        self.judge = SupportJudge(ctx.embedder, with_options(ctx.thresholds, ctx.options))
 
     def score(self, inp: ScoringInput) -> list[Score]:
         gen = _answer(inp)
@@ -259,8 +260,8 @@ class CorrectnessScorer:
     metrics = ("correctness",)
 
     def __init__(self, ctx: ScorerContext) -> None:
-        self.judge = SupportJudge(ctx.embedder, ctx.thresholds)
-        self.t = ctx.thresholds
+        self.t = with_options(ctx.thresholds, ctx.options)
+        self.judge = SupportJudge(ctx.embedder, self.t)
 
     def _result(self, inp: ScoringInput, label: str, reason: str) -> list[Score]:
         return [make_score(self, inp, "correctness", correctness_value(label), label, reason)]
