@@ -7,7 +7,16 @@ metric catalog. Import from here, not from the modules behind it, so moving a fi
         plugins.SCORERS.register("my_scorer", MyScorer, help="what it measures, in one line")
 """
 
-from ragharness.core.registry import EMBEDDERS, GUARDRAIL_BACKENDS, GUARDRAILS, PROVIDERS, SCORERS, STORES, Registry
+from ragharness.core.registry import (
+    EMBEDDERS,
+    GUARDRAIL_BACKENDS,
+    GUARDRAILS,
+    PROVIDERS,
+    SCORERS,
+    STORES,
+    NoOptions,
+    Registry,
+)
 from ragharness.core.types import Candidate, ContextPack, Generation, GoldItem, Passage, Score, Usage
 from ragharness.generation.providers.base import (
     GenerationRequest,
@@ -41,6 +50,7 @@ __all__ = [
     "Guardrail",
     "GuardrailPolicy",
     "MetricSpec",
+    "NoOptions",
     "Passage",
     "PlannedScorer",
     "Provider",

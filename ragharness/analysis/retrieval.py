@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 
 from pydantic import BaseModel, Field
 
+from ragharness.core.progress import NO_PROGRESS, Progress
 from ragharness.core.types import FilterValue, GoldItem, SearchMode
 from ragharness.retrieval.embedders import Embedder
 from ragharness.retrieval.metrics import retrieval_metrics
@@ -59,7 +60,7 @@ def measure(
     vectors: Sequence[Sequence[float]],
     request: Callable[[GoldItem, Sequence[float]], SearchRequest],
     k: int,
-    progress: Callable[[str, int, int], None] | None = None,
+    progress: Progress = NO_PROGRESS,
     label: str = "",
 ) -> Measured:
     """Search each item with `request(item, query vector)` and score the ranking against its expected sources."""
@@ -76,8 +77,7 @@ def measure(
         per_item[item.id] = values
         ranked[item.id] = [h.chunk.chunk_id for h in hits]
         intents[item.intent].append(values)
-        if progress is not None:
-            progress(label, n, len(scored))
+        progress(label, n, len(scored))
     return Measured(
         overall={m: _mean([v[m] for v in per_item.values()]) for m in METRICS},
         by_intent={i: {m: _mean([v[m] for v in vs]) for m in METRICS} for i, vs in sorted(intents.items())},
@@ -96,7 +96,7 @@ def evaluate_retrieval(
     k: int = 10,
     modes: Sequence[SearchMode] = (SearchMode.vector, SearchMode.bm25, SearchMode.hybrid),
     filters: dict[str, FilterValue] | None = None,
-    progress: Callable[[str, int, int], None] | None = None,
+    progress: Progress = NO_PROGRESS,
 ) -> RetrievalEval:
     scored = [i for i in items if i.expected_sources]
     t0 = time.perf_counter()

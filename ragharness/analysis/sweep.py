@@ -20,7 +20,7 @@ re-embedded; the embedded store only: OpenSearch needs a re-index for that).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -31,6 +31,7 @@ from ragharness.analysis.retrieval import measure
 from ragharness.analysis.stats import holm, paired
 from ragharness.config import RetrievalConfig
 from ragharness.core.errors import ConfigError
+from ragharness.core.progress import NO_PROGRESS, Progress
 from ragharness.core.types import GoldItem
 from ragharness.core.yamlio import load_strict
 from ragharness.retrieval.embedders import Embedder
@@ -137,7 +138,7 @@ def run_sweep(
     store: VectorStore,
     settings: Sequence[Setting],
     workdir: Path,
-    progress: Callable[[str, int, int], None] | None = None,
+    progress: Progress = NO_PROGRESS,
 ) -> SweepResult:
     scored = [i for i in items if i.expected_sources]
     vectors = embedder.embed([i.question for i in scored]) if scored else []
