@@ -316,7 +316,9 @@ class HarnessConfig(Strict):
     prompts_dir: str | None = None
     candidates: list[CandidateConfig] = Field(min_length=1)
     guardrails: GuardrailsConfig = GuardrailsConfig()
-    judge: JudgeConfig | None = Field(None, description="Enables the `judge` scorer.")
+    judge: JudgeConfig | None = Field(
+        None, description="Enables the `judge` scorer (listing it under `scorers:` too is allowed, never needed)."
+    )
     scoring: dict[str, float] = Field(
         default_factory=dict, description="Overrides of offline scorer thresholds (see calibration.yaml)."
     )
@@ -345,6 +347,8 @@ class HarnessConfig(Strict):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"candidate names must be unique; repeated: {', '.join(dupes)}")
+        if self.judge is not None and "judge" not in self.scorer_names:
+            self.scorers.append(ScorerEntry(name="judge"))  # one place configures the judge: its section
         scorers = self.scorer_names
         twice = sorted({n for n in scorers if scorers.count(n) > 1})
         if twice:

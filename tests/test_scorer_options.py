@@ -91,3 +91,16 @@ def test_a_scorer_listed_twice_or_options_that_are_no_mapping_are_config_errors(
         load_config(_config(mini_project, "[correctness, {correctness: {partial_recall_min: 0.2}}]"))
     with pytest.raises(ConfigError, match="options of scorer 'refusal' must be a mapping"):
         load_config(_config(mini_project, "[{refusal: 3}]"))
+
+
+def test_the_judge_section_alone_turns_the_judge_on(mini_project: Path) -> None:
+    cfg_file = _config(mini_project, "[correctness]")
+    cfg_file.write_text(cfg_file.read_text() + "judge: {provider: mock}\n")
+    cfg = load_config(cfg_file)
+    assert cfg.scorer_names == ["correctness", "judge"]  # configured once, by its section
+    assert [s.name.split(":")[0] for s in build_scorers(cfg, None)] == ["correctness", "judge"]
+    listed = _config(mini_project, "[judge, correctness]")
+    listed.write_text(listed.read_text() + "judge: {provider: mock}\n")
+    assert load_config(listed).scorer_names == ["judge", "correctness"]  # listing it too stays allowed
+    without = _config(mini_project, "[correctness]")
+    assert load_config(without).scorer_names == ["correctness"]
