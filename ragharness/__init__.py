@@ -1,10 +1,13 @@
 """ragharness: an evaluation harness for RAG-grounded assistants.
 
-Public names are re-exported here; the stages live in `ragharness.ingest`, `ragharness.retrieval`,
+`evaluate`, `rescore`, `compare` and `load_config` are the library API (see `ragharness.api`). What is
+stable: `ragharness`, `ragharness.plugins` and `ragharness.testing`. Public names are re-exported here; the
+stages live in `ragharness.ingest`, `ragharness.retrieval`,
 `ragharness.guardrails`, `ragharness.generation`, `ragharness.scoring`, `ragharness.runs`,
 `ragharness.analysis`, `ragharness.reporting` and `ragharness.pipeline` (see README, "Architecture").
 """
 
+from ragharness.api import compare, evaluate, load_config, rescore
 from ragharness.core.errors import (
     ConfigError,
     EmbedderError,
@@ -48,4 +51,8 @@ __all__ = [
     "Score",
     "StoreError",
     "__version__",
+    "compare",
+    "evaluate",
+    "load_config",
+    "rescore",
 ]
