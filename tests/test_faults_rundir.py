@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from faultkit import N_ITEMS, assert_nothing_torn, calls, cli, final, project, scores
+from ragharness.core.errors import RunError
+from ragharness.runs.rundir import FORMAT_VERSION, RunDir
 
 pytestmark = pytest.mark.faults
 
@@ -270,3 +272,16 @@ def test_nightly_baseline_must_be_a_run_inside_the_store(tmp_path: Path, referen
         assert res.returncode == 3, (baseline, res.stdout, res.stderr)
         assert "run store" in res.stderr
     assert calls(tmp_path) == [], "the baseline is checked before any model call"
+
+
+def test_run_directories_carry_their_format_and_a_newer_one_is_refused(tmp_path: Path) -> None:
+    """A run records the layout it was written in; one from before versions (no field) still opens; one from a
+    newer ragharness is refused with an upgrade hint instead of being misread."""
+    folder = tmp_path / "r"
+    folder.mkdir()
+    manifest = {"run_id": "r", "name": "n", "started_at": "2026-01-01T00:00:00+00:00"}
+    (folder / "run.json").write_text(json.dumps(manifest))
+    assert RunDir.open(folder).manifest().format_version == 0  # written before versions: opens as it is
+    (folder / "run.json").write_text(json.dumps({**manifest, "format_version": FORMAT_VERSION + 1}))
+    with pytest.raises(RunError, match=r"written by a newer ragharness .*upgrade ragharness"):
+        RunDir.open(folder)

@@ -49,7 +49,7 @@ from ragharness.pipeline.generate import StatsCallback, blocked_generations, gen
 from ragharness.retrieval.embedders import CachedEmbedder, Embedder
 from ragharness.retrieval.retriever import Retriever
 from ragharness.retrieval.store import VectorStore
-from ragharness.runs.rundir import RunDir, RunManifest
+from ragharness.runs.rundir import FORMAT_VERSION, RunDir, RunManifest
 from ragharness.runs.summary import RunSummary
 from ragharness.scoring.base import Scorer
 from ragharness.scoring.metrics import GUARDRAIL_METRICS, OPS_METRICS
@@ -168,6 +168,7 @@ def _create(cfg: HarnessConfig, comps: _Components, path: Path) -> tuple[RunDir,
     path.mkdir(parents=True, exist_ok=True)
     run = RunDir(path)
     manifest = RunManifest(
+        format_version=FORMAT_VERSION,
         run_id=path.name if path.name else new_run_id(cfg.name),
         name=cfg.name,
         started_at=datetime.now(UTC).isoformat(),

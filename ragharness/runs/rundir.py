@@ -40,7 +40,15 @@ GateVerdict = Literal["", "pass", "below_threshold", "regressed", "incomplete"]
 `generated` (every call made or recorded), `finished` (scores, summary and report written)."""
 
 
+FORMAT_VERSION = 1
+"""The layout of a run directory this ragharness writes and reads. 0: written before versions were recorded
+(read as 1: the same files). A newer number than this is refused with an upgrade hint, never misread."""
+
+
 class RunManifest(BaseModel):
+    format_version: int = Field(
+        0, description="Run directory layout (FORMAT_VERSION when written; 0: before versions were recorded)."
+    )
     run_id: str
     name: str
     started_at: str
@@ -86,7 +94,14 @@ class RunDir:
     def open(cls, path: Path) -> RunDir:
         if not (path / "run.json").is_file():
             raise RunError(f"{path}: not a run directory (no run.json); pass a directory written by `ragharness run`")
-        return cls(path)
+        run = cls(path)
+        version = run.manifest().format_version
+        if version > FORMAT_VERSION:
+            raise RunError(
+                f"{run.file('run.json')}: format_version {version}: written by a newer ragharness (this one reads "
+                f"up to {FORMAT_VERSION}); upgrade ragharness (`pip install -U ragharness`) to open it"
+            )
+        return run
 
     @classmethod
     def open_finished(
