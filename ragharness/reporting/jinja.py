@@ -17,6 +17,12 @@ def fmt(value: float | None, digits: int = 2) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
+def money(cost: float, unpriced: int = 0, calls: int | None = None) -> str:
+    """`cost_text` with its dollar sign: "$0.0123", "$0.0123 + 2 unpriced", or "unpriced" (never "$unpriced")."""
+    text = cost_text(cost, unpriced, calls)
+    return text if text == "unpriced" else f"${text}"
+
+
 def cost_text(cost: float, unpriced: int = 0, calls: int | None = None, digits: int = 4) -> str:
     """A cost as people must read it: "unpriced" when no call had a price, the known part plus the unpriced count
     when some had none; never $0 for an unknown cost."""
@@ -56,6 +62,7 @@ def environment() -> jinja2.Environment:
     env.filters["fmt"] = fmt
     env.filters["signed"] = signed
     env.globals["cost_text"] = cost_text
+    env.globals["money"] = money
     env.globals["cached_text"] = cached_text
     env.globals["cite_links"] = cite_links
     return env

@@ -124,6 +124,30 @@ class GateResult(BaseModel):
     message: str
 
 
+class ModelUse(BaseModel):
+    """The calls one scorer model made in a run (cached answers are not calls of this run)."""
+
+    calls: int = 0
+    cost_usd: float = 0.0
+    unpriced: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+def _model_use(calls: Iterable[Generation]) -> dict[str, ModelUse]:
+    use: dict[str, ModelUse] = {}
+    for c in calls:
+        if c.cached:
+            continue
+        u = use.setdefault(c.candidate, ModelUse())
+        u.calls += 1
+        u.cost_usd = round(u.cost_usd + c.cost_usd, 6)
+        u.unpriced += c.unpriced
+        u.input_tokens += c.usage.input_tokens
+        u.output_tokens += c.usage.output_tokens
+    return dict(sorted(use.items()))
+
+
 class RunSummary(BaseModel):
     run_id: str
     name: str
@@ -141,8 +165,15 @@ class RunSummary(BaseModel):
     pending: int = Field(0, description="(item, candidate) pairs with no generation yet.")
     budget_exhausted: bool = False
     cost_usd: float = Field(0.0, description="Candidates' calls, USD.")
-    judge_cost_usd: float = Field(0.0, description="LLM judge calls, USD.")
-    judge_unpriced: int = Field(0, description="Judge calls whose model has no price (their cost is unknown).")
+    judge_cost_usd: float = Field(
+        0.0, description="Calls scorers made to models (the LLM judge's and any plugin's), USD."
+    )
+    judge_unpriced: int = Field(0, description="Scorer model calls whose model has no price (their cost is unknown).")
+    scorer_models: dict[str, ModelUse] = Field(
+        default_factory=dict,
+        description="Per model a scorer added to the pool (`judge`, a plugin's own name): calls made in this run, "
+        "their cost and how many are unpriced. judge_cost_usd is their sum.",
+    )
 
     @property
     def unpriced(self) -> int:
@@ -215,6 +246,7 @@ def summarise(
     """Aggregates of a run, every field computed here. `scores` may be a stream (read from scores.jsonl): only a
     slim copy of each is kept. `judge_calls` are every call scorers made to models (their cost is shown apart)."""
     intent = {i.id: i.intent for i in items}
+    models = _model_use(judge_calls)
     latest: dict[tuple[str, str, str], _Slim] = {
         (s.item_id, s.candidate, s.metric): _Slim(
             s.item_id, intern(s.candidate), intern(s.metric), s.value, intern(s.label), s.error
@@ -276,8 +308,9 @@ def summarise(
         pending=pending,
         budget_exhausted=budget_exhausted,
         cost_usd=round(sum(g.cost_usd for g in generations if not g.cached), 6),
-        judge_cost_usd=round(sum(c.cost_usd for c in judge_calls if not c.cached), 6),
-        judge_unpriced=sum(1 for c in judge_calls if c.unpriced and not c.cached),
+        judge_cost_usd=round(sum(u.cost_usd for u in models.values()), 6),
+        judge_unpriced=sum(u.unpriced for u in models.values()),
+        scorer_models=models,
     )
     summary.gates = evaluate_gates(summary, thresholds)
     if not all(g.passed for g in summary.gates):
