@@ -14,18 +14,22 @@ import pydantic
 import pytest
 from typer.testing import CliRunner
 
+from fake_openai import FakeOpenAI, Reply, completion, serve
 from ragharness import plugins
 from ragharness.cli import app
 from ragharness.config import load_config
 from ragharness.core.errors import ConfigError
 from ragharness.core.types import PromptRef
 from ragharness.generation.runner import RateLimits
+from ragharness.pipeline.dryrun import plan
 from ragharness.pipeline.run import execute_run
 
 
 class ToneOptions(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid")
     provider: str = "mock"
+    base_url: str | None = None
+    mode: Literal["online", "batch", "auto"] = "online"
     pass_words: int = pydantic.Field(3, ge=1)
 
 
@@ -41,22 +45,33 @@ class Tone:
         opts = ToneOptions(**ctx.options)
         assert ctx.models is not None
         self.models, self.pass_words = ctx.models, opts.pass_words
-        self.model = plugins.Candidate(name="tone", provider=opts.provider, prompt=PromptRef(id="tone", version=1))
-        self.models.add("tone", self.model, concurrency=2, limits=RateLimits(), where="harness.yaml: scorers (tone)")
+        self.model = plugins.Candidate(
+            name="tone",
+            provider=opts.provider,
+            prompt=PromptRef(id="tone", version=1),
+            options={"base_url": opts.base_url} if opts.base_url else {},
+        )
+        where = "harness.yaml: scorers (tone)"
+        self.models.add("tone", self.model, concurrency=2, limits=RateLimits(), where=where, mode=opts.mode)
 
-    async def score(self, inp: plugins.ScoringInput) -> list[plugins.Score]:
+    def _request(self, inp: plugins.ScoringInput) -> plugins.GenerationRequest:
         text = inp.generation.text if inp.generation else ""
-        key = hashlib.sha256(f"tone:{inp.item.id}:{text}".encode()).hexdigest()
-        request = plugins.GenerationRequest(
+        return plugins.GenerationRequest(
             item_id=inp.item.id,
             candidate=self.model,
             system="Say whether this support answer is polite.",
             user=text,
             question=inp.item.question,
             passages=(),
-            request_hash=key,
+            request_hash=hashlib.sha256(f"tone:{self.model.provider}:{inp.item.id}:{text}".encode()).hexdigest(),
         )
-        reply = await self.models.call(request)
+
+    def planned_requests(self, inp: plugins.ScoringInput) -> list[plugins.GenerationRequest]:
+        """What it will send (priced by --dry-run, sent as batch jobs when its mode says so)."""
+        return [self._request(inp)]
+
+    async def score(self, inp: plugins.ScoringInput) -> list[plugins.Score]:
+        reply = await self.models.call(self._request(inp))
         if reply is None or not reply.ok:
             return [plugins.make_score(self, inp, "tone", None, "error", "the tone model did not answer")]
         ok = len(reply.text.split()) >= self.pass_words
@@ -114,4 +129,41 @@ def test_an_unpriced_plugin_model_is_shown_unpriced_and_bad_options_name_the_ent
     with pytest.raises(ConfigError, match=r"scorers\[0\] \(tone\): options.pass_words: Input should be greater"):
         execute_run(load_config(bad))
     res = CliRunner().invoke(app, ["run", str(bad)])
-    assert res.exit_code == 3 and "tone accepts options: provider, pass_words" in res.output, res.output
+    assert res.exit_code == 3 and "tone accepts options: provider, base_url, mode, pass_words" in res.output, res.output
+
+
+@pytest.fixture
+def server() -> Iterator[FakeOpenAI]:
+    yield from serve()
+
+
+def test_a_plugins_model_in_batch_mode_sends_its_calls_as_its_own_batch_job(
+    mini_project: Path, tone: None, server: FakeOpenAI
+) -> None:
+    server.responder = lambda body: Reply(body=completion("Polite, clear and kind.", 100, 4))
+    options = f'{{provider: "openai:tone-model", base_url: "{server.base_url}", mode: batch, pass_words: 2}}'
+    cfg_file = _project(
+        mini_project,
+        f"scorers: [correctness, {{tone: {options}}}]\n"
+        "prices: {tone-model: {input_per_1k: 1.0, output_per_1k: 2.0}}\n"
+        "batch: {poll_interval_s: 0.01}\n",
+    )
+    dry = plan(load_config(cfg_file))
+    assert dry.batch["tone (scorer)"].mode == "batch" and dry.batch["tone (scorer)"].jobs == 1
+    run_dir = execute_run(load_config(cfg_file), use_cache=False).run_dir
+    assert server.batch_api.creates == 1  # one job, for the tone model
+    assert [r for r in server.requests if r["path"] == "/v1/chat/completions"] == [], "nothing went online"
+    calls = [json.loads(x) for x in (run_dir / "judge_calls.jsonl").read_text().splitlines()]
+    assert len(calls) == 6 and all(c["candidate"] == "tone" and c["mode"] == "batch" for c in calls)
+    use = json.loads((run_dir / "summary.json").read_text())["scorer_models"]["tone"]
+    assert use["calls"] == 6 and use["cost_usd"] == pytest.approx(6 * (100 * 1.0 + 4 * 2.0) / 1000 * 0.5)  # batch price
+    rows = [json.loads(x) for x in (run_dir / "scores.jsonl").read_text().splitlines()]
+    assert [r["value"] for r in rows if r["metric"] == "tone"] == [1.0] * 6
+
+
+def test_a_plugin_model_in_batch_mode_without_a_batch_api_is_refused_before_any_call(
+    mini_project: Path, tone: None
+) -> None:
+    cfg_file = _project(mini_project, "scorers: [{tone: {mode: batch}}]\n")
+    with pytest.raises(ConfigError, match=r"scorers \(tone\)\.mode: 'batch', but 'mock:tone' has no batch API"):
+        execute_run(load_config(cfg_file))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from ragharness.config import CacheMode, HarnessConfig
+from ragharness.config import CacheMode, CallMode, HarnessConfig
 from ragharness.core.errors import ConfigError, RagharnessError
 from ragharness.core.types import Candidate, Generation, GuardrailAction
 from ragharness.generation.batching import BatchResults
@@ -133,20 +133,46 @@ class ModelPool:
         """Known PII values: the scorers' prompts are checked for them like the candidates' requests."""
         self.providers: dict[str, Provider] = {}
         self.limits: dict[str, tuple[int, RateLimits]] = {}
+        self.modes: dict[str, CallMode] = {}
+        """Per model, how its planned calls go: `online`, `batch` or `auto` (see `add`)."""
+        self.where: dict[str, str] = {}
+        """Per model, where the config sets it (for errors)."""
         self._runner: Runner | None = None
 
-    def add(self, name: str, candidate: Candidate, *, concurrency: int, limits: RateLimits, where: str) -> None:
-        """Build `candidate`'s provider under `name` (ConfigError naming `where` if it cannot be built)."""
+    def add(
+        self,
+        name: str,
+        candidate: Candidate,
+        *,
+        concurrency: int,
+        limits: RateLimits,
+        where: str,
+        mode: CallMode = "online",
+    ) -> None:
+        """Build `candidate`'s provider under `name` (ConfigError naming `where` if it cannot be built). `mode`:
+        `batch` or `auto` sends the first ask of every planned request (a `PlannedScorer`'s) as provider batch jobs,
+        named after `name`, when its provider has a batch API (checked before any call)."""
         provider = build_provider(self.cfg, candidate, concurrency=concurrency, where=where)
-        self.add_provider(name, provider, concurrency=concurrency, limits=limits)
+        self.add_provider(name, provider, concurrency=concurrency, limits=limits, mode=mode, where=where)
 
-    def add_provider(self, name: str, provider: Provider, *, concurrency: int, limits: RateLimits) -> None:
+    def add_provider(
+        self,
+        name: str,
+        provider: Provider,
+        *,
+        concurrency: int,
+        limits: RateLimits,
+        mode: CallMode = "online",
+        where: str = "",
+    ) -> None:
         if name in self.providers:
             raise ConfigError(
                 f"model {name!r} is added twice to the scorers' model pool; give each scorer's model its own name"
             )
         self.providers[name] = provider
         self.limits[name] = (concurrency, limits)
+        self.modes[name] = mode
+        self.where[name] = where or name
 
     def start(
         self,

@@ -22,7 +22,7 @@ from ragharness.config import CallMode, HarnessConfig
 from ragharness.core.errors import BatchWaiting, ConfigError
 from ragharness.generation.batching import BatchCapable, BatchResults, run_tag, send, uses_batch
 from ragharness.generation.costs import Budget
-from ragharness.generation.models import Ledger
+from ragharness.generation.models import Ledger, ModelPool
 from ragharness.generation.providers.base import GenerationRequest, Provider
 
 
@@ -40,8 +40,9 @@ class Batched:
     jobs: list[JobRunner] = field(default_factory=list)
 
 
-def check_modes(cfg: HarnessConfig, providers: dict[str, Provider], judge: Provider | None) -> None:
-    """`mode: batch | auto` only on a provider with a batch API (a ConfigError naming the entry otherwise)."""
+def check_modes(cfg: HarnessConfig, providers: dict[str, Provider], models: ModelPool) -> None:
+    """`mode: batch | auto` only on a provider with a batch API (a ConfigError naming the entry otherwise), for
+    candidates and for every scorer model (the judge's `judge.mode`, a plugin's own setting)."""
     problems = []
     for i, c in enumerate(cfg.candidates):
         if c.mode != "online" and not isinstance(providers[c.name], BatchCapable):
@@ -49,17 +50,17 @@ def check_modes(cfg: HarnessConfig, providers: dict[str, Provider], judge: Provi
                 f"{cfg.source_file}: candidates[{i}].mode: {c.mode!r}, but {c.provider!r} has no batch API; "
                 "batch works with bedrock:<model> and openai:<model>; use mode: online"
             )
-    if (
-        cfg.judge is not None
-        and cfg.judge.mode != "online"
-        and judge is not None
-        and not isinstance(judge, BatchCapable)
-    ):
-        problems.append(
-            f"{cfg.source_file}: judge.mode: {cfg.judge.mode!r}, but {cfg.judge.provider!r} has no batch API"
-        )
+    for name, mode in models.modes.items():
+        if mode != "online" and not isinstance(models.providers[name], BatchCapable):
+            where = models.where.get(name, name)
+            problems.append(f"{where}.mode: {mode!r}, but {models.providers[name].id!r} has no batch API")
     if problems:
         raise ConfigError("\n".join(problems))
+
+
+def scorer_groups(models: ModelPool) -> list[Group]:
+    """The scorer models whose planned calls may go as batch jobs, each its own group (named after the model)."""
+    return [Group(name=name, mode=mode) for name, mode in models.modes.items() if mode != "online"]
 
 
 def _reserver(budget: Budget) -> Callable[[float, bool], bool]:

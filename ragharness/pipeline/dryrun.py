@@ -137,8 +137,8 @@ def plan(
     if cache is not None:
         cache.close()
     modes = {c.name: (c.mode, comps.providers[c.name]) for c in cfg.candidates}
-    if cfg.judge is not None and "judge" in pool:
-        modes["judge (scorer)"] = (cfg.judge.mode, pool["judge"])
+    for name, mode in comps.scoring.models.modes.items():  # the judge, and any plugin scorer's model
+        modes[f"{name} (scorer)"] = (mode, pool[name])
     batch = {
         name: plan_jobs(cfg, mode, provider, [c.record_bytes for c in calls if c.candidate == name and not c.cached])
         for name, (mode, provider) in modes.items()

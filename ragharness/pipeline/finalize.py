@@ -15,7 +15,7 @@ from ragharness.core.types import Generation, GoldItem, GuardrailAction, Guardra
 from ragharness.generation.models import ModelPool, ledger
 from ragharness.generation.providers.base import GenerationRequest
 from ragharness.guardrails.leaks import LeakWatch
-from ragharness.pipeline.batches import Batched, Group, run_batches, scrub
+from ragharness.pipeline.batches import Batched, run_batches, scorer_groups, scrub
 from ragharness.reporting.report import PAGES_DIR, write_report
 from ragharness.retrieval.embedders import CachedEmbedder
 from ragharness.runs.rundir import RunDir
@@ -65,8 +65,10 @@ def score_and_finalize(
     models = scoring.models
     accounts = ledger(cfg, cache=cache, spent_usd=spent_usd)  # the run's budget covers the scorers' calls too
     batched = Batched()
-    if cfg.judge is not None and cfg.judge.mode != "online" and "judge" in models.providers:
-        # The judge's first ask of every answer goes as batch jobs; its format re-asks are made online.
+    groups = scorer_groups(models)
+    if groups:
+        # Each batch-mode scorer model's first ask of every answer goes as batch jobs under its own name; re-asks
+        # (e.g. the judge's format retries) are made online.
         planners = [s for s in scoring.scorers if isinstance(s, PlannedScorer)]
         batched = run_batches(
             cfg,
@@ -74,7 +76,7 @@ def score_and_finalize(
             run_id,
             models.providers,
             accounts,
-            [Group(name="judge", mode=cfg.judge.mode)],
+            groups,
             lambda: _planned(items, run, generations, planners),
             log,
             online_fallback=True,

@@ -116,7 +116,7 @@ def build_components(cfg: HarnessConfig) -> _Components:
     scorers = build_scorers(cfg, cached, models)  # the judge's provider, options, ${ENV} and prompt: checked now
     check_thresholds(cfg, scorers)
     providers = build_providers(cfg)
-    check_modes(cfg, providers, models.providers.get("judge"))
+    check_modes(cfg, providers, models)
     return _Components(
         embedder=embedder,
         store=build_store(cfg),

@@ -191,6 +191,7 @@ class JudgeScorer:
             concurrency=self.cfg.concurrency,
             limits=RateLimits(rpm=self.cfg.rpm, tpm=self.cfg.tpm),
             where=f"{cfg.source_file}: judge",
+            mode=self.cfg.mode,
         )
         self.candidate = self.cfg.to_candidate()
         self.support = SupportJudge(ctx.embedder, ctx.thresholds)
