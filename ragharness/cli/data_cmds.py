@@ -48,8 +48,8 @@ def retrieval_eval(
     --sweep, a grid of retrieval settings side by side against the current one."""
     from ragharness.analysis.retrieval import evaluate_retrieval
     from ragharness.config import load_config
+    from ragharness.context.lock import redact_gold
     from ragharness.core.types import SearchMode
-    from ragharness.generation.contexts import redact_gold
     from ragharness.goldset import load_goldset
     from ragharness.ingest.pipeline import ingest as run_ingest
     from ragharness.pipeline.components import build_embedder, build_guardrails, build_redactor, build_store

@@ -9,14 +9,15 @@ import json
 from pydantic import BaseModel, Field
 
 from ragharness.config import HarnessConfig
+from ragharness.context.lock import lock_all, redact_gold
 from ragharness.core.progress import NO_PROGRESS, Progress
 from ragharness.core.types import Generation
 from ragharness.generation.batching import BatchCapable
 from ragharness.generation.cache import ResponseCache
-from ragharness.generation.contexts import lock_all, redact_gold, requests_for
 from ragharness.generation.costs import PriceTable, estimate_usage
 from ragharness.generation.models import effective_cache
 from ragharness.generation.providers.base import GenerationRequest, Provider
+from ragharness.generation.requests import requests_for
 from ragharness.goldset import load_goldset
 from ragharness.pipeline.batches import BatchPlan, plan_jobs
 from ragharness.pipeline.run import build_components

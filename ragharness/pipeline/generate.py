@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterable
 
 from pydantic import BaseModel
 
+from ragharness.context.lock import Stopped
 from ragharness.core.types import Generation, GuardrailAction
-from ragharness.generation.contexts import Stopped
 from ragharness.generation.providers.base import GenerationRequest
 from ragharness.generation.runner import Runner, RunStats
 from ragharness.runs.rundir import RunDir

@@ -21,15 +21,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ragharness import __version__
 from ragharness.config import RESUME_MAY_CHANGE, CacheMode, HarnessConfig, config_snapshot, resume_differences
+from ragharness.context.lock import iter_locked, redact_gold
 from ragharness.core.errors import BatchWaiting, ConfigError, DiskFullError
 from ragharness.core.faults import kill_point
 from ragharness.core.locking import exclusive
 from ragharness.core.progress import NO_PROGRESS, Log, Progress, room_log
 from ragharness.core.types import Generation, GoldItem, GuardrailAction
-from ragharness.generation.contexts import iter_locked, redact_gold, requests_for
 from ragharness.generation.models import ModelPool, effective_cache, ledger, make_runner
 from ragharness.generation.prompts import PromptTemplate, load_prompt
 from ragharness.generation.providers.base import GenerationRequest, Provider
+from ragharness.generation.requests import requests_for
 from ragharness.generation.runner import RunStats
 from ragharness.goldset import load_goldset
 from ragharness.guardrails.base import GuardrailSet

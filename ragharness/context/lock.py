@@ -1,4 +1,4 @@
-"""Locked contexts: retrieve every gold item's passages once, redact every field a prompt, file or report can
+"""Locking a context: retrieve every gold item's passages once, redact every field a prompt, file or report can
 show, hash the result, and render each candidate's request from it. What a candidate or the judge sees is exactly
 what is locked here."""
 
@@ -15,7 +15,6 @@ from ragharness.core.progress import NO_PROGRESS, Progress
 from ragharness.core.types import (
     METADATA_FIELDS,
     Assertion,
-    Candidate,
     ContainsAssertion,
     ContextPack,
     GoldItem,
@@ -26,8 +25,6 @@ from ragharness.core.types import (
     Passage,
     RegexAssertion,
 )
-from ragharness.generation.prompts import PromptTemplate, render
-from ragharness.generation.providers.base import GenerationRequest, request_hash
 from ragharness.guardrails.base import GuardrailChain, GuardrailSet
 from ragharness.retrieval.retriever import Retriever
 
@@ -184,27 +181,6 @@ def check_structure(gold: GoldSet, chain: GuardrailChain) -> None:
             f"gold set {where}: " + "; ".join(problems[:10]) + ". Structural fields are stored and shown unredacted: "
             "rewrite them without personal data (the value is not shown)"
         )
-
-
-def build_request(item: GoldItem, pack: ContextPack, cand: Candidate, tpl: PromptTemplate) -> GenerationRequest:
-    prompt = render(tpl, pack.question, pack.passages)
-    key = request_hash(cand, prompt.system, prompt.user)
-    return GenerationRequest(
-        item_id=item.id,
-        candidate=cand,
-        system=prompt.system,
-        user=prompt.user,
-        question=pack.question,
-        passages=pack.passages,
-        request_hash=key,
-    )
-
-
-def requests_for(
-    item: GoldItem, pack: ContextPack, candidates: list[Candidate], templates: dict[str, PromptTemplate]
-) -> list[GenerationRequest]:
-    """Every candidate's request for one item, in candidate order: the run and the dry run both build them here."""
-    return [build_request(item, pack, c, templates[c.name]) for c in candidates]
 
 
 class LockedContexts(BaseModel):
