@@ -19,7 +19,7 @@ from ragharness.core.types import Usage
 from ragharness.generation.models import ModelPool
 from ragharness.generation.providers.base import GenerationRequest, ProviderResponse
 from ragharness.generation.runner import RateLimits
-from ragharness.guardrails.base import Guardrail
+from ragharness.guardrails.base import Guardrail, GuardrailContext
 from ragharness.retrieval.embedders import HashingEmbedder
 from ragharness.runs.rundir import RunDir
 from ragharness.runs.store import LocalRunStore, RunStore, S3RunStore
@@ -91,7 +91,7 @@ GUARDRAIL_OPTIONS: dict[str, dict[str, Any]] = {"pii": {}, "deny_patterns": {"pa
 class TestBuiltinGuardrails(GuardrailContract):
     @pytest.fixture(params=GUARDRAILS.kinds())
     def guardrail(self, request: pytest.FixtureRequest) -> Guardrail:
-        return GUARDRAILS.create(request.param, GUARDRAIL_OPTIONS[request.param])
+        return GUARDRAILS.create(request.param, GUARDRAIL_OPTIONS[request.param], GuardrailContext())
 
 
 def _finished(folder: Path, run_id: str) -> RunDir:

@@ -20,9 +20,9 @@ from ragharness.guardrails.leaks import LeakWatch
 from ragharness.testing.provider import candidate, make_request
 
 WIRED = {"leak_watch", "on_done", "on_progress", "on_call", "batch", "watch", "cache", "run_dir", "config"}
-LEFT = {"guardrails/base.py: target.watch"}
-"""Still wired afterwards: GuardrailSet hands its leak watch to the PII redactors inside its chains, because guardrail
-factories take their options only (no construction context yet). Listed so that no new case slips in."""
+LEFT: set[str] = set()
+"""Cases still wired afterwards (none: guardrails get their leak watch from their `GuardrailContext`). Listed so that
+no new case slips in."""
 
 
 def test_no_module_wires_a_collaborator_by_assignment() -> None:
@@ -82,3 +82,29 @@ def test_a_stopped_run_names_itself_on_a_new_error_and_a_pool_starts_once(tmp_pa
     asyncio.run(pool.aclose())
     assert gen is not None and calls == [gen]  # the pass's recorder got the call
     assert dict(watch.leaks) == {"request:judge": 1}  # the pool's watch saw the value in the scorer's prompt
+
+
+@pytest.mark.parametrize(
+    "guardrails_yaml",
+    [
+        "{input: [{kind: pii}]}",  # a listed guardrail: built by its factory with the context
+        "{input: [], policy: {backend: local, sensitiveInformationPolicy: {piiEntities: [EMAIL]}}}",  # a backend's
+    ],
+)
+def test_every_pii_guardrail_is_built_with_the_runs_leak_watch(tmp_path: Path, guardrails_yaml: str) -> None:
+    """A value any PII guardrail of the config finds is watched by the run (its requests and files are checked for
+    it) because the guardrail was constructed with the run's watch, not handed it afterwards."""
+    from ragharness.config import load_config
+    from ragharness.pipeline.components import build_guardrails
+
+    cfg = tmp_path / "harness.yaml"
+    cfg.write_text(
+        "name: t\ncorpus: {path: c}\ngoldset: g.yaml\ncandidates: [{name: a, provider: extractive}]\n"
+        f"data_dir: {tmp_path / 'data'}\nguardrails: {guardrails_yaml}\n"
+    )
+    guards = build_guardrails(load_config(cfg))
+    email = "dana.whitfield@northwind-mail.net"  # example.org is reserved: never watched
+    assert guards.watch.hits(f"mail {email}") == 0
+    out = guards.input.apply(f"My address is {email}, please reply there.", where="question", item_id="q1")
+    assert email not in out.text and any(a.action == "redacted" for a in out.actions)
+    assert guards.watch.hits(f"the answer quotes {email} again") == 1

@@ -117,9 +117,11 @@ EMBEDDERS: Registry[Embedder] = Registry("embedder")
 STORES: Registry[VectorStore] = Registry("store")
 SCORERS: Registry[Scorer] = Registry("scorer")
 GUARDRAILS: Registry[Guardrail] = Registry("guardrail")
+"""Guardrails listed in `guardrails.input` / `.output`: factory(options, ctx: GuardrailContext) returns one; the
+context carries the run's leak watch, which a guardrail that finds personal data tells what it found."""
 GUARDRAIL_BACKENDS: Registry[list[Guardrail]] = Registry("guardrail backend")
-"""Backends of `guardrails.policy` (local, bedrock, a plugin's): factory(policy, stage, cfg, client) returns the
-stage's guardrails. A plugin backend should pass `ragharness.testing.guardrail.GuardrailPolicyContract`."""
+"""Backends of `guardrails.policy` (local, bedrock, a plugin's): factory(policy, stage, ctx: GuardrailContext)
+returns the stage's guardrails. A plugin backend should pass `ragharness.testing.guardrail.GuardrailPolicyContract`."""
 
 _loaded = False
 _BUILTINS = "ragharness.pipeline.builtins"

@@ -12,10 +12,11 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
+from ragharness.config import RunnerConfig
 from ragharness.core.types import Finding, Frozen, GuardrailAction, GuardrailOutcome, GuardrailStage, GuardrailTiming
 from ragharness.guardrails.leaks import LeakWatch
 
@@ -38,6 +39,21 @@ class Guardrail(Protocol):
     def name(self) -> str: ...
 
     def check(self, text: str) -> Verdict: ...
+
+
+@dataclass(frozen=True)
+class GuardrailContext:
+    """What a guardrail is built with besides its own options, so it is complete when constructed: the run's leak
+    watch (a PII redactor reports every value it finds to it), the AWS client a backend may use (tests pass a
+    stubbed one), the runner's retry settings and where the config came from (for errors).
+
+    Factories of the `guardrail` seam are called `factory(options, ctx)`; those of `guardrail backend`
+    `factory(policy, stage, ctx)`."""
+
+    watch: LeakWatch | None = None
+    client: Any = None
+    runner: RunnerConfig = field(default_factory=RunnerConfig)
+    source: str = ""
 
 
 class GroundingSource(Frozen):
@@ -202,14 +218,8 @@ class GuardrailSet:
     output: GuardrailChain
     redact: GuardrailChain
     watch: LeakWatch = field(default_factory=LeakWatch)
-
-    def __post_init__(self) -> None:
-        """Every PII redactor in the chains reports what it finds to the leak watch (in memory only)."""
-        for chain in (self.input, self.context, self.output, self.redact):
-            for guard in chain.guardrails:
-                for target in (guard, getattr(guard, "redactor", None)):
-                    if target is not None and hasattr(target, "watch"):
-                        target.watch = self.watch
+    """The leak watch the chains' PII redactors were built with (`GuardrailContext.watch`); the run checks every
+    request and file against it."""
 
     @classmethod
     def of(cls, guards: Sequence[Guardrail], output: Sequence[Guardrail] = ()) -> GuardrailSet:

@@ -40,6 +40,7 @@ from ragharness.guardrail_policy import (
 )
 from ragharness.guardrails.base import GroundingSource, Verdict
 from ragharness.guardrails.heads import HeadDetector, load_head, windows
+from ragharness.guardrails.leaks import LeakWatch
 from ragharness.guardrails.pii import PiiRedactor
 from ragharness.retrieval.embedders import Embedder, cosine
 
@@ -63,13 +64,20 @@ class SensitiveInfoGuardrail:
 
     name = "sensitive_information"
 
-    def __init__(self, policy: SensitiveInformation, block_message: str, redact_only: bool = False) -> None:
-        """`redact_only`: every finding is redacted, none blocks (for gold answers and passage metadata)."""
+    def __init__(
+        self,
+        policy: SensitiveInformation,
+        block_message: str,
+        redact_only: bool = False,
+        watch: LeakWatch | None = None,
+    ) -> None:
+        """`redact_only`: every finding is redacted, none blocks (for gold answers and passage metadata); `watch`
+        is told every value found (see guardrails.leaks)."""
         self.policy = policy
         self.redact_only = redact_only
         presidio = sorted({PII_ENTITIES[e.type][0] for e in policy.pii_entities})
         self.redactor = (
-            PiiRedactor(presidio, score_threshold=policy.score_threshold, ner_model=policy.ner_model)
+            PiiRedactor(presidio, score_threshold=policy.score_threshold, ner_model=policy.ner_model, watch=watch)
             if presidio
             else None
         )
@@ -293,7 +301,7 @@ class GroundingGuardrail:
 
 
 def local_guardrails(
-    policy: GuardrailPolicy, embedder: Embedder, stage: GuardrailStage
+    policy: GuardrailPolicy, embedder: Embedder, stage: GuardrailStage, watch: LeakWatch | None = None
 ) -> list[
     SensitiveInfoGuardrail | WordFilterGuardrail | DeniedTopicGuardrail | PromptAttackGuardrail | GroundingGuardrail
 ]:
@@ -304,7 +312,7 @@ def local_guardrails(
         SensitiveInfoGuardrail | WordFilterGuardrail | DeniedTopicGuardrail | PromptAttackGuardrail | GroundingGuardrail
     ] = []
     if policy.sensitive_information_policy is not None:
-        out.append(SensitiveInfoGuardrail(policy.sensitive_information_policy, block))
+        out.append(SensitiveInfoGuardrail(policy.sensitive_information_policy, block, watch=watch))
     if stage == "context":
         if policy.prompt_attacks is not None and policy.prompt_attacks.enabled:
             out.append(PromptAttackGuardrail(policy.prompt_attacks, embedder, stage, block))

@@ -9,11 +9,11 @@ from ragharness.core.registry import EMBEDDERS, GUARDRAIL_BACKENDS, GUARDRAILS, 
 from ragharness.scoring.thresholds import CorrectnessOptions, SupportOptions
 
 if TYPE_CHECKING:
-    from ragharness.config import EmbedderConfig, HarnessConfig, RetrievalConfig, StoreConfig
+    from ragharness.config import EmbedderConfig, RetrievalConfig, StoreConfig
     from ragharness.core.types import Candidate, GuardrailStage
     from ragharness.generation.providers.base import Provider, ProviderContext
     from ragharness.guardrail_policy import GuardrailPolicy
-    from ragharness.guardrails.base import Guardrail
+    from ragharness.guardrails.base import Guardrail, GuardrailContext
     from ragharness.retrieval.embedders import Embedder
     from ragharness.retrieval.store import VectorStore
     from ragharness.scoring.base import Scorer, ScorerContext
@@ -119,33 +119,29 @@ def _assertions(ctx: ScorerContext) -> Scorer:
     return AssertionScorer(ctx)
 
 
-def _pii(options: dict[str, Any]) -> Guardrail:
+def _pii(options: dict[str, Any], ctx: GuardrailContext) -> Guardrail:
     from ragharness.guardrails.pii import PiiRedactor
 
-    return PiiRedactor(**options)
+    return PiiRedactor(**options, watch=ctx.watch)
 
 
-def _deny(options: dict[str, Any]) -> Guardrail:
+def _deny(options: dict[str, Any], ctx: GuardrailContext) -> Guardrail:
     from ragharness.guardrails.filters import DenyPatterns
 
     return DenyPatterns(**options)
 
 
-def _local_policy(
-    policy: GuardrailPolicy, stage: GuardrailStage, *, cfg: HarnessConfig, client: Any
-) -> list[Guardrail]:
+def _local_policy(policy: GuardrailPolicy, stage: GuardrailStage, ctx: GuardrailContext) -> list[Guardrail]:
     from ragharness.guardrails.local import local_guardrails
     from ragharness.pipeline.components import guardrail_embedder
 
-    return list(local_guardrails(policy, guardrail_embedder(), stage))
+    return list(local_guardrails(policy, guardrail_embedder(), stage, watch=ctx.watch))
 
 
-def _bedrock_policy(
-    policy: GuardrailPolicy, stage: GuardrailStage, *, cfg: HarnessConfig, client: Any
-) -> list[Guardrail]:
+def _bedrock_policy(policy: GuardrailPolicy, stage: GuardrailStage, ctx: GuardrailContext) -> list[Guardrail]:
     from ragharness.guardrails.bedrock import BedrockGuardrail
 
-    return [BedrockGuardrail(policy, stage, client=client, runner=cfg.runner)]
+    return [BedrockGuardrail(policy, stage, client=ctx.client, runner=ctx.runner)]
 
 
 def register() -> None:

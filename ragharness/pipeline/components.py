@@ -12,7 +12,7 @@ from ragharness.core.registry import EMBEDDERS, GUARDRAIL_BACKENDS, GUARDRAILS, 
 from ragharness.core.types import GuardrailStage
 from ragharness.generation.models import ModelPool, build_provider
 from ragharness.generation.providers.base import Provider
-from ragharness.guardrails.base import Guardrail, GuardrailChain, GuardrailSet
+from ragharness.guardrails.base import Guardrail, GuardrailChain, GuardrailContext, GuardrailSet
 from ragharness.guardrails.leaks import WATCH_FILE, LeakWatch
 from ragharness.ingest.pipeline import TextRedactor
 from ragharness.retrieval.embedders import CachedEmbedder, Embedder, MiniLMEmbedder
@@ -69,12 +69,23 @@ def build_providers(cfg: HarnessConfig) -> dict[str, Provider]:
     }
 
 
-def _listed(cfg: HarnessConfig, stage: str) -> list[Guardrail]:
+def guardrail_context(cfg: HarnessConfig, client: Any = None, watch: LeakWatch | None = None) -> GuardrailContext:
+    """What this config's guardrails are built with: its leak watch (default `build_watch`), the AWS client, the
+    runner's retry settings."""
+    return GuardrailContext(
+        watch=watch if watch is not None else build_watch(cfg),
+        client=client,
+        runner=cfg.runner,
+        source=str(cfg.source_file),
+    )
+
+
+def _listed(cfg: HarnessConfig, stage: str, ctx: GuardrailContext) -> list[Guardrail]:
     guards = []
     for i, g in enumerate(getattr(cfg.guardrails, stage)):
         where = f"{cfg.source_file}: guardrails.{stage}[{i}]"
         try:
-            guards.append(GUARDRAILS.create(g.kind, g.options, where=f"{where}.kind"))
+            guards.append(GUARDRAILS.create(g.kind, g.options, ctx, where=f"{where}.kind"))
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{where}.options: {exc}") from exc
     return guards
@@ -94,14 +105,14 @@ def guardrail_embedder(shared: Embedder | None = None) -> Embedder:
     return _GUARD_EMBEDDER[0]
 
 
-def policy_guardrails(cfg: HarnessConfig, stage: GuardrailStage, client: Any = None) -> list[Guardrail]:
+def policy_guardrails(cfg: HarnessConfig, stage: GuardrailStage, ctx: GuardrailContext) -> list[Guardrail]:
     """The policy's checks for one stage, from its backend."""
     policy = cfg.guardrails.policy
     if policy is None:
         return []
     where = f"{cfg.source_file}: guardrails.policy.backend"
     try:
-        return GUARDRAIL_BACKENDS.create(policy.backend, policy, stage, cfg=cfg, client=client, where=where)
+        return GUARDRAIL_BACKENDS.create(policy.backend, policy, stage, ctx, where=where)
     except ConfigError as exc:
         if str(exc).startswith(where):
             raise
@@ -116,12 +127,14 @@ def build_guardrails(cfg: HarnessConfig, client: Any = None) -> GuardrailSet:
     Bedrock checks run after the harness's redaction: a raw value the redactor finds never leaves the machine, and
     Bedrock's findings are what the local redactor missed.
     """
-    listed_in, listed_out = _listed(cfg, "input"), _listed(cfg, "output")
+    watch = build_watch(cfg)
+    ctx = guardrail_context(cfg, client, watch)
+    listed_in, listed_out = _listed(cfg, "input", ctx), _listed(cfg, "output", ctx)
     policy = cfg.guardrails.policy
     first = policy is None or policy.backend == "local"
 
     def chain(listed: list[Guardrail], stage: GuardrailStage) -> GuardrailChain:
-        extra = policy_guardrails(cfg, stage, client)
+        extra = policy_guardrails(cfg, stage, ctx)
         message = policy.messages.blocked_output if policy and stage == "output" else ""
         if policy and stage != "output":
             message = policy.messages.blocked_input
@@ -131,13 +144,15 @@ def build_guardrails(cfg: HarnessConfig, client: Any = None) -> GuardrailSet:
     if policy is not None and policy.backend == "local" and policy.sensitive_information_policy is not None:
         from ragharness.guardrails.local import SensitiveInfoGuardrail
 
-        redacting.insert(0, SensitiveInfoGuardrail(policy.sensitive_information_policy, "", redact_only=True))
+        redacting.insert(
+            0, SensitiveInfoGuardrail(policy.sensitive_information_policy, "", redact_only=True, watch=ctx.watch)
+        )
     return GuardrailSet(
         input=chain(listed_in, "input"),
         context=chain(listed_in, "context"),
         output=chain(listed_out, "output"),
         redact=GuardrailChain(redacting, "input", redact_only=True),
-        watch=build_watch(cfg),
+        watch=watch,
     )
 
 
