@@ -130,7 +130,7 @@ def test_disk_full_injected_in_process(tmp_path: Path, monkeypatch: pytest.Monke
     with pytest.raises(DiskFullError) as err:
         execute_run(cfg, out_dir=tmp_path / "run", log=lambda s: None)
     assert "report.html" in str(err.value) and err.value.run_dir == tmp_path / "run"
-    assert json.loads((tmp_path / "run/run.json").read_text())["stage"] == "prepared"
+    assert json.loads((tmp_path / "run/run.json").read_text())["stage"] == "generated"  # every call made
     monkeypatch.setattr(report_module, "atomic_write_text", real)
     result = execute_run(cfg, resume=tmp_path / "run", log=lambda s: None)
     assert result.summary.status == "pass" and (tmp_path / "run/report.html").is_file()

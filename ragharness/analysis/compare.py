@@ -89,7 +89,7 @@ class _Side(BaseModel):
 
 def _side(run: RunDir, candidate: str) -> _Side:
     gold = run.goldset()
-    latest = {(s.item_id, s.candidate, s.metric): s for s in run.scores()}
+    latest = run.current_scores()
     scores = {(i, m): s for (i, c, m), s in latest.items() if c in (candidate, "")}  # item-level scores are shared
     all_gens = run.generations()
     gens = {g.item_id: g for g in all_gens if g.candidate == candidate}

@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 from ragharness.core.errors import RunError
 from ragharness.core.fileio import atomic_write_text
 from ragharness.core.types import Score
+from ragharness.runs.latest import latest_by
 from ragharness.runs.rundir import RunDir
 from ragharness.scoring.thresholds import load_thresholds
 
@@ -242,7 +243,11 @@ def agreement_with(run: RunDir, labels: Iterable[HumanLabel]) -> Calibration:
         human.setdefault((h.item_id, h.candidate), []).append(h)
     by_scorer: dict[tuple[str, str, str], list[tuple[str, str]]] = {}
     # the latest record of each scorer version per answer and metric (re-scoring appends)
-    latest = {(s.scorer, s.scorer_version, s.metric, s.item_id, s.candidate): s for s in run.scores()}
+    latest = latest_by(
+        run.read_jsonl("scores.jsonl", Score),
+        lambda s: (s.scorer, s.scorer_version, s.metric, s.item_id, s.candidate),
+        lambda s: s,
+    )
     for s in latest.values():
         for h in human.get((s.item_id, s.candidate), []):
             for field, metric_suffix in (("groundedness", "groundedness"), ("correctness", "correctness")):

@@ -1,7 +1,7 @@
 """One evaluation run: ingest (incremental) -> locked retrieval -> input guardrails -> candidates -> output
 guardrails -> scores -> summary -> report. Everything lands in the run directory as it is produced.
 
-A run moves through stages recorded in run.json (`created` -> `prepared` -> `finished`) and every file is
+A run moves through stages recorded in run.json (`created` -> `prepared` -> `generated` -> `finished`) and every file is
 written atomically, so a process killed at any instant leaves a run that `--resume` completes: a run killed
 before it was prepared is prepared again (nothing was sent to any model yet); one killed while generating keeps
 every completed call; one killed while scoring is scored again. Large runs stream: requests, contexts and scores
@@ -50,6 +50,7 @@ from ragharness.pipeline.generate import StatsCallback, blocked_generations, gen
 from ragharness.retrieval.embedders import CachedEmbedder, Embedder
 from ragharness.retrieval.retriever import Retriever
 from ragharness.retrieval.store import VectorStore
+from ragharness.runs.latest import current_generations
 from ragharness.runs.rundir import FORMAT_VERSION, RunDir, RunManifest
 from ragharness.runs.summary import RunSummary
 from ragharness.scoring.base import Scorer
@@ -127,14 +128,6 @@ def build_components(cfg: HarnessConfig) -> _Components:
         templates={c.name: load_prompt(c.prompt, prompts_dir) for c in cfg.candidates},
         redactor=build_redactor(cfg, guards.watch),
     )
-
-
-def _latest(generations: list[Generation]) -> dict[tuple[str, str], Generation]:
-    """Last generation per (item, candidate): a resumed retry supersedes the earlier failure."""
-    out: dict[tuple[str, str], Generation] = {}
-    for g in generations:
-        out[(g.item_id, g.candidate)] = g
-    return out
 
 
 def _run_path(cfg: HarnessConfig, out_dir: Path | None, resume: Path | None) -> tuple[Path, bool]:
@@ -362,7 +355,7 @@ def _generate_and_finish(
 ) -> RunResult:
     manifest.status = "running"
     run.write_json("run.json", manifest)
-    done = {k: g for k, g in _latest(run.generations()).items() if g.ok}
+    done = {k: g for k, g in current_generations(run.read_jsonl("generations.jsonl", Generation)).items() if g.ok}
     spent = sum(g.cost_usd for g in done.values() if not g.cached)
     current = {c.name: c.to_candidate() for c in cfg.candidates}
     gold = run.goldset()
@@ -396,10 +389,11 @@ def _generate_and_finish(
     scrub(batched)
     run.append("guardrail_timings.jsonl", comps.guards.timings())
 
-    latest = {**done, **_latest(outcome.generations)}
+    latest = {**done, **current_generations(outcome.generations)}
     generations = sorted(latest.values(), key=lambda g: order.get((g.item_id, g.candidate), len(order)))
     run.write_jsonl("generations.jsonl", generations)  # canonical: one line per call, in request order
     kill_point("run:generated")
+    manifest.stage = "generated"  # every call made or recorded as pending; scoring is next
     # the report rendered at the end of scoring reads the manifest: it must show the time spent, not 0.0 s
     manifest.seconds = round(manifest.seconds + time.perf_counter() - started, 3)
     run.write_json("run.json", manifest)

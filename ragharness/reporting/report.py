@@ -14,8 +14,7 @@ from pydantic import BaseModel
 from ragharness.analysis.labels import Calibration
 from ragharness.core.fileio import atomic_write_text
 from ragharness.core.memory import trim
-from ragharness.core.types import ContextPack, Generation, GoldItem, GuardrailAction, Score
-from ragharness.core.yamlio import load_strict
+from ragharness.core.types import ContextPack, Generation, GoldItem, GuardrailAction
 from ragharness.reporting.jinja import environment
 from ragharness.runs.rundir import RunDir
 from ragharness.runs.summary import RunSummary
@@ -76,14 +75,13 @@ def _context(run: RunDir, calibration: Calibration | None = None) -> dict[str, A
     for g in run.generations():
         gens[g.item_id][g.candidate] = g
     scores: dict[tuple[str, str], dict[str, _ScoreView]] = defaultdict(dict)
-    for s in run.read_jsonl("scores.jsonl", Score):  # streamed; only what the page shows is kept
-        scores[(s.item_id, intern(s.candidate))][intern(s.metric)] = _ScoreView(s.value, intern(s.label), s.reason)
+    shown = run.current_views(lambda s: _ScoreView(s.value, intern(s.label), s.reason))  # only what the page shows
+    for (item_id, cand, metric), view in shown.items():
+        scores[(item_id, intern(cand))][intern(metric)] = view
     present = {m for c in summary.candidates for m in c.metrics}
     if calibration is None and run.file("calibration.json").is_file():
         calibration = Calibration.model_validate_json(run.file("calibration.json").read_text(encoding="utf-8"))
-    config_file = run.file("config.yaml")
-    snapshot = load_strict(config_file.read_text(encoding="utf-8")) if config_file.is_file() else None
-    corpus = snapshot.get("corpus") if isinstance(snapshot, dict) else None
+    corpus = run.config_snapshot().get("corpus")
     raw_in_store = isinstance(corpus, dict) and corpus.get("redact_pii") is False
     return {
         "guard_items": _guard_items(run, summary, gold.items),

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal, TextIO, TypeVar
@@ -30,8 +30,10 @@ from ragharness.core.errors import RunError
 from ragharness.core.fileio import atomic_write_text, atomic_writer, cut_torn_tail, guard_disk
 from ragharness.core.types import ContextPack, Generation, GoldSet, GuardrailAction, Score
 from ragharness.core.yamlio import load_strict
+from ragharness.runs.latest import ScoreKey, current_scores
 
 M = TypeVar("M", bound=BaseModel)
+V = TypeVar("V")
 
 Stage = Literal["created", "prepared", "generated", "finished"]
 RunStatus = Literal["running", "pass", "fail", "incomplete"]
@@ -291,7 +293,20 @@ class RunDir:
         return list(self.read_jsonl("generations.jsonl", Generation))
 
     def scores(self) -> list[Score]:
+        """Every score record as written (re-scores appended); `current_scores` says which count."""
         return list(self.read_jsonl("scores.jsonl", Score))
+
+    def current_scores(self, *, where: Callable[[Score], bool] | None = None) -> dict[ScoreKey, Score]:
+        """The scores that count: the latest record per item, candidate and metric (`where`: only those)."""
+        return self.current_views(lambda s: s, where=where)
+
+    def current_views(
+        self, view: Callable[[Score], V], *, where: Callable[[Score], bool] | None = None
+    ) -> dict[ScoreKey, V]:
+        """`current_scores` streamed from scores.jsonl: only `view` of each winner is held (a 10,000-item run's
+        report keeps what it shows), only records `where` accepts are read on."""
+        scores = self.read_jsonl("scores.jsonl", Score)
+        return current_scores(scores if where is None else filter(where, scores), view)
 
     def judge_calls(self) -> list[Generation]:
         return list(self.read_jsonl("judge_calls.jsonl", Generation))

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from ragharness.config import Threshold
 from ragharness.core.types import Candidate, Generation, GoldItem, GuardrailAction, GuardrailTiming, Score
 from ragharness.runs.guardrail_summary import GuardrailSummary, summarise_guardrails
+from ragharness.runs.latest import current_scores
 from ragharness.scoring import metrics as catalog
 from ragharness.scoring.metrics import OPS_METRICS
 
@@ -247,14 +248,11 @@ def summarise(
     slim copy of each is kept. `judge_calls` are every call scorers made to models (their cost is shown apart)."""
     intent = {i.id: i.intent for i in items}
     models = _model_use(judge_calls)
-    latest: dict[tuple[str, str, str], _Slim] = {
-        (s.item_id, s.candidate, s.metric): _Slim(
-            s.item_id, intern(s.candidate), intern(s.metric), s.value, intern(s.label), s.error
-        )
-        for s in scores
-    }
-    slim = list(latest.values())  # re-scoring appends; the latest record per metric counts
-    del latest
+    slim = list(
+        current_scores(  # re-scoring appends; only the records that count are kept, slim
+            scores, lambda s: _Slim(s.item_id, intern(s.candidate), intern(s.metric), s.value, intern(s.label), s.error)
+        ).values()
+    )
     cands: list[CandidateSummary] = []
     for cand in candidates:
         gens = [g for g in generations if g.candidate == cand.name]

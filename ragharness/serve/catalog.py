@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 
 from ragharness.analysis.labels import row_id
 from ragharness.core.errors import NotFoundError, RagharnessError, RunError
-from ragharness.core.types import ContextPack, Generation, GoldItem, Score
+from ragharness.core.types import ContextPack, Generation, GoldItem
 from ragharness.reporting.report import headline_metrics
 from ragharness.runs.history import HistoryIndex
 from ragharness.runs.rundir import RunDir
@@ -261,8 +261,10 @@ class RunCatalog:
         def load() -> dict[tuple[str, str], ItemOutcome]:
             run = self.open(run_id)
             by_metric: dict[str, dict[tuple[str, str], ItemOutcome]] = {}
-            for s in run.read_jsonl("scores.jsonl", Score):
-                by_metric.setdefault(s.metric, {})[(s.item_id, s.candidate)] = ItemOutcome(label=s.label, value=s.value)
+            for (item_id, cand, metric), outcome in run.current_views(
+                lambda s: ItemOutcome(label=s.label, value=s.value)
+            ).items():
+                by_metric.setdefault(metric, {})[(item_id, cand)] = outcome
             primary = metric_catalog.primary(by_metric)
             return by_metric[primary] if primary else {}
 

@@ -12,7 +12,6 @@ from starlette.concurrency import run_in_threadpool
 
 from ragharness.analysis.labels import now_utc
 from ragharness.core.errors import RunError
-from ragharness.core.types import Score
 from ragharness.reporting.report import INLINE_ITEMS, PAGES_DIR, render_report
 from ragharness.runs.pins import BaselinePin, read_pins, set_pin
 from ragharness.scoring import metrics as catalog
@@ -109,9 +108,8 @@ def item_page(request: Request, run_id: str, item_id: str) -> HTMLResponse:
     pack = state.catalog.pack(run_id, item_id)
     gens = state.catalog.answers(run_id).get(item_id, [])
     scores: dict[str, dict[str, object]] = {}
-    for s in state.catalog.open(run_id).read_jsonl("scores.jsonl", Score):  # streamed; one item's kept
-        if s.item_id == item_id:
-            scores.setdefault(s.candidate, {})[s.metric] = s
+    for s in state.catalog.open(run_id).current_scores(where=lambda s: s.item_id == item_id).values():
+        scores.setdefault(s.candidate, {})[s.metric] = s
     history = views.item_history(state, run_id, item_id)
     candidates = sorted({c for h in history for c in h.outcomes})
     return HTMLResponse(
