@@ -4,46 +4,57 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
-# The CPU torch wheel lies in /opt/wheels on these machines; elsewhere pip takes torch==2.13.0 from PyPI.
-FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
+# CPU-only PyTorch everywhere: on Linux PyPI's torch pulls triton and ~20 CUDA packages (several GB), so the
+# wheel comes from PyTorch's own CPU index (2.13.0+cpu satisfies the pin); these machines keep a local wheel folder.
+# macOS and Windows wheels on PyPI are CPU-only already.
+UNAME := $(shell uname -s)
+TORCH_SOURCE := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,$(if $(filter Linux,$(UNAME)),--extra-index-url https://download.pytorch.org/whl/cpu,))
+PIP_INSTALL = $(BIN)/python -m pip install --progress-bar off $(TORCH_SOURCE) -c constraints.txt
 
-.PHONY: setup demo test test-fast test-faults test-security lint fmt bench clean train-guardrails
+.PHONY: setup setup-dev demo test test-fast test-faults test-security lint fmt bench clean train-guardrails
 
+# `make demo` installs the runtime only; the test, lint and benchmark targets add the development tools.
 setup: $(VENV)/.installed
+setup-dev: $(VENV)/.installed-dev
 
 $(VENV)/.installed: pyproject.toml constraints.txt
-	@echo "setting up $(VENV): the first install downloads the dependencies (a few minutes; pip shows each one)"
+	@echo "setting up $(VENV): the first install downloads the runtime dependencies (a few minutes; pip shows each one)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
-	$(BIN)/python -m pip install --progress-bar off $(FIND_LINKS) -c constraints.txt -e '.[dev]'
+	$(PIP_INSTALL) -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	@echo "adding the development tools (pytest, moto, playwright, ruff, mypy, ...) to $(VENV)"
+	$(PIP_INSTALL) -e '.[dev]'
 	touch $@
 
 demo: setup
 	$(BIN)/ragharness run goldsets/support/harness.yaml
 
-test: setup
+test: setup-dev
 	$(BIN)/python -m pytest
 
-test-fast: setup
+test-fast: setup-dev
 	$(BIN)/python -m pytest -m "not integration and not faults"
 
-test-faults: setup
+test-faults: setup-dev
 	$(BIN)/python -m pytest -m faults
 
-test-security: setup
+test-security: setup-dev
 	$(BIN)/python -m pytest -m security
 
 # Rebuild the local guardrail detectors' heads (ragharness/guardrails/weights/) from training/guardrails/data.
-train-guardrails: setup
+train-guardrails: setup-dev
 	$(BIN)/python training/guardrails/train.py
 
-lint: setup
+lint: setup-dev
 	$(BIN)/ruff check ragharness tests benchmarks training
 	$(BIN)/ruff format --check ragharness tests benchmarks training
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-fmt: setup
+fmt: setup-dev
 	$(BIN)/ruff format ragharness tests benchmarks training
 	$(BIN)/ruff check --fix ragharness tests benchmarks training
 

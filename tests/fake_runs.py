@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from ragharness.core.types import (
@@ -21,6 +23,14 @@ from ragharness.runs.rundir import RunDir, RunManifest
 from ragharness.runs.summary import summarise
 
 INTENTS = ("billing", "access", "limits")
+XSS = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned=2">'
+"""Model output that would run if a page did not escape it."""
+
+
+def flags(n: int, n_true: int, seed: int = 0) -> list[bool]:
+    out = [True] * n_true + [False] * (n - n_true)
+    random.Random(seed).shuffle(out)
+    return out
 
 
 def make_run(
@@ -125,3 +135,18 @@ def make_run(
     run.write_json("summary.json", summary)
     write_report(run)
     return run
+
+
+def history(root: Path, n: int = 30) -> None:
+    rng = random.Random(3)
+    for k in range(n):
+        rate = 0.8 + 0.1 * rng.random() - (0.3 if k == 20 else 0.0)
+        make_run(
+            root,
+            f"run-{k:02d}",
+            {"bot": flags(30, int(30 * rate), seed=k)},
+            started_at=(datetime(2026, 10, 1, 2, tzinfo=UTC) + timedelta(days=k)).isoformat(),
+            gate="regressed" if k == 20 else "pass",
+            prompt_version=5 if k < 15 else 6,
+            cost=0.001 + k * 1e-5,
+        )

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from test_judge import _claims_responder
+from judge_kit import ANSWER, claims_responder, responder
 
 from fake_openai import FakeOpenAI, Reply, completion, serve
 from faultkit import cli
@@ -22,19 +22,10 @@ from ragharness.config import load_config
 from ragharness.pipeline.run import execute_run
 from ragharness.testing.batch import check_batch_backend
 
-ANSWER = "Alpha annual plans can be refunded within 30 days of purchase [1]."
-
 
 @pytest.fixture
 def server() -> Iterator[FakeOpenAI]:
     yield from serve()
-
-
-def responder(body: dict[str, Any]) -> Reply:
-    """Candidates get ANSWER; the judge (its prompt has <answer>) gets claims JSON."""
-    if "<answer>" in body["messages"][-1]["content"]:
-        return _claims_responder(body)
-    return Reply(body=completion(ANSWER, prompt_tokens=400, completion_tokens=20))
 
 
 def backend(server: FakeOpenAI) -> OpenAIBatch:
@@ -268,7 +259,7 @@ def test_raw_batch_outputs_never_stay_in_the_run_directory(
 
     def leaky(body: dict[str, Any]) -> Reply:
         if "<answer>" in body["messages"][-1]["content"]:
-            return _claims_responder(body)
+            return claims_responder(body)
         return Reply(body=completion("Write to jane.roe@example.org, IBAN DE89 3704 0044 0532 0130 00 [1]."))
 
     server.responder = leaky

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import random
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import boto3
 import pytest
-from fake_runs import make_run
+from fake_runs import XSS, flags, history, make_run
 from moto import mock_aws
 from typer.testing import CliRunner
 
@@ -19,14 +17,6 @@ from ragharness.core.errors import RunError
 from ragharness.runs.history import HistoryIndex
 from ragharness.runs.store import LocalRunStore, S3RunStore
 from ragharness.runs.summary import RunSummary
-
-XSS = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned=2">'
-
-
-def flags(n: int, n_true: int, seed: int = 0) -> list[bool]:
-    out = [True] * n_true + [False] * (n - n_true)
-    random.Random(seed).shuffle(out)
-    return out
 
 
 def test_significant_drop_and_noise(tmp_path: Path) -> None:
@@ -87,21 +77,6 @@ def test_a_judge_only_run_follows_the_judges_correctness_everywhere_correctness_
     table = shown.get()
     assert "judge_correctness per intent" in table, table
     assert table.count("0.75") == 2 and "1.00" in table, table  # q000 and q001 fall in two intents of four items
-
-
-def history(root: Path, n: int = 30) -> None:
-    rng = random.Random(3)
-    for k in range(n):
-        rate = 0.8 + 0.1 * rng.random() - (0.3 if k == 20 else 0.0)
-        make_run(
-            root,
-            f"run-{k:02d}",
-            {"bot": flags(30, int(30 * rate), seed=k)},
-            started_at=(datetime(2026, 10, 1, 2, tzinfo=UTC) + timedelta(days=k)).isoformat(),
-            gate="regressed" if k == 20 else "pass",
-            prompt_version=5 if k < 15 else 6,
-            cost=0.001 + k * 1e-5,
-        )
 
 
 def test_history_index_rebuilds_and_picks_baseline(tmp_path: Path) -> None:

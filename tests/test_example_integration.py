@@ -146,7 +146,7 @@ def test_the_example_with_a_candidate_and_the_judge_in_batch_mode_scores_as_onli
     """The shipped example, one OpenAI-compatible candidate and the judge in batch mode against the local fake
     Batch API, gives the same scores as online mode for the same responses."""
     import yaml
-    from test_batch_openai import responder
+    from judge_kit import responder
 
     from fake_openai import FakeOpenAI
     from ragharness.pipeline.run import execute_run

@@ -261,14 +261,14 @@ def test_the_judge_never_sees_a_planted_value_and_would_be_caught(
 ) -> None:
     """A real local HTTP judge: with the redactors on it receives none of the planted values; with them off, the
     watch counts the values in the judge's prompts (request:<judge model>) as leaks."""
-    from test_judge import JUDGE_CONFIG, _claims_responder
+    from judge_kit import JUDGE_CONFIG, claims_responder
 
     from fake_openai import serve
 
     root = guarded_project(mini_project, policy="")
     monkeypatch.setenv("JUDGE_KEY", "k")
     for server in serve():
-        server.responder = _claims_responder
+        server.responder = claims_responder
         cfg = (root / "harness.yaml").read_text() + JUDGE_CONFIG.format(base_url=server.base_url)
         cfg += "scorers: [correctness, judge]\n"
         if not redacted:

@@ -13,6 +13,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
+from judge_kit import JUDGE_CONFIG, claims_responder
 from sklearn.metrics import cohen_kappa_score
 from typer.testing import CliRunner
 
@@ -230,51 +231,11 @@ def test_judge_call_failures_are_recorded(server: FakeOpenAI, monkeypatch: pytes
     assert {(v.label, v.error) for v in s.values()} == {("judge_error", "HTTP401")}
 
 
-JUDGE_CONFIG = """
-judge:
-  provider: openai:judge-model
-  options: {{base_url: "{base_url}", api_key: "${{JUDGE_KEY}}"}}
-  concurrency: 2
-"""
-
-
-def _claims_responder(body: dict[str, Any]) -> Reply:
-    """A judge that returns one claim per answer sentence, supported by passage 1 (deterministic)."""
-    user = body["messages"][-1]["content"]
-    answer = user.split("<answer>")[1].split("</answer>")[0].strip()
-    refusal = "can't" in answer or "cannot" in answer
-    sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+", answer) if s.strip()]
-    claims = (
-        []
-        if refusal
-        else [
-            {
-                "text": s,
-                "verdict": "supported" if "50 GB" not in s else "contradicted",
-                "supporting_passages": [1] if "50 GB" not in s else [],
-                "cited_passages": [1] if "[1]" in s else [],
-            }
-            for s in sentences
-        ]
-    )
-    label = "incorrect" if "50 GB" in answer or "sunny" in answer else "correct"
-    out: dict[str, Any] = {"claims": claims, "correctness": {"label": label, "reason": "fake"}, "is_refusal": refusal}
-    if "reference_statements" in body["messages"][0]["content"]:  # judge-claims v2: context verdicts too
-        passages = user.split("<passages>")[1].split("</passages>")[0]
-        n = len(re.findall(r"^\[(\d+)\]", passages, re.MULTILINE))
-        out["passages"] = [{"number": i, "relevant": i == 1, "needed": i == 1} for i in range(1, n + 1)]
-        reference = user.split("<reference_answer>")[1].split("</reference_answer>")[0].strip()
-        out["reference_statements"] = (
-            [] if reference.startswith("(this question") else [{"text": reference, "supporting_passages": [1]}]
-        )
-    return Reply(body=completion(json.dumps(out), prompt_tokens=700, completion_tokens=90))
-
-
 def test_score_annotate_calibrate_end_to_end(
     mini_project: Path, server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("JUDGE_KEY", "k")
-    server.responder = _claims_responder
+    server.responder = claims_responder
     run_dir = execute_run(load_config(mini_project / "harness.yaml"), log=lambda s: None).run_dir
     gens_before = (run_dir / "generations.jsonl").read_bytes()
     scores_before = (run_dir / "scores.jsonl").read_text().splitlines()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from fake_runs import make_run
-from test_judge import _claims_responder
+from judge_kit import claims_responder
 from typer.testing import CliRunner
 
 from fake_openai import FakeOpenAI, Reply, completion, serve
@@ -34,7 +34,7 @@ def _responder(body: dict[str, object]) -> Reply:
     """Judge requests get judge JSON; candidate requests a short cited answer."""
     user = str(body["messages"][-1]["content"])  # type: ignore[index]
     if "<answer>" in user:
-        return _claims_responder(body)  # type: ignore[arg-type]
+        return claims_responder(body)  # type: ignore[arg-type]
     return Reply(body=completion("Annual plans can be refunded within 30 days [1]."))
 
 
@@ -159,7 +159,7 @@ def test_score_takes_judge_options_and_a_judge_only_config(
     mini_project: Path, server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("JUDGE_KEY", "k")
-    server.responder = _claims_responder
+    server.responder = claims_responder
     assert CliRunner().invoke(app, ["run", str(mini_project / "harness.yaml")]).exit_code in (0, 1)
     run_dir = next((mini_project / "runs").iterdir())
     res = CliRunner().invoke(

@@ -16,7 +16,6 @@ import pytest
 import uvicorn
 from fake_runs import make_run
 from serve_kit import XSS, A, B, make_store, state_for
-from test_browser import browser  # noqa: F401 - the shared Chromium fixture
 
 from ragharness.runs.store import LocalRunStore, RunStore
 from ragharness.serve.app import create_app
@@ -77,7 +76,7 @@ def _login(page: Any, url: str, key: str) -> None:
     page.wait_for_selector("#runs")
 
 
-def test_review_flow_in_chromium(browser: Any, server: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811
+def test_review_flow_in_chromium(browser: Any, server: dict[str, Any], tmp_path: Path) -> None:
     url, keys = server["url"], server["keys"]
     ctx, page, errors, network = _page(browser, url)
     _login(page, url, keys["reviewer"])
@@ -155,7 +154,7 @@ def test_review_flow_in_chromium(browser: Any, server: dict[str, Any], tmp_path:
     ctx.close()
 
 
-def test_viewer_cannot_label_and_a_flood_is_limited(browser: Any, server: dict[str, Any]) -> None:  # noqa: F811
+def test_viewer_cannot_label_and_a_flood_is_limited(browser: Any, server: dict[str, Any]) -> None:
     url, keys = server["url"], server["keys"]
     ctx, page, _errors, network = _page(browser, url)
     _login(page, url, keys["viewer"])
@@ -179,7 +178,7 @@ def test_viewer_cannot_label_and_a_flood_is_limited(browser: Any, server: dict[s
 
 @pytest.mark.security
 def test_a_browser_without_a_key_is_no_admin_even_after_the_last_key_goes(
-    browser: Any,  # noqa: F811
+    browser: Any,
     tmp_path: Path,
 ) -> None:
     """Chromium at a server whose last key is revoked while it runs: the login form, never the local admin."""
@@ -207,7 +206,7 @@ def test_a_browser_without_a_key_is_no_admin_even_after_the_last_key_goes(
 
 
 def test_a_real_browser_logs_in_and_labels_without_interception(
-    browser: Any,  # noqa: F811
+    browser: Any,
     server: dict[str, Any],
 ) -> None:
     """No request interception: Chromium asks for /favicon.ico (and its assets) on its own, as it does for a user.
@@ -237,7 +236,7 @@ def test_a_real_browser_logs_in_and_labels_without_interception(
 
 
 def test_the_runs_list_fits_1400_px_and_each_candidates_figures_sit_on_its_row(
-    browser: Any,  # noqa: F811
+    browser: Any,
     tmp_path: Path,
 ) -> None:
     """Long provider model ids, a versioned prompt and nine metric columns (what a judged run shows): the page does

@@ -108,3 +108,16 @@ def test_every_pii_guardrail_is_built_with_the_runs_leak_watch(tmp_path: Path, g
     out = guards.input.apply(f"My address is {email}, please reply there.", where="question", item_id="q1")
     assert email not in out.text and any(a.action == "redacted" for a in out.actions)
     assert guards.watch.hits(f"the answer quotes {email} again") == 1
+
+
+def test_no_test_module_imports_another_test_module() -> None:
+    """Shared test helpers live in kits (`fake_runs`, `judge_kit`, `serve_kit`, `conftest` fixtures), not in test
+    modules: importing a test module runs its collection twice and couples unrelated suites."""
+    tests = Path(__file__).resolve().parent
+    found = []
+    for file in sorted(tests.rglob("*.py")):
+        for node in ast.walk(ast.parse(file.read_text(encoding="utf-8"))):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            names += [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            found += [f"{file.relative_to(tests)}: {n}" for n in names if n.split(".")[-1].startswith("test_")]
+    assert not found, "\n".join(found)

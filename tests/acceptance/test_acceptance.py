@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 import yaml
-from test_browser import browser  # noqa: F401 - the shared Chromium fixture
 
 from ragharness.testing.model_server import ModelServer
 
@@ -136,7 +135,7 @@ def test_the_examples_canaries_are_still_caught() -> None:
     assert watch.hits(f"the answer quoted {first} verbatim") >= 1
 
 
-def test_chromium_logs_in_to_serve_and_labels_an_item(project: Path, browser: Any) -> None:  # noqa: F811
+def test_chromium_logs_in_to_serve_and_labels_an_item(project: Path, browser: Any) -> None:
     from serve_kit import free_port
 
     if not _runs(project):
