@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ragharness.config import HarnessConfig, load_config
+from ragharness.core.extras import naming_extras
 
 if TYPE_CHECKING:
     from ragharness.analysis.compare import Comparison
@@ -33,6 +34,7 @@ def _config(config: str | Path | HarnessConfig) -> HarnessConfig:
     return config if isinstance(config, HarnessConfig) else load_config(config)
 
 
+@naming_extras
 def evaluate(
     config: str | Path | HarnessConfig,
     *,
@@ -66,6 +68,7 @@ def evaluate(
     )
 
 
+@naming_extras
 def rescore(
     run_dir: str | Path,
     *,
@@ -86,6 +89,7 @@ def rescore(
     )
 
 
+@naming_extras
 def compare(
     run_a: str | Path,
     run_b: str | Path | None = None,

@@ -28,6 +28,7 @@ from rich.progress import (
 from rich.table import Table
 
 from ragharness.core.errors import BatchWaiting, DiskFullError, GoldSetError, LockedError, RagharnessError
+from ragharness.core.extras import missing_extra
 from ragharness.core.normalise import printable
 from ragharness.scoring import metrics as catalog
 
@@ -84,6 +85,11 @@ class _Typer(typer.Typer):
                     return fn(*a, **k)
                 except RagharnessError as exc:
                     raise _fail(exc) from exc
+                except ImportError as exc:  # an optional extra the config needs is not installed: name it
+                    missing = missing_extra(exc)
+                    if missing is None:
+                        raise
+                    raise _fail(missing) from exc
 
             register(guarded)
             return fn

@@ -2,7 +2,8 @@
 
     RagharnessError
     ├── ConfigError        harness.yaml is missing, malformed or invalid (exit code 3)
-    │   └── PluginError    a plugin failed to load or registered a name already taken (exit code 3)
+    │   ├── PluginError    a plugin failed to load or registered a name already taken (exit code 3)
+    │   └── MissingExtraError  the config needs an optional extra that is not installed (names it; exit code 3)
     ├── GoldSetError       a gold set file or item is invalid (exit code 3)
     ├── IngestError        the corpus cannot be ingested as a whole (single bad files are skipped, not raised)
     ├── StoreError         the vector store is unusable (wrong embedder, dimension mismatch, backend failure)
@@ -33,6 +34,10 @@ class ConfigError(RagharnessError):
 
 class PluginError(ConfigError):
     """A plugin failed to load, or registered a name that is already taken."""
+
+
+class MissingExtraError(ConfigError):
+    """What the config asks for needs an optional extra (`ragharness[aws]`, ...) that is not installed."""
 
 
 class GoldSetError(RagharnessError):

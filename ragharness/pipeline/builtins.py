@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ragharness.core.extras import require
 from ragharness.core.registry import EMBEDDERS, GUARDRAIL_BACKENDS, GUARDRAILS, PROVIDERS, SCORERS, STORES, NoOptions
 from ragharness.scoring.thresholds import CorrectnessOptions, SupportOptions
 
@@ -40,6 +41,7 @@ def _mock(candidate: Candidate, ctx: ProviderContext) -> Provider:
 def _bedrock(candidate: Candidate, ctx: ProviderContext) -> Provider:
     from ragharness.generation.providers.bedrock import BedrockProvider
 
+    require("boto3")
     return BedrockProvider(candidate, ctx, concurrency=ctx.concurrency)
 
 
@@ -58,6 +60,7 @@ def _minilm(cfg: EmbedderConfig) -> Embedder:
 def _titan(cfg: EmbedderConfig) -> Embedder:
     from ragharness.retrieval.embedders import TitanEmbedder
 
+    require("boto3")
     return TitanEmbedder(**cfg.options)
 
 
@@ -84,6 +87,8 @@ def _opensearch(cfg: StoreConfig, data_dir: Path, retrieval: RetrievalConfig) ->
 
     from ragharness.core.errors import ConfigError
     from ragharness.retrieval.opensearch_store import OpenSearchOptions, OpenSearchStore
+
+    require("opensearchpy")
 
     try:
         opts = OpenSearchOptions.model_validate(cfg.options)
@@ -141,6 +146,7 @@ def _local_policy(policy: GuardrailPolicy, stage: GuardrailStage, ctx: Guardrail
 def _bedrock_policy(policy: GuardrailPolicy, stage: GuardrailStage, ctx: GuardrailContext) -> list[Guardrail]:
     from ragharness.guardrails.bedrock import BedrockGuardrail
 
+    require("boto3")
     return [BedrockGuardrail(policy, stage, client=ctx.client, runner=ctx.runner)]
 
 
