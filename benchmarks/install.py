@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,36 +49,30 @@ def pip(venv: Path, *args: str) -> float:
     return time.perf_counter() - start
 
 
-def cuda_in_plain_resolve(work: Path) -> tuple[int | None, int, str]:
-    """(CUDA packages, packages, note) of a dry-run resolve as a plain Linux machine with the Makefile's CPU index
-    would make it: isolated (no pip config, no environment), no wheel folder. None when it cannot be resolved."""
+def reachable(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=8):
+            return True
+    except OSError:
+        return False
+
+
+def plain_resolve(work: Path, index: str | None) -> tuple[int | None, int, str]:
+    """(CUDA packages, packages, note) of a dry-run resolve as a plain Linux machine would make it: isolated (no pip
+    config, no environment, no wheel folder), from PyPI plus `index` (the Makefile's CPU index) when given."""
     report = work / "resolve.json"
+    report.unlink(missing_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
-    cmd = [
-        sys.executable,
-        "-m",
-        "pip",
-        "install",
-        "--isolated",
-        "--dry-run",
-        "--ignore-installed",
-        "--quiet",
-        "--report",
-        str(report),
-        "--extra-index-url",
-        CPU_INDEX,
-        "-c",
-        "constraints.txt",
-        ".",
-    ]
-    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False)
+    extra = ["--extra-index-url", index] if index else []
+    cmd = [sys.executable, "-m", "pip", "install", "--isolated", "--dry-run", "--ignore-installed", "--quiet"]
+    cmd += ["--timeout", "20", "--retries", "1", "--report", str(report), *extra, "-c", "constraints.txt", "."]
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800, check=False)
     if done.returncode != 0 or not report.is_file():
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
         return None, 0, f"resolve failed: {tail[0][:200]}"
-    names = [i["metadata"]["name"].lower() for i in json.loads(report.read_text())["install"]]
-    torch = [
-        i["metadata"]["version"] for i in json.loads(report.read_text())["install"] if i["metadata"]["name"] == "torch"
-    ]
+    installed = json.loads(report.read_text())["install"]
+    names = [i["metadata"]["name"].lower() for i in installed]
+    torch = [i["metadata"]["version"] for i in installed if i["metadata"]["name"].lower() == "torch"]
     cuda = [n for n in names if n.startswith(CUDA_MARKERS)]
     return len(cuda), len(names), f"torch {torch[0] if torch else '?'}; cuda: {', '.join(cuda) or 'none'}"
 
@@ -116,7 +111,13 @@ def main() -> None:
         if not args.skip_dev:
             pip(venv, ".[dev]")
             dev_mb = mb(venv)
-        cuda, n, note = cuda_in_plain_resolve(work)
+        if reachable(CPU_INDEX + "/torch/"):
+            cuda, n, note = plain_resolve(work, CPU_INDEX)
+        else:
+            cuda, n, note = None, 0, f"{CPU_INDEX} is not reachable from this machine"
+            pypi_cuda, _, pypi_note = plain_resolve(work, None)
+            print(f"plain_linux_resolve_pypi_only: {pypi_note}")
+            print(f"cuda_packages_pypi_only: {pypi_cuda if pypi_cuda is not None else 'unmeasured'}")
         print(f"plain_linux_resolve: {note}")
         print(f"plain_linux_packages: {n if cuda is not None else 'unmeasured'}")
         if dev_mb is not None:
