@@ -102,3 +102,13 @@ def test_the_embedded_defaults_need_no_extra() -> None:
         for dep in pyproject["project"]["optional-dependencies"][extra]:
             assert dep.split(">")[0].split("=")[0] not in runtime, f"{dep} is in the runtime dependencies"
     assert "ragharness[aws,opensearch,serve]" in pyproject["project"]["optional-dependencies"]["dev"]
+
+
+def test_the_run_points_at_the_serve_extra_when_the_review_app_is_not_installed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ragharness.cli.run_cmds import _serve_command
+
+    assert "ragharness[serve]" not in _serve_command(tmp_path)
+    _hide(monkeypatch, "fastapi")
+    assert _serve_command(tmp_path).endswith("(first install the review app: pip install 'ragharness[serve]')")

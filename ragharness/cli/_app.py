@@ -28,7 +28,7 @@ from rich.progress import (
 from rich.table import Table
 
 from ragharness.core.errors import BatchWaiting, DiskFullError, GoldSetError, LockedError, RagharnessError
-from ragharness.core.extras import missing_extra
+from ragharness.core.extras import naming_extras
 from ragharness.core.normalise import printable
 from ragharness.scoring import metrics as catalog
 
@@ -81,15 +81,10 @@ class _Typer(typer.Typer):
         def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
             @functools.wraps(fn)
             def guarded(*a: Any, **k: Any) -> Any:
-                try:
-                    return fn(*a, **k)
+                try:  # an optional extra the command needs and is not installed is named, like any config error
+                    return naming_extras(fn)(*a, **k)
                 except RagharnessError as exc:
                     raise _fail(exc) from exc
-                except ImportError as exc:  # an optional extra the config needs is not installed: name it
-                    missing = missing_extra(exc)
-                    if missing is None:
-                        raise
-                    raise _fail(missing) from exc
 
             register(guarded)
             return fn

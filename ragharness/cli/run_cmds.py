@@ -161,6 +161,8 @@ def _serve_command(store: Path) -> str:
     import shlex
     import sys
 
+    from ragharness.core.extras import installed
+
     def shown(path: Path) -> str:
         try:
             return str(path.resolve().relative_to(Path.cwd().resolve())) or "."
@@ -169,7 +171,10 @@ def _serve_command(store: Path) -> str:
 
     exe = Path(sys.argv[0])
     program = shown(exe) if exe.name == "ragharness" else "ragharness"
-    return f"{shlex.quote(program)} serve --store {shlex.quote(shown(store))} --local"
+    command = f"{shlex.quote(program)} serve --store {shlex.quote(shown(store))} --local"
+    if not installed("serve"):  # `make demo` installs the runtime only
+        return f"{command} (first install the review app: pip install 'ragharness[serve]')"
+    return command
 
 
 def _dry_run(cfg: HarnessConfig, *, use_cache: bool, reuse_cache: bool) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import importlib.util
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
@@ -15,21 +16,17 @@ from ragharness.core.errors import MissingExtraError
 P = ParamSpec("P")
 R = TypeVar("R")
 
+_AWS = ("aws", "Amazon Bedrock, Titan embeddings, Bedrock Guardrails and batch inference, S3 corpora and run stores")
+_SERVE = ("serve", "the review app (`ragharness serve`)")
 EXTRAS: dict[str, tuple[str, str]] = {
-    "boto3": (
-        "aws",
-        "Amazon Bedrock, Titan embeddings, Bedrock Guardrails and batch inference, S3 corpora and run stores",
-    ),
-    "botocore": (
-        "aws",
-        "Amazon Bedrock, Titan embeddings, Bedrock Guardrails and batch inference, S3 corpora and run stores",
-    ),
-    "s3transfer": ("aws", "S3 corpora and run stores"),
+    "boto3": _AWS,
+    "botocore": _AWS,
+    "s3transfer": _AWS,
     "opensearchpy": ("opensearch", "the OpenSearch store"),
-    "fastapi": ("serve", "the review app (`ragharness serve`)"),
-    "starlette": ("serve", "the review app (`ragharness serve`)"),
-    "uvicorn": ("serve", "the review app (`ragharness serve`)"),
-    "multipart": ("serve", "the review app's forms (`ragharness serve`)"),
+    "fastapi": _SERVE,
+    "starlette": _SERVE,
+    "uvicorn": _SERVE,
+    "multipart": _SERVE,
 }
 """Top-level module -> (extra, what it brings)."""
 
@@ -46,18 +43,6 @@ def missing_extra(exc: ImportError) -> MissingExtraError | None:
     )
 
 
-def require(module: str) -> None:
-    """Import `module` now, when the component that needs it is built: a missing extra is a config error naming
-    the extra before any call is made, never a failed call per item."""
-    try:
-        importlib.import_module(module)
-    except ImportError as exc:
-        missing = missing_extra(exc)
-        if missing is None:
-            raise
-        raise missing from exc
-
-
 def naming_extras(fn: Callable[P, R]) -> Callable[P, R]:
     """`fn`, whose ImportError of an extra's module becomes the MissingExtraError naming the extra."""
 
@@ -72,3 +57,22 @@ def naming_extras(fn: Callable[P, R]) -> Callable[P, R]:
             raise missing from exc
 
     return wrapped
+
+
+def installed(extra: str) -> bool:
+    """Whether every module of `extra` can be imported (looked up, not imported)."""
+    for module, (name, _) in EXTRAS.items():
+        if name != extra:
+            continue
+        try:
+            if importlib.util.find_spec(module) is None:
+                return False
+        except ValueError:  # in sys.modules as None: hidden, as if not installed
+            return False
+    return True
+
+
+def require(module: str) -> None:
+    """Import `module` now, when the component that needs it is built: a missing extra is a config error naming
+    the extra before any call is made, never a failed call per item."""
+    naming_extras(importlib.import_module)(module)

@@ -45,7 +45,7 @@ class Guardrail(Protocol):
 class GuardrailContext:
     """What a guardrail is built with besides its own options, so it is complete when constructed: the run's leak
     watch (a PII redactor reports every value it finds to it), the AWS client a backend may use (tests pass a
-    stubbed one), the runner's retry settings and where the config came from (for errors).
+    stubbed one) and the runner's retry settings.
 
     Factories of the `guardrail` seam are called `factory(options, ctx)`; those of `guardrail backend`
     `factory(policy, stage, ctx)`."""
@@ -53,7 +53,6 @@ class GuardrailContext:
     watch: LeakWatch | None = None
     client: Any = None
     runner: RunnerConfig = field(default_factory=RunnerConfig)
-    source: str = ""
 
 
 class GroundingSource(Frozen):

@@ -69,17 +69,6 @@ def build_providers(cfg: HarnessConfig) -> dict[str, Provider]:
     }
 
 
-def guardrail_context(cfg: HarnessConfig, client: Any = None, watch: LeakWatch | None = None) -> GuardrailContext:
-    """What this config's guardrails are built with: its leak watch (default `build_watch`), the AWS client, the
-    runner's retry settings."""
-    return GuardrailContext(
-        watch=watch if watch is not None else build_watch(cfg),
-        client=client,
-        runner=cfg.runner,
-        source=str(cfg.source_file),
-    )
-
-
 def _listed(cfg: HarnessConfig, stage: str, ctx: GuardrailContext) -> list[Guardrail]:
     guards = []
     for i, g in enumerate(getattr(cfg.guardrails, stage)):
@@ -128,7 +117,7 @@ def build_guardrails(cfg: HarnessConfig, client: Any = None) -> GuardrailSet:
     Bedrock's findings are what the local redactor missed.
     """
     watch = build_watch(cfg)
-    ctx = guardrail_context(cfg, client, watch)
+    ctx = GuardrailContext(watch=watch, client=client, runner=cfg.runner)
     listed_in, listed_out = _listed(cfg, "input", ctx), _listed(cfg, "output", ctx)
     policy = cfg.guardrails.policy
     first = policy is None or policy.backend == "local"
