@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -110,7 +111,20 @@ class TestLocalRunStore(RunStoreContract):
 
 class TestS3RunStore(RunStoreContract):
     @pytest.fixture
-    def run_store(self, tmp_path: Path) -> Iterator[RunStore]:
+    def run_store(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[RunStore]:
+        # S3 applies a conditional put atomically; moto checks the condition and then writes, unguarded, so two
+        # threads can both pass the check (and one can close the other's body buffer). Serialising moto's key
+        # requests gives the emulator the atomicity S3 documents; the store's own retry logic is what is tested.
+        import moto.s3.responses
+
+        lock = threading.Lock()
+        handle = moto.s3.responses.S3Response.key_response
+
+        def one_at_a_time(self: Any, *args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return handle(self, *args, **kwargs)
+
+        monkeypatch.setattr(moto.s3.responses.S3Response, "key_response", one_at_a_time)
         with mock_aws():
             s3 = boto3.client("s3", region_name="us-east-1")
             s3.create_bucket(Bucket="evals")
