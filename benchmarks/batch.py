@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from ragharness.batch.base import JobLimits  # noqa: E402
 from ragharness.batch.jobs import JobRunner  # noqa: E402
-from ragharness.config import BatchConfig  # noqa: E402
+from ragharness.batch.settings import BatchConfig  # noqa: E402
 from ragharness.core.types import Candidate, Generation, GuardrailAction, Passage, Price, PromptRef  # noqa: E402
 from ragharness.generation.batching import BatchResults, send  # noqa: E402
 from ragharness.generation.costs import Budget, PriceTable  # noqa: E402

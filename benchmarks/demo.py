@@ -18,9 +18,9 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
-from ragharness.config import load_config
 from ragharness.ingest.pipeline import ingest
 from ragharness.pipeline.components import build_embedder, build_redactor, build_store
+from ragharness.pipeline.config import load_config
 from ragharness.pipeline.run import execute_run
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -39,10 +39,10 @@ def main() -> None:
         build_store(cfg)  # model load and LanceDB import, paid once per process
         startup_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        first = ingest(cfg, embedder, build_store(cfg), redactor=build_redactor(cfg))
+        first = ingest(cfg.ingest_settings(), embedder, build_store(cfg), redactor=build_redactor(cfg))
         ingest_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        again = ingest(cfg, embedder, build_store(cfg), redactor=build_redactor(cfg))
+        again = ingest(cfg.ingest_settings(), embedder, build_store(cfg), redactor=build_redactor(cfg))
         reingest_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         result = execute_run(cfg, log=lambda s: None, skip_ingest=True)

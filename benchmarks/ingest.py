@@ -24,10 +24,10 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
-from ragharness.config import load_config
 from ragharness.ingest.chunking import Chunker, embedding_input
 from ragharness.ingest.pipeline import ingest, load_corpus
 from ragharness.pipeline.components import build_embedder, build_redactor, build_store
+from ragharness.pipeline.config import load_config
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _synth import portable_copy, write_ticket_corpus
@@ -38,7 +38,7 @@ def child(n_chunks: int) -> None:
         cfg_file = write_ticket_corpus(Path(tmp), n_chunks)
         cfg = load_config(cfg_file)
         t0 = time.perf_counter()
-        report = ingest(cfg, build_embedder(cfg), build_store(cfg), redactor=build_redactor(cfg))
+        report = ingest(cfg.ingest_settings(), build_embedder(cfg), build_store(cfg), redactor=build_redactor(cfg))
         print(f"child_chunks: {report.chunks_written}")
         print(f"child_seconds: {time.perf_counter() - t0:.1f}")
 
@@ -59,9 +59,9 @@ def main() -> None:
         embedder.embed(["warm-up"])
         build_store(cfg)  # LanceDB import (~2.5 s) outside the timed region
         t0 = time.perf_counter()
-        first = ingest(cfg, embedder, build_store(cfg), redactor=build_redactor(cfg))
+        first = ingest(cfg.ingest_settings(), embedder, build_store(cfg), redactor=build_redactor(cfg))
         ingest_s = time.perf_counter() - t0
-        docs, _, _ = load_corpus(cfg)
+        docs, _, _ = load_corpus(cfg.ingest_settings())
         chunker = Chunker(embedder, cfg.chunking.chunk_size, cfg.chunking.chunk_overlap)
         texts = list(dict.fromkeys(embedding_input(c) for d in docs for c in chunker.split(d)))
         t0 = time.perf_counter()
@@ -69,7 +69,7 @@ def main() -> None:
             embedder.embed(texts[start : start + cfg.embedder.batch_size])
         embed_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        again = ingest(cfg, embedder, build_store(cfg), redactor=build_redactor(cfg))
+        again = ingest(cfg.ingest_settings(), embedder, build_store(cfg), redactor=build_redactor(cfg))
         reingest_s = time.perf_counter() - t0
     print(f"chunks: {first.chunks_written}")
     print(f"ingest_s: {ingest_s:.2f}")

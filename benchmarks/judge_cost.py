@@ -28,7 +28,7 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
-from ragharness.config import load_config
+from ragharness.pipeline.config import load_config
 from ragharness.pipeline.run import execute_run
 
 

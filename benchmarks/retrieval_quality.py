@@ -19,10 +19,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 from ragharness.analysis.retrieval import evaluate_retrieval
-from ragharness.config import load_config
 from ragharness.goldset import load_goldset
 from ragharness.ingest.pipeline import ingest
 from ragharness.pipeline.components import build_embedder, build_redactor, open_store
+from ragharness.pipeline.config import load_config
 from ragharness.retrieval.beir import import_beir
 
 
@@ -37,7 +37,7 @@ def main() -> None:
         cfg = load_config(Path(tmp) / "harness.yaml")
         embedder = build_embedder(cfg)
         store = open_store(cfg, embedder)
-        report = ingest(cfg, embedder, store, redactor=build_redactor(cfg))
+        report = ingest(cfg.ingest_settings(), embedder, store, redactor=build_redactor(cfg))
         result = evaluate_retrieval(load_goldset(cfg.resolve(cfg.goldset)).items, embedder, store, k=a.k)
     print(f"documents: {counts['documents']}")
     print(f"queries: {counts['queries']}")

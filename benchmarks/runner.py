@@ -17,10 +17,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from ragharness.core.retry import RetryPolicy
 from ragharness.core.types import Candidate, Generation, GuardrailAction, Passage, PromptRef
 from ragharness.generation.providers.base import GenerationRequest, ProviderContext
 from ragharness.generation.providers.offline import MockProvider
-from ragharness.generation.runner import RetryPolicy, Runner
+from ragharness.generation.runner import Runner
 from ragharness.runs.rundir import RunDir
 
 PASSAGES = (Passage(number=1, chunk_id="d#0", doc_id="d", text="Refunds are paid within 10 business days."),)

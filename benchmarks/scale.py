@@ -72,7 +72,7 @@ def _peak_gib() -> float:
 
 
 def child_run(config: Path) -> None:
-    from ragharness.config import load_config
+    from ragharness.pipeline.config import load_config
     from ragharness.pipeline.run import execute_run
 
     stages: dict[str, float] = {}
@@ -109,9 +109,9 @@ def child_run(config: Path) -> None:
 
 def retrieval_speedup(config: Path, n: int) -> tuple[float, float]:
     """Seconds per item: the batched path runs use, and one query embedded and searched at a time."""
-    from ragharness.config import load_config
     from ragharness.goldset import load_goldset
     from ragharness.pipeline.components import build_embedder, open_store
+    from ragharness.pipeline.config import load_config
     from ragharness.retrieval.retriever import Retriever
 
     cfg = load_config(config)

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ragharness.config import HarnessConfig, load_config
 from ragharness.core.extras import naming_extras
+from ragharness.pipeline.config import HarnessConfig, load_config
 
 if TYPE_CHECKING:
     from ragharness.analysis.compare import Comparison

@@ -9,8 +9,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from ragharness.config import check_filter_fields, format_validation_error
 from ragharness.core.errors import GoldSetError
+from ragharness.core.settings import check_filter_fields, format_validation_error
 from ragharness.core.types import GoldItem, GoldSet
 from ragharness.core.yamlio import load_strict
 

@@ -25,8 +25,8 @@ from ragharness.generation.providers.base import (
     ProviderContext,
     ProviderResponse,
 )
-from ragharness.guardrail_policy import GuardrailPolicy
 from ragharness.guardrails.base import GroundingGuardrail, GroundingSource, Guardrail, Verdict
+from ragharness.guardrails.policy import GuardrailPolicy
 from ragharness.retrieval.embedders import Embedder
 from ragharness.retrieval.store import SearchRequest, VectorStore
 from ragharness.scoring.base import PlannedScorer, Scorer, ScorerContext, ScoringInput, make_score

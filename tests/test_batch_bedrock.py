@@ -18,8 +18,8 @@ from moto import mock_aws
 from ragharness.batch import bedrock as batch_bedrock
 from ragharness.batch.base import BatchRecord, JobLimits
 from ragharness.batch.bedrock import BedrockBatch, parse_output_line
-from ragharness.config import load_config
 from ragharness.core.types import Generation
+from ragharness.pipeline.config import load_config
 from ragharness.pipeline.run import execute_run
 from ragharness.testing.batch import check_batch_backend
 
@@ -228,15 +228,15 @@ def test_ingest_batch_embeds_new_chunks_with_a_titan_batch_job_and_never_re_embe
     embedder = TitanEmbedder(dimensions=256, region="us-east-1", client=NoOnline())
     store = build_store(cfg)
     lines: list[str] = []
-    report = ingest(cfg, embedder, store, redactor=None, batch=True, log=lines.append)
+    report = ingest(cfg.ingest_settings(), embedder, store, redactor=None, batch=True, log=lines.append)
     assert report.chunks_batch_embedded == report.chunks_embedded == 4 == len(inputs)
     assert fake.jobs and next(iter(fake.jobs.values()))["modelInvocationType"] == "InvokeModel"
     assert store.count() == 4
     # one changed document: only its chunk goes into a second job
     write(tmp_path / "corpus/doc2.md", "# Doc 2\n\nPlan 2 includes 99 GB of storage.\n")
-    again = ingest(cfg, embedder, store, redactor=None, batch=True, log=lines.append)
+    again = ingest(cfg.ingest_settings(), embedder, store, redactor=None, batch=True, log=lines.append)
     assert (again.chunks_batch_embedded, len(inputs), len(fake.jobs)) == (1, 5, 2)
     with pytest.raises(Exception, match=r"embedder\.kind: titan"):
         from ragharness.retrieval.embedders import HashingEmbedder
 
-        ingest(cfg, HashingEmbedder(), store, redactor=None, batch=True)
+        ingest(cfg.ingest_settings(), HashingEmbedder(), store, redactor=None, batch=True)

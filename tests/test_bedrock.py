@@ -10,9 +10,10 @@ import pytest
 from botocore.stub import Stubber
 
 from ragharness.core.errors import ProviderError
+from ragharness.core.retry import RetryPolicy
 from ragharness.generation.providers.base import GenerationRequest, Provider, ProviderCallError, ProviderContext
 from ragharness.generation.providers.bedrock import BedrockProvider, converse_request
-from ragharness.generation.runner import RetryPolicy, Runner
+from ragharness.generation.runner import Runner
 from ragharness.testing.provider import ProviderContract, candidate, make_request
 
 MODEL = "us.anthropic.claude-3-5-haiku-20241022-v1:0"

@@ -163,9 +163,9 @@ def test_over_refusal_and_cost_per_100_items_are_catalogued_figures_a_run_record
 ) -> None:
     """They existed only in the history index (the trend page showed figures no run recorded, and no gate could
     name them); now they are ops specs of the catalog, computed by the run's summary and indexed from it."""
-    from ragharness.config import Threshold
     from ragharness.runs.summary import RunSummary, evaluate_gates
     from ragharness.scoring import metrics as catalog
+    from ragharness.scoring.settings import Threshold
 
     run = make_run(tmp_path / "runs", "r1", {"m": [True, False, True, True]}, cost=0.002)
     summary = RunSummary.model_validate_json(run.file("summary.json").read_text())

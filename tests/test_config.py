@@ -5,9 +5,10 @@ from pathlib import Path
 import pytest
 
 from conftest import MINIMAL_CONFIG, write
-from ragharness.config import load_config, resolve_env
 from ragharness.core.errors import ConfigError
+from ragharness.core.settings import resolve_env
 from ragharness.pipeline.components import build_guardrails, build_providers
+from ragharness.pipeline.config import load_config
 
 
 def test_valid_config_resolves_paths_against_its_folder(mini_project: Path) -> None:

@@ -14,13 +14,13 @@ import pytest
 from fake_runs import make_run
 from moto import mock_aws
 
-from ragharness.config import HarnessConfig
 from ragharness.core.registry import GUARDRAILS, SCORERS
 from ragharness.core.types import Usage
 from ragharness.generation.models import ModelPool
 from ragharness.generation.providers.base import GenerationRequest, ProviderResponse
 from ragharness.generation.runner import RateLimits
 from ragharness.guardrails.base import Guardrail, GuardrailContext
+from ragharness.pipeline.config import HarnessConfig
 from ragharness.retrieval.embedders import HashingEmbedder
 from ragharness.runs.rundir import RunDir
 from ragharness.runs.store import LocalRunStore, RunStore, S3RunStore
@@ -71,7 +71,9 @@ def scorer_context(tmp: Path) -> ScorerContext:
             "base_dir": tmp,
         }
     )
-    return ScorerContext(embedder=HashingEmbedder(), config=cfg, models=ModelPool(cfg, cache="off"))
+    return ScorerContext(
+        embedder=HashingEmbedder(), judge=cfg.judge, models=ModelPool(cfg.call_settings(), cache="off")
+    )
 
 
 class TestBuiltinScorers(ScorerContract):

@@ -12,11 +12,11 @@ from typer.testing import CliRunner
 from conftest import EXAMPLE
 from example_figures import GOLDEN, figures
 from ragharness.cli import app
-from ragharness.config import load_config
 from ragharness.core.types import SearchMode
 from ragharness.goldset import load_goldset
 from ragharness.ingest.pipeline import ingest
 from ragharness.pipeline.components import build_redactor, build_store, open_store
+from ragharness.pipeline.config import load_config
 from ragharness.retrieval.embedders import MiniLMEmbedder
 from ragharness.retrieval.retriever import Retriever
 
@@ -108,7 +108,7 @@ def test_reingest_with_nothing_changed_embeds_nothing(
     project: Path, demo: tuple[int, str, Path], minilm: MiniLMEmbedder
 ) -> None:
     cfg = load_config(project / "harness.yaml")
-    report = ingest(cfg, minilm, build_store(cfg), redactor=build_redactor(cfg))
+    report = ingest(cfg.ingest_settings(), minilm, build_store(cfg), redactor=build_redactor(cfg))
     assert report.documents_unchanged == 55 and report.chunks_embedded == 0 and report.chunks_written == 0
 
 

@@ -11,9 +11,9 @@ import pytest
 
 from conftest import write
 from faultkit import calls, cli, project
-from ragharness.config import load_config
 from ragharness.ingest import loaders
 from ragharness.ingest.pipeline import load_corpus
+from ragharness.pipeline.config import load_config
 
 pytestmark = pytest.mark.faults
 
@@ -44,7 +44,7 @@ def test_size_limit_is_checked_before_reading(tmp_path: Path, monkeypatch: pytes
         return real(self, ref, limit)
 
     monkeypatch.setattr(loaders.LocalSource, "read", spy)
-    docs, skipped, _ = load_corpus(load_config(cfg_file))
+    docs, skipped, _ = load_corpus(load_config(cfg_file).ingest_settings())
     assert "huge.txt" not in read and len(docs) == 6
     assert any(s.source == "huge.txt" and "oversized" in s.reason for s in skipped)
 
@@ -108,5 +108,5 @@ def test_duplicate_keys_in_gold_sets_and_front_matter_are_errors(tmp_path: Path)
     res = cli("goldset", "lint", str(gold), cwd=tmp_path)
     assert res.returncode == 3 and "duplicate key 'name'" in res.stderr + res.stdout
     write(tmp_path / "corpus/dup.md", "---\nregion: eu\nregion: us\n---\n# Dup\n\nText.\n")
-    _, skipped, _ = load_corpus(load_config(cfg))
+    _, skipped, _ = load_corpus(load_config(cfg).ingest_settings())
     assert any(s.source == "dup.md" and "duplicate key 'region'" in s.reason for s in skipped)

@@ -119,8 +119,8 @@ def test_disk_full_fails_clearly_leaves_nothing_torn_and_resumes(
 
 def test_disk_full_injected_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Where no tmpfs can be mounted: ENOSPC injected into the report write."""
-    from ragharness.config import load_config
     from ragharness.core.errors import DiskFullError
+    from ragharness.pipeline.config import load_config
     from ragharness.pipeline.run import execute_run
     from ragharness.reporting import report as report_module
 
@@ -161,8 +161,8 @@ def test_corrupt_response_cache_is_skipped_with_a_warning(tmp_path: Path) -> Non
 
 
 def test_cache_write_failure_loses_and_repeats_no_paid_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ragharness.config import load_config
     from ragharness.generation.cache import ResponseCache
+    from ragharness.pipeline.config import load_config
     from ragharness.pipeline.run import execute_run
 
     cfg_file = project(tmp_path, latency=1)

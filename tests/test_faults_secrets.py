@@ -12,7 +12,7 @@ import pytest
 
 from fake_openai import FakeOpenAI, Reply, serve
 from faultkit import cli, project
-from ragharness.config import load_config
+from ragharness.pipeline.config import load_config
 from ragharness.pipeline.run import execute_run
 
 pytestmark = pytest.mark.faults
@@ -124,8 +124,8 @@ def test_a_literal_webhook_url_is_refused_without_echo(tmp_path: Path) -> None:
 
 
 def test_scrub_covers_userinfo_tokens_and_resolved_values(monkeypatch: pytest.MonkeyPatch) -> None:
-    from ragharness.config import resolve_env
     from ragharness.core.credentials import scrub
+    from ragharness.core.settings import resolve_env
 
     monkeypatch.setenv("SOME_TOKEN", "plain-value-without-shape-42")
     resolve_env("${SOME_TOKEN}", what="test")

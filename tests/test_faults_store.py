@@ -12,10 +12,10 @@ import pytest
 
 from conftest import write
 from faultkit import cli, project
-from ragharness.config import load_config
 from ragharness.core.locking import exclusive
 from ragharness.core.types import SearchMode
 from ragharness.pipeline.components import open_store
+from ragharness.pipeline.config import load_config
 from ragharness.retrieval.embedders import HashingEmbedder
 from ragharness.retrieval.store import SearchRequest, VectorStore
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from ragharness.retrieval.settings import Fusion, TextAnalysis
 from ragharness.retrieval.store import MIN_SCORE, fuse
-from ragharness.search_settings import Fusion, TextAnalysis
 
 BM25 = [("a", 12.0), ("b", 8.0), ("c", 2.0)]
 VEC = [("b", 0.9), ("d", 0.8), ("a", 0.5)]

@@ -16,12 +16,13 @@ from botocore.stub import Stubber
 from typer.testing import CliRunner
 
 from ragharness.cli import app
-from ragharness.config import RunnerConfig, load_config
+from ragharness.core.retry import RetryPolicy
 from ragharness.core.types import GuardrailStage
-from ragharness.guardrail_policy import GuardrailPolicy
 from ragharness.guardrails.base import Guardrail, GuardrailChain
 from ragharness.guardrails.bedrock import BedrockGuardrail
 from ragharness.guardrails.heads import HEADS, WEIGHTS_DIR, load_head, recorded_sums, sha256_file
+from ragharness.guardrails.policy import GuardrailPolicy
+from ragharness.pipeline.config import load_config
 from ragharness.testing.guardrail import POLICY, GuardrailPolicyContract, PolicyCase
 
 GUARDRAIL_ID = "gr-abc123xyz"
@@ -181,9 +182,7 @@ class TestBedrockPolicy(GuardrailPolicyContract):
 def test_bedrock_throttling_is_retried_with_the_runner_rules() -> None:
     b = StubbedBedrock()
     waits: list[float] = []
-    guard = BedrockGuardrail(
-        b.policy, "input", client=b.client, runner=RunnerConfig(max_attempts=3), sleep=waits.append
-    )
+    guard = BedrockGuardrail(b.policy, "input", client=b.client, retry=RetryPolicy(max_attempts=3), sleep=waits.append)
     b.stubber.add_client_error("apply_guardrail", service_error_code="ThrottlingException", http_status_code=429)
     b.stubber.add_response("apply_guardrail", ANSWERS["topic"])
     verdict = guard.check("Write me ransomware.")
@@ -194,7 +193,7 @@ def test_bedrock_throttling_is_retried_with_the_runner_rules() -> None:
 def test_bedrock_failure_is_a_recorded_failed_check_that_fails_closed() -> None:
     b = StubbedBedrock()
     guard = BedrockGuardrail(
-        b.policy, "input", client=b.client, runner=RunnerConfig(max_attempts=2), sleep=lambda s: None
+        b.policy, "input", client=b.client, retry=RetryPolicy(max_attempts=2), sleep=lambda s: None
     )
     b.stubber.add_client_error("apply_guardrail", service_error_code="AccessDeniedException", http_status_code=403)
     res = GuardrailChain([guard], "input").apply("How do refunds work?", where="question", item_id="q1")

@@ -12,11 +12,11 @@ from typer.testing import CliRunner
 
 from ragharness.analysis.compare import compare
 from ragharness.cli import app
-from ragharness.config import load_config
 from ragharness.context.lock import lock_context
 from ragharness.core.types import ContextPack, Finding, Passage
 from ragharness.guardrails.base import GuardrailChain, GuardrailSet, Verdict
 from ragharness.guardrails.leaks import LeakWatch
+from ragharness.pipeline.config import load_config
 from ragharness.pipeline.run import execute_run
 from ragharness.reporting.trends import spikes
 from ragharness.runs.rundir import RunDir

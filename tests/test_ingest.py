@@ -3,14 +3,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from conftest import CountingEmbedder, write
-from ragharness.config import load_config
 from ragharness.ingest.pipeline import ingest
 from ragharness.pipeline.components import build_redactor, build_store
+from ragharness.pipeline.config import load_config
 
 
 def run_ingest(project: Path, embedder: CountingEmbedder):  # type: ignore[no-untyped-def]
     cfg = load_config(project / "harness.yaml")
-    return ingest(cfg, embedder, build_store(cfg), redactor=build_redactor(cfg))
+    return ingest(cfg.ingest_settings(), embedder, build_store(cfg), redactor=build_redactor(cfg))
 
 
 def test_first_ingest_then_nothing_changed(mini_project: Path, embedder: CountingEmbedder) -> None:

@@ -19,12 +19,12 @@ from typer.testing import CliRunner
 
 from fake_openai import FakeOpenAI, Reply, completion, serve
 from ragharness.cli import app
-from ragharness.config import HarnessConfig, load_config
 from ragharness.core.types import ContextPack, Generation, GoldItem, Passage, SearchMode
 from ragharness.generation.models import ModelPool
 from ragharness.generation.providers.base import Provider, ProviderContext
 from ragharness.generation.providers.bedrock import BedrockProvider
 from ragharness.generation.runner import RateLimits
+from ragharness.pipeline.config import HarnessConfig, load_config
 from ragharness.pipeline.run import execute_run
 from ragharness.runs.rundir import RunDir
 from ragharness.scoring.base import ScorerContext, ScoringInput, arun_scorer
@@ -108,8 +108,8 @@ def _stage(provider: Provider, fmt_retries: int = 1, *, context: bool = False, v
         context_metrics=context,
         prompt={"id": "judge-claims", "version": version},
     )
-    models = ModelPool(cfg, cache="off")
-    scorer = JudgeScorer(ScorerContext(config=cfg, models=models))
+    models = ModelPool(cfg.call_settings(), cache="off")
+    scorer = JudgeScorer(ScorerContext(judge=cfg.judge, source=str(cfg.source_file), models=models))
     models.providers.clear()
     models.limits.clear()
     models.add_provider("judge", provider, concurrency=2, limits=RateLimits())

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from conftest import write
-from ragharness.config import load_config
+from ragharness.pipeline.config import load_config
 from ragharness.pipeline.run import execute_run
 from ragharness.runs.summary import percentile
 from ragharness.testing.model_server import ModelServer
@@ -184,8 +184,9 @@ def test_the_timer_brackets_the_provider_call_alone() -> None:
     answer all happen outside the timer: each call records exactly the time its provider took."""
     import asyncio
 
+    from ragharness.core.retry import RetryPolicy
     from ragharness.generation.providers.base import ProviderCallError, ProviderResponse
-    from ragharness.generation.runner import RetryPolicy, Runner
+    from ragharness.generation.runner import Runner
     from ragharness.guardrails.base import GuardrailChain, Verdict
     from ragharness.testing.provider import candidate, make_request
 

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ragharness.config import CorpusConfig, PathRule, TicketFormat
 from ragharness.core.types import Metadata
 from ragharness.ingest.loaders import SourceRef, load_file
+from ragharness.ingest.settings import CorpusConfig, PathRule, TicketFormat
 
 
 def load(path: str, data: bytes, sidecar: bytes | None = None, **cfg: object) -> tuple[list, list]:

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from conftest import write
 from ragharness.cli import ExitCode, app
-from ragharness.config import load_config
+from ragharness.pipeline.config import load_config
 from ragharness.pipeline.nightly import nightly_lock
 
 N = 30

@@ -9,9 +9,10 @@ import pytest
 
 from fake_openai import FakeOpenAI, Reply, completion, serve
 from ragharness.core.errors import ConfigError, ProviderError
+from ragharness.core.retry import RetryPolicy
 from ragharness.generation.providers.base import GenerationRequest, Provider, ProviderCallError, ProviderContext
 from ragharness.generation.providers.openai_compat import OpenAIProvider, retry_after_seconds
-from ragharness.generation.runner import RetryPolicy, Runner
+from ragharness.generation.runner import Runner
 from ragharness.testing.provider import ProviderContract, candidate, make_request
 
 

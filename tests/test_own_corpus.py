@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from ragharness.cli import app
-from ragharness.config import load_config
 from ragharness.core.errors import ConfigError
+from ragharness.pipeline.config import load_config
 
 cli = CliRunner()
 

@@ -17,10 +17,10 @@ from typer.testing import CliRunner
 from fake_openai import FakeOpenAI, Reply, completion, serve
 from ragharness import plugins
 from ragharness.cli import app
-from ragharness.config import load_config
 from ragharness.core.errors import ConfigError
 from ragharness.core.types import PromptRef
 from ragharness.generation.runner import RateLimits
+from ragharness.pipeline.config import load_config
 from ragharness.pipeline.dryrun import plan
 from ragharness.pipeline.run import execute_run
 

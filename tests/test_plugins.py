@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 
 from ragharness import plugins
 from ragharness.cli import app
-from ragharness.config import load_config
 from ragharness.core import registry
 from ragharness.core.errors import PluginError
+from ragharness.pipeline.config import load_config
 from ragharness.pipeline.run import execute_run
 from ragharness.testing.scorer import ScorerContract
 
@@ -133,9 +133,9 @@ class QuestionShort:
 def test_a_plugins_item_level_metric_is_gated_compared_and_reported_by_its_level(mini_project: Path) -> None:
     """Dispatch by the catalog's level, not a name prefix: before, `question_brevity` (item-level, no `retrieval_`
     prefix) was filed with the item scores but gated per candidate, so a 1.0 failed its gate with "no value"."""
-    from ragharness.config import Threshold
     from ragharness.runs.summary import RunSummary, evaluate_gates
     from ragharness.scoring import metrics as catalog
+    from ragharness.scoring.settings import Threshold
 
     plugins.SCORERS.register("question_short", QuestionShort, help="plugin: 1 when the question is short")
     try:

@@ -11,12 +11,12 @@ from typer.testing import CliRunner
 from conftest import write
 from ragharness.analysis.retrieval import evaluate_retrieval
 from ragharness.cli import app
-from ragharness.config import load_config
 from ragharness.core.errors import GoldSetError
 from ragharness.core.types import SearchMode
 from ragharness.goldset import load_goldset
 from ragharness.ingest.pipeline import ingest
 from ragharness.pipeline.components import build_redactor, open_store
+from ragharness.pipeline.config import load_config
 from ragharness.retrieval.beir import import_beir
 from ragharness.retrieval.embedders import HashingEmbedder
 from ragharness.retrieval.metrics import retrieval_metrics
@@ -49,7 +49,7 @@ def test_evaluate_retrieval_side_by_side(mini_project: Path) -> None:
     cfg = load_config(mini_project / "harness.yaml")
     emb = HashingEmbedder()
     store = open_store(cfg, emb)
-    ingest(cfg, emb, store, redactor=build_redactor(cfg))
+    ingest(cfg.ingest_settings(), emb, store, redactor=build_redactor(cfg))
     items = load_goldset(mini_project / "gold.yaml").items
     result = evaluate_retrieval(items, emb, store, k=3)
     assert [m.mode for m in result.modes] == [SearchMode.vector, SearchMode.bm25, SearchMode.hybrid]

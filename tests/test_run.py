@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ragharness.cli import ExitCode, app
-from ragharness.config import load_config
+from ragharness.pipeline.config import load_config
 from ragharness.pipeline.run import execute_run
 from ragharness.reporting.jinja import cite_links
 from ragharness.reporting.report import write_report

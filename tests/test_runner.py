@@ -2,9 +2,10 @@ from __future__ import annotations
 
 import asyncio
 
+from ragharness.core.retry import RetryPolicy
 from ragharness.core.types import Candidate, Usage
 from ragharness.generation.providers.base import GenerationRequest, ProviderCallError, ProviderResponse
-from ragharness.generation.runner import RetryPolicy, Runner
+from ragharness.generation.runner import Runner
 from ragharness.guardrails.base import GuardrailChain
 from ragharness.guardrails.pii import PiiRedactor
 from ragharness.testing.provider import candidate, make_request

@@ -13,12 +13,12 @@ import pytest
 from moto import mock_aws
 
 from conftest import write
-from ragharness.config import load_config
 from ragharness.ingest import s3source
 from ragharness.ingest.loaders import LocalSource
 from ragharness.ingest.pipeline import ingest
 from ragharness.ingest.s3source import S3Source
 from ragharness.pipeline.components import build_embedder, build_store
+from ragharness.pipeline.config import load_config
 from ragharness.testing.source import FILES, check_corpus_source
 
 
@@ -87,13 +87,13 @@ def test_ingest_from_s3_skips_unchanged_objects_and_records_a_failing_one(
 
     monkeypatch.setattr(S3Source, "_get", counting_get)
     embedder, store = build_embedder(cfg), build_store(cfg)
-    first = ingest(cfg, embedder, store, redactor=None)
+    first = ingest(cfg.ingest_settings(), embedder, store, redactor=None)
     assert first.documents_new == 4 and not first.skipped  # image.png is not included
     assert "guides/refunds.md.meta.yaml" in downloads  # the sidecar was read with its file
 
     downloads.clear()
     s3.put_object(Bucket="corpus", Key="kb/guides/deep/limits.txt", Body=b"The free plan includes 10 GB.\n")
-    second = ingest(cfg, embedder, store, redactor=None)
+    second = ingest(cfg.ingest_settings(), embedder, store, redactor=None)
     assert downloads == ["guides/deep/limits.txt"], downloads  # only the changed object was downloaded
     assert (second.files_unchanged, second.documents_changed, second.documents_removed) == (3, 1, 0)
     assert "3 objects unchanged, not downloaded" in second.summary_lines()[0]
@@ -108,7 +108,7 @@ def test_ingest_from_s3_skips_unchanged_objects_and_records_a_failing_one(
         Bucket="corpus", Key="kb/tickets.jsonl", Body=b'{"id": "T1", "subject": "Locked", "body": "30 min"}\n'
     )
     s3.put_object(Bucket="corpus", Key="kb/guides/new.md", Body=b"# New\n\nA new guide.\n")
-    third = ingest(cfg, embedder, store, redactor=None)
+    third = ingest(cfg.ingest_settings(), embedder, store, redactor=None)
     assert [(s.source, "InternalError" in s.reason) for s in third.skipped] == [("tickets.jsonl", True)]
     assert third.documents_new == 1 and third.documents_removed == 0  # the failing object's documents are kept
     assert "tickets/T1" in third.document_ids

@@ -15,7 +15,6 @@ from typer.testing import CliRunner
 
 from conftest import write
 from ragharness.cli import app
-from ragharness.config import load_config
 from ragharness.core.credentials import MASK, scrub
 from ragharness.core.errors import ConfigError
 from ragharness.core.normalise import normalise, printable
@@ -23,6 +22,7 @@ from ragharness.core.types import Passage, PromptRef
 from ragharness.core.yamlio import load_strict
 from ragharness.generation.prompts import load_prompt, render
 from ragharness.guardrails.pii import SEGMENT, PiiRedactor
+from ragharness.pipeline.config import load_config
 
 pytestmark = pytest.mark.security
 cli = CliRunner()
@@ -188,8 +188,8 @@ PLANTED = {
 def test_planted_instructions_are_caught_in_every_form(minilm: object, form: str) -> None:
     """The context guardrail reads the normalised text and its views (letters joined, leetspeak folded, base64
     decoded, role markers) over windows, so a planted instruction is not hidden by its form or a long passage."""
-    from ragharness.guardrail_policy import PromptAttacks
     from ragharness.guardrails.local import PromptAttackGuardrail
+    from ragharness.guardrails.policy import PromptAttacks
 
     guard = PromptAttackGuardrail(PromptAttacks(), minilm, "context", "")  # type: ignore[arg-type]
     assert guard.check(PLANTED[form]).action == "blocked", form

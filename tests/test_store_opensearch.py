@@ -26,8 +26,8 @@ from ragharness.retrieval.opensearch_store import (
     search_body,
     similarity_from_score,
 )
+from ragharness.retrieval.settings import Fusion, TextAnalysis
 from ragharness.retrieval.store import VectorStore
-from ragharness.search_settings import Fusion, TextAnalysis
 from ragharness.testing.store import StoreContract, chunk, corpus, req
 
 GOLDEN = Path(__file__).parent / "golden" / "opensearch"
@@ -287,7 +287,7 @@ class TestOpenSearchLive(StoreContract):
 def test_same_config_runs_on_opensearch_with_only_store_changed(
     mini_project: Path, osmem_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ragharness.config import load_config
+    from ragharness.pipeline.config import load_config
     from ragharness.pipeline.run import execute_run
     from ragharness.runs.rundir import RunDir
 
@@ -311,8 +311,8 @@ def test_same_config_runs_on_opensearch_with_only_store_changed(
 
 def test_example_opensearch_config_differs_only_in_store(monkeypatch: pytest.MonkeyPatch) -> None:
     from conftest import EXAMPLE
-    from ragharness.config import config_snapshot, load_config
     from ragharness.pipeline.components import build_store
+    from ragharness.pipeline.config import config_snapshot, load_config
 
     monkeypatch.setenv("OPENSEARCH_URL", "http://127.0.0.1:9")
     lance = config_snapshot(load_config(EXAMPLE / "harness.yaml"))
@@ -323,9 +323,9 @@ def test_example_opensearch_config_differs_only_in_store(monkeypatch: pytest.Mon
 
 
 def test_store_options_are_validated() -> None:
-    from ragharness.config import RetrievalConfig, StoreConfig
     from ragharness.core.errors import ConfigError
     from ragharness.core.registry import STORES
+    from ragharness.retrieval.settings import RetrievalConfig, StoreConfig
 
     with pytest.raises(ConfigError, match=r"store\.options: engine"):
         STORES.create(

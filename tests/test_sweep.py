@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 from conftest import write
 from ragharness.analysis.sweep import load_sweep
 from ragharness.cli import app
-from ragharness.config import RetrievalConfig
 from ragharness.core.errors import ConfigError
+from ragharness.retrieval.settings import RetrievalConfig
 
 SWEEP = """
 settings:

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 import ragharness
-from ragharness.config import HarnessConfig
 from ragharness.core.errors import BatchWaiting, DiskFullError, RagharnessError
 from ragharness.core.types import Generation
 from ragharness.generation.models import ModelPool
 from ragharness.generation.runner import RateLimits
 from ragharness.guardrails.leaks import LeakWatch
+from ragharness.pipeline.config import HarnessConfig
 from ragharness.testing.provider import candidate, make_request
 
 WIRED = {"leak_watch", "on_done", "on_progress", "on_call", "batch", "watch", "cache", "run_dir", "config"}
@@ -71,7 +71,7 @@ def test_a_stopped_run_names_itself_on_a_new_error_and_a_pool_starts_once(tmp_pa
         }
     )
     watch = LeakWatch(["jane.roe@corp.test"])
-    pool = ModelPool(cfg, cache="off", leak_watch=watch)
+    pool = ModelPool(cfg.call_settings(), cache="off", leak_watch=watch)
     pool.add("judge", candidate("mock"), concurrency=1, limits=RateLimits(), where="test: judge")
     calls: list[Generation] = []
     pool.start(on_call=calls.append)
@@ -94,8 +94,8 @@ def test_a_stopped_run_names_itself_on_a_new_error_and_a_pool_starts_once(tmp_pa
 def test_every_pii_guardrail_is_built_with_the_runs_leak_watch(tmp_path: Path, guardrails_yaml: str) -> None:
     """A value any PII guardrail of the config finds is watched by the run (its requests and files are checked for
     it) because the guardrail was constructed with the run's watch, not handed it afterwards."""
-    from ragharness.config import load_config
     from ragharness.pipeline.components import build_guardrails
+    from ragharness.pipeline.config import load_config
 
     cfg = tmp_path / "harness.yaml"
     cfg.write_text(

@@ -29,14 +29,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ragharness.analysis.retrieval import measure
 from ragharness.analysis.stats import holm, paired
-from ragharness.config import RetrievalConfig
 from ragharness.core.errors import ConfigError
 from ragharness.core.progress import NO_PROGRESS, Progress
 from ragharness.core.types import GoldItem
 from ragharness.core.yamlio import load_strict
 from ragharness.retrieval.embedders import Embedder
+from ragharness.retrieval.settings import RetrievalConfig, TextAnalysis
 from ragharness.retrieval.store import SearchRequest, VectorStore, merge_filters
-from ragharness.search_settings import TextAnalysis
 
 BASELINE = "current"
 

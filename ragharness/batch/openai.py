@@ -8,7 +8,8 @@ completed / failed. Results come as an output file (one line per answered reques
 with `status_code` and `body`) and an error file (requests that failed); an expired batch still has the output of
 what finished. Lines are matched by `custom_id`, never by order.
 
-Control calls are retried by tenacity on 429, 5xx and connection errors; what still fails is a BatchError with
+Control calls are retried by tenacity on 429, 5xx and connection errors, waiting by the harness's one retry policy
+(`core.retry`); what still fails is a BatchError with
 the endpoint's message. The API key comes only from an environment reference, never stored or logged.
 """
 
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+from tenacity import retry, retry_if_exception_type, stop_after_attempt
 
 from ragharness.batch.base import (
     BatchRecord,
@@ -32,6 +33,7 @@ from ragharness.batch.base import (
     keyed_line,
 )
 from ragharness.core.errors import BatchError, BatchTransientError
+from ragharness.core.retry import RetryPolicy
 
 LIMITS = JobLimits(min_records=1, max_records=50_000, max_file_bytes=200 * 1024 * 1024)
 STATUS: dict[str, JobStatus] = {
@@ -45,10 +47,12 @@ STATUS: dict[str, JobStatus] = {
     "cancelled": "stopped",
 }
 RETRYABLE_STATUS = {408, 409, 429}
+CONTROL_RETRY = RetryPolicy(max_attempts=4, base_delay_s=1.0, max_delay_s=30.0)
+"""Control calls (upload, create, poll, download) wait like every other retry of the harness (`core.retry`)."""
 _retry = retry(
     retry=retry_if_exception_type(BatchTransientError),
-    stop=stop_after_attempt(4),
-    wait=wait_exponential_jitter(initial=1, max=30),
+    stop=stop_after_attempt(CONTROL_RETRY.max_attempts),
+    wait=lambda state: CONTROL_RETRY.delay(state.attempt_number),
     reraise=True,
 )
 

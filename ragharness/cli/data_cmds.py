@@ -24,8 +24,8 @@ from ragharness.core.errors import ConfigError, GoldSetError
 from ragharness.core.fileio import atomic_write_text
 
 if TYPE_CHECKING:
-    from ragharness.config import HarnessConfig
     from ragharness.core.types import GoldItem
+    from ragharness.pipeline.config import HarnessConfig
     from ragharness.retrieval.embedders import Embedder
     from ragharness.retrieval.store import VectorStore
 
@@ -47,12 +47,12 @@ def retrieval_eval(
     """Run only the retrieval half: hit@k, recall@k, MRR, nDCG@k per intent and mode, with latency; or, with
     --sweep, a grid of retrieval settings side by side against the current one."""
     from ragharness.analysis.retrieval import evaluate_retrieval
-    from ragharness.config import load_config
     from ragharness.context.lock import redact_gold
     from ragharness.core.types import SearchMode
     from ragharness.goldset import load_goldset
     from ragharness.ingest.pipeline import ingest as run_ingest
     from ragharness.pipeline.components import build_embedder, build_guardrails, build_redactor, build_store
+    from ragharness.pipeline.config import load_config
     from ragharness.pipeline.run import new_run_id
     from ragharness.reporting.jinja import render
 
@@ -67,7 +67,7 @@ def retrieval_eval(
             store.ensure(embedder.name, embedder.dimension)
         else:
             report = run_ingest(
-                cfg,
+                cfg.ingest_settings(),
                 embedder,
                 store,
                 _Bars(p),
@@ -200,8 +200,8 @@ def goldset_lint(
 
     known: set[str] | None = None
     if config is not None:
-        from ragharness.config import load_config
         from ragharness.pipeline.components import build_embedder, build_store
+        from ragharness.pipeline.config import load_config
 
         cfg = load_config(config)
         embedder, store = build_embedder(cfg), build_store(cfg)
@@ -274,7 +274,7 @@ def init(
 @app.command("config-reference")
 def config_reference(out: Annotated[Path | None, typer.Option(help="Write the Markdown to this file.")] = None) -> None:
     """Every harness.yaml key with its type, default and meaning, generated from the config models."""
-    from ragharness.config_reference import markdown
+    from ragharness.pipeline.config_reference import markdown
 
     text = markdown()
     if out:

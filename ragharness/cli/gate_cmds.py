@@ -75,7 +75,7 @@ def trends(
     x: Annotated[str, typer.Option("--x", help="x axis: run (evenly spaced, dated) or time.")] = "run",
 ) -> None:
     """Write the trend dashboard (one self-contained HTML page) from the run history."""
-    from ragharness.config import load_config
+    from ragharness.pipeline.config import load_config
     from ragharness.reporting.trends import build_dashboard
     from ragharness.runs.history import HistoryIndex
     from ragharness.runs.store import LocalRunStore, open_run_store
@@ -113,7 +113,7 @@ def nightly(
 ) -> None:
     """Run the evaluation, compare with the baseline and gate: 0 pass, 1 below threshold, 4 incomplete,
     5 significant regression, 6 locked."""
-    from ragharness.config import load_config
+    from ragharness.pipeline.config import load_config
     from ragharness.pipeline.nightly import run_nightly
 
     cfg = load_config(config)

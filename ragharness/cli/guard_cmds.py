@@ -24,8 +24,8 @@ def guardrail_eval(
     """Run only the guardrails (the config's chains and policy) on a labelled suite: accuracy, under- and
     over-blocking and PII values left, per stage and category, with every misclassified case."""
     from ragharness.analysis.guardrail_eval import evaluate_guardrails, load_suite
-    from ragharness.config import load_config
     from ragharness.pipeline.components import build_guardrails
+    from ragharness.pipeline.config import load_config
     from ragharness.pipeline.run import new_run_id
     from ragharness.reporting.jinja import render
 
@@ -74,9 +74,9 @@ def guardrail_terraform(
     committed one still matches it: what is evaluated is what is deployed."""
     import json
 
-    from ragharness.config import load_config
     from ragharness.core.errors import ConfigError
     from ragharness.guardrails.terraform import to_terraform
+    from ragharness.pipeline.config import load_config
 
     cfg = load_config(config)
     if cfg.guardrails.policy is None:

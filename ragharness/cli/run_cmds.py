@@ -20,7 +20,7 @@ from ragharness.cli._app import (
 )
 
 if TYPE_CHECKING:
-    from ragharness.config import HarnessConfig
+    from ragharness.pipeline.config import HarnessConfig
 
 
 @app.command()
@@ -33,16 +33,16 @@ def ingest(
     ] = False,
 ) -> None:
     """Ingest the configured corpus into the store; only new or changed text is embedded."""
-    from ragharness.config import load_config
     from ragharness.core.fileio import atomic_write_text
     from ragharness.ingest.pipeline import ingest as run_ingest
     from ragharness.pipeline.components import build_embedder, build_redactor, build_store
+    from ragharness.pipeline.config import load_config
 
     cfg = load_config(config)
     embedder, store = build_embedder(cfg), build_store(cfg)
     with _progress() as p:
         report = run_ingest(
-            cfg,
+            cfg.ingest_settings(),
             embedder,
             store,
             _Bars(p),
@@ -90,7 +90,7 @@ def run(
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N (selected) items.")] = None,
 ) -> None:
     """Run the evaluation: ingest, locked retrieval, candidates, guardrails, scores, report."""
-    from ragharness.config import load_config
+    from ragharness.pipeline.config import load_config
     from ragharness.pipeline.run import Selection, execute_run
 
     cfg = load_config(config)
@@ -259,7 +259,7 @@ def score(
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Call the judge even for cached inputs.")] = False,
 ) -> None:
     """Re-score a run without regenerating any answer; new scores are stored beside the old ones."""
-    from ragharness.config import load_config, load_judge_config, parse_options
+    from ragharness.pipeline.config import load_config, load_judge_config, parse_options
     from ragharness.pipeline.rescore import rescore
 
     cfg = load_config(config) if config else None

@@ -18,10 +18,11 @@ from typing import Any, Protocol, runtime_checkable
 from ragharness.batch.base import BatchBackend, BatchRecord
 from ragharness.batch.jobs import JobRunner
 from ragharness.batch.results import ResultIndex
-from ragharness.config import BatchConfig, CallMode
+from ragharness.batch.settings import BatchConfig
 from ragharness.generation.cache import ResponseCache
 from ragharness.generation.costs import Budget, PriceTable, estimate_usage
 from ragharness.generation.providers.base import GenerationRequest, Provider, ProviderResponse
+from ragharness.generation.settings import CallMode
 
 
 @runtime_checkable

@@ -1,31 +1,34 @@
-"""Runners configured from harness.yaml: the one place retries, cache, prices, budget and rate limits are set."""
+"""Runners configured from the run's call settings (`generation.settings.CallSettings`): the one place retries,
+cache, prices, budget and rate limits are set."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
-from ragharness.config import CacheMode, CallMode, HarnessConfig
 from ragharness.core.errors import ConfigError, RagharnessError
+from ragharness.core.retry import RetryPolicy
 from ragharness.core.types import Candidate, Generation, GuardrailAction
 from ragharness.generation.batching import BatchResults
 from ragharness.generation.cache import ResponseCache
 from ragharness.generation.costs import Budget, PriceTable
 from ragharness.generation.providers.base import GenerationRequest, Provider, ProviderContext, split_provider_id
-from ragharness.generation.runner import RateLimits, RetryPolicy, Runner, RunStats
+from ragharness.generation.runner import RateLimits, Runner, RunStats
+from ragharness.generation.settings import CacheMode, CallMode, CallSettings, CandidateConfig, RunnerConfig
 from ragharness.guardrails.base import GuardrailChain
 from ragharness.guardrails.leaks import LeakWatch
 
 
 def effective_cache(
-    cfg: HarnessConfig, *, use_cache: bool = True, reuse: bool = False, resuming: bool = False
+    runner: RunnerConfig, *, use_cache: bool = True, reuse: bool = False, resuming: bool = False
 ) -> CacheMode:
     """The cache mode of one run: `off` when the config or `--no-cache` says so; `reuse` when asked (`--cache`,
     `runner.cache: reuse`) or when a run resumes or re-scores (its own answers and verdicts); else `record`: a new
     run calls every model and only writes what it gets."""
-    if not use_cache or cfg.runner.cache == "off":
+    if not use_cache or runner.cache == "off":
         return "off"
-    return "reuse" if reuse or resuming or cfg.runner.cache == "reuse" else "record"
+    return "reuse" if reuse or resuming or runner.cache == "reuse" else "record"
 
 
 @dataclass(frozen=True)
@@ -47,40 +50,32 @@ class Ledger:
         return self.cache if self.reuse else None
 
 
-def ledger(cfg: HarnessConfig, *, cache: CacheMode, spent_usd: float = 0.0) -> Ledger:
-    """The one place retries, prices, budget and cache are configured from harness.yaml. `cache`: `off`, `record`
+def ledger(calls: CallSettings, *, cache: CacheMode, spent_usd: float = 0.0) -> Ledger:
+    """The one place retries, prices, budget and cache are configured. `cache`: `off`, `record`
     (answers are written to the response cache, never read) or `reuse` (read too); `spent_usd`: what the run
     already spent (a resume; scoring after generation)."""
     return Ledger(
-        policy=RetryPolicy(
-            max_attempts=cfg.runner.max_attempts,
-            base_delay_s=cfg.runner.base_delay_s,
-            max_delay_s=cfg.runner.max_delay_s,
-            timeout_s=cfg.runner.timeout_s,
-        ),
-        prices=PriceTable(cfg.prices, cfg.batch.discount),
-        budget=Budget(cfg.budget_usd, spent_usd),
-        cache=ResponseCache(cfg.resolve(cfg.data_dir) / "cache" / "responses.sqlite") if cache != "off" else None,
+        policy=calls.runner,
+        prices=PriceTable(calls.prices, calls.batch_discount),
+        budget=Budget(calls.budget_usd, spent_usd),
+        cache=ResponseCache(calls.cache_file) if cache != "off" else None,
         reuse=cache == "reuse",
     )
 
 
 def make_runner(
-    cfg: HarnessConfig,
     providers: dict[str, Provider],
     output_chain: GuardrailChain | None,
     accounts: Ledger,
     *,
-    limits: dict[str, tuple[int, RateLimits]] | None = None,
+    limits: dict[str, tuple[int, RateLimits]],
     leak_watch: LeakWatch | None = None,
     on_done: Callable[[Generation, list[GuardrailAction]], None] | None = None,
     on_progress: Callable[[RunStats], None] | None = None,
     batch: Mapping[str, BatchResults] | None = None,
 ) -> Runner:
-    """A Runner complete for one run: `limits` maps a provider name to (concurrency, rate limits) (default: the
-    candidates'); `on_done` records each result; `batch` holds the batch groups' answers (see `Runner`)."""
-    if limits is None:
-        limits = {c.name: (c.concurrency, RateLimits(rpm=c.rpm, tpm=c.tpm)) for c in cfg.candidates}
+    """A Runner complete for one run: `limits` maps a provider name to (concurrency, rate limits) (`limits_of`
+    gives the candidates'); `on_done` records each result; `batch` holds the batch groups' answers (see `Runner`)."""
     return Runner(
         providers,
         {name: n for name, (n, _) in limits.items()},
@@ -98,15 +93,18 @@ def make_runner(
     )
 
 
-def build_provider(
-    cfg: HarnessConfig, candidate: Candidate, *, concurrency: int, where: str, label: str = ""
-) -> Provider:
+def limits_of(candidates: list[CandidateConfig]) -> dict[str, tuple[int, RateLimits]]:
+    """Each candidate's concurrency and rate limits, by name."""
+    return {c.name: (c.concurrency, RateLimits(rpm=c.rpm, tpm=c.tpm)) for c in candidates}
+
+
+def build_provider(base_dir: Path, candidate: Candidate, *, concurrency: int, where: str, label: str = "") -> Provider:
     """A candidate's (or a scorer's) provider through the registry: options and ${ENV} references are checked now,
     and any failure is a ConfigError naming `where` (e.g. `harness.yaml: candidates[1]`)."""
     from ragharness.core.registry import PROVIDERS
 
     kind, _ = split_provider_id(candidate.provider)
-    ctx = ProviderContext(base_dir=cfg.base_dir, concurrency=concurrency)
+    ctx = ProviderContext(base_dir=base_dir, concurrency=concurrency)
     try:
         return PROVIDERS.create(kind, candidate, ctx, where=f"{where}.provider")
     except ConfigError:
@@ -125,8 +123,8 @@ class ModelPool:
     answers); a scorer calling before any `start` gets a runner of `cache` mode with no recorder (a scorer's own
     test, a library caller)."""
 
-    def __init__(self, cfg: HarnessConfig, *, cache: CacheMode = "reuse", leak_watch: LeakWatch | None = None) -> None:
-        self.cfg = cfg
+    def __init__(self, calls: CallSettings, *, cache: CacheMode = "reuse", leak_watch: LeakWatch | None = None) -> None:
+        self.calls = calls
         self.cache: CacheMode = cache
         """Used when no `start` came first: `reuse` by default (`score` never pays twice for a verdict it has)."""
         self.leak_watch = leak_watch
@@ -152,7 +150,7 @@ class ModelPool:
         """Build `candidate`'s provider under `name` (ConfigError naming `where` if it cannot be built). `mode`:
         `batch` or `auto` sends the first ask of every planned request (a `PlannedScorer`'s) as provider batch jobs,
         named after `name`, when its provider has a batch API (checked before any call)."""
-        provider = build_provider(self.cfg, candidate, concurrency=concurrency, where=where)
+        provider = build_provider(self.calls.base_dir, candidate, concurrency=concurrency, where=where)
         self.add_provider(name, provider, concurrency=concurrency, limits=limits, mode=mode, where=where)
 
     def add_provider(
@@ -192,10 +190,9 @@ class ModelPool:
                 on_call(gen)
 
         self._runner = make_runner(
-            self.cfg,
             self.providers,
             None,
-            accounts or ledger(self.cfg, cache=self.cache),
+            accounts or ledger(self.calls, cache=self.cache),
             limits=self.limits,
             leak_watch=self.leak_watch,
             on_done=done,

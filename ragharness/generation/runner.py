@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pydantic import BaseModel, Field
 
 from ragharness.batch.base import RecordResult
-from ragharness.config import full_jitter_delay
+from ragharness.core.retry import RetryPolicy
 from ragharness.core.text import parse_citations
 from ragharness.core.types import Attempt, ErrorInfo, Generation, GuardrailAction
 from ragharness.generation.batching import BatchCapable, BatchResults
@@ -25,17 +25,6 @@ from ragharness.generation.costs import Budget, PriceTable, estimate_usage
 from ragharness.generation.providers.base import GenerationRequest, Provider, ProviderCallError, ProviderResponse
 from ragharness.guardrails.base import GroundingSource, GuardrailChain
 from ragharness.guardrails.leaks import LeakWatch
-
-
-class RetryPolicy(BaseModel):
-    max_attempts: int = Field(6, ge=1)
-    base_delay_s: float = Field(1.0, ge=0)
-    max_delay_s: float = Field(60.0, ge=0)
-    timeout_s: float = Field(120.0, gt=0, description="Per-call timeout.")
-
-    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
-        """Full-jitter exponential backoff; a server's retry-after is a floor."""
-        return full_jitter_delay(attempt, self.base_delay_s, self.max_delay_s, retry_after, rng)
 
 
 class RateLimits(BaseModel):

@@ -16,7 +16,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
-from ragharness.config import RunnerConfig
+from ragharness.core.retry import RetryPolicy
 from ragharness.core.types import Finding, Frozen, GuardrailAction, GuardrailOutcome, GuardrailStage, GuardrailTiming
 from ragharness.guardrails.leaks import LeakWatch
 
@@ -45,14 +45,14 @@ class Guardrail(Protocol):
 class GuardrailContext:
     """What a guardrail is built with besides its own options, so it is complete when constructed: the run's leak
     watch (a PII redactor reports every value it finds to it), the AWS client a backend may use (tests pass a
-    stubbed one) and the runner's retry settings.
+    stubbed one) and the retry policy (the runner's: one backoff for model and guardrail calls).
 
     Factories of the `guardrail` seam are called `factory(options, ctx)`; those of `guardrail backend`
     `factory(policy, stage, ctx)`."""
 
     watch: LeakWatch | None = None
     client: Any = None
-    runner: RunnerConfig = field(default_factory=RunnerConfig)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
 
 
 class GroundingSource(Frozen):

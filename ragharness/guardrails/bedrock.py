@@ -12,11 +12,11 @@ import random
 import time
 from typing import Any
 
-from ragharness.config import RunnerConfig, full_jitter_delay
 from ragharness.core.errors import AWS_RATE_LIMIT_CODES, AWS_TRANSIENT_CODES, RagharnessError
+from ragharness.core.retry import RetryPolicy
 from ragharness.core.types import Finding, GuardrailStage
-from ragharness.guardrail_policy import PII_ENTITIES, GuardrailPolicy
 from ragharness.guardrails.base import GroundingSource, Verdict
+from ragharness.guardrails.policy import PII_ENTITIES, GuardrailPolicy
 
 RETRYABLE = AWS_RATE_LIMIT_CODES | AWS_TRANSIENT_CODES
 TO_PRESIDIO = {bedrock: presidio for presidio, bedrock in PII_ENTITIES.values()}
@@ -48,7 +48,7 @@ class BedrockGuardrail:
         policy: GuardrailPolicy,
         stage: GuardrailStage,
         client: Any = None,
-        runner: RunnerConfig | None = None,
+        retry: RetryPolicy | None = None,
         sleep: Any = time.sleep,
         rng: random.Random | None = None,
     ) -> None:
@@ -59,7 +59,7 @@ class BedrockGuardrail:
         self.stage: GuardrailStage = stage
         self.name = "bedrock"
         self.client = client if client is not None else make_client(self.ref.region)
-        self.runner = runner or RunnerConfig()
+        self.retry = retry or RetryPolicy()
         self.sleep = sleep
         self.rng = rng or random.Random(0)
         self.challenge_words = {w.match.lower() for w in policy.word_filters if w.action == "CHALLENGE"}
@@ -70,7 +70,7 @@ class BedrockGuardrail:
         from botocore.exceptions import ClientError
 
         source = "OUTPUT" if self.stage == "output" else "INPUT"
-        for attempt in range(1, self.runner.max_attempts + 1):
+        for attempt in range(1, self.retry.max_attempts + 1):
             try:
                 response: dict[str, Any] = self.client.apply_guardrail(
                     guardrailIdentifier=self.ref.guardrail_id,
@@ -81,10 +81,9 @@ class BedrockGuardrail:
                 return response
             except ClientError as exc:
                 code = str(exc.response.get("Error", {}).get("Code", "ClientError"))
-                if code not in RETRYABLE or attempt >= self.runner.max_attempts:
+                if code not in RETRYABLE or attempt >= self.retry.max_attempts:
                     raise GuardrailCallError(code, str(exc.response.get("Error", {}).get("Message", ""))[:300]) from exc
-                r = self.runner
-                self.sleep(full_jitter_delay(attempt, r.base_delay_s, r.max_delay_s, None, self.rng))
+                self.sleep(self.retry.delay(attempt, None, self.rng))
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _cost(self, response: dict[str, Any]) -> float:

@@ -29,7 +29,11 @@ from ragharness.core.normalise import normalise
 from ragharness.core.text import sentences as split_sentences
 from ragharness.core.text import strip_citations
 from ragharness.core.types import Finding, GuardrailStage
-from ragharness.guardrail_policy import (
+from ragharness.guardrails.base import GroundingSource, Verdict
+from ragharness.guardrails.heads import HeadDetector, load_head, windows
+from ragharness.guardrails.leaks import LeakWatch
+from ragharness.guardrails.pii import PiiRedactor
+from ragharness.guardrails.policy import (
     PII_ENTITIES,
     ContextualGrounding,
     DeniedTopic,
@@ -38,10 +42,6 @@ from ragharness.guardrail_policy import (
     SensitiveInformation,
     WordFilter,
 )
-from ragharness.guardrails.base import GroundingSource, Verdict
-from ragharness.guardrails.heads import HeadDetector, load_head, windows
-from ragharness.guardrails.leaks import LeakWatch
-from ragharness.guardrails.pii import PiiRedactor
 from ragharness.retrieval.embedders import Embedder, cosine
 
 TOPIC_SIMILARITY_MIN = 0.45

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ragharness.guardrail_policy import PII_ENTITIES, GuardrailPolicy
+from ragharness.guardrails.policy import PII_ENTITIES, GuardrailPolicy
 
 
 def resource_name(name: str) -> str:

@@ -20,16 +20,17 @@ from ragharness.batch import bedrock as batch_bedrock
 from ragharness.batch.base import BatchRecord, JobLimits
 from ragharness.batch.jobs import JobRunner
 from ragharness.batch.results import ResultIndex
-from ragharness.config import HarnessConfig, resolve_env
 from ragharness.core.errors import ConfigError
+from ragharness.core.settings import resolve_env
 from ragharness.core.types import Chunk
 from ragharness.ingest.chunking import embedding_input
+from ragharness.ingest.settings import IngestSettings
 from ragharness.retrieval.embedders import Embedder, TitanEmbedder
 
 Lookup = Callable[[str], list[float] | None]
 
 
-def batch_embedder(cfg: HarnessConfig, embedder: Embedder) -> TitanEmbedder:
+def batch_embedder(cfg: IngestSettings, embedder: Embedder) -> TitanEmbedder:
     """The embedder `ingest --batch` needs, or a ConfigError saying what to set."""
     if not isinstance(embedder, TitanEmbedder):
         raise ConfigError(
@@ -41,7 +42,7 @@ def batch_embedder(cfg: HarnessConfig, embedder: Embedder) -> TitanEmbedder:
 
 
 def prefetch_vectors(
-    cfg: HarnessConfig,
+    cfg: IngestSettings,
     embedder: TitanEmbedder,
     chunks: Callable[[], Iterator[Chunk]],
     workdir: Path,

@@ -19,12 +19,12 @@ from typing import Any, Protocol
 import yaml
 from pydantic import ValidationError
 
-from ragharness.config import CorpusConfig, TicketFormat
 from ragharness.core.errors import IngestError
 from ragharness.core.normalise import normalise
 from ragharness.core.types import METADATA_FIELDS, Document, Frozen, Metadata, SourceType, canonical_hash
 from ragharness.core.yamlio import load_strict
 from ragharness.ingest.html import html_to_markdown
+from ragharness.ingest.settings import CorpusConfig, TicketFormat
 
 
 class Skipped(Frozen):

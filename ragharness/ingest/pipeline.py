@@ -24,7 +24,6 @@ from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ragharness.config import HarnessConfig
 from ragharness.core.faults import kill_point
 from ragharness.core.locking import exclusive
 from ragharness.core.progress import NO_PROGRESS, Log, Progress, room_log
@@ -33,6 +32,7 @@ from ragharness.ingest.batch_embed import Lookup, batch_embedder, prefetch_vecto
 from ragharness.ingest.chunking import Chunker, embedding_input
 from ragharness.ingest.loaders import CorpusSource, LocalSource, Skipped, load_file, oversized
 from ragharness.ingest.s3source import ObjectEntry, ObjectIndex, S3Source
+from ragharness.ingest.settings import IngestSettings
 from ragharness.retrieval.embedders import Embedder
 from ragharness.retrieval.store import VectorStore
 
@@ -105,20 +105,20 @@ class CorpusScan(BaseModel):
     files_unchanged: int = 0
 
 
-def corpus_source(cfg: HarnessConfig) -> CorpusSource:
+def corpus_source(cfg: IngestSettings) -> CorpusSource:
     if cfg.corpus.path.startswith("s3://"):
         return S3Source(cfg.corpus.path, cfg.corpus.include, cfg.corpus.exclude)
     return LocalSource(cfg.resolve(cfg.corpus.path), cfg.corpus.include, cfg.corpus.exclude)
 
 
-def load_corpus(cfg: HarnessConfig) -> tuple[list[Document], list[Skipped], set[str]]:
+def load_corpus(cfg: IngestSettings) -> tuple[list[Document], list[Skipped], set[str]]:
     """All documents of the corpus, the skipped files/lines, and the files that were skipped in whole or part
     (their previously stored documents are kept)."""
     scan = scan_corpus(cfg, corpus_source(cfg))
     return scan.docs, scan.skipped, scan.skipped_files
 
 
-def scan_corpus(cfg: HarnessConfig, source: CorpusSource, index: ObjectIndex | None = None) -> CorpusScan:
+def scan_corpus(cfg: IngestSettings, source: CorpusSource, index: ObjectIndex | None = None) -> CorpusScan:
     """Load the corpus; with an object `index` (S3), objects whose ETag and size are unchanged are not read."""
     limit = cfg.corpus.max_file_bytes
     docs: dict[str, Document] = {}
@@ -240,7 +240,7 @@ def _changed(docs: list[Document], existing: dict[str, str], chunker: Chunker, r
 
 
 def ingest(
-    cfg: HarnessConfig,
+    cfg: IngestSettings,
     embedder: Embedder,
     store: VectorStore,
     progress: Progress = NO_PROGRESS,
@@ -270,7 +270,7 @@ def ingest(
 
 
 def _batch_vectors(
-    cfg: HarnessConfig,
+    cfg: IngestSettings,
     embedder: Embedder,
     store: VectorStore,
     chunker: Chunker,
@@ -335,7 +335,7 @@ class Pseudonyms:
         return self.redactor.redact(value) if value else value
 
 
-def _scan(cfg: HarnessConfig, rebuild: bool, redactor: TextRedactor | None) -> tuple[CorpusScan, ObjectIndex | None]:
+def _scan(cfg: IngestSettings, rebuild: bool, redactor: TextRedactor | None) -> tuple[CorpusScan, ObjectIndex | None]:
     """The corpus scanned; for S3, with the object index (not consulted on --rebuild, which reads everything).
     Skip reasons and sources are redacted (a reason may quote the file, a file name may hold an address; both are
     stored), and document ids carrying personal data are replaced by pseudonyms before anything compares them."""
@@ -359,7 +359,7 @@ def _scan(cfg: HarnessConfig, rebuild: bool, redactor: TextRedactor | None) -> t
 
 
 def _keeper(
-    cfg: HarnessConfig, redactor: TextRedactor | None, skipped_files: set[str], sources: dict[str, str]
+    cfg: IngestSettings, redactor: TextRedactor | None, skipped_files: set[str], sources: dict[str, str]
 ) -> Callable[[str], bool]:
     """Whether a stored document is kept because its file was skipped this time (damaged, too large, ...)."""
     default_ids = {Path(p).with_suffix("").as_posix() for p in skipped_files}
@@ -374,7 +374,7 @@ def _keeper(
 
 
 def _ingest(
-    cfg: HarnessConfig,
+    cfg: IngestSettings,
     embedder: Embedder,
     store: VectorStore,
     progress: Progress,

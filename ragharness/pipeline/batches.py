@@ -18,12 +18,13 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from ragharness.batch.jobs import JobRunner
-from ragharness.config import CallMode, HarnessConfig
 from ragharness.core.errors import BatchWaiting, ConfigError
 from ragharness.generation.batching import BatchCapable, BatchResults, run_tag, send, uses_batch
 from ragharness.generation.costs import Budget
 from ragharness.generation.models import Ledger, ModelPool
 from ragharness.generation.providers.base import GenerationRequest, Provider
+from ragharness.generation.settings import CallMode
+from ragharness.pipeline.config import HarnessConfig
 
 
 class Group(BaseModel):

@@ -10,12 +10,12 @@ from ragharness.core.registry import EMBEDDERS, GUARDRAIL_BACKENDS, GUARDRAILS, 
 from ragharness.scoring.thresholds import CorrectnessOptions, SupportOptions
 
 if TYPE_CHECKING:
-    from ragharness.config import EmbedderConfig, RetrievalConfig, StoreConfig
     from ragharness.core.types import Candidate, GuardrailStage
     from ragharness.generation.providers.base import Provider, ProviderContext
-    from ragharness.guardrail_policy import GuardrailPolicy
     from ragharness.guardrails.base import Guardrail, GuardrailContext
+    from ragharness.guardrails.policy import GuardrailPolicy
     from ragharness.retrieval.embedders import Embedder
+    from ragharness.retrieval.settings import EmbedderConfig, RetrievalConfig, StoreConfig
     from ragharness.retrieval.store import VectorStore
     from ragharness.scoring.base import Scorer, ScorerContext
 
@@ -147,7 +147,7 @@ def _bedrock_policy(policy: GuardrailPolicy, stage: GuardrailStage, ctx: Guardra
     from ragharness.guardrails.bedrock import BedrockGuardrail
 
     require("boto3")
-    return [BedrockGuardrail(policy, stage, client=ctx.client, runner=ctx.runner)]
+    return [BedrockGuardrail(policy, stage, client=ctx.client, retry=ctx.retry)]
 
 
 def register() -> None:

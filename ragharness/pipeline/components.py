@@ -6,7 +6,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ragharness.config import HarnessConfig
 from ragharness.core.errors import ConfigError, RagharnessError
 from ragharness.core.registry import EMBEDDERS, GUARDRAIL_BACKENDS, GUARDRAILS, SCORERS, STORES, check_options
 from ragharness.core.types import GuardrailStage
@@ -15,6 +14,7 @@ from ragharness.generation.providers.base import Provider
 from ragharness.guardrails.base import Guardrail, GuardrailChain, GuardrailContext, GuardrailSet
 from ragharness.guardrails.leaks import WATCH_FILE, LeakWatch
 from ragharness.ingest.pipeline import TextRedactor
+from ragharness.pipeline.config import HarnessConfig
 from ragharness.retrieval.embedders import CachedEmbedder, Embedder, MiniLMEmbedder
 from ragharness.retrieval.store import VectorStore
 from ragharness.scoring import metrics as metric_catalog
@@ -63,7 +63,11 @@ def open_store(cfg: HarnessConfig, embedder: Embedder) -> VectorStore:
 def build_providers(cfg: HarnessConfig) -> dict[str, Provider]:
     return {
         c.name: build_provider(
-            cfg, c.to_candidate(), concurrency=c.concurrency, where=f"{cfg.source_file}: candidates[{i}]", label=c.name
+            cfg.base_dir,
+            c.to_candidate(),
+            concurrency=c.concurrency,
+            where=f"{cfg.source_file}: candidates[{i}]",
+            label=c.name,
         )
         for i, c in enumerate(cfg.candidates)
     }
@@ -117,7 +121,7 @@ def build_guardrails(cfg: HarnessConfig, client: Any = None) -> GuardrailSet:
     Bedrock's findings are what the local redactor missed.
     """
     watch = build_watch(cfg)
-    ctx = GuardrailContext(watch=watch, client=client, runner=cfg.runner)
+    ctx = GuardrailContext(watch=watch, client=client, retry=cfg.runner)
     listed_in, listed_out = _listed(cfg, "input", ctx), _listed(cfg, "output", ctx)
     policy = cfg.guardrails.policy
     first = policy is None or policy.backend == "local"
@@ -153,7 +157,14 @@ def build_scorers(cfg: HarnessConfig, embedder: Embedder | None, models: ModelPo
         thresholds = load_thresholds(cfg.scoring)
     except ValidationError as exc:
         raise ConfigError(f"{cfg.source_file}: scoring: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from exc
-    ctx = ScorerContext(embedder=shared, thresholds=thresholds, config=cfg, models=models or ModelPool(cfg))
+    ctx = ScorerContext(
+        embedder=shared,
+        thresholds=thresholds,
+        judge=cfg.judge,
+        prompts_dir=cfg.resolve(cfg.prompts_dir) if cfg.prompts_dir else None,
+        source=str(cfg.source_file),
+        models=models or ModelPool(cfg.call_settings()),
+    )
     out = []
     for i, entry in enumerate(cfg.scorers):
         where = f"{cfg.source_file}: scorers[{i}]"

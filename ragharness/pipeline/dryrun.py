@@ -8,7 +8,6 @@ import json
 
 from pydantic import BaseModel, Field
 
-from ragharness.config import HarnessConfig
 from ragharness.context.lock import lock_all, redact_gold
 from ragharness.core.progress import NO_PROGRESS, Progress
 from ragharness.core.types import Generation
@@ -20,6 +19,7 @@ from ragharness.generation.providers.base import GenerationRequest, Provider
 from ragharness.generation.requests import requests_for
 from ragharness.goldset import load_goldset
 from ragharness.pipeline.batches import BatchPlan, plan_jobs
+from ragharness.pipeline.config import HarnessConfig
 from ragharness.pipeline.run import build_components
 from ragharness.retrieval.retriever import Retriever
 from ragharness.scoring.base import PlannedScorer, ScoringInput
@@ -93,8 +93,9 @@ def plan(
     )
     locked = lock_all(gold.items, retriever, comps.guards, progress)
     prices = PriceTable(cfg.prices, cfg.batch.discount)
-    cache_file = cfg.resolve(cfg.data_dir) / "cache" / "responses.sqlite"
-    reads = effective_cache(cfg, use_cache=use_cache, reuse=reuse_cache) == "reuse"  # a new run reads it only then
+    cache_file = cfg.call_settings().cache_file
+    # a new run reads the cache only then
+    reads = effective_cache(cfg.runner, use_cache=use_cache, reuse=reuse_cache) == "reuse"
     cache = ResponseCache(cache_file) if reads and cache_file.is_file() else None
     calls: list[PlannedCall] = []
     planners = [sc for sc in comps.scoring.scorers if isinstance(sc, PlannedScorer)]

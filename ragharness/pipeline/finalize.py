@@ -8,14 +8,15 @@ from collections.abc import Callable, Iterator
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ragharness.config import CacheMode, HarnessConfig
 from ragharness.core.faults import kill_point
 from ragharness.core.progress import NO_PROGRESS, Log, Progress, room_log
 from ragharness.core.types import Generation, GoldItem, GuardrailAction, GuardrailTiming, Score
 from ragharness.generation.models import ModelPool, ledger
 from ragharness.generation.providers.base import GenerationRequest
+from ragharness.generation.settings import CacheMode
 from ragharness.guardrails.leaks import LeakWatch
 from ragharness.pipeline.batches import Batched, run_batches, scorer_groups, scrub
+from ragharness.pipeline.config import HarnessConfig
 from ragharness.reporting.report import PAGES_DIR, write_report
 from ragharness.retrieval.embedders import CachedEmbedder
 from ragharness.runs.rundir import RunDir
@@ -63,7 +64,8 @@ def score_and_finalize(
     no longer knows the values the redactors found in that process; it keeps the count and adds what it finds).
     `cache`: how the scorers' calls use the response cache (a run's own mode; `reuse` for a re-score)."""
     models = scoring.models
-    accounts = ledger(cfg, cache=cache, spent_usd=spent_usd)  # the run's budget covers the scorers' calls too
+    # the run's budget covers the scorers' calls too
+    accounts = ledger(cfg.call_settings(), cache=cache, spent_usd=spent_usd)
     batched = Batched()
     groups = scorer_groups(models)
     if groups:

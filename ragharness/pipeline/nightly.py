@@ -17,11 +17,12 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from ragharness.analysis.compare import Comparison, compare
-from ragharness.config import HarnessConfig, resolve_env
 from ragharness.core.errors import RunError
 from ragharness.core.fileio import atomic_write_text
 from ragharness.core.locking import exclusive
 from ragharness.core.progress import Log, room_log
+from ragharness.core.settings import resolve_env
+from ragharness.pipeline.config import HarnessConfig
 from ragharness.pipeline.run import execute_run
 from ragharness.reporting.jinja import cost_text
 from ragharness.runs.history import HistoryIndex

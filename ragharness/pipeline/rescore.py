@@ -7,15 +7,17 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from ragharness.config import HarnessConfig, JudgeConfig, ScorerEntry, format_validation_error
 from ragharness.core.errors import ConfigError, RunError
+from ragharness.core.settings import format_validation_error
 from ragharness.core.yamlio import load_strict
 from ragharness.generation.models import ModelPool, effective_cache
 from ragharness.pipeline.components import build_embedder, build_scorers, build_watch
+from ragharness.pipeline.config import HarnessConfig
 from ragharness.pipeline.finalize import Scored, Scoring, score_and_finalize
 from ragharness.retrieval.embedders import CachedEmbedder
 from ragharness.runs.rundir import RunDir
 from ragharness.runs.summary import RunSummary
+from ragharness.scoring.settings import JudgeConfig, ScorerEntry
 
 
 def run_config(run: RunDir) -> HarnessConfig:
@@ -88,8 +90,9 @@ def rescore(
             f"`ragharness run CONFIG --resume {run_dir}`"
         )
     embedder = CachedEmbedder(build_embedder(cfg))
-    cache = effective_cache(cfg, use_cache=use_cache, reuse=True)
-    models = ModelPool(cfg, cache=cache, leak_watch=build_watch(cfg))  # the judge's prompts and files checked again
+    cache = effective_cache(cfg.runner, use_cache=use_cache, reuse=True)
+    # the judge's prompts and files are checked again
+    models = ModelPool(cfg.call_settings(), cache=cache, leak_watch=build_watch(cfg))
     earlier = previous.guardrail.pii_leak_places if previous and previous.guardrail.pii_leaks is not None else None
     scoring = Scoring(scorers=build_scorers(cfg, embedder, models), embedder=embedder, models=models)
     return score_and_finalize(

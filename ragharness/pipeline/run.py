@@ -20,18 +20,18 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from ragharness import __version__
-from ragharness.config import RESUME_MAY_CHANGE, CacheMode, HarnessConfig, config_snapshot, resume_differences
 from ragharness.context.lock import iter_locked, redact_gold
 from ragharness.core.errors import BatchWaiting, ConfigError, DiskFullError
 from ragharness.core.faults import kill_point
 from ragharness.core.locking import exclusive
 from ragharness.core.progress import NO_PROGRESS, Log, Progress, room_log
 from ragharness.core.types import Generation, GoldItem, GuardrailAction
-from ragharness.generation.models import ModelPool, effective_cache, ledger, make_runner
+from ragharness.generation.models import ModelPool, effective_cache, ledger, limits_of, make_runner
 from ragharness.generation.prompts import PromptTemplate, load_prompt
 from ragharness.generation.providers.base import GenerationRequest, Provider
 from ragharness.generation.requests import requests_for
 from ragharness.generation.runner import RunStats
+from ragharness.generation.settings import CacheMode
 from ragharness.goldset import load_goldset
 from ragharness.guardrails.base import GuardrailSet
 from ragharness.ingest.pipeline import IngestReport, TextRedactor, ingest
@@ -45,6 +45,7 @@ from ragharness.pipeline.components import (
     build_store,
     guardrail_embedder,
 )
+from ragharness.pipeline.config import RESUME_MAY_CHANGE, HarnessConfig, config_snapshot, resume_differences
 from ragharness.pipeline.finalize import Scoring, score_and_finalize
 from ragharness.pipeline.generate import StatsCallback, blocked_generations, generate, recorder
 from ragharness.retrieval.embedders import CachedEmbedder, Embedder
@@ -114,7 +115,7 @@ def build_components(cfg: HarnessConfig) -> _Components:
     guardrail_embedder(cached)  # the local guardrail detectors share the run's MiniLM when it is the same model
     guards = build_guardrails(cfg)
     prompts_dir = cfg.resolve(cfg.prompts_dir) if cfg.prompts_dir else None
-    models = ModelPool(cfg, leak_watch=guards.watch)  # the judge's prompts are checked for known PII too
+    models = ModelPool(cfg.call_settings(), leak_watch=guards.watch)  # the judge's prompts are checked for PII too
     scorers = build_scorers(cfg, cached, models)  # the judge's provider, options, ${ENV} and prompt: checked now
     check_thresholds(cfg, scorers)
     providers = build_providers(cfg)
@@ -245,7 +246,7 @@ def _prepare(
     if skip_ingest:
         comps.store.ensure(comps.embedder.name, comps.embedder.dimension)
     else:
-        report = ingest(cfg, comps.embedder, comps.store, progress, redactor=comps.redactor)
+        report = ingest(cfg.ingest_settings(), comps.embedder, comps.store, progress, redactor=comps.redactor)
         for line in report.summary_lines():
             log(f"ingest: {line}")
         run.write_json("ingest.json", report)
@@ -319,7 +320,7 @@ def execute_run(
                 report = _prepare(cfg, comps, run, manifest, progress, log, skip_ingest, selection)
             else:
                 comps.store.ensure(comps.embedder.name, comps.embedder.dimension)
-            cache = effective_cache(cfg, use_cache=use_cache, reuse=reuse_cache, resuming=resuming)
+            cache = effective_cache(cfg.runner, use_cache=use_cache, reuse=reuse_cache, resuming=resuming)
             return _generate_and_finish(cfg, comps, run, manifest, started, report, progress, on_stats, cache, log)
     except BatchWaiting as exc:
         raise exc.in_run(path, cfg.source_file) from exc
@@ -367,14 +368,14 @@ def _generate_and_finish(
             if (r.item_id, r.candidate.name) not in done:
                 yield r.model_copy(update={"candidate": current[r.candidate.name]})  # options come from the config
 
-    accounts = ledger(cfg, cache=cache, spent_usd=spent)
+    accounts = ledger(cfg.call_settings(), cache=cache, spent_usd=spent)
     groups = [Group(name=c.name, mode=c.mode) for c in cfg.candidates]
     batched = run_batches(cfg, run.path / "batch", manifest.run_id, comps.providers, accounts, groups, todo, log)
     runner = make_runner(
-        cfg,
         comps.providers,
         comps.guards.output,
         accounts,
+        limits=limits_of(cfg.candidates),
         leak_watch=comps.guards.watch,
         on_done=recorder(run),
         on_progress=on_stats,

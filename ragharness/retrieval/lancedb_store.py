@@ -21,8 +21,8 @@ from ragharness.core.types import (
     SearchHit,
     SearchMode,
 )
+from ragharness.retrieval.settings import Fusion, TextAnalysis
 from ragharness.retrieval.store import TEXT_FIELDS, SearchRequest, chunk_from_record, chunk_record, fuse
-from ragharness.search_settings import Fusion, TextAnalysis
 
 _STRING_COLUMNS = (*TEXT_FIELDS, *METADATA_FIELDS)
 

@@ -22,8 +22,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ragharness.config import resolve_env
 from ragharness.core.errors import StoreError
+from ragharness.core.settings import resolve_env
 from ragharness.core.types import (
     FILTERABLE_FIELDS,
     METADATA_FIELDS,
@@ -33,8 +33,8 @@ from ragharness.core.types import (
     SearchHit,
     SearchMode,
 )
+from ragharness.retrieval.settings import Fusion, TextAnalysis
 from ragharness.retrieval.store import TEXT_FIELDS, SearchRequest, chunk_from_record, fuse
-from ragharness.search_settings import Fusion, TextAnalysis
 
 _KEYWORDS = ("chunk_id", "doc_id", "source", "source_type", "content_hash", "doc_hash", *METADATA_FIELDS, "tags")
 SOURCE_FIELDS = (*TEXT_FIELDS, "position", "n_tokens", "tags", *METADATA_FIELDS)

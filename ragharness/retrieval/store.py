@@ -21,7 +21,7 @@ from ragharness.core.types import (
     SearchHit,
     SearchMode,
 )
-from ragharness.search_settings import Fusion
+from ragharness.retrieval.settings import Fusion
 
 TEXT_FIELDS = ("chunk_id", "doc_id", "text", "title", "section", "source", "source_type", "content_hash", "doc_hash")
 """String fields every backend stores per chunk, besides METADATA_FIELDS, tags, position, n_tokens and the vector."""

@@ -13,12 +13,12 @@ from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, Field
 
-from ragharness.config import Threshold
 from ragharness.core.types import Candidate, Generation, GoldItem, GuardrailAction, GuardrailTiming, Score
 from ragharness.runs.guardrail_summary import GuardrailSummary, summarise_guardrails
 from ragharness.runs.latest import current_scores
 from ragharness.scoring import metrics as catalog
 from ragharness.scoring.metrics import OPS_METRICS
+from ragharness.scoring.settings import Threshold
 
 
 class MetricSummary(BaseModel):

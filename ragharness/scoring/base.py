@@ -15,15 +15,16 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Awaitable
+from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ragharness.config import HarnessConfig
 from ragharness.core.types import ContextPack, Generation, GoldItem, Score
 from ragharness.generation.models import ModelPool
 from ragharness.generation.providers.base import GenerationRequest
 from ragharness.retrieval.embedders import Embedder
+from ragharness.scoring.settings import JudgeConfig
 from ragharness.scoring.thresholds import ScorerThresholds, load_thresholds
 
 
@@ -61,15 +62,18 @@ class PlannedScorer(Scorer, Protocol):
 
 class ScorerContext(BaseModel):
     """What scorer factories receive: the run's embedder (for similarity), the calibrated thresholds with the
-    config's `scoring:` overrides, the harness config (a scorer reads its own section, e.g. `judge:`), and the
-    model pool through which a scorer calls models."""
+    config's `scoring:` overrides, the scorer's own `options` (from its `scorers:` entry), the judge's section and
+    the prompts folder (for the judge scorer), where the settings came from (`source`, for errors) and the model
+    pool through which a scorer calls models. No scorer receives the whole harness config."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     embedder: Embedder | None = None
     thresholds: ScorerThresholds = Field(default_factory=load_thresholds)
     options: dict[str, object] = {}
-    config: HarnessConfig | None = None
+    judge: JudgeConfig | None = None
+    prompts_dir: Path | None = None
+    source: str = "the config"
     models: ModelPool | None = None
 
 

@@ -22,7 +22,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ragharness.config import JudgeConfig
 from ragharness.core.errors import ConfigError
 from ragharness.core.types import Score
 from ragharness.generation.prompts import PromptTemplate, load_prompt, render
@@ -35,6 +34,7 @@ from ragharness.scoring.base import (
     groundedness_label,
     make_score,
 )
+from ragharness.scoring.settings import JudgeConfig
 from ragharness.scoring.support import SupportJudge
 
 JUDGE_METRICS = (
@@ -161,26 +161,24 @@ class JudgeScorer:
     level: Literal["answer"] = "answer"
 
     def __init__(self, ctx: ScorerContext) -> None:
-        cfg = ctx.config
-        if cfg is None or cfg.judge is None:
-            where = cfg.source_file if cfg is not None else "the config"
+        source = ctx.source
+        if ctx.judge is None:
             raise ConfigError(
-                f"{where}: scorer `judge` needs a `judge:` section (provider, prompt); or pass --judge PROVIDER_ID"
+                f"{source}: scorer `judge` needs a `judge:` section (provider, prompt); or pass --judge PROVIDER_ID"
             )
         if ctx.models is None:
             raise ConfigError(
                 "scorer `judge` needs a model pool to call its model: build it with "
-                "ScorerContext(config=cfg, models=ModelPool(cfg))"
+                "ScorerContext(judge=cfg.judge, models=ModelPool(cfg.call_settings()))"
             )
-        self.cfg: JudgeConfig = cfg.judge
-        prompts_dir = cfg.resolve(cfg.prompts_dir) if cfg.prompts_dir else None
+        self.cfg: JudgeConfig = ctx.judge
         try:
-            self.template: PromptTemplate = load_prompt(self.cfg.prompt, prompts_dir)
+            self.template: PromptTemplate = load_prompt(self.cfg.prompt, ctx.prompts_dir)
         except ConfigError as exc:
-            raise ConfigError(f"{cfg.source_file}: judge.prompt: {exc}") from exc
+            raise ConfigError(f"{source}: judge.prompt: {exc}") from exc
         if self.cfg.context_metrics and "reference_statements" not in self.template.system + self.template.user:
             raise ConfigError(
-                f"{cfg.source_file}: judge.prompt: {self.cfg.prompt.id}@v{self.cfg.prompt.version} does not ask for "
+                f"{source}: judge.prompt: {self.cfg.prompt.id}@v{self.cfg.prompt.version} does not ask for "
                 "per-passage verdicts and reference_statements; use judge-claims version 2 (or a prompt of your own "
                 "that asks for them), or set judge.context_metrics: false"
             )
@@ -190,7 +188,7 @@ class JudgeScorer:
             self.cfg.to_candidate(),
             concurrency=self.cfg.concurrency,
             limits=RateLimits(rpm=self.cfg.rpm, tpm=self.cfg.tpm),
-            where=f"{cfg.source_file}: judge",
+            where=f"{source}: judge",
             mode=self.cfg.mode,
         )
         self.candidate = self.cfg.to_candidate()

@@ -10,8 +10,8 @@ import pytest
 from ragharness.core.errors import StoreError
 from ragharness.core.types import Chunk, EmbeddedChunk, Metadata, SearchMode, sha256_text
 from ragharness.retrieval.embedders import HashingEmbedder
+from ragharness.retrieval.settings import TextAnalysis
 from ragharness.retrieval.store import SearchRequest, VectorStore
-from ragharness.search_settings import TextAnalysis
 
 EMB = HashingEmbedder(32)
 

@@ -19,8 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from ragharness.batch import bedrock as batch_bedrock
 from ragharness.batch.base import BatchBackend, JobLimits
 from ragharness.batch.bedrock import BedrockBatch
-from ragharness.config import BatchConfig, resolve_env
+from ragharness.batch.settings import BatchConfig
 from ragharness.core.errors import AWS_RATE_LIMIT_CODES, AWS_TRANSIENT_CODES, BatchError, ConfigError, ProviderError
+from ragharness.core.settings import resolve_env
 from ragharness.core.types import Candidate, Usage
 from ragharness.generation.providers.base import (
     GenerationRequest,

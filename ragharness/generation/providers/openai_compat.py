@@ -19,8 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ragharness.batch.base import BatchBackend, JobLimits
 from ragharness.batch.openai import OpenAIBatch
-from ragharness.config import BatchConfig, resolve_env
+from ragharness.batch.settings import BatchConfig
 from ragharness.core.errors import ProviderError
+from ragharness.core.settings import resolve_env
 from ragharness.core.types import Candidate, Usage
 from ragharness.generation.providers.base import (
     GenerationRequest,

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from ragharness.config import HarnessConfig
+from ragharness.pipeline.config import HarnessConfig
 
 INTERNAL = {"base_dir", "source_file"}
 

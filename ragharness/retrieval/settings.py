@@ -1,14 +1,18 @@
-"""How text is analysed for BM25 and how hybrid results are fused: one definition that the embedded store (LanceDB
-full-text search) and OpenSearch (the index's analyzer, the search pipeline) both apply, so what is evaluated
-locally is what production searches."""
+"""The retrieval room's settings: the embedder, the store, how questions are searched (mode, k, filters), how text is
+analysed for BM25 and how hybrid results are fused. One definition of text analysis and fusion that the embedded
+store (LanceDB full-text search) and OpenSearch (the index's analyzer, the search pipeline) both apply, so what is
+evaluated locally is what production searches."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ragharness.core.settings import Strict, check_filter_fields
+from ragharness.core.types import FilterValue, SearchMode
 
 LANGUAGES = (
     "arabic", "danish", "dutch", "english", "finnish", "french", "german", "greek", "hungarian", "italian",
@@ -55,3 +59,30 @@ class Fusion(BaseModel):
 
     def signature(self) -> str:
         return hashlib.sha256(json.dumps(self.model_dump(), sort_keys=True).encode()).hexdigest()[:10]
+
+
+class EmbedderConfig(Strict):
+    kind: str = "minilm"
+    batch_size: int = Field(64, gt=0)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class StoreConfig(Strict):
+    kind: str = "lancedb"
+    table: str = "chunks"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class RetrievalConfig(Strict):
+    mode: SearchMode = SearchMode.hybrid
+    k: int = Field(6, gt=0, le=100)
+    text_analysis: TextAnalysis = Field(
+        default_factory=TextAnalysis, description="BM25 tokenisation, applied alike by LanceDB and OpenSearch."
+    )
+    fusion: Fusion = Field(default_factory=Fusion, description="How hybrid fuses the BM25 and vector lists.")
+    filters: dict[str, FilterValue] = Field(default_factory=dict)
+
+    @field_validator("filters")
+    @classmethod
+    def _known_fields(cls, v: dict[str, FilterValue]) -> dict[str, FilterValue]:
+        return check_filter_fields(v)
