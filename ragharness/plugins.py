@@ -28,7 +28,7 @@ from ragharness.generation.providers.base import (
 from ragharness.guardrails.base import GroundingGuardrail, GroundingSource, Guardrail, Verdict
 from ragharness.guardrails.policy import GuardrailPolicy
 from ragharness.retrieval.embedders import Embedder
-from ragharness.retrieval.store import SearchRequest, VectorStore
+from ragharness.retrieval.store import IndexWriter, Searcher, SearchRequest, VectorStore
 from ragharness.scoring.base import PlannedScorer, Scorer, ScorerContext, ScoringInput, make_score
 from ragharness.scoring.metrics import MetricSpec, register_metric
 
@@ -49,6 +49,7 @@ __all__ = [
     "GroundingSource",
     "Guardrail",
     "GuardrailPolicy",
+    "IndexWriter",
     "MetricSpec",
     "NoOptions",
     "Passage",
@@ -63,6 +64,7 @@ __all__ = [
     "ScorerContext",
     "ScoringInput",
     "SearchRequest",
+    "Searcher",
     "Usage",
     "VectorStore",
     "Verdict",

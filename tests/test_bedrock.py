@@ -14,7 +14,7 @@ from ragharness.core.retry import RetryPolicy
 from ragharness.generation.providers.base import GenerationRequest, Provider, ProviderCallError, ProviderContext
 from ragharness.generation.providers.bedrock import BedrockProvider, converse_request
 from ragharness.generation.runner import Runner
-from ragharness.testing.provider import ProviderContract, candidate, make_request
+from ragharness.testing.provider import BatchProviderContract, ProviderContract, candidate, make_request
 
 MODEL = "us.anthropic.claude-3-5-haiku-20241022-v1:0"
 
@@ -40,7 +40,7 @@ def provider(stub_client: Any, **params: object) -> BedrockProvider:
     return BedrockProvider(cand, ProviderContext(), client=stub_client)
 
 
-class TestBedrockContract(ProviderContract):
+class TestBedrockContract(BatchProviderContract, ProviderContract):
     @pytest.fixture
     def provider(self) -> Provider:
         c = client()

@@ -13,7 +13,7 @@ from ragharness.core.retry import RetryPolicy
 from ragharness.generation.providers.base import GenerationRequest, Provider, ProviderCallError, ProviderContext
 from ragharness.generation.providers.openai_compat import OpenAIProvider, retry_after_seconds
 from ragharness.generation.runner import Runner
-from ragharness.testing.provider import ProviderContract, candidate, make_request
+from ragharness.testing.provider import BatchProviderContract, ProviderContract, candidate, make_request
 
 
 @pytest.fixture
@@ -35,7 +35,7 @@ def make(
     return OpenAIProvider(cand.model_copy(update={"params": params}), ProviderContext())
 
 
-class TestOpenAIContract(ProviderContract):
+class TestOpenAIContract(BatchProviderContract, ProviderContract):
     @pytest.fixture
     def provider(self, server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> Provider:
         return make(server, monkeypatch)

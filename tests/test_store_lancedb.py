@@ -7,10 +7,10 @@ import pytest
 
 from ragharness.retrieval.lancedb_store import LanceDBStore, where_clause
 from ragharness.retrieval.store import VectorStore
-from ragharness.testing.store import StoreContract
+from ragharness.testing.store import StoreContract, VectorSearchContract
 
 
-class TestLanceDBStore(StoreContract):
+class TestLanceDBStore(VectorSearchContract, StoreContract):
     @pytest.fixture
     def make_store(self, tmp_path: Path) -> Callable[..., VectorStore]:
         return lambda analysis=None: LanceDBStore(tmp_path / "lance", table="chunks", analysis=analysis)

@@ -28,14 +28,9 @@ from ragharness.retrieval.opensearch_store import (
 )
 from ragharness.retrieval.settings import Fusion, TextAnalysis
 from ragharness.retrieval.store import VectorStore
-from ragharness.testing.store import StoreContract, chunk, corpus, req
+from ragharness.testing.store import StoreContract, VectorSearchContract, chunk, corpus, req
 
 GOLDEN = Path(__file__).parent / "golden" / "opensearch"
-OSMEM_REASON = (
-    "osmem-server does not implement k-NN queries or search pipelines; the k-NN and hybrid request "
-    "bodies are golden-tested here and the whole suite runs on a real OpenSearch via testcontainers "
-    "(Docker) or OPENSEARCH_URL"
-)
 
 
 def golden(name: str) -> Any:
@@ -185,8 +180,9 @@ def _cleanup(store: OpenSearchStore) -> None:
 
 
 class TestOpenSearchOsmem(StoreContract):
-    supports_knn = False
-    knn_skip_reason = OSMEM_REASON
+    """The store contract without vector search: osmem-server implements no k-NN queries or search pipelines. The
+    k-NN and hybrid request bodies are golden-tested in this module, and the whole suite, vector search included,
+    runs on a real OpenSearch via testcontainers (Docker) or OPENSEARCH_URL (the two classes below)."""
 
     @pytest.fixture
     def make_store(self, osmem_url: str) -> Iterator[Callable[..., VectorStore]]:
@@ -244,7 +240,7 @@ def container_url() -> Iterator[str]:
         yield f"http://{cfg['host']}:{cfg['port']}"
 
 
-class TestOpenSearchContainer(StoreContract):
+class TestOpenSearchContainer(VectorSearchContract, StoreContract):
     @pytest.fixture
     def make_store(self, container_url: str) -> Iterator[Callable[..., VectorStore]]:
         alias = f"t-{uuid.uuid4().hex[:10]}"
@@ -259,7 +255,7 @@ class TestOpenSearchContainer(StoreContract):
             _cleanup(made[0])
 
 
-class TestOpenSearchLive(StoreContract):
+class TestOpenSearchLive(VectorSearchContract, StoreContract):
     """Opt-in: OPENSEARCH_URL (and OPENSEARCH_USER / OPENSEARCH_PASSWORD if the cluster needs them)."""
 
     @pytest.fixture

@@ -13,7 +13,7 @@ from ragharness.core.progress import NO_PROGRESS, Progress
 from ragharness.core.types import FilterValue, GoldItem, SearchMode
 from ragharness.retrieval.embedders import Embedder
 from ragharness.retrieval.metrics import retrieval_metrics
-from ragharness.retrieval.store import SearchRequest, VectorStore, merge_filters
+from ragharness.retrieval.store import Searcher, SearchRequest, merge_filters
 from ragharness.runs.summary import percentile
 
 METRICS = ("hit", "recall", "mrr", "ndcg")
@@ -55,7 +55,7 @@ class Measured(BaseModel):
 
 
 def measure(
-    store: VectorStore,
+    store: Searcher,
     scored: Sequence[GoldItem],
     vectors: Sequence[Sequence[float]],
     request: Callable[[GoldItem, Sequence[float]], SearchRequest],
@@ -91,7 +91,7 @@ def measure(
 def evaluate_retrieval(
     items: Sequence[GoldItem],
     embedder: Embedder,
-    store: VectorStore,
+    store: Searcher,
     *,
     k: int = 10,
     modes: Sequence[SearchMode] = (SearchMode.vector, SearchMode.bm25, SearchMode.hybrid),

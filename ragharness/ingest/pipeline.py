@@ -34,7 +34,7 @@ from ragharness.ingest.loaders import CorpusSource, LocalSource, Skipped, load_f
 from ragharness.ingest.s3source import ObjectEntry, ObjectIndex, S3Source
 from ragharness.ingest.settings import IngestSettings
 from ragharness.retrieval.embedders import Embedder
-from ragharness.retrieval.store import VectorStore
+from ragharness.retrieval.store import IndexWriter
 
 GROUP_CHUNKS = 1024
 _LINE = re.compile(r":\d+$")
@@ -191,7 +191,7 @@ def redact_document(doc: Document, redactor: TextRedactor) -> Document:
 
 def _embed_missing(
     chunks: list[Chunk],
-    store: VectorStore,
+    store: IndexWriter,
     embedder: Embedder,
     batch: int,
     progress: Progress,
@@ -242,7 +242,7 @@ def _changed(docs: list[Document], existing: dict[str, str], chunker: Chunker, r
 def ingest(
     cfg: IngestSettings,
     embedder: Embedder,
-    store: VectorStore,
+    store: IndexWriter,
     progress: Progress = NO_PROGRESS,
     *,
     rebuild: bool = False,
@@ -272,7 +272,7 @@ def ingest(
 def _batch_vectors(
     cfg: IngestSettings,
     embedder: Embedder,
-    store: VectorStore,
+    store: IndexWriter,
     chunker: Chunker,
     redactor: TextRedactor | None,
     to_write: list[Document],
@@ -376,7 +376,7 @@ def _keeper(
 def _ingest(
     cfg: IngestSettings,
     embedder: Embedder,
-    store: VectorStore,
+    store: IndexWriter,
     progress: Progress,
     rebuild: bool,
     redactor: TextRedactor | None,

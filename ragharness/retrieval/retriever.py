@@ -7,14 +7,14 @@ from collections.abc import Sequence
 
 from ragharness.core.types import ContextPack, FilterValue, GoldItem, Passage, SearchHit, SearchMode
 from ragharness.retrieval.embedders import Embedder
-from ragharness.retrieval.store import SearchRequest, VectorStore, merge_filters
+from ragharness.retrieval.store import Searcher, SearchRequest, merge_filters
 
 
 class Retriever:
     def __init__(
         self,
         embedder: Embedder,
-        store: VectorStore,
+        store: Searcher,
         *,
         mode: SearchMode = SearchMode.hybrid,
         k: int = 6,

@@ -63,7 +63,33 @@ class SearchRequest(Frozen):
 
 
 @runtime_checkable
-class VectorStore(Protocol):
+class Searcher(Protocol):
+    """What retrieval needs of a store: search the published index (the retriever, the retrieval evaluation)."""
+
+    @property
+    def name(self) -> str:
+        """Backend and concrete table/index version, recorded in every context pack."""
+        ...
+
+    def search(self, request: SearchRequest) -> list[SearchHit]:
+        """Search the published version (never an ingest half done)."""
+        ...
+
+    def search_many(self, requests: Sequence[SearchRequest], concurrency: int = 16) -> list[list[SearchHit]]:
+        """The same searches as `search`, for many requests at once (results in request order), as fast as the
+        backend allows: retrieval for a whole gold set goes through here."""
+        ...
+
+    def count(self) -> int:
+        """Chunks in the published index."""
+        ...
+
+
+@runtime_checkable
+class IndexWriter(Protocol):
+    """What ingest needs of a store: create and check the index, write and delete chunks incrementally, find
+    what is already stored (so unchanged text is never re-embedded), rebuild and publish."""
+
     @property
     def name(self) -> str:
         """Backend and concrete table/index version, recorded in every context pack."""
@@ -100,15 +126,6 @@ class VectorStore(Protocol):
         """Stored vectors keyed by chunk content hash, so unchanged text is never re-embedded."""
         ...
 
-    def search(self, request: SearchRequest) -> list[SearchHit]:
-        """Search the published version (never an ingest half done)."""
-        ...
-
-    def search_many(self, requests: Sequence[SearchRequest], concurrency: int = 16) -> list[list[SearchHit]]:
-        """The same searches as `search`, for many requests at once (results in request order), as fast as the
-        backend allows: retrieval for a whole gold set goes through here."""
-        ...
-
     def rebuild(self) -> None:
         """Start a full re-index into a fresh index; reads keep seeing the old one until `publish()`."""
         ...
@@ -118,7 +135,15 @@ class VectorStore(Protocol):
         backend has aliases). Called at the end of every ingest."""
         ...
 
-    def count(self) -> int: ...
+    def count(self) -> int:
+        """Chunks in the published index."""
+        ...
+
+
+@runtime_checkable
+class VectorStore(IndexWriter, Searcher, Protocol):
+    """A store backend (LanceDB, OpenSearch, a plugin's): one object that is both the ingest's writer and the
+    retriever's searcher. `StoreContract` in `ragharness.testing` checks both halves."""
 
 
 def merge_filters(*layers: dict[str, FilterValue]) -> dict[str, FilterValue]:

@@ -1,11 +1,10 @@
-"""Contract suite for the Provider seam: subclasses supply `provider` and `request` fixtures."""
+"""Contract suite for the Provider seam: subclasses supply `provider` and `request_` fixtures; a provider with a
+batch API inherits `BatchProviderContract` too."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-
-import pytest
 
 from ragharness.core.types import Candidate, Passage, PromptRef
 from ragharness.generation.batching import BatchCapable
@@ -68,13 +67,20 @@ class ProviderContract:
 
         assert len({r.text for r in asyncio.run(many())}) == 1
 
+
+class BatchProviderContract:
+    """The batch capability: a provider with a batch API (`BatchCapable`) inherits this too; one without opts out
+    by not inheriting it.
+
+        class TestMyProvider(BatchProviderContract, ProviderContract): ...
+    """
+
     def test_a_batch_record_carries_the_same_prompt_as_the_online_call(
         self, provider: Provider, request_: GenerationRequest
     ) -> None:
-        """Providers with a batch API: the record body is JSON, deterministic, and holds the system and user text
-        the online call sends, nothing else of the request (only redacted text is in a request)."""
-        if not isinstance(provider, BatchCapable):
-            pytest.skip(f"{provider.id} has no batch API")
+        """The record body is JSON, deterministic, and holds the system and user text the online call sends,
+        nothing else of the request (only redacted text is in a request)."""
+        assert isinstance(provider, BatchCapable), f"{provider.id} inherits the batch contract without a batch API"
         body = provider.batch_body(request_)
         text = json.dumps(body)
         assert json.loads(text) == body == provider.batch_body(request_)

@@ -1,5 +1,11 @@
-"""Contract suite for the VectorStore seam. Every store implementation subclasses StoreContract and provides the
-`make_store` fixture (a factory returning a fresh store over the same backing location on each call)."""
+"""Contract suite for the VectorStore seam. Every store implementation subclasses `StoreContract` (writes,
+incremental ingest, BM25 search, filters, rebuild and publish) and provides the `make_store` fixture (a factory
+returning a fresh store over the same backing location on each call). A store that also searches by vector
+(k-NN and hybrid) inherits `VectorSearchContract` too, which runs every search test in every mode:
+
+    class TestMyStore(VectorSearchContract, StoreContract): ...
+
+A backend without vector search opts out by not inheriting it (no flags, no skips)."""
 
 from __future__ import annotations
 
@@ -53,12 +59,12 @@ def req(mode: SearchMode, text: str, k: int = 3, **filters: str | list[str]) -> 
 
 
 class StoreContract:
-    supports_knn = True
-    knn_skip_reason = ""
+    modes: tuple[SearchMode, ...] = (SearchMode.bm25,)
+    """The search modes the store's search tests run in (BM25; `VectorSearchContract` adds vector and hybrid)."""
 
-    def need(self, mode: SearchMode) -> None:
-        if mode is not SearchMode.bm25 and not self.supports_knn:
-            pytest.skip(self.knn_skip_reason)
+    @pytest.fixture(params=[SearchMode.bm25], ids=str)
+    def mode(self, request: pytest.FixtureRequest) -> SearchMode:
+        return SearchMode(request.param)
 
     @pytest.fixture
     def make_store(self) -> Callable[..., VectorStore]:
@@ -79,9 +85,8 @@ class StoreContract:
 
     def test_empty_store_searches_return_nothing(self, store: VectorStore) -> None:
         assert store.count() == 0
-        for mode in SearchMode:
-            if mode is SearchMode.bm25 or self.supports_knn:
-                assert store.search(req(mode, "refund")) == []
+        for mode in self.modes:
+            assert store.search(req(mode, "refund")) == []
 
     def test_upsert_and_count(self, filled: VectorStore) -> None:
         assert filled.count() == len(TEXTS)
@@ -95,17 +100,13 @@ class StoreContract:
         assert [h.chunk.chunk_id for h in hits] == ["sync#0"]
         assert filled.vectors_for([sha256_text("Error VX-409 now means something else entirely.")])
 
-    @pytest.mark.parametrize("mode", list(SearchMode))
     def test_best_match_first_in_every_mode(self, filled: VectorStore, mode: SearchMode) -> None:
-        self.need(mode)
         hits = filled.search(req(mode, "single sign-on SAML enterprise verified domain"))
         assert hits[0].chunk.chunk_id == "sso#0"
         assert [h.rank for h in hits] == list(range(1, len(hits) + 1))
         assert len(hits) <= 3
 
-    @pytest.mark.parametrize("mode", list(SearchMode))
     def test_filters_apply_in_every_mode(self, filled: VectorStore, mode: SearchMode) -> None:
-        self.need(mode)
         hits = filled.search(req(mode, "refunded within days of purchase", k=5, region="eu"))
         assert [h.chunk.chunk_id for h in hits] == ["refunds-eu#0"]
         hits = filled.search(req(mode, "refunded within days of purchase", k=5, region=["us", "eu"]))
@@ -113,10 +114,9 @@ class StoreContract:
         assert len(hits) == 3
 
     def test_search_many_equals_one_search_at_a_time(self, filled: VectorStore) -> None:
-        modes = [m for m in SearchMode if m is SearchMode.bm25 or self.supports_knn]
         requests = [
             req(mode, text, k=3, **filters)
-            for mode in modes
+            for mode in self.modes
             for text, filters in (
                 ("refunded within days of purchase", {"region": "eu"}),
                 ("single sign-on SAML", {}),
@@ -217,3 +217,14 @@ class StoreContract:
         assert filled.count() == 1
         assert [h.chunk.doc_id for h in filled.search(req(SearchMode.bm25, "invoices"))] == ["fresh"]
         assert filled.name != before
+
+
+class VectorSearchContract:
+    """The vector-search capability: every search test of `StoreContract` runs in BM25, vector and hybrid mode.
+    Listed before `StoreContract` in the bases, so its `mode` fixture and `modes` win."""
+
+    modes: tuple[SearchMode, ...] = tuple(SearchMode)
+
+    @pytest.fixture(params=list(SearchMode), ids=str)
+    def mode(self, request: pytest.FixtureRequest) -> SearchMode:
+        return SearchMode(request.param)
