@@ -21,7 +21,7 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 from ragharness.ingest.pipeline import ingest
 from ragharness.pipeline.components import build_embedder, build_redactor, build_store
 from ragharness.pipeline.config import load_config
-from ragharness.pipeline.run import execute_run
+from ragharness.pipeline.evaluation import execute_run
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _synth import portable_copy

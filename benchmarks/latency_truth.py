@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from ragharness.generation.runner import Runner  # noqa: E402
 from ragharness.pipeline.config import load_config  # noqa: E402
-from ragharness.pipeline.run import execute_run  # noqa: E402
+from ragharness.pipeline.evaluation import execute_run  # noqa: E402
 from ragharness.runs.summary import percentile  # noqa: E402
 from ragharness.testing.model_server import ModelServer  # noqa: E402
 

@@ -73,7 +73,7 @@ def _peak_gib() -> float:
 
 def child_run(config: Path) -> None:
     from ragharness.pipeline.config import load_config
-    from ragharness.pipeline.run import execute_run
+    from ragharness.pipeline.evaluation import execute_run
 
     stages: dict[str, float] = {}
     last = {"stage": "", "t": time.perf_counter()}

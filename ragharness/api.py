@@ -53,7 +53,8 @@ def evaluate(
     the store as it is (`--no-ingest`); `cache=False` neither reads nor writes the response cache; `reuse_answers`
     answers from it (`--cache`; a new run otherwise calls every model); `resume` continues a stopped run."""
     from ragharness.core.progress import NO_PROGRESS
-    from ragharness.pipeline.run import Selection, execute_run
+    from ragharness.pipeline.evaluation import execute_run
+    from ragharness.pipeline.run import Selection
 
     selection = Selection(items=list(items), intents=list(intents), limit=limit)
     return execute_run(

@@ -149,7 +149,7 @@ def test_gates_may_name_a_per_assertion_metric(mini_project: Path) -> None:
 
 def test_assertion_texts_are_redacted_before_they_reach_run_files_and_reports(mini_project: Path) -> None:
     from ragharness.pipeline.config import load_config
-    from ragharness.pipeline.run import execute_run
+    from ragharness.pipeline.evaluation import execute_run
 
     gold = mini_project / "gold.yaml"
     gold.write_text(

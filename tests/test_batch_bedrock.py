@@ -20,7 +20,7 @@ from ragharness.batch.base import BatchRecord, JobLimits
 from ragharness.batch.bedrock import BedrockBatch, parse_output_line
 from ragharness.core.types import Generation
 from ragharness.pipeline.config import load_config
-from ragharness.pipeline.run import execute_run
+from ragharness.pipeline.evaluation import execute_run
 from ragharness.testing.batch import check_batch_backend
 
 MODEL = "amazon.nova-lite-v1:0"

@@ -19,7 +19,7 @@ from faultkit import cli
 from ragharness.batch.base import BatchRecord
 from ragharness.batch.openai import OpenAIBatch, parse_output_line
 from ragharness.pipeline.config import load_config
-from ragharness.pipeline.run import execute_run
+from ragharness.pipeline.evaluation import execute_run
 from ragharness.testing.batch import check_batch_backend
 
 

@@ -149,7 +149,7 @@ def test_the_example_with_a_candidate_and_the_judge_in_batch_mode_scores_as_onli
     from judge_kit import responder
 
     from fake_openai import FakeOpenAI
-    from ragharness.pipeline.run import execute_run
+    from ragharness.pipeline.evaluation import execute_run
 
     monkeypatch.setenv("OPENAI_KEY", "sk-test")
     base = yaml.safe_load((project / "harness.yaml").read_text())

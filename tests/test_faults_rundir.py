@@ -121,7 +121,7 @@ def test_disk_full_injected_in_process(tmp_path: Path, monkeypatch: pytest.Monke
     """Where no tmpfs can be mounted: ENOSPC injected into the report write."""
     from ragharness.core.errors import DiskFullError
     from ragharness.pipeline.config import load_config
-    from ragharness.pipeline.run import execute_run
+    from ragharness.pipeline.evaluation import execute_run
     from ragharness.reporting import report as report_module
 
     cfg = load_config(project(tmp_path, latency=1))
@@ -163,7 +163,7 @@ def test_corrupt_response_cache_is_skipped_with_a_warning(tmp_path: Path) -> Non
 def test_cache_write_failure_loses_and_repeats_no_paid_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from ragharness.generation.cache import ResponseCache
     from ragharness.pipeline.config import load_config
-    from ragharness.pipeline.run import execute_run
+    from ragharness.pipeline.evaluation import execute_run
 
     cfg_file = project(tmp_path, latency=1)
     cfg_file.write_text(cfg_file.read_text().replace("output_tokens: 10}", "output_tokens: 10, cacheable: true}", 1))

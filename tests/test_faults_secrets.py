@@ -13,7 +13,7 @@ import pytest
 from fake_openai import FakeOpenAI, Reply, serve
 from faultkit import cli, project
 from ragharness.pipeline.config import load_config
-from ragharness.pipeline.run import execute_run
+from ragharness.pipeline.evaluation import execute_run
 
 pytestmark = pytest.mark.faults
 

@@ -17,7 +17,7 @@ from ragharness.core.types import ContextPack, Finding, Passage
 from ragharness.guardrails.base import GuardrailChain, GuardrailSet, Verdict
 from ragharness.guardrails.leaks import LeakWatch
 from ragharness.pipeline.config import load_config
-from ragharness.pipeline.run import execute_run
+from ragharness.pipeline.evaluation import execute_run
 from ragharness.reporting.trends import spikes
 from ragharness.runs.rundir import RunDir
 from ragharness.runs.summary import RunSummary

@@ -25,7 +25,7 @@ from ragharness.generation.providers.base import Provider, ProviderContext
 from ragharness.generation.providers.bedrock import BedrockProvider
 from ragharness.generation.runner import RateLimits
 from ragharness.pipeline.config import HarnessConfig, load_config
-from ragharness.pipeline.run import execute_run
+from ragharness.pipeline.evaluation import execute_run
 from ragharness.runs.rundir import RunDir
 from ragharness.scoring.base import ScorerContext, ScoringInput, arun_scorer
 from ragharness.scoring.judge import JudgeScorer, parse_judge_output

@@ -18,7 +18,7 @@ import yaml
 
 from conftest import write
 from ragharness.pipeline.config import load_config
-from ragharness.pipeline.run import execute_run
+from ragharness.pipeline.evaluation import execute_run
 from ragharness.runs.summary import percentile
 from ragharness.testing.model_server import ModelServer
 

@@ -22,7 +22,7 @@ from ragharness.core.types import PromptRef
 from ragharness.generation.runner import RateLimits
 from ragharness.pipeline.config import load_config
 from ragharness.pipeline.dryrun import plan
-from ragharness.pipeline.run import execute_run
+from ragharness.pipeline.evaluation import execute_run
 
 
 class ToneOptions(pydantic.BaseModel):

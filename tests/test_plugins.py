@@ -18,7 +18,7 @@ from ragharness.cli import app
 from ragharness.core import registry
 from ragharness.core.errors import PluginError
 from ragharness.pipeline.config import load_config
-from ragharness.pipeline.run import execute_run
+from ragharness.pipeline.evaluation import execute_run
 from ragharness.testing.scorer import ScorerContract
 
 

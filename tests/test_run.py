@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from ragharness.cli import ExitCode, app
 from ragharness.pipeline.config import load_config
-from ragharness.pipeline.run import execute_run
+from ragharness.pipeline.evaluation import execute_run
 from ragharness.reporting.jinja import cite_links
 from ragharness.reporting.report import write_report
 from ragharness.runs.rundir import RunDir

@@ -15,7 +15,7 @@ from ragharness.cli import app
 from ragharness.core.errors import ConfigError
 from ragharness.pipeline.components import build_scorers
 from ragharness.pipeline.config import load_config
-from ragharness.pipeline.run import execute_run
+from ragharness.pipeline.evaluation import execute_run
 
 STRICT = {"correct_recall_min": 1.0, "correct_similarity_min": 1.0, "partial_recall_min": 1.0}
 

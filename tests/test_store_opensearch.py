@@ -284,7 +284,7 @@ def test_same_config_runs_on_opensearch_with_only_store_changed(
     mini_project: Path, osmem_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from ragharness.pipeline.config import load_config
-    from ragharness.pipeline.run import execute_run
+    from ragharness.pipeline.evaluation import execute_run
     from ragharness.runs.rundir import RunDir
 
     monkeypatch.setenv("OSMEM_URL", osmem_url)

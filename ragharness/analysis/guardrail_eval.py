@@ -58,7 +58,7 @@ class CaseResult(BaseModel):
     shown_text: str = Field(description="The text after the chain's redaction (never the raw text), cut to 600.")
 
 
-class Group(BaseModel):
+class Tally(BaseModel):
     n: int = 0
     correct: int = 0
     should_stop: int = 0
@@ -76,9 +76,9 @@ class Group(BaseModel):
 class GuardrailEvalResult(BaseModel):
     suite: str
     n: int
-    overall: Group
-    by_category: dict[str, Group]
-    by_stage: dict[str, Group]
+    overall: Tally
+    by_category: dict[str, Tally]
+    by_stage: dict[str, Tally]
     latency_p50_ms: float
     latency_p95_ms: float
     cases: list[CaseResult]
@@ -163,9 +163,9 @@ def evaluate_guardrails(
             )
         )
     progress("guardrails", len(cases), len(cases))
-    overall = Group()
-    by_cat: dict[str, Group] = defaultdict(Group)
-    by_stage: dict[str, Group] = defaultdict(Group)
+    overall = Tally()
+    by_cat: dict[str, Tally] = defaultdict(Tally)
+    by_stage: dict[str, Tally] = defaultdict(Tally)
     for r, case in zip(results, cases, strict=True):
         for g in (overall, by_cat[r.category], by_stage[r.stage]):
             g.n += 1

@@ -453,7 +453,7 @@ class JobRunner:
                     out.append((self.results_file(rnd, shard.index), shard.job_id))
         return out
 
-    def scrub(self) -> int:
+    def delete_raw_outputs(self) -> int:
         """Delete the downloaded outputs once they are recorded elsewhere (the model's raw words, before the output
         guardrails, must not stay in the run directory). Returns the files removed."""
         removed = 0

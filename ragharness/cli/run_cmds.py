@@ -91,7 +91,8 @@ def run(
 ) -> None:
     """Run the evaluation: ingest, locked retrieval, candidates, guardrails, scores, report."""
     from ragharness.pipeline.config import load_config
-    from ragharness.pipeline.run import Selection, execute_run
+    from ragharness.pipeline.evaluation import execute_run
+    from ragharness.pipeline.run import Selection
 
     cfg = load_config(config)
     if dry_run:
@@ -259,7 +260,7 @@ def score(
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Call the judge even for cached inputs.")] = False,
 ) -> None:
     """Re-score a run without regenerating any answer; new scores are stored beside the old ones."""
-    from ragharness.pipeline.config import load_config, load_judge_config, parse_options
+    from ragharness.pipeline.config import load_config, load_judge_config, parse_option_pairs
     from ragharness.pipeline.rescore import rescore
 
     cfg = load_config(config) if config else None
@@ -269,7 +270,7 @@ def score(
         config=cfg,
         judge=judge,
         judge_config=load_judge_config(judge_config) if judge_config else None,
-        judge_options=parse_options(judge_option or [], "--judge-option"),
+        judge_options=parse_option_pairs(judge_option or [], "--judge-option"),
         scorers=chosen,
         use_cache=not no_cache,
     )

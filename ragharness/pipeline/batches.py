@@ -151,11 +151,11 @@ def run_batches(
     return Batched(answers=answers, jobs=[jobs for _, jobs in chosen])
 
 
-def scrub(batched: Batched) -> None:
+def delete_raw_outputs(batched: Batched) -> None:
     """The raw model outputs downloaded for these groups, deleted: their answers are recorded (redacted by the
     output guardrails) in the run's files, and the response cache holds what a re-score needs."""
     for jobs in batched.jobs:
-        jobs.scrub()
+        jobs.delete_raw_outputs()
 
 
 class BatchPlan(BaseModel):

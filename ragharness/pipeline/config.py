@@ -192,7 +192,7 @@ def load_judge_config(path: str | Path) -> JudgeConfig:
         raise ConfigError("\n".join(format_validation_error(file, exc, prefix="judge"))) from exc
 
 
-def parse_options(pairs: list[str], where: str) -> dict[str, Any]:
+def parse_option_pairs(pairs: list[str], where: str) -> dict[str, Any]:
     """KEY=VALUE pairs (values read as YAML scalars) into provider options; credentials must be ${ENV} references."""
     out: dict[str, Any] = {}
     for pair in pairs:

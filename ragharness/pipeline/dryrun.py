@@ -20,8 +20,7 @@ from ragharness.generation.requests import requests_for
 from ragharness.goldset import load_goldset
 from ragharness.pipeline.batches import BatchPlan, plan_jobs
 from ragharness.pipeline.config import HarnessConfig
-from ragharness.pipeline.run import build_components
-from ragharness.retrieval.retriever import Retriever
+from ragharness.pipeline.evaluation import Evaluation
 from ragharness.scoring.base import PlannedScorer, ScoringInput
 
 
@@ -85,13 +84,11 @@ class DryRun(BaseModel):
 def plan(
     cfg: HarnessConfig, *, use_cache: bool = True, reuse_cache: bool = False, progress: Progress = NO_PROGRESS
 ) -> DryRun:
-    comps = build_components(cfg)
+    evaluation = Evaluation(cfg, progress=progress)  # built exactly as a run builds it: same checks, same parts
+    comps = evaluation.components
     comps.store.ensure(comps.embedder.name, comps.embedder.dimension)
     gold = redact_gold(load_goldset(cfg.resolve(cfg.goldset)), comps.guards.redact)  # as a run stores and sends it
-    retriever = Retriever(
-        comps.embedder, comps.store, mode=cfg.retrieval.mode, k=cfg.retrieval.k, filters=cfg.retrieval.filters
-    )
-    locked = lock_all(gold.items, retriever, comps.guards, progress)
+    locked = lock_all(gold.items, evaluation.retriever, comps.guards, progress)
     prices = PriceTable(cfg.prices, cfg.batch.discount)
     cache_file = cfg.call_settings().cache_file
     # a new run reads the cache only then

@@ -15,7 +15,7 @@ from ragharness.generation.models import ModelPool, ledger
 from ragharness.generation.providers.base import GenerationRequest
 from ragharness.generation.settings import CacheMode
 from ragharness.guardrails.leaks import LeakWatch
-from ragharness.pipeline.batches import Batched, run_batches, scorer_groups, scrub
+from ragharness.pipeline.batches import Batched, delete_raw_outputs, run_batches, scorer_groups
 from ragharness.pipeline.config import HarnessConfig
 from ragharness.reporting.report import PAGES_DIR, write_report
 from ragharness.retrieval.embedders import CachedEmbedder
@@ -106,7 +106,7 @@ def score_and_finalize(
         with run.writer("scores.jsonl") as out:  # streamed: a 10,000-item run never holds all its scores
             for score in scores():
                 out.write(score)
-    scrub(batched)
+    delete_raw_outputs(batched)
     kill_point("run:scored")
     watch = models.leak_watch  # the metric is 0 of N known values, never "no value", whenever it watched
     if watch is not None:

@@ -23,7 +23,7 @@ from ragharness.core.locking import exclusive
 from ragharness.core.progress import Log, room_log
 from ragharness.core.settings import resolve_env
 from ragharness.pipeline.config import HarnessConfig
-from ragharness.pipeline.run import execute_run
+from ragharness.pipeline.evaluation import execute_run
 from ragharness.reporting.jinja import cost_text
 from ragharness.runs.history import HistoryIndex
 from ragharness.runs.pins import read_pins

@@ -7,11 +7,8 @@ rate-limited per key (429 with Retry-After), and every response carries a strict
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 import logging
-import re
 import secrets
 from collections.abc import Awaitable, Callable
 from functools import lru_cache
@@ -23,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ragharness.core.errors import NotFoundError, RagharnessError
 from ragharness.serve.auth import LOCAL, Principal
+from ragharness.serve.csp import CSP
 from ragharness.serve.state import HERE, LOGIN_COOKIE, SESSION_COOKIE, ServeState
 
 log = logging.getLogger("ragharness.serve")
@@ -35,23 +33,7 @@ FAVICON = (
 )
 """The app's icon: every browser asks for /favicon.ico on its own; it must be served, never answered with a login
 page (whose fresh login cookie would make the form on screen stale)."""
-CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-)
 STATIC = {"app.js": "text/javascript", "app.css": "text/css"}
-_INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
-
-
-def hashed_csp(html: str) -> str:
-    """A CSP for a stored page (the run report) that lets exactly its own inline scripts run."""
-    hashes = " ".join(
-        f"'sha256-{base64.b64encode(hashlib.sha256(m.encode()).digest()).decode()}'"
-        for m in _INLINE_SCRIPT.findall(html)
-    )
-    return CSP.replace("script-src 'self'", f"script-src 'self' {hashes}".rstrip()).replace(
-        "form-action 'self'", "form-action 'none'"
-    )
 
 
 @lru_cache(maxsize=1)

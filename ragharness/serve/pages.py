@@ -16,7 +16,7 @@ from ragharness.reporting.report import INLINE_ITEMS, PAGES_DIR, render_report
 from ragharness.runs.pins import BaselinePin, read_pins, set_pin
 from ragharness.scoring import metrics as catalog
 from ragharness.serve import views
-from ragharness.serve.app import hashed_csp
+from ragharness.serve.csp import hashed_csp
 from ragharness.serve.reviews import labels_of
 from ragharness.serve.state import state_of as _state
 
