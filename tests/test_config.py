@@ -97,3 +97,21 @@ def test_unknown_filter_field(tmp_path: Path) -> None:
     text = MINIMAL_CONFIG.format(mode="hybrid").replace("k: 3}", "k: 3, filters: {colour: red}}")
     with pytest.raises(ConfigError, match="unknown filter field"):
         load_config(write(tmp_path / "h.yaml", text))
+
+
+def test_the_judge_is_configured_as_a_scorer_with_options_or_as_its_section_never_both(tmp_path: Path) -> None:
+    base = MINIMAL_CONFIG.format(mode="hybrid")
+    as_scorer = load_config(
+        write(tmp_path / "a.yaml", base + "scorers: [correctness, {judge: {provider: mock, mode: online}}]\n")
+    )
+    as_section = load_config(write(tmp_path / "b.yaml", base + "judge: {provider: mock, mode: online}\n"))
+    assert as_scorer.judge == as_section.judge and as_scorer.judge is not None
+    assert as_scorer.judge.provider == "mock"
+    assert as_scorer.scorer_names == ["correctness", "judge"]
+    assert as_scorer.model_dump(mode="json")["scorers"] == ["correctness", "judge"]  # stored in one form
+    with pytest.raises(ConfigError, match=r"scorers\[0\]: the judge has options here and a `judge:` section too"):
+        load_config(
+            write(tmp_path / "c.yaml", base + "judge: {provider: mock}\nscorers: [{judge: {provider: mock}}]\n")
+        )
+    with pytest.raises(ConfigError, match=r"judge\.mode"):  # its settings are checked as the section's are
+        load_config(write(tmp_path / "d.yaml", base + "scorers: [{judge: {provider: mock, mode: sometimes}}]\n"))

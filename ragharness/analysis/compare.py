@@ -216,7 +216,7 @@ def compare(
             mc.result.p_holm = p
             mc.result.significant = p < alpha
     changed = []
-    primary = catalog.primary({m for _, m in a.scores} & {m for _, m in b.scores}) or "correctness"
+    primary = catalog.lead_metric({m for _, m in a.scores} & {m for _, m in b.scores})
     for i in common:
         sa, sb = a.scores.get((i, primary)), b.scores.get((i, primary))
         ga, gb = a.generations.get(i), b.generations.get(i)

@@ -209,7 +209,7 @@ def print_summary(summary: RunSummary) -> None:
     intents = sorted(
         {*summary.retrieval_by_intent, *(i for c in summary.candidates for i in c.by_intent)}
     )  # per-intent correctness exists without a retrieval scorer too
-    primary = catalog.primary({m for c in summary.candidates for m in c.metrics}) or "correctness"
+    primary = catalog.lead_metric({m for c in summary.candidates for m in c.metrics})
     it = Table(title=f"{primary} per intent (retrieval hit rate)")
     it.add_column("intent", no_wrap=True)
     for c in summary.candidates:

@@ -53,7 +53,9 @@ class HarnessConfig(Located):
     candidates: list[CandidateConfig] = Field(min_length=1)
     guardrails: GuardrailsConfig = GuardrailsConfig()
     judge: JudgeConfig | None = Field(
-        None, description="Enables the `judge` scorer (listing it under `scorers:` too is allowed, never needed)."
+        None,
+        description="Enables the `judge` scorer (listing it under `scorers:` too is allowed, never needed). The same "
+        "settings may instead be given as the judge scorer's options: `scorers: [..., {judge: {provider: ...}}]`.",
     )
     scoring: dict[str, float] = Field(
         default_factory=dict, description="Overrides of offline scorer thresholds (see calibration.yaml)."
@@ -72,6 +74,26 @@ class HarnessConfig(Located):
     budget_usd: float | None = Field(None, gt=0, description="Stop cleanly (resumable) before spending more.")
     nightly: NightlyConfig = NightlyConfig()
     batch: BatchConfig = BatchConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _judge_as_a_scorer(cls, data: Any) -> Any:
+        """`scorers: [{judge: {provider, prompt, mode, ...}}]` configures the judge like any scorer with options: the
+        same settings as a `judge:` section (which it becomes, so a stored config has one form). Both at once is
+        an error: the judge is configured in one place."""
+        if not isinstance(data, dict) or not isinstance(data.get("scorers"), list):
+            return data
+        scorers = list(data["scorers"])
+        for i, entry in enumerate(scorers):
+            if isinstance(entry, dict) and set(entry) == {"judge"} and entry["judge"]:
+                if data.get("judge") is not None:
+                    raise ValueError(
+                        f"scorers[{i}]: the judge has options here and a `judge:` section too; configure it in one "
+                        "place (either form takes the same settings)"
+                    )
+                data = {**data, "judge": entry["judge"]}
+                scorers[i] = "judge"
+        return {**data, "scorers": scorers}
 
     @model_validator(mode="after")
     def _unique_candidates(self) -> HarnessConfig:

@@ -95,8 +95,8 @@ def _context(run: RunDir, calibration: Calibration | None = None) -> dict[str, A
         "main_metrics": headline_metrics(present),
         "calibration": calibration,
         "retrieval_metrics": catalog.ordered(summary.retrieval) or catalog.names(level="item"),
-        "primary": catalog.primary(present) or "correctness",
-        "primary_short": catalog.spec(catalog.primary(present) or "correctness").short,
+        "primary": catalog.lead_metric(present),
+        "primary_short": catalog.spec(catalog.lead_metric(present)).short,
         "intents": sorted({*summary.retrieval_by_intent, *(i for c in summary.candidates for i in c.by_intent)}),
         "anchors": {item.id: "i-" + re.sub(r"[^A-Za-z0-9_-]", "_", item.id) for item in gold.items},
     }

@@ -109,6 +109,12 @@ def primary(present: Iterable[str]) -> str | None:
     return next((s.name for s in _CATALOG.values() if s.primary and s.name in have), None)
 
 
+def lead_metric(present: Iterable[str]) -> str:
+    """`primary(present)`, or the catalog's first primary metric (offline correctness) when the run has none: the
+    figure a report, table or comparison leads with."""
+    return primary(present) or next(s.name for s in _CATALOG.values() if s.primary)
+
+
 def catalog() -> list[MetricSpec]:
     return list(_CATALOG.values())
 
