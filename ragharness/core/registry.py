@@ -3,8 +3,8 @@
 A plugin package exposes an entry point in the group `ragharness.plugins` whose object is a callable taking
 no arguments; it calls `PROVIDERS.register(...)` (or another registry) for what it adds. The built-ins are
 registered by ragharness's own entry point (`ragharness.pipeline.builtins:register`), loaded first. Factories
-import their heavy dependencies lazily, so listing or validating never loads torch or boto3. `ragharness.plugins`
-re-exports what a plugin needs.
+import their heavy dependencies lazily, so listing or validating never loads ONNX Runtime or boto3.
+`ragharness.plugins` re-exports what a plugin needs.
 """
 
 from __future__ import annotations

