@@ -113,5 +113,5 @@ def test_the_judge_is_configured_as_a_scorer_with_options_or_as_its_section_neve
         load_config(
             write(tmp_path / "c.yaml", base + "judge: {provider: mock}\nscorers: [{judge: {provider: mock}}]\n")
         )
-    with pytest.raises(ConfigError, match=r"judge\.mode"):  # its settings are checked as the section's are
+    with pytest.raises(ConfigError, match=r"scorers\[0\] \(judge\): mode: Input should be 'online', 'batch' or 'auto'"):
         load_config(write(tmp_path / "d.yaml", base + "scorers: [{judge: {provider: mock, mode: sometimes}}]\n"))

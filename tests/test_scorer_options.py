@@ -74,7 +74,6 @@ def test_a_scorers_options_change_its_verdicts_alone_and_survive_a_rescore(mini_
             "[citation, {groundedness: {lexcal_min: 0.3}}]",
             "scorers[1] (groundedness): options.lexcal_min: unknown option; groundedness accepts options: lexical_min,",
         ),
-        ("[{judge: {model: x}}]", "scorers[0] (judge): options.model: unknown option"),
     ],
 )
 def test_bad_scorer_options_are_errors_naming_the_entry_and_what_it_accepts(
@@ -84,6 +83,16 @@ def test_bad_scorer_options_are_errors_naming_the_entry_and_what_it_accepts(
     with pytest.raises(ConfigError) as err:
         build_scorers(cfg, None)
     assert expected in str(err.value) and str(mini_project / "harness.yaml") in str(err.value), str(err.value)
+
+
+def test_the_judges_options_under_scorers_are_its_settings_checked_when_the_config_loads(mini_project: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(_config(mini_project, "[{judge: {model: x}}]"))
+    message = str(err.value)
+    assert str(mini_project / "harness.yaml") in message
+    assert (
+        "scorers[0] (judge): provider: Field required; model: unknown key; the judge takes provider, prompt" in message
+    )
 
 
 def test_a_scorer_listed_twice_or_options_that_are_no_mapping_are_config_errors(mini_project: Path) -> None:

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from serve_kit import XSS, A, B, client, make_store, state_for
+from serve_kit import XSS, A, B, N, client, make_store, state_for
 from typer.testing import CliRunner
 
 from ragharness.analysis.labels import HumanLabel, calibrate
@@ -295,7 +295,21 @@ def test_votes_randomise_positions_and_give_a_win_rate_with_ci(store: LocalRunSt
         )
         assert nxt.status_code == 303
     votes = [json.loads(x) for x in (store.root / "run-b" / "votes.jsonl").read_text().splitlines()]
-    assert len(votes) == 6 and {v["left"] for v in votes} == {"a", "b"}, "positions are randomised"
+    assert len(votes) == 6
+    # positions are randomised per (pair, item, reviewer): over this reviewer's 6 votes and three more reviewers'
+    # pages of every item both sides appear (all one side by chance: about 2 in 2^32), A shown on the left when
+    # the left answer is A's ("Answer k.")
+    sides = {v["left"] for v in votes}
+    for _ in range(3):
+        other_key, _ = create_key(store, "reviewer")
+        state.keys.reload()
+        other = client(state, other_key)
+        for k in range(1, N):
+            shown = other.get("/vote/item", params={"a": "run-b", "ca": A, "b": "run-b", "cb": B, "item": f"q{k:03d}"})
+            left = re.search(r'id="left"><div class="meta">Left</div><div class="text">(.*?)</div>', shown.text, re.S)
+            assert left is not None, shown.text[:500]
+            sides.add("a" if f"Answer {k}." in left.group(1) else "b")
+    assert sides == {"a", "b"}, "positions are randomised"
     for v in votes:  # "right is better" means the candidate shown on the right
         assert v["choice"] == ("b" if v["left"] == "a" else "a") and v["reviewer"] == rec.id
     human = c.get("/api/votes", params={"a": "run-b", "ca": A, "cb": B}).json()

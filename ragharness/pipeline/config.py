@@ -91,6 +91,17 @@ class HarnessConfig(Located):
                         f"scorers[{i}]: the judge has options here and a `judge:` section too; configure it in one "
                         "place (either form takes the same settings)"
                     )
+                try:
+                    JudgeConfig.model_validate(entry["judge"])
+                except ValidationError as exc:
+                    problems = "; ".join(
+                        f"{'.'.join(str(x) for x in e['loc']) or 'options'}: "
+                        + ("unknown key" if e["type"] == "extra_forbidden" else e["msg"])
+                        for e in exc.errors()
+                    )
+                    raise ValueError(
+                        f"scorers[{i}] (judge): {problems}; the judge takes {', '.join(JudgeConfig.model_fields)}"
+                    ) from None
                 data = {**data, "judge": entry["judge"]}
                 scorers[i] = "judge"
         return {**data, "scorers": scorers}
