@@ -3,8 +3,9 @@
 The BERT encoder (embeddings, 6 transformer layers, mean pooling over the attention mask, L2 normalisation) is
 written as an ONNX graph straight from the model folder's `model.safetensors` and `config.json`, in memory, when
 the embedder first embeds: no export step, nothing downloaded, no file written. ONNX Runtime's own transformer
-optimizer then fuses what it recognises (LayerNorm + residual, bias + GELU). fp32 throughout: the vectors equal
-sentence-transformers' within 1e-6 (tests/test_embedders.py checks 1e-5 against the real model in the dev tier).
+optimizer then fuses what it recognises (attention, LayerNorm + residual, bias + GELU). fp32 throughout: the
+vectors equal sentence-transformers' within 1e-6 (tests/test_embedders.py checks 1e-5 against the real model in
+the dev tier).
 """
 
 from __future__ import annotations
@@ -86,11 +87,20 @@ def bert_graph(weights: Mapping[str, np.ndarray], config: Mapping[str, Any]) -> 
     x = g.op("Add", [g.op("Add", [words, where]), g.const("type_emb", w("embeddings.token_type_embeddings.weight")[0])])
     x = layer_norm(x, "embeddings.LayerNorm")
     m = g.op("Cast", [mask], to=TensorProto.FLOAT)
-    masked = g.op("Mul", [g.op("Sub", [scalar("f1", 1.0), m]), scalar("fmin", float(np.finfo(np.float32).min))])
-    bias = g.op("Unsqueeze", [masked, g.const("axes12", np.array([1, 2], np.int64))])  # batch x 1 x 1 x tokens
+    # batch x 1 x 1 x tokens, written as BERT exports it (Unsqueeze, Unsqueeze, Cast, Sub, Mul) so that ONNX
+    # Runtime's optimizer recognises the attention block
+    wide = g.op(
+        "Unsqueeze",
+        [
+            g.op("Unsqueeze", [mask, g.const("axis1_", np.array([1], np.int64))]),
+            g.const("axis2_", np.array([2], np.int64)),
+        ],
+    )
+    inverted = g.op("Sub", [scalar("f1", 1.0), g.op("Cast", [wide], to=TensorProto.FLOAT)])
+    bias = g.op("Mul", [inverted, scalar("fmin", float(np.finfo(np.float32).min))])
     split = g.const("split_heads", np.array([0, 0, heads, head], np.int64))
     merge = g.const("merge_heads", np.array([0, 0, hidden], np.int64))
-    scale = scalar("scale", 1.0 / float(np.sqrt(head)))
+    root_head = scalar("root_head", float(np.sqrt(head)))
     half, one, root2 = scalar("half", 0.5), scalar("one", 1.0), scalar("root2", float(np.sqrt(2.0)))
     for i in range(layers):
         p = f"encoder.layer.{i}."
@@ -103,7 +113,7 @@ def bert_graph(weights: Mapping[str, np.ndarray], config: Mapping[str, Any]) -> 
             heads_of(x, "key", [0, 2, 3, 1]),
             heads_of(x, "value", [0, 2, 1, 3]),
         )
-        scores = g.op("Add", [g.op("Mul", [g.op("MatMul", [q, k]), scale]), bias])
+        scores = g.op("Add", [g.op("Div", [g.op("MatMul", [q, k]), root_head]), bias])
         attended = g.op("MatMul", [g.op("Softmax", [scores], axis=-1), v])
         merged = g.op("Reshape", [g.op("Transpose", [attended], perm=[0, 2, 1, 3]), merge])
         x = layer_norm(g.op("Add", [linear(merged, f"{p}attention.output.dense"), x]), f"{p}attention.output.LayerNorm")
